@@ -1,0 +1,80 @@
+# libhammer — build, install, demo, test, bench.
+#   make            build build/lib/libhammer.so (release, static Swift runtime, exports hammer_* only)
+#   make demo       build and run the C example (a throwaway redis-server on loopback unless HAMMER_URL is set)
+#   make test       every test: Swift unit tests, then C and Python tests against real redis-server processes
+#   make install    PREFIX=/usr/local (lib, include, pkgconfig)
+#   make bench      benchmarks (see BENCHMARKS.md)
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGDIR     ?= $(LIBDIR)/pkgconfig
+VERSION    := $(shell sed -n 's/^\#define HAMMER_VERSION_STRING "\(.*\)"/\1/p' include/hammer.h)
+SONAME     := libhammer.so.0
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+WARN       := -Wall -Wextra -Werror -std=c11
+PYTHON     ?= python3
+SWIFT      ?= swift
+SWIFT_RELEASE := $(SWIFT) build -c release --product hammer -Xswiftc -static-stdlib \
+                 -Xlinker --version-script=$(CURDIR)/hammer.map -Xlinker -soname=$(SONAME)
+
+B := build
+LIB := $(B)/lib/libhammer.so.$(VERSION)
+SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') Package.swift include/hammer.h hammer.map
+
+.PHONY: all lib demo test unit-test c-tests py-test install uninstall bench clean
+all: lib
+
+lib: $(LIB)
+$(LIB): $(SOURCES)
+	$(SWIFT_RELEASE)
+	mkdir -p $(B)/lib $(B)/include $(B)/lib/pkgconfig
+	cp .build/release/libhammer.so $(LIB)
+	ln -sf libhammer.so.$(VERSION) $(B)/lib/$(SONAME)
+	ln -sf $(SONAME) $(B)/lib/libhammer.so
+	cp include/hammer.h $(B)/include/hammer.h
+	sed -e 's|@PREFIX@|$(CURDIR)/$(B)|' -e 's|@LIBDIR@|$(CURDIR)/$(B)/lib|' \
+	    -e 's|@INCLUDEDIR@|$(CURDIR)/$(B)/include|' -e 's|@VERSION@|$(VERSION)|' \
+	    pkgconfig/hammer.pc.in > $(B)/lib/pkgconfig/hammer.pc
+
+$(B)/bin/%: bindings/c/%.c include/hammer.h $(LIB)
+	mkdir -p $(B)/bin
+	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(B)/lib -lhammer -Wl,-rpath,$(CURDIR)/$(B)/lib -lpthread
+
+$(B)/tests/%: tests/c/%.c tests/c/testutil.h include/hammer.h $(LIB)
+	mkdir -p $(B)/tests
+	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(B)/lib -lhammer -Wl,-rpath,$(CURDIR)/$(B)/lib -lpthread
+
+C_EXAMPLES := $(patsubst bindings/c/%.c,$(B)/bin/%,$(wildcard bindings/c/*.c))
+C_TESTS := $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/*.c))
+
+demo: $(C_EXAMPLES)
+	$(PYTHON) tests/run_with_redis.py $(B)/bin/example
+
+unit-test:
+	$(SWIFT) test
+
+c-tests: $(C_TESTS) $(C_EXAMPLES)
+
+py-test: lib c-tests
+	$(PYTHON) -m pytest -q tests
+
+test: unit-test py-test
+
+install: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGDIR)
+	install -m 755 $(LIB) $(DESTDIR)$(LIBDIR)/libhammer.so.$(VERSION)
+	ln -sf libhammer.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libhammer.so
+	install -m 644 include/hammer.h $(DESTDIR)$(INCLUDEDIR)/hammer.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' pkgconfig/hammer.pc.in > $(DESTDIR)$(PKGDIR)/hammer.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libhammer.so* $(DESTDIR)$(INCLUDEDIR)/hammer.h $(DESTDIR)$(PKGDIR)/hammer.pc
+
+bench: lib
+	$(PYTHON) benchmarks/run.py
+
+clean:
+	rm -rf $(B) .build

@@ -1,0 +1,173 @@
+// One hiredis connection and its reusable argument buffers. Used by one thread at a time (the pool sees to it).
+import CHiredis
+import Glibc
+import HammerCore
+
+/// Arguments of one command, packed in one byte buffer; reused call after call so the hot path does not allocate.
+struct Args {
+    var bytes: [UInt8] = []
+    var ends: [Int] = []
+
+    init() {
+        bytes.reserveCapacity(1024)
+        ends.reserveCapacity(16)
+    }
+
+    mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+    }
+    mutating func add(_ s: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+        ends.append(bytes.count)
+    }
+    mutating func add(_ b: [UInt8]) { bytes.append(contentsOf: b); ends.append(bytes.count) }
+    mutating func add(_ v: Int64) { Decimal.append(v, to: &bytes); ends.append(bytes.count) }
+    /// Opens an argument built in pieces: append to `bytes`, then call `end()`.
+    mutating func end() { ends.append(bytes.count) }
+    var count: Int { ends.count }
+
+    /// The argument `i`'s bytes.
+    func arg(_ i: Int) -> ArraySlice<UInt8> { bytes[(i == 0 ? 0 : ends[i - 1])..<ends[i]] }
+}
+
+final class Connection {
+    var ctx: UnsafeMutablePointer<redisContext>?
+    var args = Args()
+    // argv/argvlen for hiredis, rebuilt per command from `args` (kept apart from it: no overlapping access).
+    private var ptrs: [UnsafePointer<CChar>?] = []
+    private var lens: [Int] = []
+
+    deinit { close() }
+
+    func close() {
+        if let c = ctx { redisFree(c) }
+        ctx = nil
+    }
+
+    var isBroken: Bool { ctx.map { $0.pointee.err != 0 } ?? true }
+
+    static func timeval(ms: Int64) -> Glibc.timeval {
+        Glibc.timeval(tv_sec: Int(ms / 1000), tv_usec: Int((ms % 1000) * 1000))
+    }
+
+    /// Connects, authenticates and selects the database. On failure the context is freed.
+    func connect(_ config: Config) -> Failure? {
+        close()
+        let ctv = Connection.timeval(ms: config.connectTimeoutMs)
+        let c: UnsafeMutablePointer<redisContext>?
+        switch config.endpoint {
+        case let .tcp(host, port): c = redisConnectWithTimeout(host, port, ctv)
+        case let .unix(path): c = redisConnectUnixWithTimeout(path, ctv)
+        }
+        guard let c else { return Failure(.nomem, "cannot allocate a Redis connection") }
+        ctx = c
+        if c.pointee.err != 0 {
+            let f = contextFailure(connecting: true, config)
+            close()
+            return f
+        }
+        if case .tcp = config.endpoint { _ = redisEnableKeepAlive(c) }
+        _ = redisSetTimeout(c, Connection.timeval(ms: config.timeoutMs))
+        if let password = config.password {
+            args.reset()
+            args.add("AUTH")
+            if let user = config.user { args.add(Array(user.utf8)) }
+            args.add(Array(password.utf8))
+            if let f = expectOK(config, what: "AUTH") { close(); return f }
+        }
+        if config.db != 0 {
+            args.reset()
+            args.add("SELECT")
+            args.add(config.db)
+            if let f = expectOK(config, what: "SELECT \(config.db)") { close(); return f }
+        }
+        return nil
+    }
+
+    private func expectOK(_ config: Config, what: String) -> Failure? {
+        switch run() {
+        case let .failure(f): return f
+        case let .success(r):
+            defer { freeReplyObject(r) }
+            if r.pointee.type == REDIS_REPLY_ERROR {
+                // Never echo the command: AUTH carries the password.
+                return Failure(.redis, "\(what) on \(config.redacted) failed: \(Connection.text(r))")
+            }
+            return nil
+        }
+    }
+
+    /// Sends `args` and waits for the reply. The caller frees the reply with freeReplyObject.
+    func run() -> Result<UnsafeMutablePointer<redisReply>, Failure> {
+        guard let c = ctx else { return .failure(Failure(.connect, "not connected")) }
+        let n = args.count
+        ptrs.removeAll(keepingCapacity: true)
+        lens.removeAll(keepingCapacity: true)
+        let ends = args.ends
+        let raw: UnsafeMutableRawPointer? = args.bytes.withUnsafeBufferPointer { base in
+            let start = UnsafeRawPointer(base.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+            var from = 0
+            for i in 0..<n {
+                ptrs.append((start + from).assumingMemoryBound(to: CChar.self))
+                lens.append(ends[i] - from)
+                from = ends[i]
+            }
+            return ptrs.withUnsafeMutableBufferPointer { p in
+                lens.withUnsafeBufferPointer { l in
+                    redisCommandArgv(c, Int32(n), p.baseAddress, l.baseAddress)
+                }
+            }
+        }
+        guard let raw else { return .failure(contextFailure(connecting: false, nil)) }
+        return .success(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Runs a script by EVALSHA; on NOSCRIPT (a flushed or restarted server) sends it once by EVAL, which loads it.
+    /// `fill` appends numkeys, keys and arguments after the first two arguments.
+    func eval(_ script: Script, _ fill: (inout Args) -> Void) -> Result<UnsafeMutablePointer<redisReply>, Failure> {
+        args.reset()
+        args.add("EVALSHA")
+        args.add(script.sha)
+        fill(&args)
+        let first = run()
+        guard case let .success(r) = first, r.pointee.type == REDIS_REPLY_ERROR,
+              Connection.text(r).hasPrefix("NOSCRIPT") else { return first }
+        freeReplyObject(r)
+        args.reset()
+        args.add("EVAL")
+        args.add(script.source)
+        fill(&args)
+        return run()
+    }
+
+    static func text(_ r: UnsafeMutablePointer<redisReply>) -> String {
+        guard let s = r.pointee.str else { return "" }
+        let n = min(r.pointee.len, 300)
+        return String(decoding: UnsafeRawBufferPointer(start: s, count: n), as: UTF8.self)
+    }
+
+    static func bytes(_ r: UnsafeMutablePointer<redisReply>) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: r.pointee.str, count: r.pointee.str == nil ? 0 : r.pointee.len)
+    }
+
+    /// Turns the context's error into a status: timeouts apart from other transport failures.
+    func contextFailure(connecting: Bool, _ config: Config?) -> Failure {
+        guard let c = ctx else { return Failure(.connect, "not connected") }
+        let err = c.pointee.err
+        let text = withUnsafeBytes(of: c.pointee.errstr) { raw -> String in
+            let len = raw.firstIndex(of: 0) ?? raw.count
+            return String(decoding: raw[..<len], as: UTF8.self)
+        }
+        let where_ = config.map { " to \($0.redacted)" } ?? ""
+        let lower = text.lowercased()
+        if err == REDIS_ERR_OOM { return Failure(.nomem, "hiredis is out of memory") }
+        if err == REDIS_ERR_PROTOCOL { return Failure(.protocol, "Redis protocol error: \(text)") }
+        if lower.contains("timed out") || lower.contains("temporarily unavailable") || lower.contains("timeout") {
+            return Failure(.timeout, connecting ? "connect\(where_) timed out" : "Redis command timed out (\(text))")
+        }
+        if connecting { return Failure(.connect, "cannot connect\(where_): \(text)") }
+        if err == REDIS_ERR_EOF { return Failure(.connect, "Redis closed the connection") }
+        return Failure(.connect, "connection to Redis lost: \(text)")
+    }
+}

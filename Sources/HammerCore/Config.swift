@@ -1,0 +1,275 @@
+// The configuration string: a Redis URL with hammer's options in its query.
+//   redis://[[user]:password@]host[:port][/db][?opt=val&...]
+//   unix:///path/to/redis.sock[?db=N&opt=val...]
+
+public enum Endpoint: Equatable, Sendable {
+    case tcp(host: String, port: Int32)
+    case unix(path: String)
+}
+
+public enum ClockSource: Equatable, Sendable {
+    case local   // the library's clock (CLOCK_REALTIME)
+    case redis   // Redis's TIME, read inside each script
+}
+
+public enum ErrorPolicy: Equatable, Sendable {
+    case error, allow, deny
+}
+
+public struct Config: Equatable, Sendable {
+    public var endpoint: Endpoint = .tcp(host: "127.0.0.1", port: 6379)
+    public var user: String? = nil
+    public var password: String? = nil
+    public var db: Int64 = 0
+    public var expiryMs: Int64 = 0
+    public var prefix: [UInt8] = Array("Hammer:Redis:".utf8)
+    public var connectTimeoutMs: Int64 = 1000
+    public var timeoutMs: Int64 = 1000
+    public var poolSize: Int = 8
+    public var clock: ClockSource = .local
+    public var onError: ErrorPolicy = .error
+    public var localFallback: Bool = false
+
+    public init() {}
+
+    public static let maxExpiryMs: Int64 = 3_153_600_000_000      // 100 years
+    public static let maxTimeoutMs: Int64 = 3_600_000              // 1 hour
+    public static let maxPoolSize: Int64 = 1024
+    public static let maxPrefixBytes = 1024
+
+    /// A description safe to print: never the password.
+    public var redacted: String {
+        switch endpoint {
+        case let .tcp(host, port):
+            let h = host.contains(":") ? "[\(host)]" : host
+            return "\(h):\(port)"
+        case let .unix(path):
+            return "unix:\(path)"
+        }
+    }
+
+    public static func parse(_ text: String) -> Result<Config, Failure> {
+        parse(Array(text.utf8))
+    }
+
+    /// Parses the URL bytes. Messages name the part at fault and never echo a password.
+    public static func parse(_ url: [UInt8]) -> Result<Config, Failure> {
+        func bad(_ m: String) -> Result<Config, Failure> { .failure(Failure(.invalid, "config: " + m)) }
+        var c = Config()
+        let schemeEnd = find(url, Array("://".utf8), from: 0)
+        guard let se = schemeEnd else {
+            return bad("expected a URL starting with redis:// or unix://")
+        }
+        let scheme = String(decoding: url[0..<se], as: UTF8.self).lowercased()
+        var rest = Array(url[(se + 3)...])
+        if rest.contains(35) { return bad("a '#' fragment is not allowed") }
+        var query: [UInt8] = []
+        if let q = rest.firstIndex(of: 63) {
+            query = Array(rest[(q + 1)...])
+            rest = Array(rest[..<q])
+        }
+        var dbGiven = false
+        switch scheme {
+        case "redis":
+            var hostport = rest
+            var pathPart: [UInt8] = []
+            if let slash = rest.firstIndex(of: 47) {
+                hostport = Array(rest[..<slash])
+                pathPart = Array(rest[(slash + 1)...])
+            }
+            if let at = hostport.lastIndex(of: 64) {
+                let userinfo = Array(hostport[..<at])
+                hostport = Array(hostport[(at + 1)...])
+                if let colon = userinfo.firstIndex(of: 58) {
+                    let u = Array(userinfo[..<colon])
+                    let p = Array(userinfo[(colon + 1)...])
+                    guard let ud = percentDecode(u) else { return bad("bad percent-encoding in the user name") }
+                    guard let pd = percentDecode(p) else { return bad("bad percent-encoding in the password") }
+                    c.user = ud.isEmpty ? nil : ud
+                    c.password = pd
+                } else {
+                    // "redis://secret@host": a lone userinfo is the password, as in redis-cli and most clients.
+                    guard let pd = percentDecode(userinfo) else { return bad("bad percent-encoding in the password") }
+                    c.password = pd
+                }
+                if c.password?.utf8.contains(0) == true || c.user?.utf8.contains(0) == true {
+                    return bad("user and password may not contain NUL")
+                }
+            }
+            var host: String
+            var portText: [UInt8]? = nil
+            if hostport.first == 91 {  // '[' IPv6 literal
+                guard let close = hostport.firstIndex(of: 93) else { return bad("IPv6 host has no closing ']'") }
+                host = String(decoding: hostport[1..<close], as: UTF8.self)
+                let after = hostport[(close + 1)...]
+                if !after.isEmpty {
+                    guard after.first == 58 else { return bad("unexpected text after the IPv6 host") }
+                    portText = Array(after.dropFirst())
+                }
+                if host.isEmpty || !host.utf8.allSatisfy({ isHex($0) || $0 == 58 || $0 == 46 }) {
+                    return bad("bad IPv6 host")
+                }
+            } else {
+                if let colon = hostport.firstIndex(of: 58) {
+                    host = String(decoding: hostport[..<colon], as: UTF8.self)
+                    portText = Array(hostport[(colon + 1)...])
+                } else {
+                    host = String(decoding: hostport, as: UTF8.self)
+                }
+                if host.isEmpty { host = "127.0.0.1" }
+                if !host.utf8.allSatisfy({ isAlnum($0) || $0 == 45 || $0 == 46 || $0 == 95 }) {
+                    return bad("bad host name")
+                }
+            }
+            var port: Int64 = 6379
+            if let pt = portText {
+                guard let p = Decimal.parse(pt), p >= 1, p <= 65535, pt.first != 45 else {
+                    return bad("port must be a number from 1 to 65535")
+                }
+                port = p
+            }
+            c.endpoint = .tcp(host: host, port: Int32(port))
+            if !pathPart.isEmpty {
+                guard let d = Decimal.parse(pathPart), d >= 0, d <= 1_000_000, pathPart.first != 45 else {
+                    return bad("the path must be a database number (/0, /1, ...)")
+                }
+                c.db = d
+                dbGiven = true
+            }
+        case "unix":
+            guard let path = percentDecode(rest), path.hasPrefix("/"), path.utf8.count > 1 else {
+                return bad("unix:// needs an absolute socket path, as unix:///path/to/redis.sock")
+            }
+            if path.utf8.contains(0) { return bad("socket path may not contain NUL") }
+            if path.utf8.count > 107 { return bad("socket path is longer than 107 bytes") }
+            c.endpoint = .unix(path: path)
+        default:
+            return bad("unknown scheme '\(scheme.prefix(16))'; use redis:// or unix://")
+        }
+
+        var seen: Set<String> = []
+        var expiryGiven = false
+        for pair in query.split(separator: 38, omittingEmptySubsequences: true) {
+            let p = Array(pair)
+            guard let eq = p.firstIndex(of: 61) else {
+                return bad("option '\(clip(p))' has no value (use name=value)")
+            }
+            let name = String(decoding: p[..<eq], as: UTF8.self)
+            guard let value = percentDecode(Array(p[(eq + 1)...])) else {
+                return bad("bad percent-encoding in option \(clip(Array(name.utf8)))")
+            }
+            if seen.contains(name) { return bad("option \(name) is given twice") }
+            seen.insert(name)
+            func number(_ lo: Int64, _ hi: Int64) -> Int64? {
+                guard let v = Decimal.parse(value), v >= lo, v <= hi else { return nil }
+                return v
+            }
+            switch name {
+            case "expiry_ms":
+                guard let v = number(1, maxExpiryMs) else {
+                    return bad("expiry_ms must be a whole number of milliseconds from 1 to \(maxExpiryMs)")
+                }
+                c.expiryMs = v
+                expiryGiven = true
+            case "prefix":
+                let b = Array(value.utf8)
+                if b.count > maxPrefixBytes { return bad("prefix is longer than \(maxPrefixBytes) bytes") }
+                c.prefix = b
+            case "connect_timeout_ms":
+                guard let v = number(1, maxTimeoutMs) else {
+                    return bad("connect_timeout_ms must be from 1 to \(maxTimeoutMs)")
+                }
+                c.connectTimeoutMs = v
+            case "timeout_ms":
+                guard let v = number(1, maxTimeoutMs) else { return bad("timeout_ms must be from 1 to \(maxTimeoutMs)") }
+                c.timeoutMs = v
+            case "pool_size":
+                guard let v = number(1, maxPoolSize) else { return bad("pool_size must be from 1 to \(maxPoolSize)") }
+                c.poolSize = Int(v)
+            case "db":
+                guard let v = number(0, 1_000_000) else { return bad("db must be a database number") }
+                if dbGiven && v != c.db { return bad("db is given both in the path and as an option") }
+                c.db = v
+            case "password":
+                c.password = value
+            case "user", "username":
+                c.user = value.isEmpty ? nil : value
+            case "clock":
+                switch value {
+                case "local": c.clock = .local
+                case "redis": c.clock = .redis
+                default: return bad("clock must be local or redis")
+                }
+            case "on_error":
+                switch value {
+                case "error": c.onError = .error
+                case "allow": c.onError = .allow
+                case "deny": c.onError = .deny
+                default: return bad("on_error must be error, allow or deny")
+                }
+            case "fallback":
+                switch value {
+                case "none": c.localFallback = false
+                case "local": c.localFallback = true
+                default: return bad("fallback must be none or local")
+                }
+            default:
+                return bad("unknown option '\(clip(Array(name.utf8)))'")
+            }
+        }
+        if !expiryGiven {
+            return bad("expiry_ms is mandatory (e.g. ?expiry_ms=7200000), as in Hammer's Redis backend")
+        }
+        return .success(c)
+    }
+
+    static func clip(_ b: [UInt8]) -> String {
+        let s = String(decoding: b.prefix(40), as: UTF8.self)
+        return b.count > 40 ? s + "..." : s
+    }
+
+    static func isHex(_ c: UInt8) -> Bool {
+        (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102)
+    }
+
+    static func isAlnum(_ c: UInt8) -> Bool {
+        (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
+    }
+
+    static func find(_ hay: [UInt8], _ needle: [UInt8], from: Int) -> Int? {
+        guard hay.count >= needle.count else { return nil }
+        var i = from
+        while i + needle.count <= hay.count {
+            if hay[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Decodes %XX escapes; nil on a malformed escape or bytes that are not UTF-8.
+    public static func percentDecode(_ b: [UInt8]) -> String? {
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        var i = 0
+        while i < b.count {
+            if b[i] == 37 {
+                guard i + 2 < b.count, let h = hexValue(b[i + 1]), let l = hexValue(b[i + 2]) else { return nil }
+                out.append(h << 4 | l)
+                i += 3
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: return c - 48
+        case 65...70: return c - 55
+        case 97...102: return c - 87
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,58 @@
+// Redis key layout, seed-compatible:
+//   <prefix><id>:<bucket>   a fixed-window bucket: hash {count, created, updated}
+//   <prefix><id>:index      sorted set of the id's bucket numbers (score: expiry time), kept by our scripts so that
+//                           delete_buckets is exact and costs what the id owns, not what the keyspace holds
+//   <prefix><id>:sw ...     state of the other algorithms (see Algorithm.stateSuffix)
+// Every suffix is either a decimal integer or a fixed word without ':', so the split at the last ':' is unique and
+// no id's keys can be another id's keys.
+
+public enum Keys {
+    public static let indexSuffix: [UInt8] = Array("index".utf8)
+
+    /// Appends prefix + id + ":" to `out`: every key of `id` starts so.
+    @inline(__always)
+    public static func appendIdBase(prefix: [UInt8], id: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        out.append(contentsOf: prefix)
+        out.append(contentsOf: id)
+        out.append(58)
+    }
+
+    public static func bucket(prefix: [UInt8], id: [UInt8], bucket: Int64) -> [UInt8] {
+        var out: [UInt8] = []
+        id.withUnsafeBufferPointer { appendIdBase(prefix: prefix, id: $0, to: &out) }
+        Decimal.append(bucket, to: &out)
+        return out
+    }
+
+    public static func index(prefix: [UInt8], id: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        id.withUnsafeBufferPointer { appendIdBase(prefix: prefix, id: $0, to: &out) }
+        out.append(contentsOf: indexSuffix)
+        return out
+    }
+
+    /// Escapes a byte string for a Redis glob (MATCH): every *, ?, [, ] and \ gets a backslash.
+    public static func globEscape(_ b: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        for c in b {
+            if c == 42 || c == 63 || c == 91 || c == 93 || c == 92 { out.append(92) }
+            out.append(c)
+        }
+        return out
+    }
+
+    /// For a key found by SCAN: is it exactly a bucket of `id` (prefix + id + ":" + decimal)?
+    public static func isBucketKey(_ key: [UInt8], prefix: [UInt8], id: [UInt8]) -> Bool {
+        let base = prefix.count + id.count + 1
+        guard key.count > base, key.starts(with: prefix),
+              key[prefix.count..<(prefix.count + id.count)].elementsEqual(id),
+              key[base - 1] == 58 else { return false }
+        return Decimal.parse(key[base...]) != nil
+    }
+}
+
+extension Keys {
+    /// Suffixes of the per-id limiter state of the other algorithms; deleted with the id's buckets.
+    public static let stateSuffixes: [[UInt8]] = ["sw", "swm", "tb", "lb", "gcra"].map { Array($0.utf8) }
+}

@@ -1,0 +1,37 @@
+// Redis error replies mapped to statuses and to messages a person can act on.
+
+public enum RedisErrors {
+    public static func classify(_ text: String) -> Failure {
+        // Errors raised inside a script come wrapped: "ERR Error running script ...: <the real error>".
+        let t = text
+        func has(_ s: String) -> Bool { t.contains(s) }
+        if has("would overflow") || has("overflow") {
+            return Failure(.invalid, "the counter would overflow int64 (Redis: \(t))")
+        }
+        if t.hasPrefix("OOM") || has("OOM command not allowed") {
+            return Failure(.redis, "Redis is out of memory (maxmemory reached, noeviction): \(t)")
+        }
+        if t.hasPrefix("READONLY") || has("READONLY") {
+            return Failure(.redis, "Redis is a read-only replica; point the URL at the primary: \(t)")
+        }
+        if t.hasPrefix("LOADING") {
+            return Failure(.redis, "Redis is loading its dataset; retry shortly: \(t)")
+        }
+        if t.hasPrefix("BUSY") {
+            return Failure(.redis, "Redis is busy running a script: \(t)")
+        }
+        if t.hasPrefix("NOAUTH") || t.hasPrefix("WRONGPASS") {
+            return Failure(.redis, "Redis needs other credentials: \(t)")
+        }
+        if t.hasPrefix("NOPERM") || has("NOPERM") {
+            return Failure(.redis, "the Redis ACL user lacks a permission hammer needs (see README, minimal ACL): \(t)")
+        }
+        if t.hasPrefix("WRONGTYPE") || has("WRONGTYPE") {
+            return Failure(.redis, "a key of this id holds another type than hammer expects: \(t)")
+        }
+        if t.hasPrefix("NOSCRIPT") {
+            return Failure(.redis, "script not loaded: \(t)")
+        }
+        return Failure(.redis, "Redis error: \(t)")
+    }
+}

@@ -1,0 +1,37 @@
+// Statuses, mirrored from include/hammer.h (values pinned; a C test checks they agree).
+
+public enum Status: Int32, Sendable {
+    case ok = 0
+    case invalid = 1
+    case connect = 2
+    case timeout = 3
+    case redis = 4
+    case `protocol` = 5
+    case nomem = 6
+    case `internal` = 7
+
+    /// Static text for a status, as hammer_strerror returns it.
+    public static func text(_ raw: Int32) -> StaticString {
+        switch Status(rawValue: raw) {
+        case .ok?: return "success"
+        case .invalid?: return "invalid argument or configuration"
+        case .connect?: return "cannot connect to Redis, or the connection was lost"
+        case .timeout?: return "Redis connect or command timed out"
+        case .redis?: return "Redis answered with an error"
+        case .protocol?: return "Redis reply of an unexpected shape"
+        case .nomem?: return "out of memory"
+        case .internal?: return "internal error in libhammer"
+        case nil: return "unknown hammer status"
+        }
+    }
+}
+
+/// A failure: a status and the words a person can act on. Never carries a password.
+public struct Failure: Error, Equatable, Sendable {
+    public var status: Status
+    public var message: String
+    public init(_ status: Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+}

@@ -1,0 +1,40 @@
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+os.environ.setdefault("HAMMER_LIBRARY", os.path.join(ROOT, "build", "lib", "libhammer.so"))
+
+from redis_server import RedisServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One shared redis-server for tests that do not disturb it (use a unique id or prefix per test)."""
+    with RedisServer(unix=True) as s:
+        yield s
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server of the test's own, for tests that restart, pause or reconfigure it."""
+    servers = []
+
+    def make(**kw):
+        s = RedisServer(**kw)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+@pytest.fixture
+def uid(request):
+    """An id unique to the test."""
+    return "t:" + request.node.name
