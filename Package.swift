@@ -18,5 +18,8 @@ let package = Package(
         // The library: hiredis connection pool and the thin @_cdecl layer.
         .target(name: "Hammer", dependencies: ["HammerCore", "CHiredis", "CHammer"], path: "Sources/Hammer"),
         .testTarget(name: "HammerCoreTests", dependencies: ["HammerCore"], path: "Tests/HammerCoreTests"),
+        // Drives the library against a real redis-server it starts, and compares with the pure models.
+        .testTarget(name: "HammerRedisTests", dependencies: ["Hammer", "HammerCore", "CHammer", "CHiredis"],
+                    path: "Tests/HammerRedisTests"),
     ]
 )

@@ -102,6 +102,87 @@ HAMMER_API const char *hammer_last_error(void);
 /*! hammer_version() : "MAJOR.MINOR.PATCH" of the library, to compare with HAMMER_VERSION_STRING. */
 HAMMER_API const char *hammer_version(void);
 
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Rate limiting: Hammer's own calls on the seed's fixed-window buckets, and five algorithms.
+ * A denied decision is HAMMER_OK with allowed = 0, not an error. Times are milliseconds.
+ * ------------------------------------------------------------------------------------------------------------ */
+
+typedef struct hammer_decision {
+    int32_t allowed;          /* 1 allow, 0 deny */
+    int64_t count;            /* usage after this call (hits in window, or bucket level in hits, rounded up) */
+    int64_t limit;
+    int64_t remaining;        /* how many more unit hits would pass now; 0 when denied */
+    int64_t retry_after_ms;   /* 0 when allowed; else the wait after which this same hit can pass (rounded up);
+                                 -1 when it can never pass (cost above the limiter's capacity) */
+    int64_t reset_after_ms;   /* wait until the limiter is fully reset (window end / bucket full or empty) */
+    int32_t degraded;         /* 1 when Redis could not answer and the on_error / fallback policy decided */
+} hammer_decision;
+
+/* Hammer's inspect_bucket: the current fixed window of `id`, without side effect. */
+typedef struct hammer_inspection {
+    int64_t count;              /* hits counted in the current window */
+    int64_t remaining;          /* limit - count, at least 0 */
+    int64_t ms_to_next_bucket;  /* time until the window ends */
+    int64_t created;            /* now_ms of the window's first hit; 0 when none */
+    int64_t updated;            /* now_ms of its latest hit; 0 when none */
+} hammer_inspection;
+
+/*! hammer_check_rate() :
+ *  Hammer's check_rate(id, scale_ms, limit) / check_rate_inc: counts `increment` (>= 0) hits in bucket
+ *  now_ms / scale_ms of `id` (the seed's layout, so Elixir's Hammer shares it), even when denied, and allows when
+ *  the count is at most `limit`. One round trip. hammer_delete_buckets(id) is the reset.
+ *  @return HAMMER_OK and the decision in *out, or an error status. */
+HAMMER_API int hammer_check_rate(hammer_t *h, const char *id, int64_t scale_ms, int64_t limit, int64_t increment,
+                                 hammer_decision *out);
+
+/*! hammer_check_rate_at() : hammer_check_rate at the caller's time `now_ms` (tests, replays, Hammer's `now`). */
+HAMMER_API int hammer_check_rate_at(hammer_t *h, const char *id, int64_t scale_ms, int64_t limit, int64_t increment,
+                                    int64_t now_ms, hammer_decision *out);
+
+/*! hammer_inspect_bucket() : Hammer's inspect_bucket, without side effect. */
+HAMMER_API int hammer_inspect_bucket(hammer_t *h, const char *id, int64_t scale_ms, int64_t limit,
+                                     hammer_inspection *out);
+
+/* Algorithms (values pinned, append only). When to pick which:
+ *  FIXED_WINDOW    cheapest; counts per calendar window (Hammer's buckets); allows up to 2x limit across a boundary.
+ *  SLIDING_WINDOW  exact: never more than `limit` in ANY period_ms; memory grows with the hits in a window.
+ *  TOKEN_BUCKET    steady rate `limit` per period_ms with bursts up to `burst`; constant memory.
+ *  LEAKY_BUCKET    the same meter seen as a level that leaks at `limit` per period_ms, capacity `burst`.
+ *  GCRA            the token bucket's decisions stored as one timestamp (as redis-cell / redis_rate). */
+enum {
+    HAMMER_FIXED_WINDOW = 0,
+    HAMMER_SLIDING_WINDOW = 1,
+    HAMMER_TOKEN_BUCKET = 2,
+    HAMMER_LEAKY_BUCKET = 3,
+    HAMMER_GCRA = 4
+};
+
+typedef struct hammer_limit {
+    int32_t algorithm;   /* HAMMER_FIXED_WINDOW ... HAMMER_GCRA */
+    int64_t limit;       /* hits allowed per period (the refill / leak rate for the buckets), 1 .. 10^9 */
+    int64_t period_ms;   /* 1 .. 10 years */
+    int64_t burst;       /* bucket capacity / burst tolerance; 0 means = limit; ignored by the windows */
+} hammer_limit;
+
+/*! hammer_hit() :
+ *  Takes `cost` hits (0 .. 10^9) from the limiter `lim` of `id`, if they fit; a denied hit changes nothing.
+ *  Cost 0 is always allowed and changes nothing; a cost above the capacity is denied with retry_after_ms = -1.
+ *  Time is the library's clock, or Redis's TIME with clock=redis in the URL. One atomic step, one round trip.
+ *  @return HAMMER_OK and the decision in *out, or an error status. */
+HAMMER_API int hammer_hit(hammer_t *h, const char *id, const hammer_limit *lim, int64_t cost, hammer_decision *out);
+
+/*! hammer_peek() : the decision a hit of cost 1 would get now, without side effect. */
+HAMMER_API int hammer_peek(hammer_t *h, const char *id, const hammer_limit *lim, hammer_decision *out);
+
+/*! hammer_hit_at() : hammer_hit at the caller's time `now_ms` (0 .. 2^47): tests, replays, Hammer's `now`. */
+HAMMER_API int hammer_hit_at(hammer_t *h, const char *id, const hammer_limit *lim, int64_t cost, int64_t now_ms,
+                             hammer_decision *out);
+
+/*! hammer_peek_at() : hammer_peek at the caller's time `now_ms`. */
+HAMMER_API int hammer_peek_at(hammer_t *h, const char *id, const hammer_limit *lim, int64_t now_ms,
+                              hammer_decision *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -131,3 +131,130 @@ private let versionText: StaticString = "0.1.0"
 public func hammer_version() -> UnsafePointer<CChar> {
     UnsafeRawPointer(versionText.utf8Start).assumingMemoryBound(to: CChar.self)
 }
+
+// MARK: - Rate limiting
+
+@inline(__always)
+func put(_ out: UnsafeMutablePointer<hammer_decision>, _ d: Decision) {
+    out.pointee = hammer_decision(allowed: d.allowed ? 1 : 0, count: d.count, limit: d.limit, remaining: d.remaining,
+                                  retry_after_ms: d.retryAfterMs, reset_after_ms: d.resetAfterMs,
+                                  degraded: d.degraded ? 1 : 0)
+}
+
+let zeroDecision = hammer_decision(allowed: 0, count: 0, limit: 0, remaining: 0, retry_after_ms: 0,
+                                   reset_after_ms: 0, degraded: 0)
+
+/// Shared checks of the decision calls: out, handle, id, numbers. Then `body` decides.
+@inline(__always)
+func decisionCall(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<CChar>?,
+                  _ out: UnsafeMutablePointer<hammer_decision>?, now: Int64?,
+                  _ body: (Handle, UnsafeBufferPointer<UInt8>) -> Result<Decision, Failure>) -> Int32 {
+    guard let out else { return invalid("\(fn): out is NULL") }
+    out.pointee = zeroDecision
+    guard let hd = handle(h) else { return invalid("\(fn): handle is NULL") }
+    let idb: UnsafeBufferPointer<UInt8>
+    switch idBytes(id, fn) {
+    case let .failure(f): return fail(f)
+    case let .success(b): idb = b
+    }
+    if let now, let f = Limit.validateNow(now) { return fail(Failure(f.status, "\(fn): " + f.message)) }
+    switch body(hd, idb) {
+    case let .failure(f): return fail(f)
+    case let .success(d):
+        put(out, d)
+        return Status.ok.rawValue
+    }
+}
+
+func checkRate(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ scaleMs: Int64, _ limit: Int64,
+               _ increment: Int64, now: Int64?, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    decisionCall(fn, h, id, out, now: now) { hd, idb in
+        let lim: Limit
+        switch Limit.validate(algorithm: 0, limit: limit, periodMs: scaleMs, burst: 0, periodName: "scale_ms") {
+        case let .failure(f): return .failure(Failure(f.status, "\(fn): " + f.message))
+        case let .success(l): lim = l
+        }
+        if increment < 0 || increment > Limit.maxLimit {
+            return .failure(Failure(.invalid, "\(fn): increment must be from 0 to \(Limit.maxLimit)"))
+        }
+        return hd.limit(id: idb, lim, mode: .check, cost: increment, now: now)
+    }
+}
+
+@_cdecl("hammer_check_rate")
+public func hammer_check_rate(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ scaleMs: Int64, _ limit: Int64,
+                              _ increment: Int64, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    checkRate("hammer_check_rate", h, id, scaleMs, limit, increment, now: nil, out)
+}
+
+@_cdecl("hammer_check_rate_at")
+public func hammer_check_rate_at(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ scaleMs: Int64, _ limit: Int64,
+                                 _ increment: Int64, _ nowMs: Int64,
+                                 _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    checkRate("hammer_check_rate_at", h, id, scaleMs, limit, increment, now: nowMs, out)
+}
+
+@_cdecl("hammer_inspect_bucket")
+public func hammer_inspect_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ scaleMs: Int64, _ limit: Int64,
+                                  _ out: UnsafeMutablePointer<hammer_inspection>?) -> Int32 {
+    let fn: StaticString = "hammer_inspect_bucket"
+    guard let out else { return invalid("\(fn): out is NULL") }
+    out.pointee = hammer_inspection(count: 0, remaining: 0, ms_to_next_bucket: 0, created: 0, updated: 0)
+    guard let hd = handle(h) else { return invalid("\(fn): handle is NULL") }
+    let idb: UnsafeBufferPointer<UInt8>
+    switch idBytes(id, fn) {
+    case let .failure(f): return fail(f)
+    case let .success(b): idb = b
+    }
+    if case let .failure(f) = Limit.validate(algorithm: 0, limit: limit, periodMs: scaleMs, burst: 0,
+                                            periodName: "scale_ms") {
+        return fail(Failure(f.status, "\(fn): " + f.message))
+    }
+    switch hd.inspect(id: idb, scaleMs: scaleMs, limit: limit, now: nil) {
+    case let .failure(f): return fail(f)
+    case let .success(i):
+        out.pointee = hammer_inspection(count: i.count, remaining: max(0, limit - min(i.count, limit)),
+                                        ms_to_next_bucket: i.msToNext, created: i.created, updated: i.updated)
+        return Status.ok.rawValue
+    }
+}
+
+func limited(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<CChar>?,
+             _ lim: UnsafePointer<hammer_limit>?, mode: Mode, cost: Int64, now: Int64?,
+             _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    decisionCall(fn, h, id, out, now: now) { hd, idb in
+        guard let lim else { return .failure(Failure(.invalid, "\(fn): lim is NULL")) }
+        let l: Limit
+        switch Limit.validate(algorithm: lim.pointee.algorithm, limit: lim.pointee.limit,
+                              periodMs: lim.pointee.period_ms, burst: lim.pointee.burst) {
+        case let .failure(f): return .failure(Failure(f.status, "\(fn): " + f.message))
+        case let .success(v): l = v
+        }
+        if let f = Limit.validateCost(cost) { return .failure(Failure(f.status, "\(fn): " + f.message)) }
+        return hd.limit(id: idb, l, mode: mode, cost: cost, now: now)
+    }
+}
+
+@_cdecl("hammer_hit")
+public func hammer_hit(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ lim: UnsafePointer<hammer_limit>?,
+                       _ cost: Int64, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    limited("hammer_hit", h, id, lim, mode: .hit, cost: cost, now: nil, out)
+}
+
+@_cdecl("hammer_hit_at")
+public func hammer_hit_at(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ lim: UnsafePointer<hammer_limit>?,
+                          _ cost: Int64, _ nowMs: Int64, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    limited("hammer_hit_at", h, id, lim, mode: .hit, cost: cost, now: nowMs, out)
+}
+
+@_cdecl("hammer_peek")
+public func hammer_peek(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ lim: UnsafePointer<hammer_limit>?,
+                        _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    limited("hammer_peek", h, id, lim, mode: .peek, cost: 1, now: nil, out)
+}
+
+@_cdecl("hammer_peek_at")
+public func hammer_peek_at(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ lim: UnsafePointer<hammer_limit>?,
+                           _ nowMs: Int64, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    limited("hammer_peek_at", h, id, lim, mode: .peek, cost: 1, now: nowMs, out)
+}

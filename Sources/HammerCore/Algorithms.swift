@@ -1,0 +1,227 @@
+// Rate-limit algorithms: parameters, their validation, and a pure model of each, with the very arithmetic of the
+// Lua script (Limiter.lua.swift). Tests drive Redis and the model with the same times and costs and compare every
+// decision; the model also decides in-process while Redis is unreachable (fallback=local).
+
+public enum Algorithm: Int32, CaseIterable, Sendable {
+    case fixedWindow = 0, slidingWindow = 1, tokenBucket = 2, leakyBucket = 3, gcra = 4
+}
+
+public struct Limit: Equatable, Sendable {
+    public var algorithm: Algorithm
+    public var limit: Int64
+    public var periodMs: Int64
+    public var burst: Int64
+    /// Hits the limiter holds at once: burst, or limit when burst is 0. Windows use limit.
+    public var capacity: Int64 {
+        switch algorithm {
+        case .fixedWindow, .slidingWindow: return limit
+        default: return burst == 0 ? limit : burst
+        }
+    }
+
+    public static let maxLimit: Int64 = 1_000_000_000
+    public static let maxPeriodMs: Int64 = 315_360_000_000          // 10 years
+    public static let maxUnits: Int64 = 1 << 52                     // capacity * period stays exact in Lua doubles
+    public static let maxNowMs: Int64 = 1 << 47                     // about the year 6429
+
+    public init(algorithm: Algorithm, limit: Int64, periodMs: Int64, burst: Int64 = 0) {
+        self.algorithm = algorithm
+        self.limit = limit
+        self.periodMs = periodMs
+        self.burst = burst
+    }
+
+    public static func validate(algorithm: Int32, limit: Int64, periodMs: Int64, burst: Int64,
+                                periodName: String = "period_ms") -> Result<Limit, Failure> {
+        func bad(_ m: String) -> Result<Limit, Failure> { .failure(Failure(.invalid, m)) }
+        guard let a = Algorithm(rawValue: algorithm) else {
+            return bad("unknown algorithm \(algorithm) (use HAMMER_FIXED_WINDOW ... HAMMER_GCRA, 0 to 4)")
+        }
+        if limit < 1 || limit > maxLimit { return bad("limit must be from 1 to \(maxLimit)") }
+        if periodMs < 1 || periodMs > maxPeriodMs { return bad("\(periodName) must be from 1 to \(maxPeriodMs)") }
+        if burst < 0 || burst > maxLimit { return bad("burst must be from 0 (= limit) to \(maxLimit)") }
+        let l = Limit(algorithm: a, limit: limit, periodMs: periodMs, burst: burst)
+        let (units, o) = l.capacity.multipliedReportingOverflow(by: periodMs)
+        if o || units > maxUnits { return bad("burst (or limit) times \(periodName) is too large (over 2^52)") }
+        return .success(l)
+    }
+
+    public static func validateNow(_ now: Int64) -> Failure? {
+        if now < 0 || now > maxNowMs { return Failure(.invalid, "now_ms must be from 0 to 2^47") }
+        return nil
+    }
+
+    public static func validateCost(_ cost: Int64) -> Failure? {
+        if cost < 0 { return Failure(.invalid, "cost must be >= 0") }
+        if cost > maxLimit { return Failure(.invalid, "cost must be at most \(maxLimit)") }
+        return nil
+    }
+}
+
+public struct Decision: Equatable, Sendable, CustomStringConvertible {
+    public var allowed: Bool
+    public var count: Int64
+    public var limit: Int64
+    public var remaining: Int64
+    public var retryAfterMs: Int64
+    public var resetAfterMs: Int64
+    public var degraded: Bool = false
+
+    public init(allowed: Bool, count: Int64, limit: Int64, remaining: Int64, retryAfterMs: Int64, resetAfterMs: Int64,
+                degraded: Bool = false) {
+        self.allowed = allowed
+        self.count = count
+        self.limit = limit
+        self.remaining = remaining
+        self.retryAfterMs = retryAfterMs
+        self.resetAfterMs = resetAfterMs
+        self.degraded = degraded
+    }
+
+    public var description: String {
+        "\(allowed ? "allow" : "deny") count=\(count) rem=\(remaining) retry=\(retryAfterMs) reset=\(resetAfterMs)"
+    }
+}
+
+public enum Mode: Sendable {
+    case hit      // consume `cost` if it fits; nothing changes when denied
+    case peek     // would a unit hit pass now? nothing changes
+    case check    // Hammer's check_rate: fixed window, the hit is counted even when denied
+
+    public var letter: StaticString {
+        switch self {
+        case .hit: return "h"
+        case .peek: return "p"
+        case .check: return "c"
+        }
+    }
+}
+
+/// Exact floor and ceiling division for b > 0.
+@inline(__always) public func idiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && a < 0) ? q - 1 : q
+}
+@inline(__always) public func cdiv(_ a: Int64, _ b: Int64) -> Int64 { -idiv(-a, b) }
+
+/// The state of one id under one algorithm, and its decisions. Mirrors the Lua script line for line.
+public struct LimiterModel: Sendable {
+    // fixed window
+    var windows: [Int64: Int64] = [:]
+    // sliding window log: (time, cost), in insertion order (times non-decreasing when callers' clocks are)
+    var log: [(time: Int64, cost: Int64)] = []
+    // token bucket (free units) / leaky bucket (level units), and the time of the last change
+    var u: Int64? = nil
+    var t: Int64 = 0
+    // GCRA theoretical arrival time: tat ms + f / limit
+    var tat: Int64? = nil
+    var f: Int64 = 0
+
+    public init() {}
+
+    public mutating func apply(_ lim: Limit, mode: Mode, cost c: Int64, now: Int64) -> Decision {
+        let L = lim.limit, P = lim.periodMs, B = lim.capacity, C = B * P
+        func decide(_ D: Int64) -> (Bool, Int64, Int64) {
+            let cu = mode == .peek ? P : c * P
+            if mode == .hit && c > B { return (false, D, -1) }
+            if mode == .hit && c == 0 { return (true, D, 0) }
+            if D + cu <= C { return mode == .peek ? (true, D, 0) : (true, D + cu, 0) }
+            return (false, D, cdiv(D + cu - C, L))
+        }
+        func result(_ ok: Bool, _ D: Int64, _ retry: Int64) -> Decision {
+            Decision(allowed: ok, count: cdiv(D, P), limit: L, remaining: ok ? idiv(C - D, P) : 0,
+                     retryAfterMs: retry, resetAfterMs: cdiv(D, L))
+        }
+        switch lim.algorithm {
+        case .fixedWindow:
+            let w = idiv(now, P)
+            let left = (w + 1) * P - now
+            let cur = windows[w] ?? 0
+            var add: Int64 = 0
+            if mode == .check { add = c } else if mode == .hit && c > 0 && c <= L && cur + c <= L { add = c }
+            var count = cur
+            if mode == .check || add > 0 {
+                count = cur &+ add
+                windows[w] = count
+            }
+            let need = mode == .peek ? 1 : c
+            let ok: Bool
+            switch mode {
+            case .check: ok = count <= L
+            case .peek: ok = cur + 1 <= L
+            case .hit: ok = add > 0 || c == 0
+            }
+            var rem: Int64 = 0, retry: Int64 = 0
+            let reset: Int64 = count > 0 ? left : 0
+            if ok { rem = max(0, L - count) } else if need > L { retry = -1 } else { retry = left }
+            if mode == .peek && ok { rem = max(0, L - cur) }
+            return Decision(allowed: ok, count: count, limit: L, remaining: rem, retryAfterMs: retry, resetAfterMs: reset)
+
+        case .slidingWindow:
+            let edge = now - P
+            let live = log.reduce(Int64(0)) { $1.time > edge ? $0 + $1.cost : $0 }
+            let top = max(now, log.map { $0.time }.max() ?? now)
+            let need = mode == .peek ? 1 : c
+            var ok = false
+            if mode == .hit && c == 0 { ok = true } else if need <= L && live + need <= L { ok = true }
+            var total = live
+            if ok && mode == .hit && c > 0 {
+                log.removeAll { $0.time <= edge }
+                log.append((now, c))
+                total += c
+            }
+            var rem: Int64 = 0, retry: Int64 = 0
+            let reset: Int64 = total > 0 ? top + P - now : 0
+            if ok { rem = L - total } else if need > L { retry = -1 } else {
+                let want = total + need - L
+                var freed: Int64 = 0
+                retry = -1
+                for e in log.filter({ $0.time > edge }).sorted(by: { $0.time < $1.time }) {
+                    freed += e.cost
+                    if freed >= want { retry = e.time + P - now; break }
+                }
+            }
+            return Decision(allowed: ok, count: total, limit: L, remaining: rem, retryAfterMs: retry, resetAfterMs: reset)
+
+        case .tokenBucket, .leakyBucket:
+            let token = lim.algorithm == .tokenBucket
+            var D: Int64 = 0
+            var t0 = now
+            if let u {
+                t0 = t
+                let el = max(0, now - t)
+                D = token ? C - min(C, max(0, u)) : min(C, max(0, u))
+                if el >= cdiv(D, L) { D = 0 } else { D -= el * L }
+            }
+            let (ok, Da, retry) = decide(D)
+            if ok && mode == .hit && Da != D {
+                u = token ? C - Da : Da
+                t = max(t0, now)
+            }
+            return result(ok, Da, retry)
+
+        case .gcra:
+            var D: Int64 = 0
+            if let tat, tat >= now {
+                let ahead = tat - now
+                if ahead > cdiv(C, L) + 1 {
+                    var ok = false, retry: Int64 = -1
+                    if mode == .hit && c == 0 { ok = true; retry = 0 } else if !(mode == .hit && c > B) {
+                        let cu = mode == .peek ? P : c * P
+                        retry = ahead + cdiv(f + cu - C, L)
+                    }
+                    return Decision(allowed: ok, count: B, limit: L, remaining: 0, retryAfterMs: retry,
+                                    resetAfterMs: f > 0 ? ahead + 1 : ahead)
+                }
+                D = ahead * L + f
+            }
+            let (ok, Da, retry) = decide(D)
+            if ok && mode == .hit && Da != D {
+                let q = idiv(Da, L)
+                tat = now + q
+                f = Da - q * L
+            }
+            return result(ok, Da, retry)
+        }
+    }
+}

@@ -1,0 +1,69 @@
+// A real redis-server on a free loopback port, for the tests of this target. Never a mock.
+import Foundation
+import Glibc
+
+final class RedisProcess {
+    let port: Int
+    let dir: String
+    private let process = Process()
+
+    init() throws {
+        port = RedisProcess.freePort()
+        dir = NSTemporaryDirectory() + "hammer-swift-redis-\(getpid())-\(port)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let paths = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        guard let exe = paths.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw NSError(domain: "hammer-tests", code: 1,
+                          userInfo: [NSLocalizedDescriptionKey: "redis-server is not installed (apt-get install redis-server)"])
+        }
+        process.executableURL = URL(fileURLWithPath: exe)
+        process.arguments = ["--bind", "127.0.0.1", "--port", "\(port)", "--save", "", "--appendonly", "no",
+                             "--dir", dir, "--loglevel", "warning"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<500 {
+            if RedisProcess.canConnect(port) { return }
+            usleep(10_000)
+        }
+        throw NSError(domain: "hammer-tests", code: 2, userInfo: [NSLocalizedDescriptionKey: "redis-server did not start"])
+    }
+
+    deinit {
+        process.terminate()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func url(_ opts: String = "expiry_ms=60000") -> String { "redis://127.0.0.1:\(port)/?\(opts)" }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+        }
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    static func canConnect(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let r = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return r == 0
+    }
+}
