@@ -67,6 +67,18 @@ static inline int test_check(int cond, int quiet, const char *file, int line, co
                    #a, #b, check_a_, check_b_);                                                        \
     } while (0)
 
+/* 1 if `haystack` contains `needle`, ignoring ASCII case. */
+static inline int test_contains_ci(const char *haystack, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *p = haystack; *p; p++) {
+        size_t i = 0;
+        while (i < n && p[i] && (p[i] | 0x20) == (needle[i] | 0x20)) i++;
+        if (i == n) return 1;
+    }
+    return n == 0;
+}
+
 /* The URL from argv[1]; exits 2 with a usage line when it is missing. */
 static inline const char *test_url(int argc, char **argv)
 {
