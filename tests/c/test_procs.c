@@ -66,8 +66,8 @@ int main(int argc, char **argv)
         int status = 0;
         pid_t w = waitpid(pids[i], &status, 0);
         CHECK(w == pids[i] && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-              "child %d (pid %ld) made %d hits and exited 0 (WIFEXITED %d, exit code or signal %d)", i, (long)pids[i], HITS,
-              WIFEXITED(status), WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+              "child %d (pid %ld) made %d hits and exited 0 (WIFEXITED %d, exit code or signal %d)", i,
+              (long)pids[i], HITS, WIFEXITED(status), WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
     }
 
     hammer_bucket b;
