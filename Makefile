@@ -2,7 +2,7 @@
 #   make            build build/lib/libhammer.so (release, static Swift runtime, exports hammer_* only)
 #   make demo       build and run the C example (a throwaway redis-server on loopback unless HAMMER_URL is set)
 #   make test       every test: Swift unit tests, then C and Python tests against real redis-server processes
-#   make install    PREFIX=/usr/local (lib, include, pkgconfig)
+#   make install    PREFIX=/usr/local (lib, include, pkgconfig); the installed .so is stripped (STRIP=true keeps debug info)
 #   make bench      benchmarks (see BENCHMARKS.md)
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
@@ -15,7 +15,11 @@ CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Werror -std=c11
 PYTHON     ?= python3
 SWIFT      ?= swift
-SWIFT_RELEASE := $(SWIFT) build -c release --product hammer -Xswiftc -static-stdlib \
+STRIP      ?= strip --strip-unneeded
+# Linked with lld (shipped in the Swift toolchain), not the default ld.gold: gold keeps a GLOB_DAT relocation, and so a
+# .dynsym entry, for the GOT slot of Swift type metadata referenced across modules ($s10HammerCore6ConfigVN), even
+# after hammer.map made the symbol local; lld (and ld.bfd) resolve the slot at link time and export hammer_* only.
+SWIFT_RELEASE := $(SWIFT) build -c release --product hammer -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
                  -Xlinker --version-script=$(CURDIR)/hammer.map -Xlinker -soname=$(SONAME)
 
 B := build
@@ -26,10 +30,12 @@ SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modul
 all: lib
 
 lib: $(LIB)
-$(LIB): $(SOURCES)
+$(LIB): $(SOURCES) Makefile
 	$(SWIFT_RELEASE)
+	@extra=$$(nm -D --defined-only .build/release/libhammer.so | awk '$$3 !~ /^hammer_/ {print $$3}'); \
+	  if [ -n "$$extra" ]; then echo "libhammer.so exports more than hammer_*: $$extra" >&2; exit 1; fi
 	mkdir -p $(B)/lib $(B)/include $(B)/lib/pkgconfig
-	cp .build/release/libhammer.so $(LIB)
+	cp .build/release/libhammer.so $(LIB).tmp && mv -f $(LIB).tmp $(LIB)  # a new inode: running programs keep theirs
 	ln -sf libhammer.so.$(VERSION) $(B)/lib/$(SONAME)
 	ln -sf $(SONAME) $(B)/lib/libhammer.so
 	cp include/hammer.h $(B)/include/hammer.h
@@ -64,6 +70,7 @@ test: unit-test py-test
 install: lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGDIR)
 	install -m 755 $(LIB) $(DESTDIR)$(LIBDIR)/libhammer.so.$(VERSION)
+	$(STRIP) $(DESTDIR)$(LIBDIR)/libhammer.so.$(VERSION)
 	ln -sf libhammer.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libhammer.so
 	install -m 644 include/hammer.h $(DESTDIR)$(INCLUDEDIR)/hammer.h
