@@ -23,10 +23,17 @@ def test_there_are_c_tests():
     assert {"test_api", "test_threads", "test_procs", "test_errors"} <= set(C_TESTS)
 
 
+def server_url(server, transport):
+    if transport == "unix":
+        return f"unix://{server.unix_path}?expiry_ms=60000"
+    return server.url()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
 @pytest.mark.parametrize("name", C_TESTS)
-def test_c_program(name, redis_server):
+def test_c_program(name, transport, redis_server):
     exe = binary(os.path.join(ROOT, "build", "tests", name))
-    r = subprocess.run([exe, redis_server.url()], capture_output=True, text=True, timeout=TIMEOUT)
+    r = subprocess.run([exe, server_url(redis_server, transport)], capture_output=True, text=True, timeout=TIMEOUT)
     out = r.stdout + r.stderr
     failures = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert r.returncode == 0, f"{name} exited {r.returncode}:\n{out[-4000:]}"
@@ -54,7 +61,7 @@ def test_example_allows_then_denies(how, redis_server):
     elif how == "argv":
         r = run_example([redis_server.url()])
     else:
-        r = run_example([f"unix://{redis_server.unix_path}?expiry_ms=60000"])
+        r = run_example([server_url(redis_server, "unix")])
     assert r.returncode == 0, r.stdout + r.stderr
     d = decisions(r.stdout)
     assert d, r.stdout
