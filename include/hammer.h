@@ -65,7 +65,9 @@ typedef struct hammer_bucket {
  *      unix:///path/to/redis.sock[?db=N&opt=val...]
  *  Options: expiry_ms (mandatory, > 0: TTL of buckets), prefix (default "Hammer:Redis:"),
  *  connect_timeout_ms (default 1000), timeout_ms (per command, default 1000), pool_size (default 8, 1..1024),
- *  clock=local|redis (time source of hammer_check_rate/hammer_hit, default local).
+ *  clock=local|redis (time source of hammer_check_rate/hammer_hit, default local),
+ *  on_error=error|allow|deny (what decision calls return while Redis cannot answer, default error),
+ *  fallback=none|local (decide in-process with the same limits while Redis cannot answer, default none).
  *  Connects once to check the server and credentials.
  *  @return HAMMER_OK and the handle in *out, or an error status and *out = NULL. */
 HAMMER_API int hammer_open(const char *config, hammer_t **out);
@@ -182,6 +184,64 @@ HAMMER_API int hammer_hit_at(hammer_t *h, const char *id, const hammer_limit *li
 /*! hammer_peek_at() : hammer_peek at the caller's time `now_ms`. */
 HAMMER_API int hammer_peek_at(hammer_t *h, const char *id, const hammer_limit *lim, int64_t now_ms,
                               hammer_decision *out);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Batches: many requests sent as one pipeline on one connection. Each request gets its own status and result;
+ * the call returns HAMMER_OK when every request succeeded, else the first failing request's status.
+ * `statuses` may be NULL. n may be 0; at most 1,000,000 per call.
+ * ------------------------------------------------------------------------------------------------------------ */
+
+typedef struct hammer_count_request {
+    const char *id;
+    int64_t bucket;
+    int64_t now_ms;
+    int64_t increment;
+} hammer_count_request;
+
+typedef struct hammer_hit_request {
+    const char *id;
+    const hammer_limit *lim;
+    int64_t cost;
+    int64_t now_ms;      /* < 0: the handle's clock (as hammer_hit); else as hammer_hit_at */
+} hammer_hit_request;
+
+typedef struct hammer_check_request {
+    const char *id;
+    int64_t scale_ms;
+    int64_t limit;
+    int64_t increment;
+} hammer_check_request;
+
+/*! hammer_count_hits() : hammer_count_hit for each of reqs[0..n-1]; counts_out[i] gets the new count (or 0). */
+HAMMER_API int hammer_count_hits(hammer_t *h, const hammer_count_request *reqs, size_t n, int64_t *counts_out,
+                                 int *statuses);
+
+/*! hammer_hit_many() : hammer_hit / hammer_hit_at for each request; out[i] gets its decision. */
+HAMMER_API int hammer_hit_many(hammer_t *h, const hammer_hit_request *reqs, size_t n, hammer_decision *out,
+                               int *statuses);
+
+/*! hammer_check_rates() : hammer_check_rate for each request; out[i] gets its decision. */
+HAMMER_API int hammer_check_rates(hammer_t *h, const hammer_check_request *reqs, size_t n, hammer_decision *out,
+                                  int *statuses);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Statistics of a handle since it was opened.
+ * ------------------------------------------------------------------------------------------------------------ */
+typedef struct hammer_stats_t {
+    uint64_t calls;          /* requests answered or failed (each request of a batch counts) */
+    uint64_t allowed;        /* decisions that allowed */
+    uint64_t denied;         /* decisions that denied */
+    uint64_t errors[8];      /* failed requests by status (errors[HAMMER_ERR_CONNECT], ...); errors[0] is 0 */
+    uint64_t reconnects;     /* connections (re)opened, the first ones included */
+    uint64_t degraded;       /* decisions made by on_error / fallback while Redis could not answer */
+    int64_t  p50_us;         /* latency of calls (a batch is one call), within 1/16 of the value */
+    int64_t  p99_us;
+    int64_t  p999_us;
+    int64_t  connections;    /* connections open now */
+} hammer_stats_t;
+
+/*! hammer_stats() : copies the handle's statistics to *out. */
+HAMMER_API int hammer_stats(hammer_t *h, hammer_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -66,7 +66,7 @@ public func hammer_count_hit(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _
     case let .failure(f): return fail(f)
     case let .success(b): idb = b
     }
-    switch hd.countHit(id: idb, bucket: bucket, nowMs: nowMs, increment: increment, ttlMs: hd.config.expiryMs) {
+    switch hd.countHit(id: idb, bucket: bucket, nowMs: nowMs, increment: increment) {
     case let .failure(f): return fail(f)
     case let .success(c):
         countOut?.pointee = c
@@ -210,7 +210,7 @@ public func hammer_inspect_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar
                                             periodName: "scale_ms") {
         return fail(Failure(f.status, "\(fn): " + f.message))
     }
-    switch hd.inspect(id: idb, scaleMs: scaleMs, limit: limit, now: nil) {
+    switch hd.inspect(id: idb, scaleMs: scaleMs, limit: limit) {
     case let .failure(f): return fail(f)
     case let .success(i):
         out.pointee = hammer_inspection(count: i.count, remaining: max(0, limit - min(i.count, limit)),
@@ -257,4 +257,176 @@ public func hammer_peek(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ lim:
 public func hammer_peek_at(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ lim: UnsafePointer<hammer_limit>?,
                            _ nowMs: Int64, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
     limited("hammer_peek_at", h, id, lim, mode: .peek, cost: 1, now: nowMs, out)
+}
+
+// MARK: - Batches
+
+let maxBatch = 1_000_000
+
+/// Checks of every batch call; then `body` fills statuses through `put(i, status)`.
+func batchCall(_ fn: StaticString, _ h: OpaquePointer?, _ reqs: UnsafeRawPointer?, _ n: Int, _ out: UnsafeMutableRawPointer?,
+               _ statuses: UnsafeMutablePointer<Int32>?, _ body: (Handle) -> Void) -> Int32 {
+    guard let hd = handle(h) else { return invalid("\(fn): handle is NULL") }
+    if n < 0 || n > maxBatch { return invalid("\(fn): n must be from 0 to \(maxBatch)") }
+    if n == 0 { return Status.ok.rawValue }
+    guard reqs != nil else { return invalid("\(fn): reqs is NULL") }
+    guard out != nil else { return invalid("\(fn): out is NULL") }
+    if let statuses { statuses.initialize(repeating: Status.internal.rawValue, count: n) }
+    body(hd)
+    return Status.ok.rawValue
+}
+
+/// Records request i's result: its status in statuses[i], and the first failure as the call's status.
+struct BatchStatus {
+    var first: Int32 = 0
+    let statuses: UnsafeMutablePointer<Int32>?
+    mutating func set(_ i: Int, _ f: Failure?) {
+        let st = f?.status.rawValue ?? 0
+        statuses?[i] = st
+        if let f, first == 0 {
+            first = st
+            LastError.set("request \(i): " + f.message)
+        }
+    }
+}
+
+@_cdecl("hammer_count_hits")
+public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_count_request>?, _ n: Int,
+                              _ countsOut: UnsafeMutablePointer<Int64>?, _ statuses: UnsafeMutablePointer<Int32>?) -> Int32 {
+    var bs = BatchStatus(statuses: statuses)
+    let rc = batchCall("hammer_count_hits", h, reqs, n, countsOut, statuses) { hd in
+        guard let reqs, let countsOut else { return }
+        countsOut.initialize(repeating: 0, count: n)
+        let t0 = Clock.monotonicUs()
+        var o = Outcome(calls: UInt64(n))
+        hd.pipeline(n, Scripts.countHit, prepare: { i, a in
+            let r = reqs[i]
+            if r.increment < 0 { return Failure(.invalid, "increment must be >= 0") }
+            switch idBytes(r.id, "hammer_count_hits") {
+            case let .failure(f): return f
+            case let .success(idb):
+                hd.fillCountHit(&a, id: idb, bucket: r.bucket, nowMs: r.now_ms, increment: r.increment)
+                return nil
+            }
+        }, finish: { i, reply in
+            switch Replies.int64(reply, what: "count_hit") {
+            case let .failure(f): bs.set(i, f); o.failed = f.status
+            case let .success(c): countsOut[i] = c; bs.set(i, nil)
+            }
+        })
+        hd.pool.record(o, latencyUs: Clock.monotonicUs() - t0)
+    }
+    return rc != 0 ? rc : bs.first
+}
+
+/// Shared by hammer_hit_many and hammer_check_rates: validated limits per request, one pipeline.
+func decisionBatch(_ fn: StaticString, _ hd: Handle, _ n: Int, _ out: UnsafeMutablePointer<hammer_decision>,
+                   _ bs: inout BatchStatus,
+                   _ request: (Int) -> Result<(id: UnsafeBufferPointer<UInt8>, lim: Limit, mode: Mode, cost: Int64, now: Int64?), Failure>) {
+    out.initialize(repeating: zeroDecision, count: n)
+    let t0 = Clock.monotonicUs()
+    var o = Outcome(calls: UInt64(n))
+    // Each request's time is fixed once, so a NOSCRIPT resend decides at the same time.
+    var times = [Int64?](repeating: nil, count: n)
+    for i in 0..<n { if case let .success(r) = request(i) { times[i] = hd.time(r.now) } }
+    hd.pipeline(n, Scripts.limiter, prepare: { i, a in
+        switch request(i) {
+        case let .failure(f): return f
+        case let .success(r):
+            hd.fillLimiter(&a, id: r.id, r.lim, mode: r.mode.letter, cost: r.cost, now: times[i])
+            return nil
+        }
+    }, finish: { i, reply in
+        var d: Result<Decision, Failure>
+        switch request(i) {
+        case let .failure(f): d = .failure(f)
+        case let .success(r):
+            d = Handle.decision(reply, r.lim)
+            if case let .failure(f) = d, f.transient { d = hd.degrade(f, id: r.id, r.lim, mode: r.mode, cost: r.cost, now: r.now) }
+        }
+        o.add(d)
+        switch d {
+        case let .failure(f): bs.set(i, f)
+        case let .success(dec): put(out + i, dec); bs.set(i, nil)
+        }
+    })
+    hd.pool.record(o, latencyUs: Clock.monotonicUs() - t0)
+}
+
+@_cdecl("hammer_hit_many")
+public func hammer_hit_many(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_hit_request>?, _ n: Int,
+                            _ out: UnsafeMutablePointer<hammer_decision>?, _ statuses: UnsafeMutablePointer<Int32>?) -> Int32 {
+    var bs = BatchStatus(statuses: statuses)
+    let rc = batchCall("hammer_hit_many", h, reqs, n, out, statuses) { hd in
+        guard let reqs, let out else { return }
+        decisionBatch("hammer_hit_many", hd, n, out, &bs) { i in
+            let r = reqs[i]
+            guard let lp = r.lim else { return .failure(Failure(.invalid, "lim is NULL")) }
+            let lim: Limit
+            switch Limit.validate(algorithm: lp.pointee.algorithm, limit: lp.pointee.limit,
+                                  periodMs: lp.pointee.period_ms, burst: lp.pointee.burst) {
+            case let .failure(f): return .failure(f)
+            case let .success(l): lim = l
+            }
+            if let f = Limit.validateCost(r.cost) { return .failure(f) }
+            let now: Int64? = r.now_ms < 0 ? nil : r.now_ms
+            if let now, let f = Limit.validateNow(now) { return .failure(f) }
+            switch idBytes(r.id, "hammer_hit_many") {
+            case let .failure(f): return .failure(f)
+            case let .success(idb): return .success((idb, lim, .hit, r.cost, now))
+            }
+        }
+    }
+    return rc != 0 ? rc : bs.first
+}
+
+@_cdecl("hammer_check_rates")
+public func hammer_check_rates(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_check_request>?, _ n: Int,
+                               _ out: UnsafeMutablePointer<hammer_decision>?, _ statuses: UnsafeMutablePointer<Int32>?) -> Int32 {
+    var bs = BatchStatus(statuses: statuses)
+    let rc = batchCall("hammer_check_rates", h, reqs, n, out, statuses) { hd in
+        guard let reqs, let out else { return }
+        decisionBatch("hammer_check_rates", hd, n, out, &bs) { i in
+            let r = reqs[i]
+            let lim: Limit
+            switch Limit.validate(algorithm: 0, limit: r.limit, periodMs: r.scale_ms, burst: 0, periodName: "scale_ms") {
+            case let .failure(f): return .failure(f)
+            case let .success(l): lim = l
+            }
+            if r.increment < 0 || r.increment > Limit.maxLimit {
+                return .failure(Failure(.invalid, "increment must be from 0 to \(Limit.maxLimit)"))
+            }
+            switch idBytes(r.id, "hammer_check_rates") {
+            case let .failure(f): return .failure(f)
+            case let .success(idb): return .success((idb, lim, .check, r.increment, nil))
+            }
+        }
+    }
+    return rc != 0 ? rc : bs.first
+}
+
+// MARK: - Statistics
+
+@_cdecl("hammer_stats")
+public func hammer_stats(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<hammer_stats_t>?) -> Int32 {
+    guard let out else { return invalid("hammer_stats: out is NULL") }
+    out.pointee = hammer_stats_t()
+    guard let hd = handle(h) else { return invalid("hammer_stats: handle is NULL") }
+    let (s, open) = hd.pool.snapshot()
+    var o = hammer_stats_t()
+    o.calls = s.calls
+    o.allowed = s.allowed
+    o.denied = s.denied
+    withUnsafeMutableBytes(of: &o.errors) { raw in
+        let e = raw.bindMemory(to: UInt64.self)
+        for i in 1..<min(8, e.count) { e[i] = s.errors[i] }
+    }
+    o.reconnects = s.reconnects
+    o.degraded = s.degraded
+    o.p50_us = Int64(clamping: s.latency.quantile(0.5))
+    o.p99_us = Int64(clamping: s.latency.quantile(0.99))
+    o.p999_us = Int64(clamping: s.latency.quantile(0.999))
+    o.connections = Int64(open)
+    out.pointee = o
+    return Status.ok.rawValue
 }

@@ -100,13 +100,20 @@ final class Connection {
 
     /// Sends `args` and waits for the reply. The caller frees the reply with freeReplyObject.
     func run() -> Result<UnsafeMutablePointer<redisReply>, Failure> {
-        guard let c = ctx else { return .failure(Failure(.connect, "not connected")) }
+        if let f = append() { return .failure(f) }
+        return read()
+    }
+
+    /// Queues `args` in the output buffer (pipelining); read() sends the buffer and reads one reply.
+    func append() -> Failure? {
+        guard let c = ctx else { return Failure(.connect, "not connected") }
         let n = args.count
         ptrs.removeAll(keepingCapacity: true)
         lens.removeAll(keepingCapacity: true)
         let ends = args.ends
-        let raw: UnsafeMutableRawPointer? = args.bytes.withUnsafeBufferPointer { base in
-            let start = UnsafeRawPointer(base.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+        let rc: Int32 = args.bytes.withUnsafeBufferPointer { base in
+            guard let b = base.baseAddress else { return REDIS_ERR }
+            let start = UnsafeRawPointer(b)
             var from = 0
             for i in 0..<n {
                 ptrs.append((start + from).assumingMemoryBound(to: CChar.self))
@@ -115,12 +122,26 @@ final class Connection {
             }
             return ptrs.withUnsafeMutableBufferPointer { p in
                 lens.withUnsafeBufferPointer { l in
-                    redisCommandArgv(c, Int32(n), p.baseAddress, l.baseAddress)
+                    redisAppendCommandArgv(c, Int32(n), p.baseAddress, l.baseAddress)
                 }
             }
         }
-        guard let raw else { return .failure(contextFailure(connecting: false, nil)) }
-        return .success(raw.assumingMemoryBound(to: redisReply.self))
+        return rc == REDIS_OK ? nil : contextFailure(connecting: false, nil)
+    }
+
+    func read() -> Result<UnsafeMutablePointer<redisReply>, Failure> {
+        guard let c = ctx else { return .failure(Failure(.connect, "not connected")) }
+        var raw: UnsafeMutableRawPointer? = nil
+        let rc = redisGetReply(c, &raw)
+        guard rc == REDIS_OK, let reply = raw else {
+            if let raw { freeReplyObject(raw) }
+            return .failure(contextFailure(connecting: false, nil))
+        }
+        return .success(reply.assumingMemoryBound(to: redisReply.self))
+    }
+
+    static func isNoScript(_ r: UnsafeMutablePointer<redisReply>) -> Bool {
+        r.pointee.type == REDIS_REPLY_ERROR && text(r).hasPrefix("NOSCRIPT")
     }
 
     /// Runs a script by EVALSHA; on NOSCRIPT (a flushed or restarted server) sends it once by EVAL, which loads it.
@@ -131,8 +152,7 @@ final class Connection {
         args.add(script.sha)
         fill(&args)
         let first = run()
-        guard case let .success(r) = first, r.pointee.type == REDIS_REPLY_ERROR,
-              Connection.text(r).hasPrefix("NOSCRIPT") else { return first }
+        guard case let .success(r) = first, Connection.isNoScript(r) else { return first }
         freeReplyObject(r)
         args.reset()
         args.add("EVAL")

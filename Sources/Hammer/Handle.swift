@@ -1,4 +1,5 @@
-// A hammer_t: the configuration and the connection pool, and the operations in Swift terms.
+// A hammer_t: the configuration, the connection pool, the local fallback, and the operations in Swift terms.
+// Each operation is "fill the arguments" + "decode the reply", so single calls and pipelined batches share them.
 import CHiredis
 import HammerCore
 
@@ -8,97 +9,235 @@ struct BucketInfo {
     var updated: Int64
 }
 
+struct Inspection {
+    var count: Int64
+    var created: Int64
+    var updated: Int64
+    var msToNext: Int64
+}
+
+typealias Reply = Result<UnsafeMutablePointer<redisReply>, Failure>
+
 final class Handle {
     let config: Config
     let pool: Pool
+    let local: LocalLimiter?
 
     init(config: Config) {
         self.config = config
         self.pool = Pool(config: config)
+        self.local = config.localFallback ? LocalLimiter() : nil
     }
 
     /// Opens the first connection, so that a wrong address or password shows at open.
     func check() -> Failure? {
-        switch pool.with({ _ in Result<Void, Failure>.success(()) }) {
-        case .success: return nil
-        case let .failure(f): return f
+        pool.with({ _ in Result<Void, Failure>.success(()) }).failureValue
+    }
+
+    /// The time a script should use: the caller's, the library's clock, or nil for Redis's TIME.
+    func time(_ given: Int64?) -> Int64? {
+        if let given { return given }
+        return config.clock == .redis ? nil : Clock.realtimeMs()
+    }
+
+    // MARK: arguments (after "EVALSHA sha" or "EVAL source")
+
+    func fillCountHit(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64, increment: Int64) {
+        let prefix = config.prefix
+        a.add("2")
+        Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+        Decimal.append(bucket, to: &a.bytes)
+        a.end()
+        Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+        a.bytes.append(contentsOf: Keys.indexSuffix)
+        a.end()
+        a.add(increment)
+        a.add(nowMs)
+        a.add(config.expiryMs)
+        a.add(bucket)
+    }
+
+    func fillLimiter(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: StaticString, cost: Int64,
+                     now: Int64?) {
+        let prefix = config.prefix
+        a.add("1")
+        Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+        a.bytes.append(contentsOf: Keys.indexSuffix)
+        a.end()
+        Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+        a.end()
+        a.add(Int64(lim.algorithm.rawValue))
+        a.add(mode)
+        a.add(lim.limit)
+        a.add(lim.periodMs)
+        a.add(lim.capacity)
+        a.add(cost)
+        if let now { a.add(now) } else { a.add("") }
+    }
+
+    /// The script's {allowed, count, remaining, retry_after, reset_after}, read in place (no allocation).
+    static func decision(_ res: Reply, _ lim: Limit) -> Result<Decision, Failure> {
+        switch res {
+        case let .failure(f): return .failure(f)
+        case let .success(r):
+            defer { freeReplyObject(r) }
+            if let f = Replies.error(r) { return .failure(f) }
+            guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == 5, let el = r.pointee.element,
+                  let e0 = el[0], let e1 = el[1], let e2 = el[2], let e3 = el[3], let e4 = el[4],
+                  let allowed = Replies.integer(e0), let count = Replies.integer(e1),
+                  let remaining = Replies.integer(e2), let retry = Replies.integer(e3),
+                  let reset = Replies.integer(e4) else {
+                return .failure(Failure(.protocol, "rate limit: expected an array of 5 integers"))
+            }
+            return .success(Decision(allowed: allowed == 1, count: count, limit: lim.limit, remaining: remaining,
+                                     retryAfterMs: retry, resetAfterMs: reset))
         }
     }
 
-    func countHit(id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64, increment: Int64,
-                  ttlMs: Int64) -> Result<Int64, Failure> {
-        let prefix = config.prefix
-        return pool.with { conn in
-            let r = conn.eval(Scripts.countHit) { a in
-                a.add("2")
-                Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
-                Decimal.append(bucket, to: &a.bytes)
-                a.end()
-                Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
-                a.bytes.append(contentsOf: Keys.indexSuffix)
-                a.end()
-                a.add(increment)
-                a.add(nowMs)
-                a.add(ttlMs)
-                a.add(bucket)
+    // MARK: single calls
+
+    func countHit(id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64, increment: Int64) -> Result<Int64, Failure> {
+        measured(Outcome(calls: 1)) {
+            pool.with { conn in
+                Replies.int64(conn.eval(Scripts.countHit) { a in
+                    fillCountHit(&a, id: id, bucket: bucket, nowMs: nowMs, increment: increment)
+                }, what: "count_hit")
             }
-            return Replies.int64(r, what: "count_hit")
         }
     }
 
     func getBucket(id: UnsafeBufferPointer<UInt8>, bucket: Int64) -> Result<BucketInfo?, Failure> {
         let prefix = config.prefix
-        return pool.with { conn in
-            conn.args.reset()
-            conn.args.add("HMGET")
-            Keys.appendIdBase(prefix: prefix, id: id, to: &conn.args.bytes)
-            Decimal.append(bucket, to: &conn.args.bytes)
-            conn.args.end()
-            conn.args.add("count")
-            conn.args.add("created")
-            conn.args.add("updated")
-            switch conn.run() {
-            case let .failure(f): return .failure(f)
-            case let .success(r):
-                defer { freeReplyObject(r) }
-                if let f = Replies.error(r) { return .failure(f) }
-                guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == 3, let el = r.pointee.element else {
-                    return .failure(Failure(.protocol, "get_bucket: HMGET did not answer three fields"))
+        return measured(Outcome(calls: 1)) {
+            pool.with { conn in
+                conn.args.reset()
+                conn.args.add("HMGET")
+                Keys.appendIdBase(prefix: prefix, id: id, to: &conn.args.bytes)
+                Decimal.append(bucket, to: &conn.args.bytes)
+                conn.args.end()
+                conn.args.add("count")
+                conn.args.add("created")
+                conn.args.add("updated")
+                switch Replies.optionalIntegers(conn.run(), count: 3, what: "get_bucket") {
+                case let .failure(f): return .failure(f)
+                case let .success(v):
+                    guard let count = v[0] else { return .success(nil) }
+                    return .success(BucketInfo(count: count, created: v[1] ?? 0, updated: v[2] ?? 0))
                 }
-                var v: [Int64?] = [nil, nil, nil]
-                for i in 0..<3 {
-                    guard let e = el[i] else { return .failure(Failure(.protocol, "get_bucket: missing field")) }
-                    if e.pointee.type == REDIS_REPLY_NIL { continue }
-                    guard e.pointee.type == REDIS_REPLY_STRING,
-                          let n = Decimal.parse(Connection.bytes(e)) else {
-                        return .failure(Failure(.protocol, "get_bucket: a field of the bucket is not an integer"))
-                    }
-                    v[i] = n
-                }
-                guard let count = v[0] else { return .success(nil) }
-                return .success(BucketInfo(count: count, created: v[1] ?? 0, updated: v[2] ?? 0))
             }
         }
     }
 
     func deleteBuckets(id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
         let prefix = config.prefix
-        return pool.with { conn in
-            let r = conn.eval(Scripts.deleteBuckets) { a in
-                a.add("1")
-                Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
-                a.bytes.append(contentsOf: Keys.indexSuffix)
-                a.end()
-                Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
-                a.end()
-                for s in Keys.stateSuffixes { a.add(s) }
+        return measured(Outcome(calls: 1)) {
+            pool.with { conn in
+                Replies.int64(conn.eval(Scripts.deleteBuckets) { a in
+                    a.add("1")
+                    Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+                    a.bytes.append(contentsOf: Keys.indexSuffix)
+                    a.end()
+                    Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+                    a.end()
+                    for s in Keys.stateSuffixes { a.add(s) }
+                }, what: "delete_buckets")
             }
-            return Replies.int64(r, what: "delete_buckets")
+        }
+    }
+
+    /// A rate-limit decision; while Redis cannot answer, the on_error / fallback policy may decide instead.
+    func limit(id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64,
+               now: Int64?) -> Result<Decision, Failure> {
+        let t0 = Clock.monotonicUs()
+        let t = time(now)
+        var r = pool.with { conn in
+            Handle.decision(conn.eval(Scripts.limiter) { a in
+                fillLimiter(&a, id: id, lim, mode: mode.letter, cost: cost, now: t)
+            }, lim)
+        }
+        if case let .failure(f) = r, f.transient { r = degrade(f, id: id, lim, mode: mode, cost: cost, now: now) }
+        var o = Outcome(calls: 1)
+        o.add(r)
+        pool.record(o, latencyUs: Clock.monotonicUs() - t0)
+        return r
+    }
+
+    func inspect(id: UnsafeBufferPointer<UInt8>, scaleMs: Int64, limit: Int64) -> Result<Inspection, Failure> {
+        let t = time(nil)
+        let lim = Limit(algorithm: .fixedWindow, limit: limit, periodMs: scaleMs)
+        return measured(Outcome(calls: 1)) {
+            pool.with { conn in
+                let r = conn.eval(Scripts.limiter) { a in fillLimiter(&a, id: id, lim, mode: "i", cost: 0, now: t) }
+                switch Replies.integers(r, count: 4, what: "inspect_bucket") {
+                case let .failure(f): return .failure(f)
+                case let .success(v):
+                    return .success(Inspection(count: v[0], created: v[1], updated: v[2], msToNext: v[3]))
+                }
+            }
+        }
+    }
+
+    /// Runs `body`, then counts it (and its failure) in the statistics.
+    @inline(__always)
+    func measured<T>(_ outcome: Outcome, _ body: () -> Result<T, Failure>) -> Result<T, Failure> {
+        let t0 = Clock.monotonicUs()
+        let r = body()
+        var o = outcome
+        o.failed = r.failureValue?.status
+        pool.record(o, latencyUs: Clock.monotonicUs() - t0)
+        return r
+    }
+
+    // MARK: batches
+
+    /// Sends every request that `prepare` fills (nil) as one pipeline; `finish` gets each request's reply or failure,
+    /// in order. Requests that `prepare` refuses get that failure and are not sent. A NOSCRIPT reply (a flushed or
+    /// restarted server) is answered by sending that request again with EVAL, after the pipeline is read.
+    func pipeline(_ n: Int, _ script: Script, prepare: (Int, inout Args) -> Failure?, finish: (Int, Reply) -> Void) {
+        var replies = [Reply?](repeating: nil, count: n)
+        let whole: Result<Void, Failure> = pool.with { conn in
+            var sent = 0
+            for i in 0..<n {
+                conn.args.reset()
+                conn.args.add("EVALSHA")
+                conn.args.add(script.sha)
+                if let f = prepare(i, &conn.args) { replies[i] = .failure(f); continue }
+                if let f = conn.append() { replies[i] = .failure(f); break }
+                sent += 1
+            }
+            var lost: Failure? = nil
+            for i in 0..<n where replies[i] == nil {
+                if let f = lost { replies[i] = .failure(f); continue }
+                let r = conn.read()
+                if case let .failure(f) = r { lost = f }
+                replies[i] = r
+            }
+            for i in 0..<n {
+                guard case let .success(r)? = replies[i], Connection.isNoScript(r) else { continue }
+                freeReplyObject(r)
+                replies[i] = conn.eval(script) { a in _ = prepare(i, &a) }
+            }
+            return lost.map { .failure($0) } ?? .success(())
+        }
+        for i in 0..<n {
+            if let r = replies[i] { finish(i, r) } else { finish(i, .failure(whole.failureValue ?? Failure(.internal, "request not sent"))) }
         }
     }
 }
 
-/// Decoding of hiredis replies into results.
+extension Outcome {
+    mutating func add(_ r: Result<Decision, Failure>) {
+        switch r {
+        case let .success(d):
+            if d.allowed { allowed &+= 1 } else { denied &+= 1 }
+            if d.degraded { degraded &+= 1 }
+        case let .failure(f):
+            failed = f.status
+        }
+    }
+}
+
+/// Decoding of hiredis replies into results. Each frees the reply.
 enum Replies {
     /// A Redis error reply as a failure, or nil.
     static func error(_ r: UnsafeMutablePointer<redisReply>) -> Failure? {
@@ -106,16 +245,60 @@ enum Replies {
         return RedisErrors.classify(Connection.text(r))
     }
 
+    static func integer(_ e: UnsafeMutablePointer<redisReply>) -> Int64? {
+        if e.pointee.type == REDIS_REPLY_INTEGER { return e.pointee.integer }
+        if e.pointee.type == REDIS_REPLY_STRING { return Decimal.parse(Connection.bytes(e)) }
+        return nil
+    }
+
     /// An integer reply, or a bulk string holding an exact int64.
-    static func int64(_ res: Result<UnsafeMutablePointer<redisReply>, Failure>, what: String) -> Result<Int64, Failure> {
+    static func int64(_ res: Reply, what: String) -> Result<Int64, Failure> {
         switch res {
         case let .failure(f): return .failure(f)
         case let .success(r):
             defer { freeReplyObject(r) }
             if let f = error(r) { return .failure(f) }
-            if r.pointee.type == REDIS_REPLY_INTEGER { return .success(r.pointee.integer) }
-            if r.pointee.type == REDIS_REPLY_STRING, let n = Decimal.parse(Connection.bytes(r)) { return .success(n) }
+            if let n = integer(r) { return .success(n) }
             return .failure(Failure(.protocol, "\(what): expected an integer reply"))
+        }
+    }
+
+    /// An array of `count` integers (integer replies, or bulk strings holding exact int64s).
+    static func integers(_ res: Reply, count: Int, what: String) -> Result<[Int64], Failure> {
+        switch optionalIntegers(res, count: count, what: what) {
+        case let .failure(f): return .failure(f)
+        case let .success(v):
+            var out: [Int64] = []
+            out.reserveCapacity(count)
+            for (i, x) in v.enumerated() {
+                guard let x else { return .failure(Failure(.protocol, "\(what): element \(i) is nil")) }
+                out.append(x)
+            }
+            return .success(out)
+        }
+    }
+
+    /// An array of `count` integers or nils.
+    static func optionalIntegers(_ res: Reply, count: Int, what: String) -> Result<[Int64?], Failure> {
+        switch res {
+        case let .failure(f): return .failure(f)
+        case let .success(r):
+            defer { freeReplyObject(r) }
+            if let f = error(r) { return .failure(f) }
+            guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == count, let el = r.pointee.element else {
+                return .failure(Failure(.protocol, "\(what): expected an array of \(count) integers"))
+            }
+            var out: [Int64?] = []
+            out.reserveCapacity(count)
+            for i in 0..<count {
+                guard let e = el[i] else { return .failure(Failure(.protocol, "\(what): missing element")) }
+                if e.pointee.type == REDIS_REPLY_NIL { out.append(nil); continue }
+                guard let n = integer(e) else {
+                    return .failure(Failure(.protocol, "\(what): element \(i) is not an integer"))
+                }
+                out.append(n)
+            }
+            return .success(out)
         }
     }
 }

@@ -1,16 +1,18 @@
 // The handle's connections: at most pool_size, made lazily, each lent to one thread at a time.
-// The lock is held only to take or give back a connection, never across the network.
-// After a failed connect, calls fail at once until a back-off (doubling, capped) has passed.
+// The lock is held only to take or give back a connection and to count, never across the network.
+// A circuit breaker keeps calls calm while Redis is down: after a connect failure or a timeout, calls fail at once
+// until a back-off (25 ms doubling to 1 s) has passed; then one call tries again, and a success closes it.
 import CHiredis
 import Glibc
 import HammerCore
 
 enum Clock {
-    static func monotonicMs() -> Int64 {
+    static func monotonicUs() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) &* 1000 &+ Int64(ts.tv_nsec / 1_000_000)
+        return Int64(ts.tv_sec) &* 1_000_000 &+ Int64(ts.tv_nsec / 1000)
     }
+    static func monotonicMs() -> Int64 { monotonicUs() / 1000 }
     static func realtimeMs() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
@@ -39,19 +41,28 @@ final class Lock {
     @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
 }
 
+/// What one call did, for the statistics.
+struct Outcome {
+    var calls: UInt64 = 0
+    var allowed: UInt64 = 0
+    var denied: UInt64 = 0
+    var degraded: UInt64 = 0
+    var failed: Status? = nil
+}
+
 final class Pool {
     let config: Config
     private let lock = Lock()
     private var idle: [Connection] = []
     private var lent = 0
-    // Back-off after failed connects (guarded by lock).
+    // Circuit breaker (guarded by lock).
     private var downUntilMs: Int64 = 0
     private var backoffMs: Int64 = 0
-    private var lastConnectFailure: Failure? = nil
+    private var lastFailure: Failure? = nil
     static let backoffFirstMs: Int64 = 25
     static let backoffCapMs: Int64 = 1000
-
-    private(set) var reconnects: UInt64 = 0
+    // Statistics (guarded by lock).
+    private var stats = Stats()
 
     init(config: Config) {
         self.config = config
@@ -63,6 +74,7 @@ final class Pool {
     }
 
     /// Lends a connected connection to `body`, then takes it back (dropping it if its context broke).
+    /// Transport failures (connect, timeout) trip the breaker; a success resets it.
     func with<T>(_ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
         let conn: Connection
         switch acquire() {
@@ -70,24 +82,38 @@ final class Pool {
         case let .success(c): conn = c
         }
         let result = body(conn)
-        release(conn)
+        release(conn, result.failureValue)
         return result
+    }
+
+    /// Milliseconds until the breaker lets a call through (0 when closed).
+    var backoffLeftMs: Int64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return max(0, downUntilMs - Clock.monotonicMs())
     }
 
     private func acquire() -> Result<Connection, Failure> {
         lock.lock()
-        var waitedDeadline: Int64 = 0
+        let start = Clock.monotonicMs()
+        if start < downUntilMs, let last = lastFailure {
+            let wait = downUntilMs - start
+            lock.unlock()
+            return .failure(Failure(last.status, last.message + " (failing fast; next attempt in \(wait) ms)",
+                                    transient: true))
+        }
+        let deadline = start + config.connectTimeoutMs + config.timeoutMs
         while idle.isEmpty && lent >= config.poolSize {
             // All connections are lent: wait for one, at most as long as a call may take.
             let now = Clock.monotonicMs()
-            if waitedDeadline == 0 { waitedDeadline = now + config.connectTimeoutMs + config.timeoutMs }
-            if now >= waitedDeadline {
+            if now >= deadline {
                 lock.unlock()
-                return .failure(Failure(.timeout, "all \(config.poolSize) pooled connections stayed busy; raise pool_size"))
+                return .failure(Failure(.timeout, "all \(config.poolSize) pooled connections stayed busy; raise pool_size",
+                                        transient: true))
             }
             var ts = timespec()
             clock_gettime(CLOCK_MONOTONIC, &ts)
-            let left = waitedDeadline - now
+            let left = deadline - now
             ts.tv_sec += Int(left / 1000)
             ts.tv_nsec += Int((left % 1000) * 1_000_000)
             if ts.tv_nsec >= 1_000_000_000 { ts.tv_sec += 1; ts.tv_nsec -= 1_000_000_000 }
@@ -95,54 +121,59 @@ final class Pool {
         }
         let conn = idle.popLast() ?? Connection()
         lent += 1
-        if conn.ctx != nil {
-            lock.unlock()
-            return .success(conn)
-        }
-        // Needs a connect: fail fast while the server is known to be down.
-        let now = Clock.monotonicMs()
-        if now < downUntilMs, let last = lastConnectFailure {
-            let wait = downUntilMs - now
-            lent -= 1
-            idle.insert(conn, at: 0)
-            lock.unlock()
-            return .failure(Failure(last.status, last.message + " (failing fast; next attempt in \(wait) ms)"))
-        }
         lock.unlock()
+        if conn.ctx != nil { return .success(conn) }
         if let f = conn.connect(config) {
-            lock.lock()
-            backoffMs = backoffMs == 0 ? Pool.backoffFirstMs : min(backoffMs * 2, Pool.backoffCapMs)
-            downUntilMs = Clock.monotonicMs() + backoffMs
-            lastConnectFailure = f
-            lent -= 1
-            idle.insert(conn, at: 0)
-            pthread_cond_signal(lock.cond)
-            lock.unlock()
+            release(conn, f)
             return .failure(f)
         }
         lock.lock()
-        backoffMs = 0
-        downUntilMs = 0
-        lastConnectFailure = nil
-        reconnects &+= 1
+        stats.reconnects &+= 1
         lock.unlock()
         return .success(conn)
     }
 
-    private func release(_ conn: Connection) {
+    private func release(_ conn: Connection, _ failure: Failure?) {
         let broken = conn.isBroken
         if broken { conn.close() }
         lock.lock()
         lent -= 1
         if broken { idle.insert(conn, at: 0) } else { idle.append(conn) }
+        if let f = failure, f.status == .connect || f.status == .timeout {
+            backoffMs = backoffMs == 0 ? Pool.backoffFirstMs : min(backoffMs * 2, Pool.backoffCapMs)
+            downUntilMs = Clock.monotonicMs() + backoffMs
+            lastFailure = f
+        } else if failure == nil && backoffMs != 0 {
+            backoffMs = 0
+            downUntilMs = 0
+            lastFailure = nil
+        }
         pthread_cond_signal(lock.cond)
         lock.unlock()
     }
 
-    /// Number of connections currently open (for tests and stats).
-    var openConnections: Int {
+    /// Adds one call's outcome and latency to the statistics.
+    func record(_ o: Outcome, latencyUs: Int64) {
+        lock.lock()
+        stats.calls &+= o.calls
+        stats.allowed &+= o.allowed
+        stats.denied &+= o.denied
+        stats.degraded &+= o.degraded
+        if let s = o.failed { stats.errors[Int(s.rawValue) & 7] &+= 1 }
+        stats.latency.record(UInt64(max(0, latencyUs)))
+        lock.unlock()
+    }
+
+    func snapshot() -> (Stats, Int) {
         lock.lock()
         defer { lock.unlock() }
-        return idle.filter { $0.ctx != nil }.count + lent
+        return (stats, idle.filter { $0.ctx != nil }.count + lent)
+    }
+}
+
+extension Result {
+    var failureValue: Failure? {
+        if case let .failure(f) = self { return f as? Failure }
+        return nil
     }
 }

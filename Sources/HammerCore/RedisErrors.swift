@@ -9,16 +9,16 @@ public enum RedisErrors {
             return Failure(.invalid, "the counter would overflow int64 (Redis: \(t))")
         }
         if t.hasPrefix("OOM") || has("OOM command not allowed") {
-            return Failure(.redis, "Redis is out of memory (maxmemory reached, noeviction): \(t)")
+            return Failure(.redis, "Redis is out of memory (maxmemory reached, noeviction): \(t)", transient: true)
         }
         if t.hasPrefix("READONLY") || has("READONLY") {
-            return Failure(.redis, "Redis is a read-only replica; point the URL at the primary: \(t)")
+            return Failure(.redis, "Redis is a read-only replica; point the URL at the primary: \(t)", transient: true)
         }
         if t.hasPrefix("LOADING") {
-            return Failure(.redis, "Redis is loading its dataset; retry shortly: \(t)")
+            return Failure(.redis, "Redis is loading its dataset; retry shortly: \(t)", transient: true)
         }
         if t.hasPrefix("BUSY") {
-            return Failure(.redis, "Redis is busy running a script: \(t)")
+            return Failure(.redis, "Redis is busy running a script: \(t)", transient: true)
         }
         if t.hasPrefix("NOAUTH") || t.hasPrefix("WRONGPASS") {
             return Failure(.redis, "Redis needs other credentials: \(t)")

@@ -30,8 +30,11 @@ public enum Status: Int32, Sendable {
 public struct Failure: Error, Equatable, Sendable {
     public var status: Status
     public var message: String
-    public init(_ status: Status, _ message: String) {
+    /// Redis could not answer for now (down, slow, loading, busy, out of memory): the on_error policy may decide.
+    public var transient: Bool
+    public init(_ status: Status, _ message: String, transient: Bool? = nil) {
         self.status = status
         self.message = message
+        self.transient = transient ?? (status == .connect || status == .timeout)
     }
 }

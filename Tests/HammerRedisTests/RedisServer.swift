@@ -5,12 +5,29 @@ import Glibc
 final class RedisProcess {
     let port: Int
     let dir: String
-    private let process = Process()
+    private var process = Process()
 
     init() throws {
         port = RedisProcess.freePort()
         dir = NSTemporaryDirectory() + "hammer-swift-redis-\(getpid())-\(port)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try start()
+    }
+
+    /// Stops the server (it keeps its port for start()).
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGCONT)
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    func pause() { kill(process.processIdentifier, SIGSTOP) }
+    func resume() { kill(process.processIdentifier, SIGCONT) }
+
+    func start() throws {
+        process = Process()
         let paths = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
         guard let exe = paths.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw NSError(domain: "hammer-tests", code: 1,
@@ -30,8 +47,7 @@ final class RedisProcess {
     }
 
     deinit {
-        process.terminate()
-        process.waitUntilExit()
+        stop()
         try? FileManager.default.removeItem(atPath: dir)
     }
 
