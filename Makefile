@@ -85,3 +85,6 @@ bench: lib
 
 clean:
 	rm -rf $(B) .build
+
+# Further targets (sanitizers, fuzzing) live in mk/*.mk.
+-include $(wildcard mk/*.mk)
