@@ -132,7 +132,7 @@ final class Handle {
         let prefix = config.prefix
         return measured(Outcome(calls: 1)) {
             pool.with { conn in
-                Replies.int64(conn.eval(Scripts.deleteBuckets) { a in
+                let indexed = Replies.int64(conn.eval(Scripts.deleteBuckets) { a in
                     a.add("1")
                     Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
                     a.bytes.append(contentsOf: Keys.indexSuffix)
@@ -141,8 +141,55 @@ final class Handle {
                     a.end()
                     for s in Keys.stateSuffixes { a.add(s) }
                 }, what: "delete_buckets")
+                guard config.scanDelete, case let .success(n) = indexed else { return indexed }
+                return scanDelete(conn, id: Array(id)).map { n + $0 }
             }
         }
+    }
+
+    /// Deletes buckets of exactly `id` that are not in its index (written by other clients): SCAN with the id
+    /// escaped for the glob, then only keys that are prefix + id + ":" + an integer.
+    private func scanDelete(_ conn: Connection, id: [UInt8]) -> Result<Int64, Failure> {
+        var pattern = Keys.globEscape(config.prefix + id + [58])
+        pattern.append(42)
+        var cursor: [UInt8] = [48]
+        var deleted: Int64 = 0
+        repeat {
+            conn.args.reset()
+            conn.args.add("SCAN")
+            conn.args.add(cursor)
+            conn.args.add("MATCH")
+            conn.args.add(pattern)
+            conn.args.add("COUNT")
+            conn.args.add("1000")
+            var keys: [[UInt8]] = []
+            switch conn.run() {
+            case let .failure(f): return .failure(f)
+            case let .success(r):
+                defer { freeReplyObject(r) }
+                if let f = Replies.error(r) { return .failure(f) }
+                guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == 2, let el = r.pointee.element,
+                      let c = el[0], let list = el[1], list.pointee.type == REDIS_REPLY_ARRAY else {
+                    return .failure(Failure(.protocol, "delete_buckets: unexpected SCAN reply"))
+                }
+                cursor = Array(Connection.bytes(c))
+                for i in 0..<list.pointee.elements {
+                    guard let k = list.pointee.element?[i] else { continue }
+                    let key = Array(Connection.bytes(k))
+                    if Keys.isBucketKey(key, prefix: config.prefix, id: id) { keys.append(key) }
+                }
+            }
+            if !keys.isEmpty {
+                conn.args.reset()
+                conn.args.add("DEL")
+                for k in keys { conn.args.add(k) }
+                switch Replies.int64(conn.run(), what: "delete_buckets") {
+                case let .failure(f): return .failure(f)
+                case let .success(n): deleted += n
+                }
+            }
+        } while cursor != [48]
+        return .success(deleted)
     }
 
     /// A rate-limit decision; while Redis cannot answer, the on_error / fallback policy may decide instead.

@@ -29,6 +29,9 @@ public struct Config: Equatable, Sendable {
     public var clock: ClockSource = .local
     public var onError: ErrorPolicy = .error
     public var localFallback: Bool = false
+    /// delete_buckets also SCANs for buckets of the id that other clients (Hammer's Elixir backend) wrote without
+    /// our index. Exact still, but its cost grows with the keyspace.
+    public var scanDelete: Bool = false
 
     public init() {}
 
@@ -212,6 +215,12 @@ public struct Config: Equatable, Sendable {
                 case "none": c.localFallback = false
                 case "local": c.localFallback = true
                 default: return bad("fallback must be none or local")
+                }
+            case "scan_delete":
+                switch value {
+                case "0", "false", "no": c.scanDelete = false
+                case "1", "true", "yes": c.scanDelete = true
+                default: return bad("scan_delete must be true or false")
                 }
             default:
                 return bad("unknown option '\(clip(Array(name.utf8)))'")
