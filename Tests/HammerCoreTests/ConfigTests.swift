@@ -49,6 +49,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.clock, .local)
         XCTAssertEqual(c.onError, .error)
         XCTAssertFalse(c.localFallback)
+        XCTAssertFalse(c.scanDelete)
     }
 
     func testDefaultConfigValue() {
@@ -129,6 +130,15 @@ final class ConfigTests: XCTestCase {
         bad("redis://h?expiry_ms=1&clock=", naming: ["clock"])
         bad("redis://h?expiry_ms=1&on_error=ignore", naming: ["on_error"])
         bad("redis://h?expiry_ms=1&fallback=remote", naming: ["fallback"])
+        for v in ["1", "true", "yes"] {
+            XCTAssertTrue(try XCTUnwrap(ok("redis://h?expiry_ms=1&scan_delete=\(v)")).scanDelete, v)
+        }
+        for v in ["0", "false", "no"] {
+            XCTAssertFalse(try XCTUnwrap(ok("redis://h?expiry_ms=1&scan_delete=\(v)")).scanDelete, v)
+        }
+        for v in ["", "2", "TRUE", "on", "y"] {
+            bad("redis://h?expiry_ms=1&scan_delete=\(v)", naming: ["scan_delete"])
+        }
     }
 
     func testNumericOptionBounds() throws {
@@ -377,7 +387,7 @@ final class ConfigTests: XCTestCase {
         let f = bad("redis://h?expiry_ms=1&\(long)=1", naming: ["unknown option", "..."])
         XCTAssertLessThan(f?.message.count ?? 1000, 120, "an unknown name is clipped")
         for name in ["expiry_ms", "prefix", "connect_timeout_ms", "timeout_ms", "pool_size", "db", "clock",
-                     "on_error", "fallback", "password", "user"] {
+                     "on_error", "fallback", "scan_delete", "password", "user"] {
             let value: String
             switch name {
             case "clock": value = "local"
@@ -466,6 +476,7 @@ final class ConfigTests: XCTestCase {
             "redis://:{PW}@h?expiry_ms=1&clock=x",
             "redis://:{PW}@h?expiry_ms=1&on_error=x",
             "redis://:{PW}@h?expiry_ms=1&fallback=x",
+            "redis://:{PW}@h?expiry_ms=1&scan_delete=maybe",
             "redis://{PW}@h:0?expiry_ms=1",
             "redis://{PW}@h",
             "redis://alice:{PW}@h?expiry_ms=1&user=bob&user=carol",

@@ -77,6 +77,15 @@ final class StatusTests: XCTestCase {
         XCTAssertNotEqual(f, Failure(.connect, "slow"))
         XCTAssertNotEqual(f, Failure(.timeout, "fast"))
     }
+
+    /// By default only a lost connection and a timeout are transient (the on_error policy may decide).
+    func testTransientDefaults() {
+        for (s, _, _) in expected {
+            XCTAssertEqual(Failure(s, "x").transient, s == .connect || s == .timeout, "\(s)")
+            XCTAssertTrue(Failure(s, "x", transient: true).transient)
+            XCTAssertFalse(Failure(s, "x", transient: false).transient)
+        }
+    }
 }
 
 final class RedisErrorsTests: XCTestCase {
@@ -117,6 +126,20 @@ final class RedisErrorsTests: XCTestCase {
         check("WRONGTYPE Operation against a key holding the wrong kind of value script: f_abc, on @user_script:2.",
               .redis, "another type")
         check("ERR increment or decrement would overflow script: f_abc, on @user_script:2.", .invalid, "overflow")
+    }
+
+    func testTransientErrors() {
+        // Redis cannot answer for now: transient.
+        for r in ["OOM command not allowed when used memory > 'maxmemory'.", "READONLY You can't write",
+                  "LOADING Redis is loading the dataset in memory", "BUSY Redis is busy running a script."] {
+            XCTAssertTrue(RedisErrors.classify(r).transient, r)
+        }
+        // A wrong setup or a wrong request stays wrong: not transient.
+        for r in ["NOAUTH Authentication required.", "WRONGPASS invalid username-password pair",
+                  "NOPERM this user has no permissions", "WRONGTYPE Operation against a key",
+                  "ERR increment or decrement would overflow", "NOSCRIPT No matching script.", "ERR unknown"] {
+            XCTAssertFalse(RedisErrors.classify(r).transient, r)
+        }
     }
 
     func testDistinctHintsForDistinctErrors() {
