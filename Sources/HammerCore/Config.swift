@@ -65,6 +65,10 @@ public struct Config: Equatable, Sendable {
         }
         let scheme = String(decoding: url[0..<se], as: UTF8.self).lowercased()
         var rest = Array(url[(se + 3)...])
+        // A password may hold raw '?', '&' or '=' that end up read as the query: when the URL may carry a secret,
+        // messages quote none of its text.
+        let mayHoldSecret = rest.contains(64) || find(url, Array("password".utf8), from: 0) != nil
+        func quote(_ b: [UInt8]) -> String { mayHoldSecret ? "(not shown: the URL may hold a password)" : "'\(clip(b))'" }
         if rest.contains(35) { return bad("a '#' fragment is not allowed") }
         var query: [UInt8] = []
         if let q = rest.firstIndex(of: 63) {
@@ -89,11 +93,11 @@ public struct Config: Equatable, Sendable {
                     guard let ud = percentDecode(u) else { return bad("bad percent-encoding in the user name") }
                     guard let pd = percentDecode(p) else { return bad("bad percent-encoding in the password") }
                     c.user = ud.isEmpty ? nil : ud
-                    c.password = pd
+                    c.password = pd.isEmpty ? nil : pd
                 } else {
                     // "redis://secret@host": a lone userinfo is the password, as in redis-cli and most clients.
                     guard let pd = percentDecode(userinfo) else { return bad("bad percent-encoding in the password") }
-                    c.password = pd
+                    c.password = pd.isEmpty ? nil : pd
                 }
                 if c.password?.utf8.contains(0) == true || c.user?.utf8.contains(0) == true {
                     return bad("user and password may not contain NUL")
@@ -147,7 +151,8 @@ public struct Config: Equatable, Sendable {
             if path.utf8.count > 107 { return bad("socket path is longer than 107 bytes") }
             c.endpoint = .unix(path: path)
         default:
-            return bad("unknown scheme '\(scheme.prefix(16))'; use redis:// or unix://")
+            let plain = scheme.utf8.allSatisfy { isAlnum($0) || $0 == 43 || $0 == 45 || $0 == 46 }
+            return bad("unknown scheme \(plain && !mayHoldSecret ? "'" + String(scheme.prefix(16)) + "'" : "(not shown)"); use redis:// or unix://")
         }
 
         var seen: Set<String> = []
@@ -155,14 +160,15 @@ public struct Config: Equatable, Sendable {
         for pair in query.split(separator: 38, omittingEmptySubsequences: true) {
             let p = Array(pair)
             guard let eq = p.firstIndex(of: 61) else {
-                return bad("option '\(clip(p))' has no value (use name=value)")
+                return bad("option \(quote(p)) has no value (use name=value)")
             }
             let name = String(decoding: p[..<eq], as: UTF8.self)
             guard let value = percentDecode(Array(p[(eq + 1)...])) else {
-                return bad("bad percent-encoding in option \(clip(Array(name.utf8)))")
+                return bad("bad percent-encoding in option \(quote(Array(name.utf8)))")
             }
-            if seen.contains(name) { return bad("option \(name) is given twice") }
-            seen.insert(name)
+            let canonical = name == "username" ? "user" : name
+            if seen.contains(canonical) { return bad("option \(quote(Array(name.utf8))) is given twice") }
+            seen.insert(canonical)
             func number(_ lo: Int64, _ hi: Int64) -> Int64? {
                 guard let v = Decimal.parse(value), v >= lo, v <= hi else { return nil }
                 return v
@@ -194,8 +200,10 @@ public struct Config: Equatable, Sendable {
                 if dbGiven && v != c.db { return bad("db is given both in the path and as an option") }
                 c.db = v
             case "password":
-                c.password = value
+                if value.utf8.contains(0) { return bad("password may not contain NUL") }
+                c.password = value.isEmpty ? nil : value
             case "user", "username":
+                if value.utf8.contains(0) { return bad("user may not contain NUL") }
                 c.user = value.isEmpty ? nil : value
             case "clock":
                 switch value {
@@ -223,8 +231,11 @@ public struct Config: Equatable, Sendable {
                 default: return bad("scan_delete must be true or false")
                 }
             default:
-                return bad("unknown option '\(clip(Array(name.utf8)))'")
+                return bad("unknown option \(quote(Array(name.utf8)))")
             }
+        }
+        if c.user != nil && c.password == nil {
+            return bad("a user name needs a password (redis://user:password@host)")
         }
         if !expiryGiven {
             return bad("expiry_ms is mandatory (e.g. ?expiry_ms=7200000), as in Hammer's Redis backend")

@@ -15,14 +15,16 @@ extension Scripts {
     /// KEYS[1] the id's index. ARGV: base, algorithm, mode (h hit, p peek, c check_rate, i inspect), limit, period,
     /// capacity in hits (burst or limit), cost, now ('' = Redis TIME).
     /// Returns {allowed, count, remaining, retry_after_ms, reset_after_ms}; for mode i {count, created, updated, ms}.
-    public static let limiter = Script("""
+    public static let limiter = Script(indexLua + """
     local base, alg, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]
     local L, P, B, c = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-    local tm = redis.call('TIME')
-    local srv = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
-    local now, nows = srv, ARGV[8]
-    if nows == '' then nows = string.format('%d', srv) else now = tonumber(nows) end
     local function fmt(x) return string.format('%d', x) end
+    local now, nows = 0, ARGV[8]
+    if nows == '' then
+      local tm = redis.call('TIME')
+      now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+      nows = fmt(now)
+    else now = tonumber(nows) end
     local function idiv(a, b)
       local q = math.floor(a / b)
       if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
@@ -76,10 +78,8 @@ extension Scripts {
         redis.call('HSET', key, 'updated', nows)
         local ttl = left + GRACE
         if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
-        local idx = KEYS[1]
-        if fresh == 1 then redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. fmt(srv)) end
-        redis.call('ZADD', idx, srv + ttl, fmt(w))
-        if redis.call('PTTL', idx) < ttl then redis.call('PEXPIRE', idx, ttl) end
+        if fresh == 1 then index_bucket(KEYS[1], base, fmt(w)) end
+        keep_index(KEYS[1], ttl)
       end
       local need = c
       if mode == 'p' then need = 1 end

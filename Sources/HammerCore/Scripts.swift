@@ -11,20 +11,37 @@ public struct Script: Sendable {
 }
 
 public enum Scripts {
-    /// count_hit: KEYS[1] bucket key, KEYS[2] the id's index.
+    /// Lua shared by the scripts that write fixed-window buckets: the id's index, a sorted set of its bucket numbers
+    /// (score = the number, so the oldest come first). A new bucket is added, and up to four of the oldest entries
+    /// whose buckets have expired are dropped, so the index stays the size of the id's live buckets. The index
+    /// outlives every bucket it names.
+    public static let indexLua = """
+    local function index_bucket(idx, base, member)
+      local old = redis.call('ZRANGE', idx, 0, 3)
+      for i = 1, #old do
+        if redis.call('EXISTS', base .. old[i]) == 0 then redis.call('ZREM', idx, old[i]) end
+      end
+      redis.call('ZADD', idx, member, member)
+    end
+    local function keep_index(idx, ttl)
+      if redis.call('PTTL', idx) < ttl then redis.call('PEXPIRE', idx, ttl) end
+    end
+
+    """
+
+    /// count_hit: KEYS[1] bucket key (base .. bucket), KEYS[2] the id's index.
     /// ARGV[1] increment, ARGV[2] now_ms, ARGV[3] TTL in ms, ARGV[4] bucket number.
-    /// Returns the new count as a bulk string (exact for any int64).
-    public static let countHit = Script("""
+    /// Returns the new count: an integer, or a bulk string when beyond 2^53 (exact for any int64).
+    public static let countHit = Script(indexLua + """
     local k, idx, ttl = KEYS[1], KEYS[2], tonumber(ARGV[3])
-    redis.call('HINCRBY', k, 'count', ARGV[1])
-    local fresh = redis.call('HSETNX', k, 'created', ARGV[2])
+    local n = redis.call('HINCRBY', k, 'count', ARGV[1])
+    if redis.call('HSETNX', k, 'created', ARGV[2]) == 1 then
+      index_bucket(idx, string.sub(k, 1, #k - #ARGV[4]), ARGV[4])
+    end
     redis.call('HSET', k, 'updated', ARGV[2])
     redis.call('PEXPIRE', k, ttl)
-    local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    if fresh == 1 then redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now) end
-    redis.call('ZADD', idx, now + ttl, ARGV[4])
-    if redis.call('PTTL', idx) < ttl then redis.call('PEXPIRE', idx, ttl) end
+    keep_index(idx, ttl)
+    if n < 9007199254740992 then return n end
     return redis.call('HGET', k, 'count')
     """)
 

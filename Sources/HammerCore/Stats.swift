@@ -21,7 +21,7 @@ public struct LatencyHistogram: Equatable, Sendable {
         if i < 16 { return UInt64(i) }
         let k = UInt64(i / 16 - 1)                   // shift m - 4
         let s = UInt64(i % 16 + 16)
-        if k >= 59 { return UInt64.max }
+        if k > 59 || (k == 59 && s == 31) { return UInt64.max }
         return ((s + 1) << k) - 1
     }
 

@@ -65,4 +65,32 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(hammer_get_bucket(h, "ex", 7, &b), 0)
         XCTAssertEqual([b.found, Int32(b.count), Int32(b.created), Int32(b.updated)], [1, 1, 5, 5])
     }
+
+    /// The index names the id's live buckets (plus a few expired ones at most), and expires with them.
+    func testIndexStaysTheSizeOfTheLiveBuckets() {
+        var h: OpaquePointer?
+        XCTAssertEqual(hammer_open(server.url("expiry_ms=300"), &h), 0)
+        defer { hammer_close(h) }
+        var c: Int64 = 0
+        var worst = 0, liveMax = 0
+        for i in 0..<60 {
+            XCTAssertEqual(hammer_count_hit(h, "ix", Int64(i), Int64(i), 1, &c), 0)
+            let size = Int(server.cli("ZCARD", "Hammer:Redis:ix:index").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            let live = server.cli("KEYS", "Hammer:Redis:ix:[0-9]*").split(separator: "\n").count
+            liveMax = max(liveMax, live)
+            worst = max(worst, size - live)
+        }
+        // Without pruning the index would name all 60 buckets; with it, at most a few expired ones beyond the live.
+        XCTAssertLessThan(liveMax, 40, "the test ran too fast for buckets to expire")
+        XCTAssertLessThanOrEqual(worst, 6, "the index held \(worst) expired buckets")
+        let live = server.cli("KEYS", "Hammer:Redis:ix:[0-9]*").split(separator: "\n").count
+        var n: Int64 = 0
+        XCTAssertEqual(hammer_delete_buckets(h, "ix", &n), 0)
+        XCTAssertGreaterThanOrEqual(n, Int64(live) - 2)
+        XCTAssertEqual(server.cli("KEYS", "Hammer:Redis:ix:*").trimmingCharacters(in: .whitespacesAndNewlines), "")
+        usleep(400_000)
+        XCTAssertEqual(hammer_count_hit(h, "ix2", 1, 1, 1, &c), 0)
+        usleep(400_000)
+        XCTAssertEqual(server.cli("EXISTS", "Hammer:Redis:ix2:index").trimmingCharacters(in: .whitespacesAndNewlines), "0")
+    }
 }
