@@ -47,6 +47,15 @@ final class Connection {
 
     var isBroken: Bool { ctx.map { $0.pointee.err != 0 } ?? true }
 
+    /// An idle connection with something to read has been closed by the server (idle timeout, CLIENT KILL,
+    /// restart): a reply cannot be pending, since every command's reply is read before the connection goes back.
+    /// One poll() with no wait, so such a connection is replaced before a hit is sent on it.
+    var isStale: Bool {
+        guard let c = ctx else { return true }
+        var p = pollfd(fd: c.pointee.fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) != 0
+    }
+
     static func timeval(ms: Int64) -> Glibc.timeval {
         Glibc.timeval(tv_sec: Int(ms / 1000), tv_usec: Int((ms % 1000) * 1000))
     }

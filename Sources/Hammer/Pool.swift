@@ -122,9 +122,12 @@ final class Pool {
         let conn = idle.popLast() ?? Connection()
         lent += 1
         lock.unlock()
-        if conn.ctx != nil { return .success(conn) }
+        if conn.ctx != nil {
+            if !conn.isStale { return .success(conn) }
+            conn.close()
+        }
         if let f = conn.connect(config) {
-            release(conn, f)
+            release(conn, f, connectFailed: true)
             return .failure(f)
         }
         lock.lock()
@@ -133,17 +136,19 @@ final class Pool {
         return .success(conn)
     }
 
-    private func release(_ conn: Connection, _ failure: Failure?) {
+    private func release(_ conn: Connection, _ failure: Failure?, connectFailed: Bool = false) {
         let broken = conn.isBroken
         if broken { conn.close() }
         lock.lock()
         lent -= 1
         if broken { idle.insert(conn, at: 0) } else { idle.append(conn) }
-        if let f = failure, f.status == .connect || f.status == .timeout {
+        // Connect failures and timeouts trip the breaker; a connection that broke under a command does not (the
+        // server may simply have closed it), nor does an answer from Redis.
+        if let f = failure, connectFailed || f.status == .timeout {
             backoffMs = backoffMs == 0 ? Pool.backoffFirstMs : min(backoffMs * 2, Pool.backoffCapMs)
             downUntilMs = Clock.monotonicMs() + backoffMs
             lastFailure = f
-        } else if failure == nil && backoffMs != 0 {
+        } else if backoffMs != 0, failure.map({ $0.status != .connect && $0.status != .timeout }) ?? true {
             backoffMs = 0
             downUntilMs = 0
             lastFailure = nil
@@ -171,9 +176,9 @@ final class Pool {
     }
 }
 
-extension Result {
-    var failureValue: Failure? {
-        if case let .failure(f) = self { return f as? Failure }
+extension Result where Failure == HammerCore.Failure {
+    var failureValue: HammerCore.Failure? {
+        if case let .failure(f) = self { return f }
         return nil
     }
 }

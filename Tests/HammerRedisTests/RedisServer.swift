@@ -7,7 +7,10 @@ final class RedisProcess {
     let dir: String
     private var process = Process()
 
-    init() throws {
+    let extra: [String]
+
+    init(_ extra: [String] = []) throws {
+        self.extra = extra
         port = RedisProcess.freePort()
         dir = NSTemporaryDirectory() + "hammer-swift-redis-\(getpid())-\(port)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -35,7 +38,7 @@ final class RedisProcess {
         }
         process.executableURL = URL(fileURLWithPath: exe)
         process.arguments = ["--bind", "127.0.0.1", "--port", "\(port)", "--save", "", "--appendonly", "no",
-                             "--dir", dir, "--loglevel", "warning"]
+                             "--dir", dir, "--loglevel", "warning", "--enable-debug-command", "local"] + extra
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
