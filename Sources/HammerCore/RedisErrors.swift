@@ -23,7 +23,7 @@ public enum RedisErrors {
         if t.hasPrefix("NOAUTH") || t.hasPrefix("WRONGPASS") {
             return Failure(.redis, "Redis needs other credentials: \(t)")
         }
-        if t.hasPrefix("NOPERM") || has("NOPERM") {
+        if t.hasPrefix("NOPERM") || has("NOPERM") || has("can't run this command") || has("no permissions") {
             return Failure(.redis, "the Redis ACL user lacks a permission hammer needs (see README, minimal ACL): \(t)")
         }
         if t.hasPrefix("WRONGTYPE") || has("WRONGTYPE") {
