@@ -299,7 +299,7 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
         countsOut.initialize(repeating: 0, count: n)
         let t0 = Clock.monotonicUs()
         var o = Outcome(calls: UInt64(n))
-        hd.pipeline(n, Scripts.countHit, prepare: { i, a in
+        hd.pipeline(n, { _ in Scripts.countHit }, prepare: { i, a in
             let r = reqs[i]
             if r.increment < 0 { return Failure(.invalid, "increment must be >= 0") }
             switch idBytes(r.id, "hammer_count_hits") {
@@ -326,11 +326,15 @@ func decisionBatch(_ fn: StaticString, _ hd: Handle, _ n: Int, _ out: UnsafeMuta
     out.initialize(repeating: zeroDecision, count: n)
     let t0 = Clock.monotonicUs()
     var o = Outcome(calls: UInt64(n))
-    // Each request's time is fixed once, so a NOSCRIPT resend decides at the same time.
+    // Each request is checked once, and its time fixed once, so a NOSCRIPT resend decides at the same time.
+    let checked = (0..<n).map { request($0) }
     var times = [Int64?](repeating: nil, count: n)
-    for i in 0..<n { if case let .success(r) = request(i) { times[i] = hd.time(r.now) } }
-    hd.pipeline(n, Scripts.limiter, prepare: { i, a in
-        switch request(i) {
+    for i in 0..<n { if case let .success(r) = checked[i] { times[i] = hd.time(r.now) } }
+    hd.pipeline(n, { i in
+        if case let .success(r) = checked[i] { return Scripts.limiter(r.lim.algorithm) }
+        return Scripts.fixedWindow
+    }, prepare: { i, a in
+        switch checked[i] {
         case let .failure(f): return f
         case let .success(r):
             hd.fillLimiter(&a, id: r.id, r.lim, mode: r.mode.letter, cost: r.cost, now: times[i])
@@ -338,7 +342,7 @@ func decisionBatch(_ fn: StaticString, _ hd: Handle, _ n: Int, _ out: UnsafeMuta
         }
     }, finish: { i, reply in
         var d: Result<Decision, Failure>
-        switch request(i) {
+        switch checked[i] {
         case let .failure(f): d = .failure(f)
         case let .success(r):
             d = Handle.decision(reply, r.lim)

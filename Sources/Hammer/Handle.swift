@@ -198,7 +198,7 @@ final class Handle {
         let t0 = Clock.monotonicUs()
         let t = time(now)
         var r = pool.with { conn in
-            Handle.decision(conn.eval(Scripts.limiter) { a in
+            Handle.decision(conn.eval(Scripts.limiter(lim.algorithm)) { a in
                 fillLimiter(&a, id: id, lim, mode: mode.letter, cost: cost, now: t)
             }, lim)
         }
@@ -214,7 +214,7 @@ final class Handle {
         let lim = Limit(algorithm: .fixedWindow, limit: limit, periodMs: scaleMs)
         return measured(Outcome(calls: 1)) {
             pool.with { conn in
-                let r = conn.eval(Scripts.limiter) { a in fillLimiter(&a, id: id, lim, mode: "i", cost: 0, now: t) }
+                let r = conn.eval(Scripts.fixedWindow) { a in fillLimiter(&a, id: id, lim, mode: "i", cost: 0, now: t) }
                 switch Replies.integers(r, count: 4, what: "inspect_bucket") {
                 case let .failure(f): return .failure(f)
                 case let .success(v):
@@ -240,14 +240,15 @@ final class Handle {
     /// Sends every request that `prepare` fills (nil) as one pipeline; `finish` gets each request's reply or failure,
     /// in order. Requests that `prepare` refuses get that failure and are not sent. A NOSCRIPT reply (a flushed or
     /// restarted server) is answered by sending that request again with EVAL, after the pipeline is read.
-    func pipeline(_ n: Int, _ script: Script, prepare: (Int, inout Args) -> Failure?, finish: (Int, Reply) -> Void) {
+    func pipeline(_ n: Int, _ script: (Int) -> Script, prepare: (Int, inout Args) -> Failure?,
+                  finish: (Int, Reply) -> Void) {
         var replies = [Reply?](repeating: nil, count: n)
         let whole: Result<Void, Failure> = pool.with { conn in
             var sent = 0
             for i in 0..<n {
                 conn.args.reset()
                 conn.args.add("EVALSHA")
-                conn.args.add(script.sha)
+                conn.args.add(script(i).sha)
                 if let f = prepare(i, &conn.args) { replies[i] = .failure(f); continue }
                 if let f = conn.append() { replies[i] = .failure(f); break }
                 sent += 1
@@ -262,7 +263,7 @@ final class Handle {
             for i in 0..<n {
                 guard case let .success(r)? = replies[i], Connection.isNoScript(r) else { continue }
                 freeReplyObject(r)
-                replies[i] = conn.eval(script) { a in _ = prepare(i, &a) }
+                replies[i] = conn.eval(script(i)) { a in _ = prepare(i, &a) }
             }
             return lost.map { .failure($0) } ?? .success(())
         }
