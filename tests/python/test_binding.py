@@ -96,7 +96,8 @@ def test_signature_matches_the_header(name):
     assert len(f.argtypes) == len(params)
     for i, (ctype, py) in enumerate(zip(params, f.argtypes)):
         assert expected_ctype(ctype)(py), f"{name} parameter {i}: {ctype} declared as {py}"
-    want = {"int": ctypes.c_int, "void": None, "const char *": ctypes.c_char_p}[" ".join(ret.replace("*", " * ").split())]
+    ret = " ".join(ret.replace("*", " * ").split())
+    want = {"int": ctypes.c_int, "void": None, "const char *": ctypes.c_char_p}[ret]
     assert f.restype is want
     checked = getattr(hammer.checked, name)
     assert (checked.errcheck is hammer._check) == (ret == "int"), "status-returning functions raise"
