@@ -90,6 +90,12 @@ final class Connection {
             args.add("SELECT")
             args.add(config.db)
             if let f = expectOK(config, what: "SELECT \(config.db)") { close(); return f }
+        } else if config.password == nil {
+            // One PING, so that a server wanting a password we lack (NOAUTH), or a peer that is no Redis, shows now
+            // (with a password, AUTH has shown it).
+            args.reset()
+            args.add("PING")
+            if let f = expectOK(config, what: "PING") { close(); return f }
         }
         return nil
     }
