@@ -54,6 +54,25 @@ def decisions(stdout):
     return re.findall(r"^\s+request\s+\d+: (allowed|denied)", stdout, re.M)
 
 
+LIMITERS = ["check_rate", "fixed window", "sliding window", "token bucket", "leaky bucket", "gcra"]
+REQUEST = re.compile(r"^\s+request\s+(\d+): (allowed|denied)\s+count (\d+), remaining (\d+), retry_after_ms (-?\d+)$")
+
+
+def sections(stdout):
+    """{limiter name: [(allowed, count, remaining, retry_after_ms), ...]} in the order printed."""
+    out, current = {}, None
+    for line in stdout.splitlines():
+        head = re.match(r"^([a-z_ ]+): \S", line)
+        if head and head.group(1) in LIMITERS:
+            current = out.setdefault(head.group(1), [])
+            continue
+        m = REQUEST.match(line)
+        if m:
+            assert current is not None, stdout
+            current.append((m.group(2) == "allowed", int(m.group(3)), int(m.group(4)), int(m.group(5))))
+    return out
+
+
 @pytest.mark.parametrize("how", ["env", "argv", "unix"])
 def test_example_allows_then_denies(how, redis_server):
     if how == "env":
@@ -66,18 +85,40 @@ def test_example_allows_then_denies(how, redis_server):
     d = decisions(r.stdout)
     assert d, r.stdout
     assert "allowed" in d and "denied" in d, r.stdout
-    # Fixed window: within one window every allowed request comes before every denied one.
-    windows = {}
-    for line in r.stdout.splitlines():
-        m = re.match(r"^\s+request\s+\d+: (allowed|denied)\s+\(count (\d+) in window (-?\d+)\)", line)
-        if m:
-            windows.setdefault(m.group(3), []).append((m.group(1), int(m.group(2))))
-    for window, hits in windows.items():
-        assert [c for _, c in hits] == list(range(1, len(hits) + 1)), r.stdout
-        allowed = [c for a, c in hits if a == "allowed"]
-        assert allowed == list(range(1, len(allowed) + 1)), r.stdout
-    assert re.search(r"bucket -?\d+: count \d+", r.stdout), r.stdout
-    assert re.search(r"reset: [1-9]\d* bucket", r.stdout), r.stdout
+    m = re.search(r"^(\d+) requests at once through each limiter, limit (\d+) per (\d+) ms", r.stdout, re.M)
+    assert m, r.stdout
+    requests, limit = int(m.group(1)), int(m.group(2))
+    assert requests > 2 * limit, r.stdout  # a denial even if the burst straddles two windows
+    got = sections(r.stdout)
+    assert list(got) == LIMITERS, r.stdout  # every algorithm, each with its line on when to pick it
+    for name, hits in got.items():
+        assert len(hits) == requests, (name, r.stdout)
+        assert hits[0] == (True, 1, limit - 1, 0), (name, r.stdout)  # a fresh client: full capacity
+        for allowed, count, remaining, retry in hits:
+            if allowed:
+                assert retry == 0 and count + remaining == limit, (name, r.stdout)
+            else:
+                assert retry > 0 and remaining == 0, (name, r.stdout)  # cost 1 always fits later: never -1
+        assert re.search(rf"^{name}: .+\n(  request .*\n){{{requests}}}  {sum(h[0] for h in hits)} allowed, "
+                         rf"{sum(not h[0] for h in hits)} denied$", r.stdout, re.M), (name, r.stdout)
+    # Hammer's check_rate counts every request, denied ones too, in its window: counts go 1, 2, 3, ... and start
+    # over at 1 only in a new window; a request is allowed exactly when its count is within the limit.
+    counts = [c for _, c, _, _ in got["check_rate"]]
+    assert all(b == a + 1 or b == 1 for a, b in zip(counts, counts[1:])), r.stdout
+    assert all(a == (c <= limit) for a, c, _, _ in got["check_rate"]), r.stdout
+    # A denied hammer_hit takes nothing: a fixed window never counts past the limit.
+    assert all(c <= limit for _, c, _, _ in got["fixed window"]), r.stdout
+    m = re.search(r"^  inspect_bucket: count (\d+), remaining (\d+), next window in (\d+) ms$", r.stdout, re.M)
+    assert m and int(m.group(1)) >= 1 and int(m.group(2)) == max(0, limit - int(m.group(1))), r.stdout
+    assert 0 < int(m.group(3)) <= int(re.search(r"per (\d+) ms", r.stdout).group(1)), r.stdout
+    assert re.search(r"^reset: [1-9]\d* keys deleted$", r.stdout, re.M), r.stdout
+    m = re.search(r"^stats: (\d+) calls, (\d+) allowed, (\d+) denied, latency p50 (\d+) us, p99 (\d+) us$",
+                  r.stdout, re.M)
+    assert m, r.stdout
+    calls, allowed, denied, p50, p99 = map(int, m.groups())
+    assert allowed == d.count("allowed") and denied == d.count("denied"), r.stdout
+    assert calls > allowed + denied, r.stdout  # inspect_bucket and the resets are calls too
+    assert 0 < p50 <= p99, r.stdout
 
 
 def test_example_without_url_prints_usage():

@@ -4,10 +4,12 @@
  *   cc example.c $(pkg-config --cflags --libs hammer) -o example
  *   HAMMER_URL='redis://127.0.0.1:6379/?expiry_ms=60000' ./example      (or: ./example URL)
  *
- * A client sends a burst of requests; each one is allowed while its fixed window (WINDOW_MS long) has seen at most
- * LIMIT hits, and denied after that. Every request, allowed or denied, is counted with hammer_count_hit on
- * bucket = now_ms / WINDOW_MS, exactly as Hammer's check_rate does. Then the example reads the bucket back and
- * resets the client with hammer_delete_buckets.
+ * A client sends a burst of REQUESTS requests, and each limiter decides them with the same limit: LIMIT requests
+ * per WINDOW_MS. First Hammer's own check_rate (the fixed-window buckets Elixir's Hammer uses, so both can share
+ * them), then the five algorithms of hammer_hit, each with one line on when to pick it. Every decision prints
+ * whether it passed, the usage, how many more would pass now (remaining) and, when denied, how long to wait
+ * (retry_after_ms; -1 would mean never). Then the client is reset with hammer_delete_buckets, and the handle's
+ * statistics are printed.
  *
  * To show another limiter, write a function with the signature of `limiter_fn` and add a line to `limiters[]`.
  */
@@ -22,9 +24,9 @@
 
 #include "hammer.h"
 
-#define LIMIT     5     /* requests allowed per window */
-#define WINDOW_MS 1000  /* window length */
-#define REQUESTS  12    /* more than twice LIMIT: some are denied even if the burst straddles two windows */
+#define LIMIT     3     /* requests allowed per window */
+#define WINDOW_MS 1000  /* window length (period_ms) */
+#define REQUESTS  7     /* more than twice LIMIT: some are denied even if the burst straddles two windows */
 
 /* Wall-clock milliseconds, the time base Hammer uses. */
 static int64_t now_ms(void)
@@ -41,61 +43,73 @@ static int report(const char *what, int status)
     return status;
 }
 
-/* The outcome of one request. */
-typedef struct decision {
-    int allowed;     /* 1: pass, 0: deny */
-    int64_t count;   /* hits counted in the window, this one included */
-    int64_t bucket;  /* the window the hit went to */
-} decision;
+/* A limiter decides one request of `id`. Returns HAMMER_OK and fills *out, or an error status. */
+typedef int (*limiter_fn)(hammer_t *h, const char *id, hammer_decision *out);
 
-/* A limiter decides one request of `id` at time `now`. Returns HAMMER_OK and fills *out, or an error status. */
-typedef int (*limiter_fn)(hammer_t *h, const char *id, int64_t now, decision *out);
-
-/* Fixed window, Hammer's check_rate: count the hit in bucket now / WINDOW_MS, allow while count <= LIMIT. */
-static int fixed_window(hammer_t *h, const char *id, int64_t now, decision *out)
+/* Hammer's check_rate(id, scale_ms, limit): counts the request in window now / WINDOW_MS, even when it is denied. */
+static int check_rate(hammer_t *h, const char *id, hammer_decision *out)
 {
-    out->bucket = now / WINDOW_MS;
-    int rc = hammer_count_hit(h, id, out->bucket, now, 1, &out->count);
-    out->allowed = rc == HAMMER_OK && out->count <= LIMIT;
-    return rc;
+    return hammer_check_rate(h, id, WINDOW_MS, LIMIT, 1, out);
+}
+
+/* One request of cost 1 through an algorithm; a denied request takes nothing. */
+static int hit(hammer_t *h, const char *id, int32_t algorithm, hammer_decision *out)
+{
+    hammer_limit lim = {algorithm, LIMIT, WINDOW_MS, 0}; /* burst 0: the buckets hold LIMIT */
+    return hammer_hit(h, id, &lim, 1, out);
+}
+
+static int fixed_window(hammer_t *h, const char *id, hammer_decision *out)
+{
+    return hit(h, id, HAMMER_FIXED_WINDOW, out);
+}
+static int sliding_window(hammer_t *h, const char *id, hammer_decision *out)
+{
+    return hit(h, id, HAMMER_SLIDING_WINDOW, out);
+}
+static int token_bucket(hammer_t *h, const char *id, hammer_decision *out)
+{
+    return hit(h, id, HAMMER_TOKEN_BUCKET, out);
+}
+static int leaky_bucket(hammer_t *h, const char *id, hammer_decision *out)
+{
+    return hit(h, id, HAMMER_LEAKY_BUCKET, out);
+}
+static int gcra(hammer_t *h, const char *id, hammer_decision *out)
+{
+    return hit(h, id, HAMMER_GCRA, out);
 }
 
 static const struct {
     const char *name;
+    const char *when;   /* when to pick it */
     limiter_fn decide;
 } limiters[] = {
-    {"fixed window", fixed_window},
+    {"check_rate", "Hammer's own call on its fixed windows, shared with Elixir's Hammer; denied requests count too",
+     check_rate},
+    {"fixed window", "cheapest; counts per calendar window; allows up to 2x limit across a boundary", fixed_window},
+    {"sliding window", "exact: never more than limit in any window; memory grows with the hits", sliding_window},
+    {"token bucket", "steady rate with bursts up to `burst`; constant memory", token_bucket},
+    {"leaky bucket", "the token bucket seen as a level that leaks at the rate; capacity `burst`", leaky_bucket},
+    {"gcra", "the token bucket's decisions stored as one timestamp (as redis-cell, redis_rate)", gcra},
 };
+#define LIMITERS (sizeof limiters / sizeof limiters[0])
 
-/* Sends REQUESTS requests of `id` through one limiter and prints each decision; then shows and resets the bucket. */
-static int run_burst(hammer_t *h, const char *id, const char *name, limiter_fn decide)
+/* Sends REQUESTS requests of `id` through one limiter and prints each decision. */
+static int run_burst(hammer_t *h, const char *id, const char *name, const char *when, limiter_fn decide)
 {
-    printf("%s: %d requests, limit %d per %d ms, id \"%s\"\n", name, REQUESTS, LIMIT, WINDOW_MS, id);
+    printf("\n%s: %s\n", name, when);
     int allowed = 0, denied = 0;
-    decision d = {0, 0, 0};
     for (int i = 1; i <= REQUESTS; i++) {
-        int rc = decide(h, id, now_ms(), &d);
-        if (rc != HAMMER_OK) return report("limiter", rc);
-        printf("  request %2d: %-7s (count %" PRId64 " in window %" PRId64 ")\n", i, d.allowed ? "allowed" : "denied",
-               d.count, d.bucket);
+        hammer_decision d;
+        int rc = decide(h, id, &d);
+        if (rc != HAMMER_OK) return report(name, rc);
+        printf("  request %d: %-7s count %" PRId64 ", remaining %" PRId64 ", retry_after_ms %" PRId64 "\n", i,
+               d.allowed ? "allowed" : "denied", d.count, d.remaining, d.retry_after_ms);
         if (d.allowed) allowed++;
         else denied++;
     }
     printf("  %d allowed, %d denied\n", allowed, denied);
-
-    hammer_bucket b;
-    int rc = hammer_get_bucket(h, id, d.bucket, &b);
-    if (rc != HAMMER_OK) return report("hammer_get_bucket", rc);
-    if (b.found)
-        printf("  bucket %" PRId64 ": count %" PRId64 ", created %" PRId64 ", updated %" PRId64 "\n", b.bucket, b.count,
-               b.created, b.updated);
-    else
-        printf("  bucket %" PRId64 ": not found\n", b.bucket);
-
-    int64_t deleted = 0;
-    rc = hammer_delete_buckets(h, id, &deleted);
-    if (rc != HAMMER_OK) return report("hammer_delete_buckets", rc);
-    printf("  reset: %" PRId64 " bucket(s) deleted\n", deleted);
     return HAMMER_OK;
 }
 
@@ -116,12 +130,41 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* A client id unique to this run, so runs never share counters. */
-    char id[64];
-    snprintf(id, sizeof id, "example:%ld:%" PRId64, (long)getpid(), now_ms());
+    /* A client id unique to this run, so runs never share counters; each limiter gets its own. */
+    char base[64], ids[LIMITERS][96];
+    snprintf(base, sizeof base, "example:%ld:%" PRId64, (long)getpid(), now_ms());
+    for (size_t i = 0; i < LIMITERS; i++) snprintf(ids[i], sizeof ids[i], "%s:%zu", base, i);
+    printf("%d requests at once through each limiter, limit %d per %d ms, client \"%s\"\n", REQUESTS, LIMIT,
+           WINDOW_MS, base);
 
-    for (size_t i = 0; i < sizeof limiters / sizeof limiters[0] && rc == HAMMER_OK; i++)
-        rc = run_burst(h, id, limiters[i].name, limiters[i].decide);
+    for (size_t i = 0; i < LIMITERS && rc == HAMMER_OK; i++) {
+        rc = run_burst(h, ids[i], limiters[i].name, limiters[i].when, limiters[i].decide);
+        if (rc == HAMMER_OK && limiters[i].decide == check_rate) {
+            /* Hammer's inspect_bucket: the current window, read without counting. */
+            hammer_inspection in;
+            rc = hammer_inspect_bucket(h, ids[i], WINDOW_MS, LIMIT, &in);
+            if (rc != HAMMER_OK) report("hammer_inspect_bucket", rc);
+            else
+                printf("  inspect_bucket: count %" PRId64 ", remaining %" PRId64 ", next window in %" PRId64 " ms\n",
+                       in.count, in.remaining, in.ms_to_next_bucket);
+        }
+    }
+
+    /* Hammer's reset: every limiter's state of the client. */
+    int64_t deleted = 0;
+    for (size_t i = 0; i < LIMITERS && rc == HAMMER_OK; i++) {
+        int64_t n = 0;
+        rc = hammer_delete_buckets(h, ids[i], &n);
+        if (rc != HAMMER_OK) report("hammer_delete_buckets", rc);
+        deleted += n;
+    }
+    if (rc == HAMMER_OK) printf("\nreset: %" PRId64 " keys deleted\n", deleted);
+
+    hammer_stats_t s;
+    if (rc == HAMMER_OK && (rc = hammer_stats(h, &s)) == HAMMER_OK)
+        printf("stats: %" PRIu64 " calls, %" PRIu64 " allowed, %" PRIu64 " denied, latency p50 %" PRId64
+               " us, p99 %" PRId64 " us\n",
+               s.calls, s.allowed, s.denied, s.p50_us, s.p99_us);
 
     hammer_close(h);
     return rc == HAMMER_OK ? 0 : 1;

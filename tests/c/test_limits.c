@@ -341,7 +341,8 @@ static void test_bad_parameters(hammer_t *h, const char *base)
     CHECK_STATUS(hammer_check_rate_at(h, id, P, L, 1, now, NULL), HAMMER_ERR_INVALID);
     CHECK_STATUS(hammer_check_rate(h, id, P, L, 1, NULL), HAMMER_ERR_INVALID);
     CHECK_STATUS(hammer_inspect_bucket(h, id, P, L, NULL), HAMMER_ERR_INVALID);
-    CHECK(test_contains_ci(hammer_last_error(), "out is NULL"), "hammer_inspect_bucket NULL out: \"%s\"", hammer_last_error());
+    CHECK(test_contains_ci(hammer_last_error(), "out is NULL"), "hammer_inspect_bucket NULL out: \"%s\"",
+          hammer_last_error());
     hammer_bucket b;
     CHECK_STATUS(hammer_get_bucket(h, id, now / P, &b), HAMMER_OK);
     CHECK(b.found == 0, "refused check_rate calls wrote no bucket");
