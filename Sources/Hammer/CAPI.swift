@@ -166,18 +166,36 @@ func decisionCall(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<C
     }
 }
 
+/// A hammer_limit and a cost, checked: the limit's numbers and the cost in range.
+func validLimit(_ lp: UnsafePointer<hammer_limit>?, cost: Int64) -> Result<Limit, Failure> {
+    guard let lp else { return .failure(Failure(.invalid, "lim is NULL")) }
+    let l = lp.pointee
+    let lim = Limit.validate(algorithm: l.algorithm, limit: l.limit, periodMs: l.period_ms, burst: l.burst)
+    if case .success = lim, let f = Limit.validateCost(cost) { return .failure(f) }
+    return lim
+}
+
+/// check_rate's numbers, checked: Hammer's scale_ms and limit, and an increment in range.
+func validCheck(scaleMs: Int64, limit: Int64, increment: Int64) -> Result<Limit, Failure> {
+    let lim = Limit.validate(algorithm: 0, limit: limit, periodMs: scaleMs, burst: 0, periodName: "scale_ms")
+    if case .success = lim, increment < 0 || increment > Limit.maxLimit {
+        return .failure(Failure(.invalid, "increment must be from 0 to \(Limit.maxLimit)"))
+    }
+    return lim
+}
+
+extension Failure {
+    /// The same failure, its message led by the function's name.
+    func from(_ fn: StaticString) -> Failure { Failure(status, "\(fn): " + message, transient: transient) }
+}
+
 func checkRate(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ scaleMs: Int64, _ limit: Int64,
                _ increment: Int64, now: Int64?, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
     decisionCall(fn, h, id, out, now: now) { hd, idb in
-        let lim: Limit
-        switch Limit.validate(algorithm: 0, limit: limit, periodMs: scaleMs, burst: 0, periodName: "scale_ms") {
-        case let .failure(f): return .failure(Failure(f.status, "\(fn): " + f.message))
-        case let .success(l): lim = l
+        switch validCheck(scaleMs: scaleMs, limit: limit, increment: increment) {
+        case let .failure(f): return .failure(f.from(fn))
+        case let .success(lim): return hd.limit(id: idb, lim, mode: .check, cost: increment, now: now)
         }
-        if increment < 0 || increment > Limit.maxLimit {
-            return .failure(Failure(.invalid, "\(fn): increment must be from 0 to \(Limit.maxLimit)"))
-        }
-        return hd.limit(id: idb, lim, mode: .check, cost: increment, now: now)
     }
 }
 
@@ -223,15 +241,10 @@ func limited(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<CChar>
              _ lim: UnsafePointer<hammer_limit>?, mode: Mode, cost: Int64, now: Int64?,
              _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
     decisionCall(fn, h, id, out, now: now) { hd, idb in
-        guard let lim else { return .failure(Failure(.invalid, "\(fn): lim is NULL")) }
-        let l: Limit
-        switch Limit.validate(algorithm: lim.pointee.algorithm, limit: lim.pointee.limit,
-                              periodMs: lim.pointee.period_ms, burst: lim.pointee.burst) {
-        case let .failure(f): return .failure(Failure(f.status, "\(fn): " + f.message))
-        case let .success(v): l = v
+        switch validLimit(lim, cost: cost) {
+        case let .failure(f): return .failure(f.from(fn))
+        case let .success(l): return hd.limit(id: idb, l, mode: mode, cost: cost, now: now)
         }
-        if let f = Limit.validateCost(cost) { return .failure(Failure(f.status, "\(fn): " + f.message)) }
-        return hd.limit(id: idb, l, mode: mode, cost: cost, now: now)
     }
 }
 
@@ -365,14 +378,11 @@ public func hammer_hit_many(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_hi
         guard let reqs, let out else { return }
         decisionBatch("hammer_hit_many", hd, n, out, &bs) { i in
             let r = reqs[i]
-            guard let lp = r.lim else { return .failure(Failure(.invalid, "lim is NULL")) }
             let lim: Limit
-            switch Limit.validate(algorithm: lp.pointee.algorithm, limit: lp.pointee.limit,
-                                  periodMs: lp.pointee.period_ms, burst: lp.pointee.burst) {
+            switch validLimit(r.lim, cost: r.cost) {
             case let .failure(f): return .failure(f)
             case let .success(l): lim = l
             }
-            if let f = Limit.validateCost(r.cost) { return .failure(f) }
             let now: Int64? = r.now_ms < 0 ? nil : r.now_ms
             if let now, let f = Limit.validateNow(now) { return .failure(f) }
             switch idBytes(r.id, "hammer_hit_many") {
@@ -393,12 +403,9 @@ public func hammer_check_rates(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer
         decisionBatch("hammer_check_rates", hd, n, out, &bs) { i in
             let r = reqs[i]
             let lim: Limit
-            switch Limit.validate(algorithm: 0, limit: r.limit, periodMs: r.scale_ms, burst: 0, periodName: "scale_ms") {
+            switch validCheck(scaleMs: r.scale_ms, limit: r.limit, increment: r.increment) {
             case let .failure(f): return .failure(f)
             case let .success(l): lim = l
-            }
-            if r.increment < 0 || r.increment > Limit.maxLimit {
-                return .failure(Failure(.invalid, "increment must be from 0 to \(Limit.maxLimit)"))
             }
             switch idBytes(r.id, "hammer_check_rates") {
             case let .failure(f): return .failure(f)

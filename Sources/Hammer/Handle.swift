@@ -57,15 +57,19 @@ final class Handle {
         a.add(bucket)
     }
 
-    func fillLimiter(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: StaticString, cost: Int64,
-                     now: Int64?) {
-        let prefix = config.prefix
+    /// numkeys 1, the id's index as KEYS[1], and its base (prefix + id + ":") as ARGV[1].
+    func fillIndexAndBase(_ a: inout Args, id: UnsafeBufferPointer<UInt8>) {
         a.add("1")
-        Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+        Keys.appendIdBase(prefix: config.prefix, id: id, to: &a.bytes)
         a.bytes.append(contentsOf: Keys.indexSuffix)
         a.end()
-        Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+        Keys.appendIdBase(prefix: config.prefix, id: id, to: &a.bytes)
         a.end()
+    }
+
+    func fillLimiter(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: StaticString, cost: Int64,
+                     now: Int64?) {
+        fillIndexAndBase(&a, id: id)
         a.add(Int64(lim.algorithm.rawValue))
         a.add(mode)
         a.add(lim.limit)
@@ -129,16 +133,10 @@ final class Handle {
     }
 
     func deleteBuckets(id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
-        let prefix = config.prefix
-        return measured(Outcome(calls: 1)) {
+        measured(Outcome(calls: 1)) {
             pool.with { conn in
                 let indexed = Replies.int64(conn.eval(Scripts.deleteBuckets) { a in
-                    a.add("1")
-                    Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
-                    a.bytes.append(contentsOf: Keys.indexSuffix)
-                    a.end()
-                    Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
-                    a.end()
+                    fillIndexAndBase(&a, id: id)
                     for s in Keys.stateSuffixes { a.add(s) }
                 }, what: "delete_buckets")
                 guard config.scanDelete, case let .success(n) = indexed else { return indexed }

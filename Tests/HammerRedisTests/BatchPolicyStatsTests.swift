@@ -228,16 +228,7 @@ extension UnsafeMutablePointer {
 }
 
 extension RedisProcess {
-    /// One command through a fresh handle-independent connection (redis-cli).
+    /// One command through redis-cli, apart from the handle's connections.
     @discardableResult
-    func cli(_ args: String...) -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        p.arguments = ["-p", "\(port)"] + args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try? p.run()
-        p.waitUntilExit()
-        return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    }
+    func cli(_ args: String...) -> String { cli(args) }
 }
