@@ -228,7 +228,7 @@ HAMMER_API int hammer_check_rates(hammer_t *h, const hammer_check_request *reqs,
  * Statistics of a handle since it was opened.
  * ------------------------------------------------------------------------------------------------------------ */
 typedef struct hammer_stats_t {
-    uint64_t calls;          /* requests answered or failed (each request of a batch counts) */
+    uint64_t calls;          /* requests answered, failed or refused for their arguments (each of a batch) */
     uint64_t allowed;        /* decisions that allowed */
     uint64_t denied;         /* decisions that denied */
     uint64_t errors[8];      /* failed requests by status (errors[HAMMER_ERR_CONNECT], ...); errors[0] is 0 */

@@ -60,10 +60,10 @@ public func hammer_count_hit(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _
                              _ increment: Int64, _ countOut: UnsafeMutablePointer<Int64>?) -> Int32 {
     countOut?.pointee = 0
     guard let hd = handle(h) else { return invalid("hammer_count_hit: handle is NULL") }
-    if increment < 0 { return invalid("hammer_count_hit: increment must be >= 0") }
+    if increment < 0 { return hd.refuse(Failure(.invalid, "hammer_count_hit: increment must be >= 0")) }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, "hammer_count_hit") {
-    case let .failure(f): return fail(f)
+    case let .failure(f): return hd.refuse(f)
     case let .success(b): idb = b
     }
     switch hd.countHit(id: idb, bucket: bucket, nowMs: nowMs, increment: increment) {
@@ -82,7 +82,7 @@ public func hammer_get_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, 
     guard let hd = handle(h) else { return invalid("hammer_get_bucket: handle is NULL") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, "hammer_get_bucket") {
-    case let .failure(f): return fail(f)
+    case let .failure(f): return hd.refuse(f)
     case let .success(b): idb = b
     }
     switch hd.getBucket(id: idb, bucket: bucket) {
@@ -103,7 +103,7 @@ public func hammer_delete_buckets(_ h: OpaquePointer?, _ id: UnsafePointer<CChar
     guard let hd = handle(h) else { return invalid("hammer_delete_buckets: handle is NULL") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, "hammer_delete_buckets") {
-    case let .failure(f): return fail(f)
+    case let .failure(f): return hd.refuse(f)
     case let .success(b): idb = b
     }
     switch hd.deleteBuckets(id: idb) {
@@ -148,17 +148,23 @@ let zeroDecision = hammer_decision(allowed: 0, count: 0, limit: 0, remaining: 0,
 @inline(__always)
 func decisionCall(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<CChar>?,
                   _ out: UnsafeMutablePointer<hammer_decision>?, now: Int64?,
-                  _ body: (Handle, UnsafeBufferPointer<UInt8>) -> Result<Decision, Failure>) -> Int32 {
+                  validate: () -> Result<Limit, Failure>,
+                  decide: (Handle, UnsafeBufferPointer<UInt8>, Limit) -> Result<Decision, Failure>) -> Int32 {
     guard let out else { return invalid("\(fn): out is NULL") }
     out.pointee = zeroDecision
     guard let hd = handle(h) else { return invalid("\(fn): handle is NULL") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, fn) {
-    case let .failure(f): return fail(f)
+    case let .failure(f): return hd.refuse(f)
     case let .success(b): idb = b
     }
-    if let now, let f = Limit.validateNow(now) { return fail(Failure(f.status, "\(fn): " + f.message)) }
-    switch body(hd, idb) {
+    if let now, let f = Limit.validateNow(now) { return hd.refuse(f.from(fn)) }
+    let lim: Limit
+    switch validate() {
+    case let .failure(f): return hd.refuse(f.from(fn))
+    case let .success(l): lim = l
+    }
+    switch decide(hd, idb, lim) {
     case let .failure(f): return fail(f)
     case let .success(d):
         put(out, d)
@@ -191,12 +197,11 @@ extension Failure {
 
 func checkRate(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ scaleMs: Int64, _ limit: Int64,
                _ increment: Int64, now: Int64?, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
-    decisionCall(fn, h, id, out, now: now) { hd, idb in
-        switch validCheck(scaleMs: scaleMs, limit: limit, increment: increment) {
-        case let .failure(f): return .failure(f.from(fn))
-        case let .success(lim): return hd.limit(id: idb, lim, mode: .check, cost: increment, now: now)
-        }
-    }
+    decisionCall(fn, h, id, out, now: now, validate: {
+        validCheck(scaleMs: scaleMs, limit: limit, increment: increment)
+    }, decide: { hd, idb, lim in
+        hd.limit(id: idb, lim, mode: .check, cost: increment, now: now)
+    })
 }
 
 @_cdecl("hammer_check_rate")
@@ -221,13 +226,10 @@ public func hammer_inspect_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar
     guard let hd = handle(h) else { return invalid("\(fn): handle is NULL") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, fn) {
-    case let .failure(f): return fail(f)
+    case let .failure(f): return hd.refuse(f)
     case let .success(b): idb = b
     }
-    if case let .failure(f) = Limit.validate(algorithm: 0, limit: limit, periodMs: scaleMs, burst: 0,
-                                            periodName: "scale_ms") {
-        return fail(Failure(f.status, "\(fn): " + f.message))
-    }
+    if case let .failure(f) = validCheck(scaleMs: scaleMs, limit: limit, increment: 0) { return hd.refuse(f.from(fn)) }
     switch hd.inspect(id: idb, scaleMs: scaleMs, limit: limit) {
     case let .failure(f): return fail(f)
     case let .success(i):
@@ -240,12 +242,9 @@ public func hammer_inspect_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar
 func limited(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<CChar>?,
              _ lim: UnsafePointer<hammer_limit>?, mode: Mode, cost: Int64, now: Int64?,
              _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
-    decisionCall(fn, h, id, out, now: now) { hd, idb in
-        switch validLimit(lim, cost: cost) {
-        case let .failure(f): return .failure(f.from(fn))
-        case let .success(l): return hd.limit(id: idb, l, mode: mode, cost: cost, now: now)
-        }
-    }
+    decisionCall(fn, h, id, out, now: now, validate: { validLimit(lim, cost: cost) }, decide: { hd, idb, l in
+        hd.limit(id: idb, l, mode: mode, cost: cost, now: now)
+    })
 }
 
 @_cdecl("hammer_hit")
@@ -323,7 +322,7 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
             }
         }, finish: { i, reply in
             switch Replies.int64(reply, what: "count_hit") {
-            case let .failure(f): bs.set(i, f); o.failed = f.status
+            case let .failure(f): bs.set(i, f); o.fail(f.status)
             case let .success(c): countsOut[i] = c; bs.set(i, nil)
             }
         })

@@ -222,13 +222,21 @@ final class Handle {
         }
     }
 
+    /// Counts a request refused for its arguments (after the handle was found), and fails it.
+    func refuse(_ f: Failure) -> Int32 {
+        var o = Outcome(calls: 1)
+        o.fail(f.status)
+        pool.record(o, latencyUs: nil)
+        return fail(f)
+    }
+
     /// Runs `body`, then counts it (and its failure) in the statistics.
     @inline(__always)
     func measured<T>(_ outcome: Outcome, _ body: () -> Result<T, Failure>) -> Result<T, Failure> {
         let t0 = Clock.monotonicUs()
         let r = body()
         var o = outcome
-        o.failed = r.failureValue?.status
+        if let f = r.failureValue { o.fail(f.status) }
         pool.record(o, latencyUs: Clock.monotonicUs() - t0)
         return r
     }
@@ -278,7 +286,7 @@ extension Outcome {
             if d.allowed { allowed &+= 1 } else { denied &+= 1 }
             if d.degraded { degraded &+= 1 }
         case let .failure(f):
-            failed = f.status
+            fail(f.status)
         }
     }
 }

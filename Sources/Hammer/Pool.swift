@@ -47,7 +47,9 @@ struct Outcome {
     var allowed: UInt64 = 0
     var denied: UInt64 = 0
     var degraded: UInt64 = 0
-    var failed: Status? = nil
+    var errors = SIMD8<UInt64>()   // failed requests by status
+
+    mutating func fail(_ s: Status) { errors[Int(s.rawValue) & 7] &+= 1 }
 }
 
 final class Pool {
@@ -157,15 +159,15 @@ final class Pool {
         lock.unlock()
     }
 
-    /// Adds one call's outcome and latency to the statistics.
-    func record(_ o: Outcome, latencyUs: Int64) {
+    /// Adds one call's outcome and latency (nil: refused before any work, e.g. a bad argument) to the statistics.
+    func record(_ o: Outcome, latencyUs: Int64?) {
         lock.lock()
         stats.calls &+= o.calls
         stats.allowed &+= o.allowed
         stats.denied &+= o.denied
         stats.degraded &+= o.degraded
-        if let s = o.failed { stats.errors[Int(s.rawValue) & 7] &+= 1 }
-        stats.latency.record(UInt64(max(0, latencyUs)))
+        for i in 1..<8 { stats.errors[i] &+= o.errors[i] }
+        if let latencyUs { stats.latency.record(UInt64(max(0, latencyUs))) }
         lock.unlock()
     }
 

@@ -141,8 +141,32 @@ final class BatchPolicyStatsTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(s.p999_us, s.p99_us)
         XCTAssertGreaterThanOrEqual(s.connections, 1)
         XCTAssertLessThanOrEqual(s.connections, 2)
-        XCTAssertEqual(hammer_stats(nil, &s), 1)
+        var zeroed = s
+        XCTAssertEqual(hammer_stats(nil, &zeroed), 1)
+        XCTAssertEqual(zeroed.calls, 0)
         XCTAssertEqual(hammer_stats(h, nil), 1)
+        // Every refused or failed request counts once, in calls and in errors by status, single or batched.
+        var bad = hammer_limit(algorithm: 9, limit: 1, period_ms: 1, burst: 0)
+        XCTAssertEqual(hammer_hit_at(h, "stats", &lim, -1, 1, &d), 1)
+        XCTAssertEqual(hammer_hit(h, nil, &lim, 1, &d), 1)
+        XCTAssertEqual(hammer_count_hit(h, "stats", 1, 1, -1, &c), 1)
+        let sid = strdup("stats")!
+        defer { free(sid) }
+        withUnsafePointer(to: &bad) { bp in
+            withUnsafePointer(to: &lim) { lp in
+                let reqs = [hammer_hit_request(id: sid, lim: bp, cost: 1, now_ms: -1),
+                            hammer_hit_request(id: sid, lim: lp, cost: -1, now_ms: -1),
+                            hammer_hit_request(id: nil, lim: lp, cost: 1, now_ms: -1),
+                            hammer_hit_request(id: sid, lim: lp, cost: 1, now_ms: -1)]
+                var out = [hammer_decision](repeating: hammer_decision(), count: 4)
+                XCTAssertEqual(hammer_hit_many(h, reqs, 4, &out, nil), 1)
+            }
+        }
+        var s2 = hammer_stats_t()
+        XCTAssertEqual(hammer_stats(h, &s2), 0)
+        XCTAssertEqual(s2.calls - s.calls, 3 + 4)
+        XCTAssertEqual(s2.errors.1 - s.errors.1, 3 + 3)
+        XCTAssertEqual(s2.denied - s.denied, 1)
     }
 
     /// Waits until the breaker lets calls reach Redis again and `body` succeeds; bounded.
