@@ -122,8 +122,8 @@ public struct LimiterModel: Sendable {
     public mutating func apply(_ lim: Limit, mode: Mode, cost c: Int64, now: Int64) -> Decision {
         let L = lim.limit, P = lim.periodMs, B = lim.capacity, C = B * P
         func decide(_ D: Int64) -> (Bool, Int64, Int64) {
-            let cu = mode == .peek ? P : c * P
             if mode == .hit && c > B { return (false, D, -1) }
+            let cu = mode == .peek ? P : c * P      // c <= B here, so c * P <= B * P <= 2^52
             if mode == .hit && c == 0 { return (true, D, 0) }
             if D + cu <= C { return mode == .peek ? (true, D, 0) : (true, D + cu, 0) }
             return (false, D, cdiv(D + cu - C, L))
@@ -142,6 +142,7 @@ public struct LimiterModel: Sendable {
             var count = cur
             if mode == .check || add > 0 {
                 count = cur &+ add
+                if windows.count > 1 || windows[w] == nil { windows = windows.filter { $0.key >= w } }
                 windows[w] = count
             }
             let need = mode == .peek ? 1 : c

@@ -35,3 +35,23 @@ final class StatsTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(h.quantile(1.0), 1_000_000)
     }
 }
+
+/// The models never trap, whatever validated numbers they get (they decide in-process under fallback=local).
+final class ModelBoundsTests: XCTestCase {
+    func testExtremeValidatedInputsDoNotTrap() {
+        let costs: [Int64] = [0, 1, 2, Limit.maxLimit]
+        for a in Algorithm.allCases {
+            for (limit, period, burst) in [(Int64(1), Int64(1), Int64(0)), (Limit.maxLimit, Int64(1), Int64(0)),
+                                           (Int64(1), Limit.maxPeriodMs, Int64(0)), (Int64(4096), Int64(1 << 40), Int64(0))] {
+                guard case let .success(lim) = Limit.validate(algorithm: a.rawValue, limit: limit, periodMs: period,
+                                                              burst: burst) else { continue }
+                var m = LimiterModel()
+                for (i, now) in [Int64(0), 1, Limit.maxNowMs / 2, Limit.maxNowMs, 5].enumerated() {
+                    let d = m.apply(lim, mode: [.hit, .peek, .check][i % 3], cost: costs[i % costs.count], now: now)
+                    XCTAssertGreaterThanOrEqual(d.remaining, 0)
+                    XCTAssertGreaterThanOrEqual(d.retryAfterMs, -1)
+                }
+            }
+        }
+    }
+}
