@@ -628,7 +628,8 @@ class Hammer:
         return _decision(out)
 
     def peek(self, id: Id, limit: LimitSpec, now_ms: Optional[int] = None) -> Decision:
-        """The decision a hit of cost 1 would get now (or at now_ms), without side effect."""
+        """Whether a hit of cost 1 would pass now (or at now_ms), without side effect: `allowed` as that hit would
+        be, count and remaining as they stand (nothing taken); when denied, the very decision that hit would get."""
         lim = _limit(limit)
         out = hammer_decision()
         if now_ms is None:

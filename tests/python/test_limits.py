@@ -1,0 +1,450 @@
+"""Rate limiting through the Python binding (issue 3, and the failure policy of issue 4), against real redis-server
+processes: the five algorithms at explicit times, peek, cost 0 and costs above capacity, bad limits, Hammer's
+check_rate / inspect_bucket, reset, on_error / fallback while the server is down, the Limiter decorator and guard,
+and processes sharing one limit."""
+import asyncio
+import math
+import multiprocessing
+import time
+
+import pytest
+
+import hammer
+
+T = 1_700_000_000_000          # a fixed now_ms, a multiple of every period used here
+BIG_SCALE = 100_000_000_000     # ~3 years: a check_rate window the real clock does not leave during a test
+
+ALGORITHMS = {
+    "fixed_window": hammer.Limit.fixed_window,
+    "sliding_window": hammer.Limit.sliding_window,
+    "token_bucket": hammer.Limit.token_bucket,
+    "leaky_bucket": hammer.Limit.leaky_bucket,
+    "gcra": hammer.Limit.gcra,
+}
+BUCKETS = ("token_bucket", "leaky_bucket", "gcra")   # the algorithms that take a burst
+
+
+@pytest.fixture(params=list(ALGORITHMS))
+def algo(request):
+    return request.param
+
+
+def test_constants_and_constructors():
+    assert (hammer.FIXED_WINDOW, hammer.SLIDING_WINDOW, hammer.TOKEN_BUCKET, hammer.LEAKY_BUCKET, hammer.GCRA) == \
+        (0, 1, 2, 3, 4)
+    assert [ALGORITHMS[n](5, 1000).algorithm for n in ALGORITHMS] == [0, 1, 2, 3, 4]
+    assert hammer.Limit.token_bucket(10, 1000, burst=20) == hammer.Limit(hammer.TOKEN_BUCKET, 10, 1000, 20)
+    assert hammer.Limit.fixed_window(3, 60) == hammer.Limit(0, 3, 60, 0)
+    assert len({hammer.Limit.gcra(1, 2), hammer.Limit.gcra(1, 2), hammer.Limit.gcra(1, 3)}) == 2, "hashable by value"
+    with pytest.raises(AttributeError):
+        hammer.Limit.gcra(1, 2).limit = 5  # frozen
+    d = hammer.Decision(False, 5, 5, 0, 1500, 2000)
+    assert d.retry_after == 1.5 and isinstance(d.retry_after, float) and d.degraded is False
+    assert hammer.Decision(False, 0, 5, 0, -1, 0).retry_after == math.inf
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Each algorithm at explicit times
+# ---------------------------------------------------------------------------------------------------------------------
+def test_burst_then_deny_then_retry_after(h, uid, algo):
+    lim = ALGORITHMS[algo](5, 1000)
+    ds = [h.hit(uid, lim, now_ms=T) for _ in range(5)]
+    assert all(d.allowed and not d.degraded and d.limit == 5 and d.retry_after_ms == 0 for d in ds), ds
+    assert [d.remaining for d in ds] == [4, 3, 2, 1, 0]
+    assert [d.count for d in ds] == [1, 2, 3, 4, 5]
+    denied = h.hit(uid, lim, now_ms=T)
+    assert not denied.allowed and denied.remaining == 0 and denied.count == 5
+    assert denied.retry_after_ms > 0 and denied.retry_after == denied.retry_after_ms / 1000
+    assert denied.reset_after_ms >= denied.retry_after_ms
+    wait = denied.retry_after_ms
+    assert not h.peek(uid, lim, now_ms=T + wait - 1).allowed, "retry_after_ms is the least wait, not a guess"
+    again = h.hit(uid, lim, now_ms=T + wait)
+    assert again.allowed, f"a client that waits retry_after_ms ({wait}) passes"
+
+
+@pytest.mark.parametrize("name", BUCKETS)
+def test_burst_is_the_capacity_of_the_buckets(h, uid, name):
+    lim = ALGORITHMS[name](5, 1000, burst=8)
+    allowed = [h.hit(uid, lim, now_ms=T).allowed for _ in range(10)]
+    assert allowed == [True] * 8 + [False] * 2
+    d = h.hit(uid, lim, now_ms=T + 200)   # 5 per 1000 ms: one unit back every 200 ms
+    assert d.allowed and not h.hit(uid, lim, now_ms=T + 200).allowed
+
+
+def test_refill_is_continuous_for_the_buckets(h, uid):
+    lim = hammer.Limit.token_bucket(10, 1000)   # a token every 100 ms
+    assert all(h.hit(uid, lim, now_ms=T).allowed for _ in range(10))
+    assert [h.hit(uid, lim, now_ms=T + 100 * k).allowed for k in (0, 1, 1, 2, 3)] == [False, True, False, True, True]
+
+
+def test_peek_has_no_side_effect(h, uid, algo):
+    """peek answers whether a unit hit would pass now, and shows the current state (count, remaining) without
+    taking anything; when denied it is exactly the decision the hit gets."""
+    lim = ALGORITHMS[algo](3, 1000)
+    for _ in range(10):
+        p = h.peek(uid, lim, now_ms=T)
+        assert p.allowed and p.remaining == 3 and p.count == 0 and p.retry_after_ms == 0, p
+    assert h.delete_buckets(uid) == 0, "peeks alone leave no key in Redis"
+    for i in range(5):
+        p = h.peek(uid, lim, now_ms=T)
+        d = h.hit(uid, lim, now_ms=T)
+        assert p.allowed == d.allowed, f"hit {i}: the peek foretold the hit"
+        if d.allowed:
+            assert (p.remaining, p.count) == (d.remaining + 1, d.count - 1)
+        else:
+            assert p == d, "a denied hit decides as the peek before it"
+            assert h.peek(uid, lim, now_ms=T) == p, "and changes nothing"
+    now = h.peek(uid + ":fresh", lim)   # the handle's clock
+    assert now.allowed and now.remaining == 3 and h.delete_buckets(uid + ":fresh") == 0
+
+
+def test_cost_zero_and_above_capacity(h, uid, algo):
+    kw = {"burst": 6} if algo in BUCKETS else {}
+    lim = ALGORITHMS[algo](4, 1000, **kw)
+    capacity = 6 if algo in BUCKETS else 4
+    zero = h.hit(uid, lim, cost=0, now_ms=T)
+    assert zero.allowed and zero.retry_after_ms == 0 and zero.remaining == capacity
+    over = h.hit(uid, lim, cost=capacity + 1, now_ms=T)
+    assert not over.allowed and over.retry_after_ms == -1 and over.retry_after == math.inf and over.remaining == 0
+    assert h.delete_buckets(uid) == 0, "cost 0 and a cost that can never pass change nothing"
+    whole = h.hit(uid, lim, cost=capacity, now_ms=T)
+    assert whole.allowed and whole.remaining == 0 and whole.count == capacity
+    assert h.hit(uid, lim, cost=0, now_ms=T).allowed, "cost 0 passes even when the limiter is empty"
+    d = h.hit(uid, lim, cost=1, now_ms=T)
+    assert not d.allowed and d.retry_after_ms > 0
+
+
+def test_limit_as_a_tuple(h, uid):
+    assert h.hit(uid, (hammer.GCRA, 2, 1000), now_ms=T) == h.hit(uid + "x", hammer.Limit.gcra(2, 1000), now_ms=T)
+    assert h.hit(uid, [hammer.GCRA, 2, 1000], now_ms=T).remaining == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad limits, costs and times: InvalidError, never TypeError, and nothing written
+# ---------------------------------------------------------------------------------------------------------------------
+BAD_LIMITS = {
+    "algorithm 7": ((7, 5, 1000), "algorithm"),
+    "algorithm -1": ((-1, 5, 1000), "algorithm"),
+    "algorithm beyond int32": ((1 << 31, 5, 1000), "algorithm"),
+    "limit 0": ((2, 0, 1000), "limit"),
+    "limit -3": ((0, -3, 1000), "limit"),
+    "limit over 10^9": ((1, 10**9 + 1, 1000), "limit"),
+    "period 0": ((2, 5, 0), "period_ms"),
+    "period -1": ((4, 5, -1), "period_ms"),
+    "period over 10 years": ((0, 5, 315_360_000_001), "period_ms"),
+    "burst -1": ((3, 5, 1000, -1), "burst"),
+    "burst x period overflow": ((2, 5, 315_360_000_000, 10**9), "burst"),
+    "float limit": ((2, 5.0, 1000), "limit"),
+    "str period": ((2, 5, "1000"), "period_ms"),
+    "bool algorithm": ((True, 5, 1000), "algorithm"),
+    "None burst": ((2, 5, 1000, None), "burst"),
+    "int64 overflow": ((2, 1 << 63, 1000), "limit"),
+    "too few fields": ((2, 5), "limit"),
+    "too many fields": ((2, 5, 1000, 0, 0), "limit"),
+    "not a limit": ("token_bucket", "limit"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_LIMITS))
+def test_bad_limit_is_invalid(h, uid, name):
+    spec, word = BAD_LIMITS[name]
+    for call in (lambda: h.hit(uid, spec, now_ms=T), lambda: h.hit(uid, spec), lambda: h.peek(uid, spec),
+                 lambda: h.hit_many([(uid, spec, 1, T)])[0]):
+        with pytest.raises(hammer.InvalidError) as e:
+            r = call()
+            if isinstance(r, Exception):
+                raise r
+        assert e.value.status == hammer.ERR_INVALID and word in e.value.message, e.value.message
+    assert h.delete_buckets(uid) == 0
+
+
+@pytest.mark.parametrize("cost,word", [(-1, "cost"), (10**9 + 1, "cost"), (1.0, "cost"), ("1", "cost"),
+                                       (None, "cost"), (True, "cost"), (1 << 64, "cost")])
+def test_bad_cost_is_invalid(h, uid, cost, word):
+    with pytest.raises(hammer.InvalidError) as e:
+        h.hit(uid, hammer.Limit.gcra(5, 1000), cost=cost, now_ms=T)
+    assert word in e.value.message
+
+
+@pytest.mark.parametrize("now", [-1, 2**47 + 1, 1.5, "0", 1 << 63])
+def test_bad_now_is_invalid(h, uid, now):
+    for call in (lambda: h.hit(uid, hammer.Limit.sliding_window(5, 1000), now_ms=now),
+                 lambda: h.peek(uid, hammer.Limit.sliding_window(5, 1000), now_ms=now),
+                 lambda: h.check_rate_at(uid, 1000, 5, now)):
+        with pytest.raises(hammer.InvalidError) as e:
+            call()
+        assert "now_ms" in e.value.message
+    assert h.delete_buckets(uid) == 0
+
+
+def test_bad_id_is_invalid(h):
+    for bad in (None, 42, "a\0b", b"\0"):
+        with pytest.raises(hammer.InvalidError):
+            h.hit(bad, hammer.Limit.gcra(5, 1000), now_ms=T)
+        with pytest.raises(hammer.InvalidError):
+            h.check_rate(bad, 1000, 5)
+
+
+@pytest.mark.parametrize("args,word", [((0, 5), "scale_ms"), ((-1, 5), "scale_ms"), ((1000, 0), "limit"),
+                                       ((1000, -1), "limit"), ((1000.0, 5), "scale_ms"), ((1000, "5"), "limit")])
+def test_bad_check_rate_is_invalid(h, uid, args, word):
+    for call in (lambda: h.check_rate(uid, *args), lambda: h.check_rate_at(uid, *args, T),
+                 lambda: h.inspect_bucket(uid, *args)):
+        with pytest.raises(hammer.InvalidError) as e:
+            call()
+        assert word in e.value.message
+    with pytest.raises(hammer.InvalidError):
+        h.check_rate(uid, 1000, 5, increment=-1)
+    assert h.delete_buckets(uid) == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Hammer's check_rate and inspect_bucket
+# ---------------------------------------------------------------------------------------------------------------------
+def test_check_rate_counts_even_when_denied(h, uid):
+    ds = [h.check_rate_at(uid, 1000, 3, T + 10 * i) for i in range(5)]
+    assert [d.allowed for d in ds] == [True, True, True, False, False]
+    assert [d.count for d in ds] == [1, 2, 3, 4, 5], "Hammer counts the hit even when it denies"
+    assert [d.remaining for d in ds] == [2, 1, 0, 0, 0]
+    assert ds[3].retry_after_ms == 1000 - 30 and ds[4].retry_after_ms == 1000 - 40, "until the window ends"
+    assert h.get_bucket(uid, T // 1000).count == 5, "the seed's bucket layout"
+    nxt = h.check_rate_at(uid, 1000, 3, T + 1000)
+    assert nxt.allowed and nxt.count == 1, "a new window"
+    assert h.check_rate_at(uid, 1000, 3, T + 1001, increment=2).count == 3
+    z = h.check_rate_at(uid, 1000, 3, T + 1002, increment=0)
+    assert z.count == 3 and z.allowed
+    assert not h.check_rate_at(uid, 1000, 3, T + 1003, increment=1).allowed
+
+
+def test_check_rate_and_inspect_bucket_on_the_clock(h, uid):
+    fresh = h.inspect_bucket(uid, BIG_SCALE, 5)
+    assert fresh.count == 0 and fresh.remaining == 5 and fresh.created is None and fresh.updated is None
+    assert 0 < fresh.ms_to_next_bucket <= BIG_SCALE
+    before = int(time.time() * 1000)
+    a = h.check_rate(uid, BIG_SCALE, 5, increment=2)
+    b = h.check_rate(uid, BIG_SCALE, 5)
+    after = int(time.time() * 1000)
+    assert a.allowed and a.count == 2 and b.count == 3 and b.remaining == 2
+    i = h.inspect_bucket(uid, BIG_SCALE, 5)
+    assert (i.count, i.remaining) == (3, 2)
+    assert before - 1000 <= i.created <= i.updated <= after + 1000, "stamped with the handle's clock"
+    assert 0 < i.ms_to_next_bucket <= fresh.ms_to_next_bucket
+    assert h.inspect_bucket(uid, BIG_SCALE, 5).count == 3, "inspect_bucket has no side effect"
+    h.check_rate(uid, BIG_SCALE, 5, increment=4)
+    full = h.inspect_bucket(uid, BIG_SCALE, 5)
+    assert full.count == 7 and full.remaining == 0
+    assert isinstance(full, hammer.Inspection)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# delete_buckets is the reset of every algorithm
+# ---------------------------------------------------------------------------------------------------------------------
+def test_delete_buckets_resets(h, uid, algo):
+    lim = ALGORITHMS[algo](3, 60_000)
+    other = uid + ":other"
+    for who in (uid, other):
+        assert [h.hit(who, lim, now_ms=T).allowed for _ in range(4)] == [True, True, True, False]
+    assert h.delete_buckets(uid) >= 1
+    d = h.hit(uid, lim, now_ms=T)
+    assert d.allowed and d.remaining == 2, "a full limiter again"
+    assert not h.hit(other, lim, now_ms=T).allowed, "another id keeps its state"
+    h.check_rate_at(uid, 1000, 1, T)
+    assert h.delete_buckets(uid) >= 2, "limiter state and check_rate buckets alike"
+    assert h.delete_buckets(uid) == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# on_error and fallback while the server is down
+# ---------------------------------------------------------------------------------------------------------------------
+def test_failure_policies_while_down(own_redis, uid):
+    s = own_redis()
+    lim = hammer.Limit.token_bucket(3, 3_600_000)
+    hs = {p: hammer.Hammer(s.url(**q)) for p, q in
+          [("error", {}), ("allow", {"on_error": "allow"}), ("deny", {"on_error": "deny"}),
+           ("local", {"fallback": "local"})]}
+    try:
+        for p, h in hs.items():
+            d = h.hit(uid + p, lim)
+            assert d.allowed and not d.degraded
+        s.stop()
+        with pytest.raises(hammer.ConnectError):
+            hs["error"].hit(uid, lim)
+        with pytest.raises(hammer.ConnectError):
+            hs["error"].check_rate(uid, 1000, 5)
+
+        allow = [hs["allow"].hit(uid, lim) for _ in range(5)] + [hs["allow"].check_rate(uid, 1000, 1)]
+        assert all(d.allowed and d.degraded for d in allow), allow
+        assert "on_error=allow" in hammer.last_error()
+
+        deny = [hs["deny"].hit(uid, lim) for _ in range(3)] + [hs["deny"].peek(uid, lim)]
+        assert all(not d.allowed and d.degraded and d.retry_after_ms > 0 for d in deny), deny
+
+        local = [hs["local"].hit(uid, lim) for _ in range(5)]
+        assert [d.allowed for d in local] == [True, True, True, False, False], "the limit holds in-process"
+        assert all(d.degraded for d in local) and local[3].retry_after_ms > 0
+        many = hs["local"].hit_many([(uid, lim, 1), (uid + ":b", lim, 1)])
+        assert [(d.allowed, d.degraded) for d in many] == [(False, True), (True, True)]
+
+        with pytest.raises(hammer.RateLimited) as e:
+            hammer.Limiter(hs["deny"], lim, key=uid).check()
+        assert e.value.decision.degraded and e.value.retry_after > 0
+        for p, h in hs.items():
+            st = h.stats()
+            assert st.degraded == (0 if p == "error" else {"allow": 6, "deny": 5, "local": 7}[p])
+            assert st.errors["CONNECT"] == (2 if p == "error" else 0)
+
+        s.start()
+        for p, h in hs.items():
+            for _ in range(250):   # the back-off is capped at 1 s: recovery within a few attempts
+                try:
+                    d = h.hit(uid + p, lim)
+                except hammer.ConnectError:
+                    assert p == "error"
+                else:
+                    if not d.degraded:
+                        break
+                time.sleep(0.02)
+            assert not d.degraded and d.allowed and d.remaining == 2, f"{p}: Redis decides again after the restart"
+    finally:
+        for h in hs.values():
+            h.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Limiter
+# ---------------------------------------------------------------------------------------------------------------------
+def wait_and_retry(fn, exc, attempts=3):
+    """Sleeps the exception's retry_after and calls fn again, at most `attempts` times; returns fn's result."""
+    for _ in range(attempts):
+        time.sleep(min(exc.retry_after, 2.0))
+        try:
+            return fn()
+        except hammer.RateLimited as e:
+            exc = e
+    raise AssertionError(f"still limited after {attempts} waits of retry_after: {exc.decision}")
+
+
+def test_rate_limited_is_its_own_exception():
+    assert issubclass(hammer.RateLimited, Exception) and not issubclass(hammer.RateLimited, hammer.HammerError)
+
+
+def test_limiter_decorator(h, uid):
+    lim = hammer.Limiter(h, hammer.Limit.sliding_window(2, 200), key=uid)
+    calls = []
+
+    @lim
+    def work(x, y=1):
+        """Work."""
+        calls.append(x)
+        return x + y
+
+    assert work.__name__ == "work" and work.__doc__ == "Work."
+    assert work(1) == 2 and work(2, y=3) == 5
+    with pytest.raises(hammer.RateLimited) as e:
+        work(3)
+    assert calls == [1, 2], "a limited call does not run"
+    assert 0 < e.value.retry_after <= 0.2 and e.value.decision.allowed is False and e.value.key == uid
+    assert "rate limited" in str(e.value)
+    assert wait_and_retry(lambda: work(4), e.value) == 5
+    assert calls == [1, 2, 4]
+
+
+def test_limiter_key_function(h, uid):
+    lim = hammer.Limiter(h, hammer.Limit.token_bucket(1, 200))
+
+    @lim.limit(key=lambda user, *a, **k: f"{uid}:{user}")
+    def fetch(user, item):
+        return (user, item)
+
+    assert fetch("ann", 1) == ("ann", 1)
+    assert fetch("bob", 1) == ("bob", 1), "each user has a limiter of their own"
+    with pytest.raises(hammer.RateLimited) as e:
+        fetch("ann", 2)
+    assert e.value.key == f"{uid}:ann" and e.value.retry_after > 0
+    assert wait_and_retry(lambda: fetch("ann", 3), e.value) == ("ann", 3)
+
+    @lim.limit(key=uid + ":heavy", cost=2)
+    def heavy():
+        return "done"
+
+    with pytest.raises(hammer.RateLimited) as e:
+        heavy()
+    assert e.value.retry_after == math.inf, "cost 2 never fits a bucket of 1"
+
+
+def test_limiter_guard_and_check(h, uid):
+    lim = hammer.Limiter(h, hammer.Limit.gcra(3, 300), key=uid)
+    ran = []
+    with lim as d:
+        ran.append(1)
+    assert d.allowed and d.remaining == 2
+    assert lim.check(cost=2).allowed
+    with pytest.raises(hammer.RateLimited) as e:
+        with lim:
+            ran.append(2)
+    assert ran == [1], "a limited block does not run"
+    assert e.value.retry_after > 0 and not lim.peek().allowed
+    d = wait_and_retry(lambda: lim.check(), e.value)
+    assert d.allowed
+    assert lim.reset() >= 1 and lim.peek().remaining == 3
+
+
+def test_limiter_on_a_coroutine(h, uid):
+    lim = hammer.Limiter(h, hammer.Limit.fixed_window(1, 60_000), key=uid)
+
+    @lim
+    async def job():
+        return 7
+
+    assert asyncio.run(job()) == 7
+    with pytest.raises(hammer.RateLimited):
+        asyncio.run(job())
+
+
+def test_limiter_bad_use(h, uid):
+    with pytest.raises(hammer.InvalidError):
+        hammer.Limiter("not a handle", hammer.Limit.gcra(1, 1000), key=uid)
+    with pytest.raises(hammer.InvalidError):
+        hammer.Limiter(h, (9, 1), key=uid)
+    keyless = hammer.Limiter(h, hammer.Limit.gcra(1, 1000))
+    with pytest.raises(hammer.InvalidError):
+        keyless.check()
+    with pytest.raises(hammer.InvalidError):
+        keyless(lambda: None)
+    with pytest.raises(hammer.InvalidError):
+        hammer.Limiter(h, (9, 1, 1000), key=uid).check()   # the library refuses algorithm 9
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Processes sharing one limit
+# ---------------------------------------------------------------------------------------------------------------------
+def _limit_worker(url, id_, hits, queue):
+    import hammer as hm  # a spawned process loads its own copy of the binding and the library
+    try:
+        with hm.Hammer(url) as h:
+            got = {}
+            for name, make in (("fixed_window", hm.Limit.fixed_window), ("sliding_window", hm.Limit.sliding_window),
+                               ("token_bucket", hm.Limit.token_bucket), ("leaky_bucket", hm.Limit.leaky_bucket),
+                               ("gcra", hm.Limit.gcra)):
+                lim = make(50, 3_600_000)
+                got[name] = sum(h.hit(f"{id_}:{name}", lim, now_ms=T).allowed for _ in range(hits))
+            queue.put(got)
+    except Exception as e:  # noqa: BLE001 - the parent asserts on it
+        queue.put(repr(e))
+
+
+def test_processes_allow_exactly_the_limit(redis_server, h, uid):
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs, hits = 4, 30
+    ps = [ctx.Process(target=_limit_worker, args=(redis_server.url(), uid, hits, queue)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    got = [queue.get(timeout=120) for _ in range(procs)]
+    for p in ps:
+        p.join(30)
+        assert p.exitcode == 0
+    assert all(isinstance(g, dict) for g in got), got
+    for name in ALGORITHMS:
+        assert sum(g[name] for g in got) == 50, f"{name}: {[g[name] for g in got]} of {procs * hits} hits allowed"
+        assert not h.peek(f"{uid}:{name}", ALGORITHMS[name](50, 3_600_000), now_ms=T).allowed
