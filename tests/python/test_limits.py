@@ -387,6 +387,12 @@ def test_limiter_guard_and_check(h, uid):
     d = wait_and_retry(lambda: lim.check(), e.value)
     assert d.allowed
     assert lim.reset() >= 1 and lim.peek().remaining == 3
+    dynamic = hammer.Limiter(h, hammer.Limit.gcra(1, 60_000), key=lambda: uid + ":now")  # called with no args
+    assert dynamic.check().allowed and not dynamic.peek().allowed
+    assert dynamic.check(key=uid + ":other").allowed, "a key given to check() wins"
+    with pytest.raises(hammer.RateLimited) as e:
+        dynamic.check()
+    assert e.value.key == uid + ":now"
 
 
 def test_limiter_on_a_coroutine(h, uid):
