@@ -1,0 +1,633 @@
+#!/usr/bin/env python3
+"""Benchmarks of libhammer (issue 5): every figure is a RATIO against a reference measured on the same
+redis-server in the same run, the median of several rounds (reference and ours alternate within each round).
+
+    make bench                      # = make lib && python3 benchmarks/run.py
+    python3 benchmarks/run.py --rounds 3 --only single,memory     # a subset, fewer rounds
+    python3 benchmarks/run.py --no-publish                          # only benchmarks/out/, commits nothing
+
+Setup (once; benchmarks are not run by CI):
+    apt-get install -y redis-server redis-tools valgrind libhiredis-dev     # redis-benchmark is in redis-tools
+    pip install matplotlib limits redis     # chart; the Python `limits` comparison (rows skipped without them)
+
+Writes benchmarks/out/results-<time>.csv (git-ignored) and, unless --no-publish, benchmarks/results.csv (a copy of
+the latest), benchmarks/results.png (the chart) and the results section of BENCHMARKS.md (table + machine).
+
+Layout, for whoever adds a benchmark: one function per group, `bench_*(ctx)` returning a list of Row; the groups
+run in the order of GROUPS. The calls that were still missing from the API when this was written are behind
+`hook_*` functions that check the header and the library at run time (`api_has`) and print "skipped (not in the
+API yet)" until they are there, so they start working without edits.
+"""
+import argparse
+import csv
+import datetime
+import hashlib
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+OUT = os.path.join(HERE, "out")
+BIN = os.path.join(OUT, "bin")
+LIBDIR = os.path.join(ROOT, "build", "lib")
+LIB = os.path.join(LIBDIR, "libhammer.so")
+HEADER = os.path.join(ROOT, "include", "hammer.h")
+SCRIPTS_SWIFT = os.path.join(ROOT, "Sources", "HammerCore", "Scripts.swift")
+DOC = os.path.join(ROOT, "BENCHMARKS.md")
+
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+os.environ.setdefault("HAMMER_LIBRARY", LIB)
+
+from redis_server import RedisServer  # noqa: E402
+
+SKIPPED_API = "skipped (not in the API yet)"
+PREFIX = "Hammer:Redis:"
+EXPIRY_MS = 60_000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rows and ratios
+# ---------------------------------------------------------------------------------------------------------------
+
+class Row:
+    """One line of the table. `ours` and `ref` are per-round values; the ratio is the median of the per-round
+    ratios ours/ref (paired, so a slow moment of the shared machine hits both sides of a round alike).
+    `higher`: True when a higher ratio is better (target is a minimum), False when lower is better (a maximum),
+    None for a figure without a target."""
+
+    def __init__(self, key, name, unit, ours=(), ref=(), target=None, higher=True, note="", status=None):
+        self.key, self.name, self.unit = key, name, unit
+        self.ours, self.ref = list(ours), list(ref)
+        self.target, self.higher, self.note = target, higher, note
+        self._status = status
+
+    @property
+    def ratio(self):
+        pairs = [o / r for o, r in zip(self.ours, self.ref) if r]
+        return statistics.median(pairs) if pairs else None
+
+    @property
+    def status(self):
+        if self._status:
+            return self._status
+        r = self.ratio
+        if r is None:
+            return "no data"
+        if self.target is None or self.higher is None:
+            return "info"
+        ok = r >= self.target if self.higher else r <= self.target
+        return "pass" if ok else "FAIL"
+
+    def target_text(self):
+        if self.target is None or self.higher is None:
+            return ""
+        return (">= " if self.higher else "<= ") + f"{self.target:g}"
+
+    def cells(self):
+        med = lambda v: statistics.median(v) if v else None  # noqa: E731
+        return {
+            "key": self.key, "benchmark": self.name, "unit": self.unit,
+            "ours": fmt(med(self.ours)), "reference": fmt(med(self.ref)),
+            "ratio": "" if self.ratio is None else f"{self.ratio:.3f}",
+            "target": self.target_text(), "result": self.status,
+            "rounds": len(self.ours), "note": self.note,
+        }
+
+
+def skipped(key, name, why=SKIPPED_API, note=""):
+    print(f"  {name}: {why}")
+    return Row(key, name, "", status=why, note=note)
+
+
+def fmt(v):
+    if v is None:
+        return ""
+    if abs(v) >= 1000:
+        return f"{v:.0f}"
+    return f"{v:.2f}" if abs(v) >= 10 else f"{v:.3f}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Environment: the API present now, building the C programs, running them
+# ---------------------------------------------------------------------------------------------------------------
+
+def header_declares(name):
+    with open(HEADER) as f:
+        return re.search(r"\b" + re.escape(name) + r"\s*\(", f.read()) is not None
+
+
+_exports = None
+
+
+def library_exports():
+    global _exports
+    if _exports is None:
+        out = subprocess.run(["nm", "-D", "--defined-only", LIB], capture_output=True, text=True).stdout
+        _exports = {line.split()[-1] for line in out.splitlines() if line.strip()}
+    return _exports
+
+
+def api_has(*names):
+    """True when every function is declared in include/hammer.h AND exported by build/lib/libhammer.so."""
+    return all(header_declares(n) and n in library_exports() for n in names)
+
+
+def build():
+    """Compiles benchmarks/c/*.c with -O2 against include/ and build/lib. A program whose calls are not in the API
+    yet is not built (its benchmark is skipped)."""
+    os.makedirs(BIN, exist_ok=True)
+    cc = os.environ.get("CC", "cc")
+    needs = {  # program -> library calls it uses beyond the core
+        "bench_core": ("hammer_count_hit", "hammer_delete_buckets"),
+        "bench_rate": ("hammer_check_rate",),
+        "bench_batch": ("hammer_count_hits", "hammer_hit_many", "hammer_hit", "hammer_count_hit"),
+    }
+    built = set()
+    for prog, calls in needs.items():
+        if not api_has(*calls):
+            continue
+        cmd = [cc, "-O2", "-Wall", "-Wextra", "-I" + os.path.join(ROOT, "include"), "-o", os.path.join(BIN, prog),
+               os.path.join(HERE, "c", prog + ".c"), "-L" + LIBDIR, "-lhammer", "-Wl,-rpath," + LIBDIR, "-lpthread"]
+        subprocess.run(cmd, check=True)
+        built.add(prog)
+    subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-o", os.path.join(BIN, "hiredis_evalsha"),
+                    os.path.join(HERE, "c", "hiredis_evalsha.c"), "-lhiredis"], check=True)
+    built.add("hiredis_evalsha")
+    return built
+
+
+def run(args, timeout=120):
+    """Runs a program; returns its key=value output line as a dict of floats (text when not a number)."""
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"{os.path.basename(str(args[0]))} failed ({p.returncode}): {p.stderr.strip()[-500:]}")
+    out = {}
+    for k, v in re.findall(r"(\w+)=(\S+)", p.stdout):
+        try:
+            out[k] = float(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def prog(name):
+    return os.path.join(BIN, name)
+
+
+def redis_benchmark(port, clients, n):
+    """requests/sec of `redis-benchmark -c clients -P 1 -t incr -n n -q` on the server."""
+    p = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients), "-P", "1",
+                        "-t", "incr", "-n", str(n), "-q"], capture_output=True, text=True, timeout=120)
+    m = re.findall(r"INCR: ([\d.]+) requests per second", p.stdout)
+    if p.returncode != 0 or not m:
+        raise RuntimeError("redis-benchmark: " + (p.stderr or p.stdout)[-300:])
+    return float(m[-1])
+
+
+class Ctx:
+    def __init__(self, server, rounds, quick, built):
+        self.server, self.rounds, self.quick, self.built = server, rounds, quick, built
+        self.port = server.port
+        self.tag = str(os.getpid())
+
+    def url(self, **opts):
+        return self.server.url(**opts)
+
+    def n(self, full, quick):
+        return quick if self.quick else full
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. One thread: hammer_count_hit vs a bare INCR
+# ---------------------------------------------------------------------------------------------------------------
+
+def bench_single(ctx):
+    n = ctx.n(10_000, 2_000)
+    url = ctx.url(pool_size=1)
+    rows = [Row("count_hit_same", "count_hit, 1 thread, same id / INCR -c 1", "calls/s", target=0.85),
+            Row("count_hit_distinct", "count_hit, 1 thread, distinct ids / INCR -c 1", "calls/s", target=0.85)]
+    for r in range(ctx.rounds):
+        ref = redis_benchmark(ctx.port, 1, n)
+        same = run([prog("bench_core"), "single", url, n, "same", f"{ctx.tag}:{r}"])["ops_per_sec"]
+        dist = run([prog("bench_core"), "single", url, n, "distinct", f"{ctx.tag}:{r}"])["ops_per_sec"]
+        for row, v in zip(rows, (same, dist)):
+            row.ours.append(v)
+            row.ref.append(ref)
+        print(f"  round {r + 1}: INCR {ref:.0f}/s, same id {same:.0f}/s, distinct ids {dist:.0f}/s")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. N threads on one handle (pool_size N) vs redis-benchmark -c N
+# ---------------------------------------------------------------------------------------------------------------
+
+def bench_threads(ctx):
+    n = ctx.n(20_000, 4_000)
+    rows = []
+    for threads in (2, 4, 8):
+        row = Row(f"threads_{threads}", f"count_hit, {threads} threads on one handle / INCR -c {threads}",
+                  "calls/s", target=0.8)
+        for r in range(ctx.rounds):
+            ref = redis_benchmark(ctx.port, threads, n)
+            ours = run([prog("bench_core"), "threads", ctx.url(pool_size=threads), threads, n])["ops_per_sec"]
+            row.ours.append(ours)
+            row.ref.append(ref)
+            print(f"  {threads} threads, round {r + 1}: INCR {ref:.0f}/s, ours {ours:.0f}/s")
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. Client CPU per decision: callgrind instructions of our library vs a minimal hiredis EVALSHA loop
+# ---------------------------------------------------------------------------------------------------------------
+
+def swift_string(src, name):
+    """The text of `static let NAME = ... \"\"\"...\"\"\"` in a Swift file (multi-line literal: the closing
+    delimiter's indentation is stripped from every line, and the last newline is not part of the text)."""
+    m = re.search(r"static let " + name + r"\b[^\"]*\"\"\"\n(.*?)\n([ \t]*)\"\"\"", src, re.S)
+    if not m:
+        raise RuntimeError(f"no multi-line string {name} in {SCRIPTS_SWIFT}")
+    body, indent = m.group(1), m.group(2)
+    return "\n".join(line[len(indent):] if line.startswith(indent) else line.lstrip(" \t")
+                     for line in body.split("\n"))
+
+
+def count_hit_sha(ctx):
+    """The SHA1 of the countHit script, read out of Scripts.swift (indexLua + countHit's own text), checked
+    against the server after one hammer_count_hit (which loads it); MONITOR is the fallback."""
+    with open(SCRIPTS_SWIFT) as f:
+        src = f.read()
+    sha = None
+    try:
+        sha = hashlib.sha1((swift_string(src, "indexLua") + swift_string(src, "countHit")).encode()).hexdigest()
+    except RuntimeError as e:
+        print("  ", e)
+    run([prog("bench_core"), "cpu", ctx.url(pool_size=1), 1])
+    if sha and ctx.server.cli("SCRIPT", "EXISTS", sha) == [1]:
+        return sha
+    return sha_from_monitor(ctx)
+
+
+def sha_from_monitor(ctx):
+    """The SHA of the EVALSHA that one hammer_count_hit sends, seen through MONITOR."""
+    with socket.create_connection(("127.0.0.1", ctx.port), timeout=10) as s:
+        s.sendall(b"MONITOR\r\n")
+        f = s.makefile("rb")
+        f.readline()
+        run([prog("bench_core"), "cpu", ctx.url(pool_size=1), 1])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            m = re.search(rb'"EVALSHA" "([0-9a-f]{40})"', f.readline(), re.I)
+            if m:
+                return m.group(1).decode()
+    raise RuntimeError("no EVALSHA seen from hammer_count_hit")
+
+
+def callgrind_ir(args):
+    """Total instructions (Ir) of one program run under callgrind."""
+    out = os.path.join(OUT, f"callgrind.{os.getpid()}.out")
+    p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + [str(a) for a in args],
+                       capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError("callgrind: " + p.stderr[-500:])
+    with open(out) as f:
+        m = re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M)
+    os.remove(out)
+    return int(m.group(1))
+
+
+def bench_cpu(ctx):
+    name = "client instructions per count_hit / hiredis EVALSHA loop"
+    if not shutil.which("valgrind"):
+        return [skipped("cpu_per_call", name, "skipped (valgrind missing: apt-get install -y valgrind)")]
+    k = ctx.n(5_000, 1_000)
+    sha = count_hit_sha(ctx)
+    url = ctx.url(pool_size=1)
+    ours_cmd = [prog("bench_core"), "cpu", url]
+    ref_cmd = [prog("hiredis_evalsha"), ctx.port, sha, PREFIX, EXPIRY_MS]
+    row = Row("cpu_per_call", name, "Ir/call", target=1.3, higher=False,
+              note=f"callgrind, (Ir of {k} calls - Ir of 0 calls) / {k}; same EVALSHA {sha[:8]}, keys, args")
+    rounds = min(ctx.rounds, 3)   # instruction counts barely move between runs
+    for r in range(rounds):
+        ours = (callgrind_ir(ours_cmd + [k]) - callgrind_ir(ours_cmd + [0])) / k
+        ref = (callgrind_ir(ref_cmd + [k]) - callgrind_ir(ref_cmd + [0])) / k
+        row.ours.append(ours)
+        row.ref.append(ref)
+        print(f"  round {r + 1}: ours {ours:.0f} Ir/call, hiredis loop {ref:.0f} Ir/call")
+    return [row]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. delete_buckets with 1,000,000 unrelated keys vs an empty Redis
+# ---------------------------------------------------------------------------------------------------------------
+
+def bench_delete(ctx):
+    deletes, keys = ctx.n(300, 100), ctx.n(1_000_000, 200_000)
+    row = Row("delete_1m_keys", f"delete_buckets (10 buckets), {keys:,} other keys / empty Redis", "us/delete",
+              target=2.0, higher=False, note=f"median of {deletes} deletes per round")
+    url = ctx.url(pool_size=1)
+    for r in range(ctx.rounds):
+        ctx.server.cli("FLUSHALL")
+        empty = run([prog("bench_core"), "delete", url, deletes, 10, f"{ctx.tag}:e{r}"])["median_us"]
+        ctx.server.cli("DEBUG", "POPULATE", keys, "unrelated")
+        dbsize = ctx.server.cli("DBSIZE")
+        full = run([prog("bench_core"), "delete", url, deletes, 10, f"{ctx.tag}:f{r}"])["median_us"]
+        row.ours.append(full)
+        row.ref.append(empty)
+        print(f"  round {r + 1}: empty {empty:.1f} us, with {dbsize:,} keys {full:.1f} us")
+    ctx.server.cli("FLUSHALL")
+    return [row]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. Redis memory per bucket, next to the seed's layout
+# ---------------------------------------------------------------------------------------------------------------
+
+def memory_usage(ctx, key):
+    v = ctx.server.cli("MEMORY", "USAGE", key, "SAMPLES", "0")
+    if not isinstance(v, int):
+        raise RuntimeError(f"MEMORY USAGE {key}: {v!r}")
+    return v
+
+
+def bench_memory(ctx):
+    import hammer
+    now = int(time.time() * 1000)
+    bucket = now // EXPIRY_MS
+    rows = [Row("mem_bucket", "bucket hash written by hammer / seed's hash", "bytes"),
+            Row("mem_1_bucket", "bucket + index, 1 bucket per id / seed's hash", "bytes/bucket", target=None),
+            Row("mem_10_buckets", "bucket + index share, 10 buckets per id / seed's hash", "bytes/bucket")]
+    with hammer.Hammer(ctx.url(pool_size=1)) as h:
+        for r in range(ctx.rounds):
+            seed_key = f"{PREFIX}mem:seed:{ctx.tag}:{r}:{bucket}"
+            ctx.server.cli("HSET", seed_key, "count", 1, "created", now, "updated", now)
+            ctx.server.cli("PEXPIRE", seed_key, EXPIRY_MS)
+            seed = memory_usage(ctx, seed_key)
+            one = f"mem:one:{ctx.tag}:{r}"
+            h.count_hit(one, bucket, now, 1)
+            b1 = memory_usage(ctx, f"{PREFIX}{one}:{bucket}")
+            i1 = memory_usage(ctx, f"{PREFIX}{one}:index")
+            ten = f"mem:ten:{ctx.tag}:{r}"
+            for b in range(10):
+                h.count_hit(ten, bucket + b, now, 1)
+            b10 = sum(memory_usage(ctx, f"{PREFIX}{ten}:{bucket + b}") for b in range(10))
+            i10 = memory_usage(ctx, f"{PREFIX}{ten}:index")
+            for row, v in zip(rows, (b1, b1 + i1, (b10 + i10) / 10)):
+                row.ours.append(v)
+                row.ref.append(seed)
+            print(f"  round {r + 1}: seed hash {seed} B, hammer bucket {b1} B, index of 1 bucket {i1} B, "
+                  f"index of 10 buckets {i10} B")
+    for row in rows:
+        row.higher = None
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hooks: calls that may not be in the API yet. Each checks the header and the library at run time.
+# ---------------------------------------------------------------------------------------------------------------
+
+def hook_check_rate(ctx):
+    """TODO(issue 5): hammer_check_rate from one thread vs INCR -c 1 (target >= 0.85)."""
+    name = "check_rate, 1 thread / INCR -c 1"
+    if "bench_rate" not in ctx.built:
+        return [skipped("check_rate", name)]
+    n = ctx.n(10_000, 2_000)
+    row = Row("check_rate", name, "calls/s", target=0.85)
+    for r in range(ctx.rounds):
+        ref = redis_benchmark(ctx.port, 1, n)
+        ours = run([prog("bench_rate"), ctx.url(pool_size=1), n, f"{ctx.tag}:{r}"])["ops_per_sec"]
+        row.ours.append(ours)
+        row.ref.append(ref)
+        print(f"  round {r + 1}: INCR {ref:.0f}/s, check_rate {ours:.0f}/s")
+    return [row]
+
+
+def hook_batches(ctx):
+    """TODO(issue 5): batches of 64 (hammer_count_hits, hammer_hit_many) vs the same requests one call each
+    (target >= 8x)."""
+    names = {"count": "count_hits, batches of 64 / 64 single count_hit",
+             "hit": "hit_many, batches of 64 / 64 single hit (fixed window)"}
+    if "bench_batch" not in ctx.built:
+        return [skipped(f"batch64_{k}", v) for k, v in names.items()]
+    n = ctx.n(6_400, 1_280)
+    url = ctx.url(pool_size=1)
+    rows = []
+    for kind, name in names.items():
+        row = Row(f"batch64_{kind}", name, "decisions/s", target=8.0)
+        for r in range(ctx.rounds):
+            tag = f"{ctx.tag}:{kind}:{r}"
+            single = run([prog("bench_batch"), url, kind, "single", n, 64, tag])["ops_per_sec"]
+            batch = run([prog("bench_batch"), url, kind, "batch", n, 64, tag])["ops_per_sec"]
+            row.ours.append(batch)
+            row.ref.append(single)
+            print(f"  {kind}, round {r + 1}: single {single:.0f}/s, batches of 64 {batch:.0f}/s")
+        rows.append(row)
+    return rows
+
+
+def hook_python_vs_limits(ctx):
+    """TODO(issue 5): the Python binding vs the Python `limits` library, fixed and moving window on the same Redis
+    (target >= 2x). Needs hammer_hit in the API, Hammer.hit / Limit in the binding, and `pip install limits redis`."""
+    names = {"fixed": "Python: hammer fixed window / limits FixedWindowRateLimiter",
+             "moving": "Python: hammer sliding window / limits MovingWindowRateLimiter"}
+    if not api_has("hammer_hit"):
+        return [skipped(f"python_{k}", v) for k, v in names.items()]
+    try:
+        import hammer
+        if not (hasattr(hammer.Hammer, "hit") and hasattr(hammer, "Limit")):
+            return [skipped(f"python_{k}", v, "skipped (Hammer.hit not in the Python binding yet)")
+                    for k, v in names.items()]
+        import limits  # noqa: F401
+        import redis  # noqa: F401
+    except ImportError as e:
+        return [skipped(f"python_{k}", v, f"skipped ({e.name} missing: pip install limits redis)")
+                for k, v in names.items()]
+    n = ctx.n(3_000, 500)
+    rows = {k: Row(f"python_{k}", v, "decisions/s", target=2.0) for k, v in names.items()}
+    for r in range(ctx.rounds):
+        out = run([sys.executable, os.path.join(HERE, "py_vs_limits.py"), ctx.port, n, f"{ctx.tag}:{r}"])
+        for k, row in rows.items():
+            row.ours.append(out[f"hammer_{k}"])
+            row.ref.append(out[f"limits_{k}"])
+        print(f"  round {r + 1}: " + ", ".join(f"{k} {v:.0f}/s" for k, v in out.items()))
+    return list(rows.values())
+
+
+GROUPS = [
+    ("single", "1. one thread: count_hit vs INCR", bench_single),
+    ("check_rate", "1b. one thread: check_rate vs INCR", hook_check_rate),
+    ("threads", "2. N threads on one handle vs redis-benchmark -c N", bench_threads),
+    ("batches", "batches of 64 vs single calls", hook_batches),
+    ("cpu", "3. client CPU per call (callgrind)", bench_cpu),
+    ("delete", "4. delete_buckets with 1M unrelated keys vs empty", bench_delete),
+    ("memory", "5. Redis memory per bucket vs the seed's layout", bench_memory),
+    ("python", "Python binding vs the limits library", hook_python_vs_limits),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Output: table, CSV, chart, BENCHMARKS.md
+# ---------------------------------------------------------------------------------------------------------------
+
+COLUMNS = ["key", "benchmark", "unit", "ours", "reference", "ratio", "target", "result", "rounds", "note"]
+
+
+def machine(server):
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.M)
+            cpu = m.group(1).strip() if m else cpu
+    except OSError:
+        pass
+    info = server.cli("INFO", "server")
+    info = info.decode() if isinstance(info, bytes) else str(info)
+    ver = re.search(r"redis_version:(\S+)", info)
+    try:
+        import hammer
+        libver = hammer.version()
+    except Exception:  # noqa: BLE001 - the version is decoration
+        libver = "?"
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "redis": ver.group(1) if ver else "?",
+        "libhammer": libver,
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def machine_line(m):
+    return (f"{m['nproc']} x {m['cpu']} (nproc {m['nproc']}), Linux {m['kernel']}, redis-server {m['redis']}, "
+            f"libhammer {m['libhammer']}; load average at start {m['load']}; {m['date']}")
+
+
+def table(rows):
+    cells = [r.cells() for r in rows]
+    cols = ["benchmark", "ours", "reference", "unit", "ratio", "target", "result"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for c in cells:
+        lines.append("| " + " | ".join(str(c[k]) for k in cols) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(rows, path):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow(r.cells())
+
+
+def chart(rows, m, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("chart skipped: pip install matplotlib")
+        return False
+    shown = [r for r in rows if r.ratio is not None]
+    fig, ax = plt.subplots(figsize=(11, 0.5 * len(shown) + 1.8))
+    ys = list(range(len(shown)))[::-1]
+    colors = {"pass": "#2e7d32", "FAIL": "#c62828", "info": "#78909c"}
+    for y, r in zip(ys, shown):
+        ax.barh(y, r.ratio, color=colors.get(r.status, "#78909c"), height=0.6)
+        ax.text(r.ratio * 1.03, y, f"{r.ratio:.2f}x", va="center", fontsize=8)
+        if r.target is not None and r.higher is not None:
+            ax.plot([r.target, r.target], [y - 0.4, y + 0.4], color="black", lw=2)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([r.name for r in shown], fontsize=8)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="#999999", lw=0.8, ls="--")
+    ax.set_xlabel("ratio to the reference (log scale; black tick = target; green pass, red fail, grey no target)")
+    ax.set_title("libhammer benchmarks (median of per-round ratios)\n" + machine_line(m), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def update_doc(rows, m):
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    if not os.path.exists(DOC):
+        return
+    with open(DOC) as f:
+        text = f.read()
+    if begin not in text or end not in text:
+        print(f"{DOC}: no {begin} ... {end} section, not updated")
+        return
+    section = (f"{begin}\nMachine: {machine_line(m)}.\n\n{table(rows)}\n\n![benchmark ratios](benchmarks/results.png)\n"
+               f"{end}")
+    text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+    with open(DOC, "w") as f:
+        f.write(text)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5, help="rounds per benchmark (default 5)")
+    ap.add_argument("--quick", action="store_true", help="small sizes, for trying the harness (figures noisy)")
+    ap.add_argument("--only", default="", help="comma-separated groups: " + ",".join(g[0] for g in GROUPS))
+    ap.add_argument("--no-publish", action="store_true",
+                    help="write only benchmarks/out/, not results.csv, results.png and BENCHMARKS.md")
+    args = ap.parse_args()
+    if not os.path.exists(LIB):
+        sys.exit(f"{LIB} missing: run `make lib` first")
+    for tool in ("redis-server", "redis-benchmark"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} missing: apt-get install -y redis-server redis-tools")
+    only = {g for g in args.only.split(",") if g}
+    unknown = only - {g[0] for g in GROUPS}
+    if unknown:
+        sys.exit(f"unknown groups: {', '.join(sorted(unknown))}")
+    os.makedirs(OUT, exist_ok=True)
+    t0 = time.monotonic()
+    built = build()
+    rows = []
+    with RedisServer() as server:
+        m = machine(server)
+        print("machine:", machine_line(m))
+        ctx = Ctx(server, max(1, args.rounds), args.quick, built)
+        for key, title, fn in GROUPS:
+            if only and key not in only:
+                continue
+            print(f"\n{title}")
+            t = time.monotonic()
+            try:
+                rows += fn(ctx)
+            except Exception as e:  # noqa: BLE001 - one failed group must not lose the others' figures
+                print(f"  FAILED: {e}")
+                rows.append(Row(key, title, "", status=f"error: {str(e)[:120]}"))
+            print(f"  ({time.monotonic() - t:.1f} s)")
+    print()
+    print(table(rows))
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_csv = os.path.join(OUT, f"results-{stamp}.csv")
+    write_csv(rows, out_csv)
+    print(f"\nCSV: {os.path.relpath(out_csv, ROOT)}")
+    png = os.path.join(OUT, f"results-{stamp}.png")
+    has_chart = chart(rows, m, png)
+    if not args.no_publish:
+        shutil.copyfile(out_csv, os.path.join(HERE, "results.csv"))
+        if has_chart:
+            shutil.copyfile(png, os.path.join(HERE, "results.png"))
+        update_doc(rows, m)
+        print("published: benchmarks/results.csv, benchmarks/results.png, BENCHMARKS.md")
+    print(f"total {time.monotonic() - t0:.0f} s")
+    failed = [r for r in rows if r.status.startswith("error")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
