@@ -468,7 +468,9 @@ class Inspection:
 class Stats:
     """A handle's statistics since it was opened (include/hammer.h's hammer_stats_t).
 
-    errors maps each status name of STATUS_NAMES ("INVALID", "CONNECT", ...) to the number of failed requests.
+    calls counts requests answered, failed or refused by the library (each request of a batch); values this module
+    refuses before calling it (a float cost, a str id, ...) are not counted. errors maps each status name of
+    STATUS_NAMES ("INVALID", "CONNECT", ...) to the number of failed or refused requests.
     Latencies are microseconds per call (a batch is one call), within 1/16 of the value.
     """
     calls: int

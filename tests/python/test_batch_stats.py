@@ -236,13 +236,16 @@ def test_stats_count_failures(own_redis, uid):
         assert st.errors["CONNECT"] == failures and st.reconnects >= 2 and st.connections >= 1
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: a batch adds 1 to errors[status] however many of its requests "
-                                       "failed (Outcome.failed holds one status); hammer.h says errors counts failed "
-                                       "requests, as calls counts each request of a batch")
 def test_stats_count_each_failed_request_of_a_batch(h, uid):
     s0 = h.stats()
     got = h.hit_many([(uid, (7, 1, 1000), 1, T)] * 4 + [(uid, hammer.Limit.gcra(1, 1000), 1, T)])
     assert sum(isinstance(g, hammer.InvalidError) for g in got) == 4
     s1 = h.stats()
-    assert s1.calls - s0.calls == 5
-    assert s1.errors["INVALID"] - s0.errors["INVALID"] == 4
+    assert s1.calls - s0.calls == 5 and s1.allowed - s0.allowed == 1
+    assert s1.errors["INVALID"] - s0.errors["INVALID"] == 4, "each refused request of a batch counts"
+    with pytest.raises(hammer.InvalidError):
+        h.hit(uid, (7, 1, 1000), now_ms=T)    # refused by the library: a call, and an error
+    with pytest.raises(hammer.InvalidError):
+        h.hit(uid, (2, 1, 1000), cost=1.5)    # refused in Python: never reaches the library
+    s2 = h.stats()
+    assert (s2.calls - s1.calls, s2.errors["INVALID"] - s1.errors["INVALID"]) == (1, 1)
