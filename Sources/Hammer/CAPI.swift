@@ -291,12 +291,15 @@ func batchCall(_ fn: StaticString, _ h: OpaquePointer?, _ reqs: UnsafeRawPointer
 /// Records request i's result: its status in statuses[i], and the first failure as the call's status.
 struct BatchStatus {
     var first: Int32 = 0
+    var firstIndex = Int.max
     let statuses: UnsafeMutablePointer<Int32>?
+    /// Request i's status; the lowest-numbered failure becomes the call's status and hammer_last_error().
     mutating func set(_ i: Int, _ f: Failure?) {
         let st = f?.status.rawValue ?? 0
         statuses?[i] = st
-        if let f, first == 0 {
+        if let f, i < firstIndex {
             first = st
+            firstIndex = i
             LastError.set("request \(i): " + f.message)
         }
     }
@@ -311,17 +314,32 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
         countsOut.initialize(repeating: 0, count: n)
         let t0 = Clock.monotonicUs()
         var o = Outcome(calls: UInt64(n))
-        hd.pipeline(n, { _ in Scripts.countHit }, prepare: { i, a in
+        // Every request is checked before anything is sent: a bad one fails alone, whatever Redis's state.
+        var todo: [Int] = []
+        var ids = [UnsafeBufferPointer<UInt8>?](repeating: nil, count: n)
+        for i in 0..<n {
             let r = reqs[i]
-            if r.increment < 0 { return Failure(.invalid, "increment must be >= 0") }
+            if r.increment < 0 { bs.set(i, Failure(.invalid, "increment must be >= 0")); o.fail(.invalid); continue }
             switch idBytes(r.id, "hammer_count_hits") {
-            case let .failure(f): return f
-            case let .success(idb):
-                hd.fillCountHit(&a, id: idb, bucket: r.bucket, nowMs: r.now_ms, increment: r.increment)
-                return nil
+            case let .failure(f): bs.set(i, f); o.fail(f.status)
+            case let .success(idb): ids[i] = idb; todo.append(i)
             }
-        }, finish: { i, reply in
-            switch Replies.int64(reply, what: "count_hit") {
+        }
+        hd.batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, fill: { i, a in
+            let r = reqs[i]
+            if let idb = ids[i] { Keys.appendIdBase(prefix: hd.config.prefix, id: idb, to: &a.bytes) }
+            a.end()
+            a.add(r.bucket)
+            a.add(r.increment)
+            a.add(r.now_ms)
+            a.add(hd.config.expiryMs)
+        }, take: { i, reply in
+            let v: Result<Int64, Failure>
+            switch reply {
+            case let .failure(f): v = .failure(f)
+            case let .success(e): v = Replies.int64Value(e, what: "count_hit")
+            }
+            switch v {
             case let .failure(f): bs.set(i, f); o.fail(f.status)
             case let .success(c): countsOut[i] = c; bs.set(i, nil)
             }
@@ -342,24 +360,29 @@ func decisionBatch(_ fn: StaticString, _ hd: Handle, _ n: Int, _ out: UnsafeMuta
     let checked = (0..<n).map { request($0) }
     var times = [Int64?](repeating: nil, count: n)
     for i in 0..<n { if case let .success(r) = checked[i] { times[i] = hd.time(r.now) } }
-    hd.pipeline(n, { i in
-        if case let .success(r) = checked[i] { return Scripts.limiter(r.lim.algorithm) }
-        return Scripts.fixedWindow
-    }, prepare: { i, a in
-        switch checked[i] {
-        case let .failure(f): return f
-        case let .success(r):
-            hd.fillLimiter(&a, id: r.id, r.lim, mode: r.mode.letter, cost: r.cost, now: times[i])
-            return nil
-        }
-    }, finish: { i, reply in
+    var todo: [Int] = []
+    for i in 0..<n {
+        if case let .failure(f) = checked[i] { bs.set(i, f); o.fail(f.status) } else { todo.append(i) }
+    }
+    hd.batches(todo, chunk: Handle.batchChunk, Scripts.limiterMany, fill: { i, a in
+        guard case let .success(r) = checked[i] else { return }
+        Keys.appendIdBase(prefix: hd.config.prefix, id: r.id, to: &a.bytes)
+        a.end()
+        a.add(Int64(r.lim.algorithm.rawValue))
+        a.add(r.mode.letter)
+        a.add(r.lim.limit)
+        a.add(r.lim.periodMs)
+        a.add(r.lim.capacity)
+        a.add(r.cost)
+        if let t = times[i] { a.add(t) } else { a.add("") }
+    }, take: { i, reply in
+        guard case let .success(r) = checked[i] else { return }
         var d: Result<Decision, Failure>
-        switch checked[i] {
+        switch reply {
         case let .failure(f): d = .failure(f)
-        case let .success(r):
-            d = Handle.decision(reply, r.lim)
-            if case let .failure(f) = d, f.transient { d = hd.degrade(f, id: r.id, r.lim, mode: r.mode, cost: r.cost, now: r.now) }
+        case let .success(e): d = Handle.decisionValue(e, r.lim)
         }
+        if case let .failure(f) = d, f.transient { d = hd.degrade(f, id: r.id, r.lim, mode: r.mode, cost: r.cost, now: r.now) }
         o.add(d)
         switch d {
         case let .failure(f): bs.set(i, f)

@@ -85,17 +85,22 @@ final class Handle {
         case let .failure(f): return .failure(f)
         case let .success(r):
             defer { freeReplyObject(r) }
-            if let f = Replies.error(r) { return .failure(f) }
-            guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == 5, let el = r.pointee.element,
-                  let e0 = el[0], let e1 = el[1], let e2 = el[2], let e3 = el[3], let e4 = el[4],
-                  let allowed = Replies.integer(e0), let count = Replies.integer(e1),
-                  let remaining = Replies.integer(e2), let retry = Replies.integer(e3),
-                  let reset = Replies.integer(e4) else {
-                return .failure(Failure(.protocol, "rate limit: expected an array of 5 integers"))
-            }
-            return .success(Decision(allowed: allowed == 1, count: count, limit: lim.limit, remaining: remaining,
-                                     retryAfterMs: retry, resetAfterMs: reset))
+            return decisionValue(r, lim)
         }
+    }
+
+    /// A decision from one reply (or one element of a batch's reply), which the caller frees.
+    static func decisionValue(_ r: UnsafeMutablePointer<redisReply>, _ lim: Limit) -> Result<Decision, Failure> {
+        if let f = Replies.error(r) { return .failure(f) }
+        guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == 5, let el = r.pointee.element,
+              let e0 = el[0], let e1 = el[1], let e2 = el[2], let e3 = el[3], let e4 = el[4],
+              let allowed = Replies.integer(e0), let count = Replies.integer(e1),
+              let remaining = Replies.integer(e2), let retry = Replies.integer(e3),
+              let reset = Replies.integer(e4) else {
+            return .failure(Failure(.protocol, "rate limit: expected an array of 5 integers"))
+        }
+        return .success(Decision(allowed: allowed == 1, count: count, limit: lim.limit, remaining: remaining,
+                                 retryAfterMs: retry, resetAfterMs: reset))
     }
 
     // MARK: single calls
@@ -243,40 +248,65 @@ final class Handle {
 
     // MARK: batches
 
-    /// Sends every request that `prepare` fills (nil) as one pipeline; `finish` gets each request's reply or failure,
-    /// in order. Requests that `prepare` refuses get that failure and are not sent. A NOSCRIPT reply (a flushed or
-    /// restarted server) is answered by sending that request again with EVAL, after the pipeline is read.
-    func pipeline(_ n: Int, _ script: (Int) -> Script, prepare: (Int, inout Args) -> Failure?,
-                  finish: (Int, Reply) -> Void) {
-        var replies = [Reply?](repeating: nil, count: n)
+    /// Sends the requests `todo` (indices) in chunks, each chunk one call of `script` (which answers with one
+    /// element per request), all chunks as one pipeline on one connection. `fill` appends a request's fields;
+    /// `take` gets each request's reply element (freed after it returns) or failure. A NOSCRIPT answer (a flushed
+    /// or restarted server) is met by sending that chunk again with EVAL, after the pipeline is read.
+    func batches(_ todo: [Int], chunk: Int, _ script: Script, fill: (Int, inout Args) -> Void,
+                 take: (Int, Result<UnsafeMutablePointer<redisReply>, Failure>) -> Void) {
+        let chunks = stride(from: 0, to: todo.count, by: chunk).map { Array(todo[$0..<min($0 + chunk, todo.count)]) }
+        var replies = [Reply?](repeating: nil, count: chunks.count)
         let whole: Result<Void, Failure> = pool.with { conn in
+            func build(_ c: Int, _ a: inout Args) {
+                a.add("0")
+                for i in chunks[c] { fill(i, &a) }
+            }
             var sent = 0
-            for i in 0..<n {
+            for c in chunks.indices {
                 conn.args.reset()
                 conn.args.add("EVALSHA")
-                conn.args.add(script(i).sha)
-                if let f = prepare(i, &conn.args) { replies[i] = .failure(f); continue }
-                if let f = conn.append() { replies[i] = .failure(f); break }
+                conn.args.add(script.sha)
+                build(c, &conn.args)
+                if let f = conn.append() { replies[c] = .failure(f); break }
                 sent += 1
             }
             var lost: Failure? = nil
-            for i in 0..<n where replies[i] == nil {
-                if let f = lost { replies[i] = .failure(f); continue }
+            for c in 0..<sent {
+                if let f = lost { replies[c] = .failure(f); continue }
                 let r = conn.read()
                 if case let .failure(f) = r { lost = f }
-                replies[i] = r
+                replies[c] = r
             }
-            for i in 0..<n {
-                guard case let .success(r)? = replies[i], Connection.isNoScript(r) else { continue }
+            for c in 0..<sent {
+                guard case let .success(r)? = replies[c], Connection.isNoScript(r) else { continue }
                 freeReplyObject(r)
-                replies[i] = conn.eval(script(i)) { a in _ = prepare(i, &a) }
+                replies[c] = conn.eval(script) { a in build(c, &a) }
             }
             return lost.map { .failure($0) } ?? .success(())
         }
-        for i in 0..<n {
-            if let r = replies[i] { finish(i, r) } else { finish(i, .failure(whole.failureValue ?? Failure(.internal, "request not sent"))) }
+        for c in chunks.indices {
+            switch replies[c] ?? .failure(whole.failureValue ?? Failure(.connect, "batch not sent")) {
+            case let .failure(f):
+                for i in chunks[c] { take(i, .failure(f)) }
+            case let .success(r):
+                if let f = Replies.error(r) {
+                    for i in chunks[c] { take(i, .failure(f)) }
+                } else if r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == chunks[c].count,
+                          let el = r.pointee.element {
+                    for (k, i) in chunks[c].enumerated() {
+                        if let e = el[k] { take(i, .success(e)) } else { take(i, .failure(Failure(.protocol, "batch: missing element"))) }
+                    }
+                } else {
+                    for i in chunks[c] { take(i, .failure(Failure(.protocol, "batch: reply of an unexpected shape"))) }
+                }
+                freeReplyObject(r)
+            }
         }
     }
+
+    /// Requests per script call in a batch: enough to spread the script's fixed cost, small enough that one call
+    /// does not hold Redis long.
+    static let batchChunk = 128
 }
 
 extension Outcome {
@@ -311,10 +341,15 @@ enum Replies {
         case let .failure(f): return .failure(f)
         case let .success(r):
             defer { freeReplyObject(r) }
-            if let f = error(r) { return .failure(f) }
-            if let n = integer(r) { return .success(n) }
-            return .failure(Failure(.protocol, "\(what): expected an integer reply"))
+            return int64Value(r, what: what)
         }
+    }
+
+    /// An integer from one reply (or one element of a batch's reply), which the caller frees.
+    static func int64Value(_ r: UnsafeMutablePointer<redisReply>, what: String) -> Result<Int64, Failure> {
+        if let f = error(r) { return .failure(f) }
+        if let n = integer(r) { return .success(n) }
+        return .failure(Failure(.protocol, "\(what): expected an integer reply"))
     }
 
     /// An array of `count` integers (integer replies, or bulk strings holding exact int64s).

@@ -29,20 +29,43 @@ public enum Scripts {
 
     """
 
+    /// count_hit as a function of (bucket key, index key, increment, now as text, TTL ms, bucket number as text).
+    /// Returns the new count: an integer, or a bulk string when beyond 2^53 (exact for any int64).
+    static let countHitLua = """
+    local function count_hit(k, idx, incr, nows, ttl, member)
+      local n = redis.call('HINCRBY', k, 'count', incr)
+      if redis.call('HSETNX', k, 'created', nows) == 1 then
+        index_bucket(idx, string.sub(k, 1, #k - #member), member)
+      end
+      redis.call('HSET', k, 'updated', nows)
+      redis.call('PEXPIRE', k, ttl)
+      keep_index(idx, ttl)
+      if n < 9007199254740992 then return n end
+      return redis.call('HGET', k, 'count')
+    end
+
+    """
+
     /// count_hit: KEYS[1] bucket key (base .. bucket), KEYS[2] the id's index.
     /// ARGV[1] increment, ARGV[2] now_ms, ARGV[3] TTL in ms, ARGV[4] bucket number.
-    /// Returns the new count: an integer, or a bulk string when beyond 2^53 (exact for any int64).
-    public static let countHit = Script(indexLua + """
-    local k, idx, ttl = KEYS[1], KEYS[2], tonumber(ARGV[3])
-    local n = redis.call('HINCRBY', k, 'count', ARGV[1])
-    if redis.call('HSETNX', k, 'created', ARGV[2]) == 1 then
-      index_bucket(idx, string.sub(k, 1, #k - #ARGV[4]), ARGV[4])
+    public static let countHit = Script(commonLua + countHitLua + """
+    return count_hit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
+    """)
+
+    /// Fields per request of countHitMany.
+    public static let countHitManyFields = 5
+
+    /// Many count_hits in one script (a batch): no KEYS; ARGV holds 5 fields a request: base, bucket number,
+    /// increment, now_ms, TTL. Returns one element a request: its count, or an error reply of its own.
+    public static let countHitMany = Script(commonLua + countHitLua + """
+    local out = {}
+    for o = 0, #ARGV - 5, 5 do
+      local base, member = ARGV[o + 1], ARGV[o + 2]
+      local ok, r = pcall(count_hit, base .. member, base .. 'index', ARGV[o + 3], ARGV[o + 4], tonumber(ARGV[o + 5]),
+        member)
+      if ok then out[#out + 1] = r else out[#out + 1] = err_of(r) end
     end
-    redis.call('HSET', k, 'updated', ARGV[2])
-    redis.call('PEXPIRE', k, ttl)
-    keep_index(idx, ttl)
-    if n < 9007199254740992 then return n end
-    return redis.call('HGET', k, 'count')
+    return out
     """)
 
     /// delete_buckets: KEYS[1] the id's index. ARGV[1] prefix + id + ":", ARGV[2...] state suffixes.

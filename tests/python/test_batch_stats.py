@@ -120,10 +120,6 @@ def test_hit_many_while_down_reports_each_request(own_redis, uid):
         assert all(c.message.startswith(f"count_hits: request {i}: ") for i, c in enumerate(counts))
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: while Redis is down, hammer_count_hits gives a request with a "
-                                       "bad increment HAMMER_ERR_CONNECT, not HAMMER_ERR_INVALID (it is checked in "
-                                       "prepare, inside pool.with, which never runs); hit_many and check_rates check "
-                                       "first")
 def test_count_hits_while_down_keeps_invalid_requests_invalid(own_redis, uid):
     s = own_redis()
     with hammer.Hammer(s.url()) as h:
