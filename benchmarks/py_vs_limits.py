@@ -1,8 +1,9 @@
 """The Python binding (bindings/python/hammer.py) against the Python `limits` library on the same redis-server.
 
-    python3 benchmarks/py_vs_limits.py PORT N TAG
+    python3 benchmarks/py_vs_limits.py PORT N TAG [CHUNKS]
 
-Runs N allowed decisions on one fresh key per limiter, one thread, for: hammer's fixed window vs limits'
+Runs CHUNKS x N allowed decisions on one fresh key per limiter, one thread, the four sides taking turns in chunks
+of N (order reversed every pass, so a change of the machine's load weighs on all alike), for: hammer's fixed window vs limits'
 FixedWindowRateLimiter, and hammer's sliding window vs limits' MovingWindowRateLimiter (both exact: no more than the
 limit in any span of the period). The limit (10^6 per minute) is never reached, so every decision allows.
 Prints one line of key=value: decisions per second of each. Needs `pip install limits redis`; benchmarks/run.py
@@ -23,31 +24,34 @@ from limits import parse, storage, strategies  # noqa: E402
 LIMIT, PERIOD_MS = 10**6, 60_000
 
 
-def rate(fn, n):
-    for _ in range(50):   # warm-up: connections opened, scripts loaded
-        fn("warmup")
+def timed(fn, key, n):
     t0 = time.perf_counter()
     for _ in range(n):
-        if not fn(KEY):
+        if not fn(key):
             raise SystemExit("a decision was denied")
-    return n / (time.perf_counter() - t0)
+    return time.perf_counter() - t0
 
 
 def main():
-    global KEY
     port, n, tag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    KEY = f"pybench:{tag}"
+    chunks = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    key = f"pybench:{tag}"
     store = storage.storage_from_string(f"redis://127.0.0.1:{port}")
     item = parse(f"{LIMIT}/minute")
     fixed, moving = strategies.FixedWindowRateLimiter(store), strategies.MovingWindowRateLimiter(store)
     fw, sw = hammer.Limit.fixed_window(LIMIT, PERIOD_MS), hammer.Limit.sliding_window(LIMIT, PERIOD_MS)
-    out = {}
     with hammer.Hammer(f"redis://127.0.0.1:{port}/?expiry_ms={PERIOD_MS}&pool_size=1") as h:
-        out["hammer_fixed"] = rate(lambda k: h.hit(k + ":f", fw).allowed, n)
-        out["limits_fixed"] = rate(lambda k: fixed.hit(item, k, "f"), n)
-        out["hammer_moving"] = rate(lambda k: h.hit(k + ":m", sw).allowed, n)
-        out["limits_moving"] = rate(lambda k: moving.hit(item, k, "m"), n)
-    print(" ".join(f"{k}={v:.1f}" for k, v in out.items()))
+        sides = [("hammer_fixed", lambda k: h.hit(k + ":f", fw).allowed),
+                 ("limits_fixed", lambda k: fixed.hit(item, k, "f")),
+                 ("hammer_moving", lambda k: h.hit(k + ":m", sw).allowed),
+                 ("limits_moving", lambda k: moving.hit(item, k, "m"))]
+        for _, fn in sides:   # warm-up: connections opened, scripts loaded
+            timed(fn, "pybench:warmup", 50)
+        seconds = dict.fromkeys((name for name, _ in sides), 0.0)
+        for c in range(chunks):
+            for name, fn in (sides if c % 2 == 0 else sides[::-1]):
+                seconds[name] += timed(fn, key, n)
+    print(" ".join(f"{name}={chunks * n / s:.1f}" for name, s in seconds.items()))
 
 
 if __name__ == "__main__":

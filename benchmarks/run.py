@@ -75,6 +75,12 @@ class Row:
         return statistics.median(pairs) if pairs else None
 
     @property
+    def spread(self):
+        """Lowest and highest per-round ratio."""
+        pairs = [o / r for o, r in zip(self.ours, self.ref) if r]
+        return (min(pairs), max(pairs)) if pairs else None
+
+    @property
     def status(self):
         if self._status:
             return self._status
@@ -97,6 +103,7 @@ class Row:
             "key": self.key, "benchmark": self.name, "unit": self.unit,
             "ours": fmt(med(self.ours)), "reference": fmt(med(self.ref)),
             "ratio": "" if self.ratio is None else f"{self.ratio:.3f}",
+            "rounds_range": "" if self.spread is None else f"{self.spread[0]:.2f}-{self.spread[1]:.2f}",
             "target": self.target_text(), "result": self.status,
             "rounds": len(self.ours), "note": self.note,
         }
@@ -192,6 +199,33 @@ def redis_benchmark(port, clients, n):
     return float(m[-1])
 
 
+CHUNKS = 4   # alternations of the sides within one round
+
+
+def interleaved(sides, chunks=CHUNKS):
+    """Runs every side `chunks` times, in an order that reverses each pass (A B C, C B A, A B C, ...) so that a
+    change in the shared machine's load weighs on every side alike. sides: [(name, fn(chunk) -> (calls, seconds))].
+    Returns {name: calls per second over all its chunks}."""
+    total = {name: [0.0, 0.0] for name, _ in sides}
+    for c in range(chunks):
+        for name, fn in (sides if c % 2 == 0 else sides[::-1]):
+            calls, seconds = fn(c)
+            total[name][0] += calls
+            total[name][1] += seconds
+    return {name: calls / seconds for name, (calls, seconds) in total.items()}
+
+
+def incr_side(ctx, clients, n):
+    """One chunk of the INCR reference: (calls, seconds)."""
+    return n, n / redis_benchmark(ctx.port, clients, n)
+
+
+def c_side(args):
+    """One chunk of one of our C programs, from its calls= and seconds= output: (calls, seconds)."""
+    out = run(args)
+    return out["calls"], out["seconds"]
+
+
 class Ctx:
     def __init__(self, server, rounds, quick, built):
         self.server, self.rounds, self.quick, self.built = server, rounds, quick, built
@@ -210,18 +244,62 @@ class Ctx:
 # ---------------------------------------------------------------------------------------------------------------
 
 def bench_single(ctx):
-    n = ctx.n(10_000, 2_000)
+    n = ctx.n(4_000, 500)    # calls per side per chunk; CHUNKS chunks per round
     url = ctx.url(pool_size=1)
     rows = [Row("count_hit_same", "count_hit, 1 thread, same id / INCR -c 1", "calls/s", target=0.85),
             Row("count_hit_distinct", "count_hit, 1 thread, distinct ids / INCR -c 1", "calls/s", target=0.85)]
     for r in range(ctx.rounds):
-        ref = redis_benchmark(ctx.port, 1, n)
-        same = run([prog("bench_core"), "single", url, n, "same", f"{ctx.tag}:{r}"])["ops_per_sec"]
-        dist = run([prog("bench_core"), "single", url, n, "distinct", f"{ctx.tag}:{r}"])["ops_per_sec"]
-        for row, v in zip(rows, (same, dist)):
-            row.ours.append(v)
-            row.ref.append(ref)
-        print(f"  round {r + 1}: INCR {ref:.0f}/s, same id {same:.0f}/s, distinct ids {dist:.0f}/s")
+        rate = interleaved([
+            ("incr", lambda c: incr_side(ctx, 1, n)),
+            ("same", lambda c: c_side([prog("bench_core"), "single", url, n, "same", f"{ctx.tag}:{r}:{c}"])),
+            ("distinct", lambda c: c_side([prog("bench_core"), "single", url, n, "distinct", f"{ctx.tag}:{r}:{c}"])),
+        ])
+        for row, side in zip(rows, ("same", "distinct")):
+            row.ours.append(rate[side])
+            row.ref.append(rate["incr"])
+        print(f"  round {r + 1}: INCR {rate['incr']:.0f}/s, same id {rate['same']:.0f}/s, "
+              f"distinct ids {rate['distinct']:.0f}/s")
+    return rows
+
+
+def commandstat_usec(ctx, command):
+    """usec_per_call of one command in INFO commandstats (Redis's own time, without the network)."""
+    info = ctx.server.cli("INFO", "commandstats")
+    info = info.decode() if isinstance(info, bytes) else str(info)
+    m = re.search(r"^cmdstat_" + command + r":.*?usec_per_call=([\d.]+)", info, re.M)
+    if not m:
+        raise RuntimeError(f"no cmdstat_{command} in INFO commandstats")
+    return float(m.group(1))
+
+
+def bench_server_time(ctx):
+    """Where a single call's time goes: Redis's own time per count_hit EVALSHA (INFO commandstats, the script's
+    redis.call()s included) vs per INCR. No target: it explains the ceiling of batches, which save round trips but
+    not Redis's work."""
+    n = ctx.n(2_000, 500)
+    url = ctx.url(pool_size=1)
+    sides = {"same": (Row("server_us_same", "Redis time per count_hit (same id) / per INCR", "us/call"),
+                      lambda tag: [prog("bench_core"), "single", url, n, "same", tag]),
+             "distinct": (Row("server_us_distinct", "Redis time per count_hit (distinct ids) / per INCR", "us/call"),
+                          lambda tag: [prog("bench_core"), "single", url, n, "distinct", tag])}
+    if "bench_rate" in ctx.built:
+        sides["check_rate"] = (Row("server_us_check_rate", "Redis time per check_rate / per INCR", "us/call"),
+                               lambda tag: [prog("bench_rate"), url, n, tag])
+    rows = [row for row, _ in sides.values()]
+    for r in range(ctx.rounds):
+        ctx.server.cli("CONFIG", "RESETSTAT")
+        redis_benchmark(ctx.port, 1, n)
+        incr = commandstat_usec(ctx, "incr")
+        got = {}
+        for name, (row, args) in sides.items():
+            ctx.server.cli("CONFIG", "RESETSTAT")
+            run(args(f"{ctx.tag}:srv:{r}"))
+            got[name] = commandstat_usec(ctx, "evalsha")
+            row.ours.append(got[name])
+            row.ref.append(incr)
+        print(f"  round {r + 1}: INCR {incr:.2f} us, EVALSHA " + ", ".join(f"{k} {v:.2f} us" for k, v in got.items()))
+    for row in rows:
+        row.higher = None
     return rows
 
 
@@ -230,17 +308,20 @@ def bench_single(ctx):
 # ---------------------------------------------------------------------------------------------------------------
 
 def bench_threads(ctx):
-    n = ctx.n(20_000, 4_000)
+    n = ctx.n(8_000, 1_000)
     rows = []
     for threads in (2, 4, 8):
         row = Row(f"threads_{threads}", f"count_hit, {threads} threads on one handle / INCR -c {threads}",
                   "calls/s", target=0.8)
+        url = ctx.url(pool_size=threads)
         for r in range(ctx.rounds):
-            ref = redis_benchmark(ctx.port, threads, n)
-            ours = run([prog("bench_core"), "threads", ctx.url(pool_size=threads), threads, n])["ops_per_sec"]
-            row.ours.append(ours)
-            row.ref.append(ref)
-            print(f"  {threads} threads, round {r + 1}: INCR {ref:.0f}/s, ours {ours:.0f}/s")
+            rate = interleaved([
+                ("incr", lambda c: incr_side(ctx, threads, n)),
+                ("ours", lambda c: c_side([prog("bench_core"), "threads", url, threads, n])),
+            ])
+            row.ours.append(rate["ours"])
+            row.ref.append(rate["incr"])
+            print(f"  {threads} threads, round {r + 1}: INCR {rate['incr']:.0f}/s, ours {rate['ours']:.0f}/s")
         rows.append(row)
     return rows
 
@@ -332,14 +413,19 @@ def bench_cpu(ctx):
 def bench_delete(ctx):
     deletes, keys = ctx.n(300, 100), ctx.n(1_000_000, 200_000)
     row = Row("delete_1m_keys", f"delete_buckets (10 buckets), {keys:,} other keys / empty Redis", "us/delete",
-              target=2.0, higher=False, note=f"median of {deletes} deletes per round")
+              target=2.0, higher=False, note=f"per round: runs empty, full, full, empty; median of {deletes // 2} deletes per run")
     url = ctx.url(pool_size=1)
+    delete = lambda tag, k: run([prog("bench_core"), "delete", url, k, 10, tag])["median_us"]  # noqa: E731
+    ctx.server.cli("FLUSHALL")
     for r in range(ctx.rounds):
-        ctx.server.cli("FLUSHALL")
-        empty = run([prog("bench_core"), "delete", url, deletes, 10, f"{ctx.tag}:e{r}"])["median_us"]
+        # empty, full, full, empty: a drift of the machine's load weighs on both sides alike
+        empty1 = delete(f"{ctx.tag}:e{r}a", deletes // 2)
         ctx.server.cli("DEBUG", "POPULATE", keys, "unrelated")
         dbsize = ctx.server.cli("DBSIZE")
-        full = run([prog("bench_core"), "delete", url, deletes, 10, f"{ctx.tag}:f{r}"])["median_us"]
+        full = (delete(f"{ctx.tag}:f{r}a", deletes // 2) + delete(f"{ctx.tag}:f{r}b", deletes // 2)) / 2
+        ctx.server.cli("FLUSHALL")
+        empty2 = delete(f"{ctx.tag}:e{r}b", deletes // 2)
+        empty = (empty1 + empty2) / 2
         row.ours.append(full)
         row.ref.append(empty)
         print(f"  round {r + 1}: empty {empty:.1f} us, with {dbsize:,} keys {full:.1f} us")
@@ -399,14 +485,15 @@ def hook_check_rate(ctx):
     name = "check_rate, 1 thread / INCR -c 1"
     if "bench_rate" not in ctx.built:
         return [skipped("check_rate", name)]
-    n = ctx.n(10_000, 2_000)
+    n = ctx.n(4_000, 500)
+    url = ctx.url(pool_size=1)
     row = Row("check_rate", name, "calls/s", target=0.85)
     for r in range(ctx.rounds):
-        ref = redis_benchmark(ctx.port, 1, n)
-        ours = run([prog("bench_rate"), ctx.url(pool_size=1), n, f"{ctx.tag}:{r}"])["ops_per_sec"]
-        row.ours.append(ours)
-        row.ref.append(ref)
-        print(f"  round {r + 1}: INCR {ref:.0f}/s, check_rate {ours:.0f}/s")
+        rate = interleaved([("incr", lambda c: incr_side(ctx, 1, n)),
+                            ("ours", lambda c: c_side([prog("bench_rate"), url, n, f"{ctx.tag}:{r}:{c}"]))])
+        row.ours.append(rate["ours"])
+        row.ref.append(rate["incr"])
+        print(f"  round {r + 1}: INCR {rate['incr']:.0f}/s, check_rate {rate['ours']:.0f}/s")
     return [row]
 
 
@@ -417,18 +504,20 @@ def hook_batches(ctx):
              "hit": "hit_many, batches of 64 / 64 single hit (fixed window)"}
     if "bench_batch" not in ctx.built:
         return [skipped(f"batch64_{k}", v) for k, v in names.items()]
-    n = ctx.n(6_400, 1_280)
+    n = ctx.n(1_600, 320)
     url = ctx.url(pool_size=1)
     rows = []
     for kind, name in names.items():
         row = Row(f"batch64_{kind}", name, "decisions/s", target=8.0)
         for r in range(ctx.rounds):
             tag = f"{ctx.tag}:{kind}:{r}"
-            single = run([prog("bench_batch"), url, kind, "single", n, 64, tag])["ops_per_sec"]
-            batch = run([prog("bench_batch"), url, kind, "batch", n, 64, tag])["ops_per_sec"]
-            row.ours.append(batch)
-            row.ref.append(single)
-            print(f"  {kind}, round {r + 1}: single {single:.0f}/s, batches of 64 {batch:.0f}/s")
+            rate = interleaved([
+                ("single", lambda c: c_side([prog("bench_batch"), url, kind, "single", n, 64, tag])),
+                ("batch", lambda c: c_side([prog("bench_batch"), url, kind, "batch", n, 64, tag])),
+            ])
+            row.ours.append(rate["batch"])
+            row.ref.append(rate["single"])
+            print(f"  {kind}, round {r + 1}: single {rate['single']:.0f}/s, batches of 64 {rate['batch']:.0f}/s")
         rows.append(row)
     return rows
 
@@ -450,10 +539,10 @@ def hook_python_vs_limits(ctx):
     except ImportError as e:
         return [skipped(f"python_{k}", v, f"skipped ({e.name} missing: pip install limits redis)")
                 for k, v in names.items()]
-    n = ctx.n(3_000, 500)
+    n = ctx.n(750, 150)   # per side per chunk; the script interleaves CHUNKS chunks itself
     rows = {k: Row(f"python_{k}", v, "decisions/s", target=2.0) for k, v in names.items()}
     for r in range(ctx.rounds):
-        out = run([sys.executable, os.path.join(HERE, "py_vs_limits.py"), ctx.port, n, f"{ctx.tag}:{r}"])
+        out = run([sys.executable, os.path.join(HERE, "py_vs_limits.py"), ctx.port, n, f"{ctx.tag}:{r}", CHUNKS])
         for k, row in rows.items():
             row.ours.append(out[f"hammer_{k}"])
             row.ref.append(out[f"limits_{k}"])
@@ -464,6 +553,7 @@ def hook_python_vs_limits(ctx):
 GROUPS = [
     ("single", "1. one thread: count_hit vs INCR", bench_single),
     ("check_rate", "1b. one thread: check_rate vs INCR", hook_check_rate),
+    ("server", "1c. Redis's own time per call (INFO commandstats)", bench_server_time),
     ("threads", "2. N threads on one handle vs redis-benchmark -c N", bench_threads),
     ("batches", "batches of 64 vs single calls", hook_batches),
     ("cpu", "3. client CPU per call (callgrind)", bench_cpu),
@@ -477,7 +567,8 @@ GROUPS = [
 # Output: table, CSV, chart, BENCHMARKS.md
 # ---------------------------------------------------------------------------------------------------------------
 
-COLUMNS = ["key", "benchmark", "unit", "ours", "reference", "ratio", "target", "result", "rounds", "note"]
+COLUMNS = ["key", "benchmark", "unit", "ours", "reference", "ratio", "rounds_range", "target", "result", "rounds",
+           "note"]
 
 
 def machine(server):
@@ -496,7 +587,15 @@ def machine(server):
         libver = hammer.version()
     except Exception:  # noqa: BLE001 - the version is decoration
         libver = "?"
+    hiredis = "?"
+    try:
+        with open("/usr/include/hiredis/hiredis.h") as f:
+            v = dict(re.findall(r"#define HIREDIS_(MAJOR|MINOR|PATCH) (\d+)", f.read()))
+            hiredis = f"{v['MAJOR']}.{v['MINOR']}.{v['PATCH']}"
+    except (OSError, KeyError):
+        pass
     return {
+        "hiredis": hiredis,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
         "cpu": cpu,
@@ -509,12 +608,12 @@ def machine(server):
 
 def machine_line(m):
     return (f"{m['nproc']} x {m['cpu']} (nproc {m['nproc']}), Linux {m['kernel']}, redis-server {m['redis']}, "
-            f"libhammer {m['libhammer']}; load average at start {m['load']}; {m['date']}")
+            f"libhammer {m['libhammer']}, hiredis {m.get('hiredis', '?')}; load average at start {m['load']}; {m['date']}")
 
 
 def table(rows):
     cells = [r.cells() for r in rows]
-    cols = ["benchmark", "ours", "reference", "unit", "ratio", "target", "result"]
+    cols = ["benchmark", "ours", "reference", "unit", "ratio", "rounds_range", "target", "result"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for c in cells:
         lines.append("| " + " | ".join(str(c[k]) for k in cols) + " |")
@@ -530,6 +629,8 @@ def write_csv(rows, path):
 
 
 def chart(rows, m, path):
+    """Two panels of horizontal bars on a log scale: rows with a target (green pass, red fail, black tick at the
+    target), then the information rows (grey)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -537,21 +638,39 @@ def chart(rows, m, path):
     except ImportError:
         print("chart skipped: pip install matplotlib")
         return False
-    shown = [r for r in rows if r.ratio is not None]
-    fig, ax = plt.subplots(figsize=(11, 0.5 * len(shown) + 1.8))
-    ys = list(range(len(shown)))[::-1]
-    colors = {"pass": "#2e7d32", "FAIL": "#c62828", "info": "#78909c"}
-    for y, r in zip(ys, shown):
-        ax.barh(y, r.ratio, color=colors.get(r.status, "#78909c"), height=0.6)
-        ax.text(r.ratio * 1.03, y, f"{r.ratio:.2f}x", va="center", fontsize=8)
-        if r.target is not None and r.higher is not None:
-            ax.plot([r.target, r.target], [y - 0.4, y + 0.4], color="black", lw=2)
-    ax.set_yticks(ys)
-    ax.set_yticklabels([r.name for r in shown], fontsize=8)
-    ax.set_xscale("log")
-    ax.axvline(1.0, color="#999999", lw=0.8, ls="--")
-    ax.set_xlabel("ratio to the reference (log scale; black tick = target; green pass, red fail, grey no target)")
-    ax.set_title("libhammer benchmarks (median of per-round ratios)\n" + machine_line(m), fontsize=8)
+    panels = [[r for r in rows if r.ratio is not None and r.status in ("pass", "FAIL")],
+              [r for r in rows if r.ratio is not None and r.status not in ("pass", "FAIL")]]
+    panels = [p for p in panels if p]
+    if not panels:
+        return False
+    heights = [len(p) + 1 for p in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 0.42 * sum(heights) + 2.2), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    colors = {"pass": "#2e7d32", "FAIL": "#c62828"}
+    for ax, shown in zip(axes[:, 0], panels):
+        ys = list(range(len(shown)))[::-1]
+        lo = 0.25
+        hi = max([r.ratio for r in shown] + [r.target or 1 for r in shown] + [1]) * 1.8
+        for y, r in zip(ys, shown):
+            ax.barh(y, r.ratio - lo, left=lo, color=colors.get(r.status, "#78909c"), height=0.6)
+            near = r.target if r.target and r.higher is not None and r.ratio < r.target < r.ratio * 1.3 else 0
+            ax.text(max(r.ratio, near) * 1.04, y, f"{r.ratio:.2f}", va="center", fontsize=8)
+            if r.target is not None and r.higher is not None:
+                ax.plot([r.target, r.target], [y - 0.42, y + 0.42], color="black", lw=2)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([r.name + (f"  [{r.target_text()}]" if r.target_text() else "") for r in shown],
+                           fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        ticks = [t for t in (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128) if t < hi]
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        ax.axvline(1.0, color="#999999", lw=0.8, ls="--")
+    axes[0, 0].set_title("libhammer benchmarks: ours / reference, median of per-round ratios (log scale)\n"
+                         "green: target met, red: missed, black tick: target; grey: no target\n"
+                         + machine_line(m).replace("; ", "\n", 1), fontsize=8)
+    axes[-1, 0].set_xlabel("ratio ours / reference")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

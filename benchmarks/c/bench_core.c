@@ -40,7 +40,10 @@ static int run_single(const char *url, long n, const char *mode, const char *tag
     if (!distinct && strcmp(mode, "same") != 0) DIE("mode must be same or distinct");
     hammer_t *h = open_or_die(url);
     char id[128];
-    for (int i = 0; i < WARMUP; i++) hit_or_die(h, "bench:warmup", 1, wall_ms());
+    for (int i = 0; i < WARMUP; i++) {     /* the same kind of call as the timed ones */
+        snprintf(id, sizeof id, distinct ? "bench:warmup:%s:%d" : "bench:warmup:%s", tag, i);
+        hit_or_die(h, id, 1, wall_ms());
+    }
     snprintf(id, sizeof id, "bench:same:%s", tag);
     double t0 = mono_s();
     for (long i = 0; i < n; i++) {
