@@ -152,19 +152,19 @@ def build():
     yet is not built (its benchmark is skipped)."""
     os.makedirs(BIN, exist_ok=True)
     cc = os.environ.get("CC", "cc")
-    needs = {  # program -> library calls it uses beyond the core
+    needs = {  # program -> the library calls it uses
         "bench_core": ("hammer_count_hit", "hammer_delete_buckets"),
         "bench_rate": ("hammer_check_rate",),
         "bench_batch": ("hammer_count_hits", "hammer_hit_many", "hammer_hit", "hammer_count_hit"),
     }
     built = set()
-    for prog, calls in needs.items():
+    for name, calls in needs.items():
         if not api_has(*calls):
             continue
-        cmd = [cc, "-O2", "-Wall", "-Wextra", "-I" + os.path.join(ROOT, "include"), "-o", os.path.join(BIN, prog),
-               os.path.join(HERE, "c", prog + ".c"), "-L" + LIBDIR, "-lhammer", "-Wl,-rpath," + LIBDIR, "-lpthread"]
+        cmd = [cc, "-O2", "-Wall", "-Wextra", "-I" + os.path.join(ROOT, "include"), "-o", os.path.join(BIN, name),
+               os.path.join(HERE, "c", name + ".c"), "-L" + LIBDIR, "-lhammer", "-Wl,-rpath," + LIBDIR, "-lpthread"]
         subprocess.run(cmd, check=True)
-        built.add(prog)
+        built.add(name)
     subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-o", os.path.join(BIN, "hiredis_evalsha"),
                     os.path.join(HERE, "c", "hiredis_evalsha.c"), "-lhiredis"], check=True)
     built.add("hiredis_evalsha")
