@@ -6,10 +6,11 @@
 // exactly. Nothing is written on a denied hit or a peek. Keys (base = prefix .. id .. ':'):
 //   fixed window  base .. <window>  hash {count, created, updated}: the seed's bucket layout, shared with check_rate
 //   sliding       base .. 'sw'      zset of hits (member "<seq>:<cost>", score = time)
-//                 base .. 'swm'     hash {total, seq}
-//   token bucket  base .. 'tb'      hash {u = free units, t = ms}
-//   leaky bucket  base .. 'lb'      hash {u = level units, t = ms}
-//   GCRA          base .. 'gcra'    hash {tat = ms, f = fraction of a ms in 1/limit}
+//                 base .. 'swm'     string "<total> <seq>"
+//   token bucket  base .. 'tb'      string "<free units> <ms>"
+//   leaky bucket  base .. 'lb'      string "<level units> <ms>"
+//   GCRA          base .. 'gcra'    string "<tat ms> <fraction of a ms in 1/limit>"
+// State is read with one GET and written with one SET .. PX: each redis.call costs about a microsecond in Redis.
 
 extension Scripts {
     /// Lua every script shares: exact integer helpers, the 1 s grace of state TTLs, the id's index, Redis's clock,
@@ -38,7 +39,7 @@ extension Scripts {
     /// c check_rate, i inspect), limit, period, capacity in hits, cost, now, now as text). Each returns
     /// {allowed, count, remaining, retry_after_ms, reset_after_ms}; the fixed window's mode i returns
     /// {count, created, updated, ms to the window's end}.
-    static let fixedWindowLua = """
+    static let fixedWindowLua = bucketHitLua + """
     local function fixed_window(idx, base, alg, mode, L, P, B, c, now, nows)
       local C = B * P
       local w = idiv(now, P)
@@ -49,15 +50,7 @@ extension Scripts {
         local v = redis.call('HMGET', key, 'count', 'created', 'updated')
         return {v[1] or '0', v[2] or '0', v[3] or '0', left}
       end
-      local function write(add)
-        local n = redis.call('HINCRBY', key, 'count', add)
-        if redis.call('HSETNX', key, 'created', nows) == 1 then index_bucket(idx, base, fmt(w)) end
-        redis.call('HSET', key, 'updated', nows)
-        redis.call('PEXPIRE', key, ttl)
-        keep_index(idx, ttl)
-        if n >= 9007199254740992 then return redis.call('HGET', key, 'count') end
-        return n
-      end
+      local function write(add) return hit_bucket(key, idx, base, fmt(w), add, nows, ttl) end
       if mode == 'c' then
         -- Hammer's check_rate: the hit counts even when denied.
         local count = write(c)
@@ -92,7 +85,12 @@ extension Scripts {
     local function sliding_window(idx, base, alg, mode, L, P, B, c, now, nows)
       local C = B * P
       local log, meta = base .. 'sw', base .. 'swm'
-      local total = tonumber(redis.call('HGET', meta, 'total') or '0')
+      local total, seq = 0, 0
+      local m = redis.call('GET', meta)
+      if m then
+        local a, b = string.match(m, '^(%d+) (%d+)$')
+        total, seq = tonumber(a) or 0, tonumber(b) or 0
+      end
       local edge = now - P
       local gone = redis.call('ZRANGEBYSCORE', log, '-inf', fmt(edge))
       local expired = 0
@@ -108,12 +106,11 @@ extension Scripts {
       elseif need <= L and live + need <= L then ok = 1 end
       if ok == 1 and mode == 'h' and c > 0 then
         if #gone > 0 then redis.call('ZREMRANGEBYSCORE', log, '-inf', fmt(edge)) end
-        local seq = redis.call('HINCRBY', meta, 'seq', 1)
+        seq = seq + 1
         redis.call('ZADD', log, nows, fmt(seq) .. ':' .. fmt(c))
         live = live + c
-        redis.call('HSET', meta, 'total', fmt(live))
+        redis.call('SET', meta, fmt(live) .. ' ' .. fmt(seq), 'PX', top - now + P + GRACE)
         redis.call('PEXPIRE', log, top - now + P + GRACE)
-        redis.call('PEXPIRE', meta, top - now + P + GRACE)
       end
       local rem, retry, reset = 0, 0, 0
       if live > 0 then reset = top + P - now end
@@ -157,17 +154,18 @@ extension Scripts {
         if ok == 1 then rem = idiv(C - D, P) end
         return {ok, cdiv(D, P), rem, retry, cdiv(D, L)}
       end
-      local function hash2(key, a, b)
-        local v = redis.call('HMGET', key, a, b)
-        return tonumber(v[1]), tonumber(v[2])
+      local function load2(key)
+        local v = redis.call('GET', key)
+        if not v then return nil, nil end
+        local a, b = string.match(v, '^(%-?%d+) (%-?%d+)$')
+        return tonumber(a), tonumber(b)
       end
-      local function store(key, a, av, b, bv, ttl)
-        redis.call('HSET', key, a, fmt(av), b, fmt(bv))
-        redis.call('PEXPIRE', key, ttl + GRACE)
+      local function store(key, av, bv, ttl)
+        redis.call('SET', key, fmt(av) .. ' ' .. fmt(bv), 'PX', ttl + GRACE)
       end
       local key = base .. 'tb'
       if alg == 3 then key = base .. 'lb' end
-      local u, t = hash2(key, 'u', 't')
+      local u, t = load2(key)
       local D = 0
       if u ~= nil and t ~= nil then
         local el = math.max(0, now - t)
@@ -178,7 +176,7 @@ extension Scripts {
       if ok == 1 and mode == 'h' and Da ~= D then
         local keep = Da
         if alg == 2 then keep = C - Da end
-        store(key, 'u', keep, 't', math.max(t, now), cdiv(Da, L))
+        store(key, keep, math.max(t, now), cdiv(Da, L))
       end
       return result(ok, Da, retry)
     end
@@ -204,16 +202,17 @@ extension Scripts {
         if ok == 1 then rem = idiv(C - D, P) end
         return {ok, cdiv(D, P), rem, retry, cdiv(D, L)}
       end
-      local function hash2(key, a, b)
-        local v = redis.call('HMGET', key, a, b)
-        return tonumber(v[1]), tonumber(v[2])
+      local function load2(key)
+        local v = redis.call('GET', key)
+        if not v then return nil, nil end
+        local a, b = string.match(v, '^(%-?%d+) (%-?%d+)$')
+        return tonumber(a), tonumber(b)
       end
-      local function store(key, a, av, b, bv, ttl)
-        redis.call('HSET', key, a, fmt(av), b, fmt(bv))
-        redis.call('PEXPIRE', key, ttl + GRACE)
+      local function store(key, av, bv, ttl)
+        redis.call('SET', key, fmt(av) .. ' ' .. fmt(bv), 'PX', ttl + GRACE)
       end
       local key = base .. 'gcra'
-      local tat, f = hash2(key, 'tat', 'f')
+      local tat, f = load2(key)
       local D = 0
       if tat ~= nil and f ~= nil and tat >= now then
         local ahead = tat - now
@@ -234,7 +233,7 @@ extension Scripts {
       local ok, Da, retry = decide(D)
       if ok == 1 and mode == 'h' and Da ~= D then
         local q = idiv(Da, L)
-        store(key, 'tat', now + q, 'f', Da - q * L, cdiv(Da, L))
+        store(key, now + q, Da - q * L, cdiv(Da, L))
       end
       return result(ok, Da, retry)
     end

@@ -29,19 +29,28 @@ public enum Scripts {
 
     """
 
-    /// count_hit as a function of (bucket key, index key, increment, now as text, TTL ms, bucket number as text).
-    /// Returns the new count: an integer, or a bulk string when beyond 2^53 (exact for any int64).
-    static let countHitLua = """
-    local function count_hit(k, idx, incr, nows, ttl, member)
+    /// The seed's bucket: adds `incr` to hash `k` (= base .. member) and stamps `updated`. A new bucket also gets
+    /// `created`, its TTL and its index entry, as the seed sets them once, at the bucket's first hit; so a hit on an
+    /// existing bucket is two commands. Returns the new count: an integer, or a bulk string beyond 2^53.
+    static let bucketHitLua = """
+    local function hit_bucket(k, idx, base, member, incr, nows, ttl)
       local n = redis.call('HINCRBY', k, 'count', incr)
-      if redis.call('HSETNX', k, 'created', nows) == 1 then
-        index_bucket(idx, string.sub(k, 1, #k - #member), member)
+      if n == tonumber(incr) and redis.call('HSETNX', k, 'created', nows) == 1 then
+        redis.call('PEXPIRE', k, ttl)
+        index_bucket(idx, base, member)
+        keep_index(idx, ttl)
       end
       redis.call('HSET', k, 'updated', nows)
-      redis.call('PEXPIRE', k, ttl)
-      keep_index(idx, ttl)
       if n < 9007199254740992 then return n end
       return redis.call('HGET', k, 'count')
+    end
+
+    """
+
+    /// count_hit as a function of (bucket key, index key, increment, now as text, TTL ms, bucket number as text).
+    static let countHitLua = bucketHitLua + """
+    local function count_hit(k, idx, incr, nows, ttl, member)
+      return hit_bucket(k, idx, string.sub(k, 1, #k - #member), member, incr, nows, ttl)
     end
 
     """

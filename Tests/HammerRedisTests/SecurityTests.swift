@@ -12,7 +12,7 @@ final class SecurityTests: XCTestCase {
 
     /// The README's minimal ACL (keep the two in step).
     static let minimalACL = ["on", ">pw-Limiter_9", "resetkeys", "~Hammer:Redis:*", "-@all", "+evalsha", "+eval",
-                             "+hmget", "+hget", "+hset", "+hsetnx", "+hincrby", "+pexpire", "+pttl", "+exists",
+                             "+hmget", "+hget", "+hset", "+hsetnx", "+hincrby", "+get", "+set", "+pexpire", "+pttl", "+exists",
                              "+del", "+zadd", "+zrange", "+zrem", "+zrangebyscore", "+zremrangebyscore", "+time",
                              "+scan"]
 
