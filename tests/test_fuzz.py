@@ -132,12 +132,6 @@ def test_fallback_local_cost_above_capacity_does_not_trap():
     assert all(g[1:] == ("0", "0", "-1", "1") for g in got), out
 
 
-@pytest.mark.xfail(strict=True, reason="library bug found by fuzzing: GCRA, when the caller's clock steps back (now "
-                                       "below an earlier call's), decides with D = ahead*limit + f above the capacity "
-                                       "(the tolerance `ahead > cdiv(C, L) + 1` lets up to C + L through): count 2 "
-                                       "for limit 1 and remaining -1 (Lua script and Swift model alike). Remove "
-                                       "KnownBugs.gcraClockBack (tests/fuzz) and the gcra skip in hypothesis_api.py "
-                                       "with the fix")
 def test_gcra_clock_step_back_keeps_counts_within_capacity(redis_server, uid):
     import hypothesis_api as m
     lib = m.load(os.environ.get("HAMMER_LIBRARY", os.path.join(ROOT, "build", "lib", "libhammer.so")))

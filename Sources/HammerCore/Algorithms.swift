@@ -205,7 +205,8 @@ public struct LimiterModel: Sendable {
             var D: Int64 = 0
             if let tat, tat >= now {
                 let ahead = tat - now
-                if ahead > cdiv(C, L) + 1 {
+                // Past capacity (the caller's clock stepped back): full, and the wait counts from the real TAT.
+                if ahead > cdiv(C, L) + 1 || ahead * L + f > C {
                     var ok = false, retry: Int64 = -1
                     if mode == .hit && c == 0 { ok = true; retry = 0 } else if !(mode == .hit && c > B) {
                         let cu = mode == .peek ? P : c * P

@@ -216,7 +216,8 @@ extension Scripts {
       local D = 0
       if tat ~= nil and f ~= nil and tat >= now then
         local ahead = tat - now
-        if ahead > cdiv(C, L) + 1 then
+        -- past capacity (the caller's clock stepped back): full, and the wait counts from the real TAT
+        if ahead > cdiv(C, L) + 1 or ahead * L + f > C then
           local ok, retry = 0, -1
           if mode == 'h' and c == 0 then ok, retry = 1, 0
           elseif not (mode == 'h' and c > B) then

@@ -145,16 +145,6 @@ func fuzzKeys(_ r: inout Reader) {
     _ = Keys.isBucketKey(r.rest(), prefix: prefix, id: id)
 }
 
-/// Library bugs already reported, each with a strict-xfail regression test in tests/test_fuzz.py. With
-/// HAMMER_FUZZ_SKIP_KNOWN=1 (the CI run) inputs that only re-find them are skipped, so the run looks for new ones.
-/// Delete an entry with the fix of its bug (its xfail then passes and fails the suite as a reminder).
-enum KnownBugs {
-    static let skip = getenv("HAMMER_FUZZ_SKIP_KNOWN").map { String(cString: $0) == "1" } ?? false
-    /// GCRA: when the caller's clock steps back (now below an earlier call's), a decision can have count above the
-    /// capacity and remaining = -1 (Lua script and model alike).
-    static func gcraClockBack(_ algorithm: Int32) -> Bool { skip && algorithm == HAMMER_GCRA }
-}
-
 func fuzzModel(_ r: inout Reader) {
     let lim: Limit
     switch Limit.validate(algorithm: Int32(r.u8() % 7) - 1, limit: r.number(), periodMs: r.number(), burst: r.number()) {
@@ -168,7 +158,7 @@ func fuzzModel(_ r: inout Reader) {
         let cost = r.number(), now = r.number()
         if Limit.validateCost(cost) != nil || Limit.validateNow(now) != nil { continue }
         let d = m.apply(lim, mode: mode, cost: mode == .peek ? 1 : cost, now: now)
-        let negative = d.remaining < 0 && !KnownBugs.gcraClockBack(lim.algorithm.rawValue)
+        let negative = d.remaining < 0
         if d.retryAfterMs < -1 || negative || (d.allowed && d.retryAfterMs != 0) {
             fatalError("model decision out of range: \(lim) \(mode) cost \(cost) now \(now): \(d)")
         }
@@ -217,7 +207,7 @@ func fuzzAPI(_ r: inout Reader) {
                 }
                 if rc == 0 && (fn >= 3 && fn <= 9) && fn != 5 {
                     let v = dp.pointee
-                    let negative = v.remaining < 0 && !(fn >= 6 && KnownBugs.gcraClockBack(limp.pointee.algorithm))
+                    let negative = v.remaining < 0
                     if v.allowed != 0 && v.allowed != 1 || negative || v.retry_after_ms < -1 {
                         fatalError("decision out of range from call \(fn)")
                     }
