@@ -12,19 +12,19 @@ public struct Script: Sendable {
 
 public enum Scripts {
     /// Lua shared by the scripts that write fixed-window buckets: the id's index, a sorted set of its bucket numbers
-    /// (score = the number, so the oldest come first). A new bucket is added, and up to four of the oldest entries
-    /// whose buckets have expired are dropped, so the index stays the size of the id's live buckets. The index
-    /// outlives every bucket it names.
+    /// (score = the number, so the oldest come first). A new bucket is added; a new index gets the bucket's TTL and
+    /// nothing else to do; an index that exists drops up to four of its oldest entries whose buckets have expired
+    /// (so it stays the size of the id's live buckets) and is kept alive as long as its newest bucket.
     public static let indexLua = """
-    local function index_bucket(idx, base, member)
+    local function index_bucket(idx, base, member, ttl)
+      redis.call('ZADD', idx, member, member)
+      local left = redis.call('PTTL', idx)
+      if left < 0 then redis.call('PEXPIRE', idx, ttl) return end
       local old = redis.call('ZRANGE', idx, 0, 3)
       for i = 1, #old do
-        if redis.call('EXISTS', base .. old[i]) == 0 then redis.call('ZREM', idx, old[i]) end
+        if old[i] ~= member and redis.call('EXISTS', base .. old[i]) == 0 then redis.call('ZREM', idx, old[i]) end
       end
-      redis.call('ZADD', idx, member, member)
-    end
-    local function keep_index(idx, ttl)
-      if redis.call('PTTL', idx) < ttl then redis.call('PEXPIRE', idx, ttl) end
+      if left < ttl then redis.call('PEXPIRE', idx, ttl) end
     end
 
     """
@@ -37,8 +37,7 @@ public enum Scripts {
       local n = redis.call('HINCRBY', k, 'count', incr)
       if n == tonumber(incr) and redis.call('HSETNX', k, 'created', nows) == 1 then
         redis.call('PEXPIRE', k, ttl)
-        index_bucket(idx, base, member)
-        keep_index(idx, ttl)
+        index_bucket(idx, base, member, ttl)
       end
       redis.call('HSET', k, 'updated', nows)
       if n < 9007199254740992 then return n end
