@@ -174,7 +174,8 @@ typedef struct hammer_limit {
  *  @return HAMMER_OK and the decision in *out, or an error status. */
 HAMMER_API int hammer_hit(hammer_t *h, const char *id, const hammer_limit *lim, int64_t cost, hammer_decision *out);
 
-/*! hammer_peek() : the decision a hit of cost 1 would get now, without side effect. */
+/*! hammer_peek() : whether a hit of cost 1 would pass now, without side effect: `allowed` as that hit would get it,
+ *  count and remaining as they stand (nothing taken); when denied, retry_after_ms as that hit would get it. */
 HAMMER_API int hammer_peek(hammer_t *h, const char *id, const hammer_limit *lim, hammer_decision *out);
 
 /*! hammer_hit_at() : hammer_hit at the caller's time `now_ms` (0 .. 2^47): tests, replays, Hammer's `now`. */
