@@ -13,9 +13,9 @@
 // State is read with one GET and written with one SET .. PX: each redis.call costs about a microsecond in Redis.
 
 extension Scripts {
-    /// Lua every script shares: exact integer helpers, the 1 s grace of state TTLs, the id's index, Redis's clock,
-    /// and turning a failed request of a batch into an error reply of its own.
-    static let commonLua = indexLua + """
+    /// Helpers of the algorithms written as functions: exact integer division, the 1 s grace of state TTLs, and
+    /// Redis's clock.
+    static let commonLua = """
     local function fmt(x) return string.format('%d', x) end
     local function idiv(a, b)
       local q = math.floor(a / b)
@@ -28,10 +28,6 @@ extension Scripts {
       local tm = redis.call('TIME')
       return tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
     end
-    local function err_of(e)
-      if type(e) == 'table' and e.err then return e end
-      return {err = 'ERR ' .. tostring(e)}
-    end
 
     """
 
@@ -39,44 +35,51 @@ extension Scripts {
     /// c check_rate, i inspect), limit, period, capacity in hits, cost, now, now as text). Each returns
     /// {allowed, count, remaining, retry_after_ms, reset_after_ms}; the fixed window's mode i returns
     /// {count, created, updated, ms to the window's end}.
-    static let fixedWindowLua = bucketHitLua + """
-    local function fixed_window(idx, base, alg, mode, L, P, B, c, now, nows)
-      local C = B * P
-      local w = idiv(now, P)
-      local key = base .. fmt(w)
+    /// The fixed window (variables idx, base, mode, L, P, c, now, nows): the seed's buckets, one per window.
+    /// Straight-line code: no helper functions.
+    static let fixedWindowBody = """
+      local w = math.floor(now / P)
+      if w * P > now then w = w - 1 elseif (w + 1) * P <= now then w = w + 1 end
+      local member = string.format('%d', w)
+      local key = base .. member
       local left = (w + 1) * P - now
-      local ttl = left + GRACE
       if mode == 'i' then
         local v = redis.call('HMGET', key, 'count', 'created', 'updated')
         return {v[1] or '0', v[2] or '0', v[3] or '0', left}
       end
-      local function write(add) return hit_bucket(key, idx, base, fmt(w), add, nows, ttl) end
+      local cur, add = 0, 0
+      if mode == 'c' then add = c   -- Hammer's check_rate: the hit counts even when denied
+      else
+        cur = tonumber(redis.call('HGET', key, 'count') or '0')
+        if mode == 'h' and c > 0 and c <= L and cur + c <= L then add = c end
+      end
+      local count = cur
+      if mode == 'c' or add > 0 then
+        local k, incr, ttl, n = key, add, left + 1000, nil
+    \(bucketHitSnippet)
+        count = n
+      end
+      local num = tonumber(count)
+      local need, ok = c, 0
+      if mode == 'p' then need = 1 end
       if mode == 'c' then
-        -- Hammer's check_rate: the hit counts even when denied.
-        local count = write(c)
-        local ok, rem, retry, reset = 0, 0, 0, 0
-        if tonumber(count) > 0 then reset = left end
-        if tonumber(count) <= L then ok, rem = 1, L - tonumber(count)
-        elseif c > L then retry = -1
-        else retry = left end
-        return {ok, count, rem, retry, reset}
-      end
-      local cur = tonumber(redis.call('HGET', key, 'count') or '0')
-      local count, ok, need = cur, 0, c
-      if mode == 'p' then
-        need = 1
+        if num <= L then ok = 1 end
+      elseif mode == 'p' then
         if cur + 1 <= L then ok = 1 end
-      elseif c == 0 then ok = 1
-      elseif c <= L and cur + c <= L then
-        count = write(c)
-        ok = 1
-      end
+      elseif add > 0 or c == 0 then ok = 1 end
       local rem, retry, reset = 0, 0, 0
-      if count > 0 then reset = left end
-      if ok == 1 then rem = math.max(0, L - count)
+      if num > 0 then reset = left end
+      if ok == 1 then
+        if mode == 'p' then rem = math.max(0, L - cur) else rem = math.max(0, L - num) end
       elseif need > L then retry = -1
       else retry = left end
       return {ok, count, rem, retry, reset}
+    """
+
+    /// The fixed window as a function, for batches.
+    static let fixedWindowLua = """
+    local function fixed_window(idx, base, alg, mode, L, P, B, c, now, nows)
+    \(fixedWindowBody)
     end
 
     """
@@ -252,7 +255,17 @@ extension Scripts {
         """)
     }
 
-    public static let fixedWindow = single(fixedWindowLua, "fixed_window")
+    public static let fixedWindow = Script("""
+    local idx, base, mode = KEYS[1], ARGV[1], ARGV[3]
+    local L, P, c, nows = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7]), ARGV[8]
+    local now
+    if nows == '' then
+      local tm = redis.call('TIME')
+      now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+      nows = string.format('%d', now)
+    else now = tonumber(nows) end
+    \(fixedWindowBody)
+    """)
     public static let slidingWindow = single(slidingWindowLua, "sliding_window")
     public static let bucket = single(bucketLua, "bucket")
     public static let gcra = single(gcraLua, "gcra")
@@ -273,7 +286,7 @@ extension Scripts {
     /// Many decisions in one script (a batch): no KEYS; ARGV holds 8 fields a request: base, algorithm, mode,
     /// limit, period, capacity, cost, now ('' = Redis TIME, read once). Returns one element a request: its
     /// decision, or an error reply of its own (a failed request does not stop the others).
-    public static let limiterMany = Script(commonLua + fixedWindowLua + slidingWindowLua + bucketLua + gcraLua + """
+    public static let limiterMany = Script(errLua + commonLua + fixedWindowLua + slidingWindowLua + bucketLua + gcraLua + """
     local run = {[0] = fixed_window, [1] = sliding_window, [2] = bucket, [3] = bucket, [4] = gcra}
     local out, clock = {}, nil
     for o = 0, #ARGV - 8, 8 do

@@ -11,53 +11,49 @@ public struct Script: Sendable {
 }
 
 public enum Scripts {
-    /// Lua shared by the scripts that write fixed-window buckets: the id's index, a sorted set of its bucket numbers
-    /// (score = the number, so the oldest come first). A new bucket is added; a new index gets the bucket's TTL and
-    /// nothing else to do; an index that exists drops up to four of its oldest entries whose buckets have expired
-    /// (so it stays the size of the id's live buckets) and is kept alive as long as its newest bucket.
-    public static let indexLua = """
-    local function index_bucket(idx, base, member, ttl)
+    // Each redis.call costs about a microsecond in Redis 7, and so does each closure a script creates on every run:
+    // the scripts of single calls are straight-line code; batches wrap the same text in functions, whose cost is
+    // shared by the requests of a chunk.
+
+    /// The id's index, a sorted set of its bucket numbers (score = the number, so the oldest come first), on a new
+    /// bucket (variables idx, base, member, ttl): the bucket is added; a new index gets the bucket's TTL and nothing
+    /// else to do; an index that exists drops up to four of its oldest entries whose buckets have expired (so it
+    /// stays the size of the id's live buckets) and lives as long as its newest bucket.
+    static let indexSnippet = """
       redis.call('ZADD', idx, member, member)
-      local left = redis.call('PTTL', idx)
-      if left < 0 then redis.call('PEXPIRE', idx, ttl) return end
-      local old = redis.call('ZRANGE', idx, 0, 3)
-      for i = 1, #old do
-        if old[i] ~= member and redis.call('EXISTS', base .. old[i]) == 0 then redis.call('ZREM', idx, old[i]) end
+      local left_i = redis.call('PTTL', idx)
+      if left_i < 0 then redis.call('PEXPIRE', idx, ttl)
+      else
+        local old = redis.call('ZRANGE', idx, 0, 3)
+        for i = 1, #old do
+          if old[i] ~= member and redis.call('EXISTS', base .. old[i]) == 0 then redis.call('ZREM', idx, old[i]) end
+        end
+        if left_i < ttl then redis.call('PEXPIRE', idx, ttl) end
       end
-      if left < ttl then redis.call('PEXPIRE', idx, ttl) end
-    end
-
     """
 
-    /// The seed's bucket: adds `incr` to hash `k` (= base .. member) and stamps `updated`. A new bucket also gets
-    /// `created`, its TTL and its index entry, as the seed sets them once, at the bucket's first hit; so a hit on an
-    /// existing bucket is two commands. Returns the new count: an integer, or a bulk string beyond 2^53.
-    static let bucketHitLua = """
-    local function hit_bucket(k, idx, base, member, incr, nows, ttl)
-      local n = redis.call('HINCRBY', k, 'count', incr)
-      if n == tonumber(incr) and redis.call('HSETNX', k, 'created', nows) == 1 then
-        redis.call('PEXPIRE', k, ttl)
-        index_bucket(idx, base, member, ttl)
-      end
-      redis.call('HSET', k, 'updated', nows)
-      if n < 9007199254740992 then return n end
-      return redis.call('HGET', k, 'count')
+    /// The seed's bucket (variables k = base .. member, idx, base, member, incr, nows, ttl; sets n): adds `incr` to
+    /// its count and stamps `updated`; a new bucket also gets `created`, its TTL and its index entry, set once at its
+    /// first hit as the seed does, so a hit on an existing bucket is two commands. n is the new count: a number, or
+    /// the exact text beyond 2^53.
+    static let bucketHitSnippet = """
+    n = redis.call('HINCRBY', k, 'count', incr)
+    if n == tonumber(incr) and redis.call('HSETNX', k, 'created', nows) == 1 then
+      redis.call('PEXPIRE', k, ttl)
+    \(indexSnippet)
     end
-
-    """
-
-    /// count_hit as a function of (bucket key, index key, increment, now as text, TTL ms, bucket number as text).
-    static let countHitLua = bucketHitLua + """
-    local function count_hit(k, idx, incr, nows, ttl, member)
-      return hit_bucket(k, idx, string.sub(k, 1, #k - #member), member, incr, nows, ttl)
-    end
-
+    redis.call('HSET', k, 'updated', nows)
+    if n >= 9007199254740992 then n = redis.call('HGET', k, 'count') end
     """
 
     /// count_hit: KEYS[1] bucket key (base .. bucket), KEYS[2] the id's index.
-    /// ARGV[1] increment, ARGV[2] now_ms, ARGV[3] TTL in ms, ARGV[4] bucket number.
-    public static let countHit = Script(commonLua + countHitLua + """
-    return count_hit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
+    /// ARGV[1] increment, ARGV[2] now_ms, ARGV[3] TTL in ms, ARGV[4] bucket number. Returns the new count.
+    public static let countHit = Script("""
+    local k, idx, incr, nows, ttl, member = KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+    local base = string.sub(k, 1, #k - #member)
+    local n
+    \(bucketHitSnippet)
+    return n
     """)
 
     /// Fields per request of countHitMany.
@@ -65,16 +61,28 @@ public enum Scripts {
 
     /// Many count_hits in one script (a batch): no KEYS; ARGV holds 5 fields a request: base, bucket number,
     /// increment, now_ms, TTL. Returns one element a request: its count, or an error reply of its own.
-    public static let countHitMany = Script(commonLua + countHitLua + """
+    public static let countHitMany = Script(errLua + """
+    local function count_hit(base, member, incr, nows, ttl)
+      local k, idx, n = base .. member, base .. 'index', nil
+    \(bucketHitSnippet)
+      return n
+    end
     local out = {}
     for o = 0, #ARGV - 5, 5 do
-      local base, member = ARGV[o + 1], ARGV[o + 2]
-      local ok, r = pcall(count_hit, base .. member, base .. 'index', ARGV[o + 3], ARGV[o + 4], tonumber(ARGV[o + 5]),
-        member)
+      local ok, r = pcall(count_hit, ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], tonumber(ARGV[o + 5]))
       if ok then out[#out + 1] = r else out[#out + 1] = err_of(r) end
     end
     return out
     """)
+
+    /// A failed request of a batch as an error reply of its own.
+    static let errLua = """
+    local function err_of(e)
+      if type(e) == 'table' and e.err then return e end
+      return {err = 'ERR ' .. tostring(e)}
+    end
+
+    """
 
     /// delete_buckets: KEYS[1] the id's index. ARGV[1] prefix + id + ":", ARGV[2...] state suffixes.
     /// Deletes the buckets named by the index and the id's limiter state; returns how many keys it deleted.
