@@ -138,9 +138,9 @@ extension Scripts {
     """
 
     /// Token bucket (alg 2, state = free units) and leaky bucket (alg 3, state = level): the same meter.
-    static let bucketLua = """
-    local function bucket(idx, base, alg, mode, L, P, B, c, now, nows)
-      local C = B * P
+    /// The meter shared by the token bucket, leaky bucket and GCRA (variables mode, L, P, B, C, c): D is the consumed
+    /// units now; decide() says whether the hit fits, result() forms the decision; state is one string.
+    static let meterLua = """
       local function decide(D)
         local cu = c * P
         if mode == 'p' then cu = P end
@@ -166,6 +166,12 @@ extension Scripts {
       local function store(key, av, bv, ttl)
         redis.call('SET', key, fmt(av) .. ' ' .. fmt(bv), 'PX', ttl + GRACE)
       end
+    """
+
+    static let bucketLua = """
+    local function bucket(idx, base, alg, mode, L, P, B, c, now, nows)
+      local C = B * P
+    \(meterLua)
       local key = base .. 'tb'
       if alg == 3 then key = base .. 'lb' end
       local u, t = load2(key)
@@ -189,31 +195,7 @@ extension Scripts {
     static let gcraLua = """
     local function gcra(idx, base, alg, mode, L, P, B, c, now, nows)
       local C = B * P
-      local function decide(D)
-        local cu = c * P
-        if mode == 'p' then cu = P end
-        if mode == 'h' and c > B then return 0, D, -1 end
-        if mode == 'h' and c == 0 then return 1, D, 0 end
-        if D + cu <= C then
-          if mode == 'p' then return 1, D, 0 end
-          return 1, D + cu, 0
-        end
-        return 0, D, cdiv(D + cu - C, L)
-      end
-      local function result(ok, D, retry)
-        local rem = 0
-        if ok == 1 then rem = idiv(C - D, P) end
-        return {ok, cdiv(D, P), rem, retry, cdiv(D, L)}
-      end
-      local function load2(key)
-        local v = redis.call('GET', key)
-        if not v then return nil, nil end
-        local a, b = string.match(v, '^(%-?%d+) (%-?%d+)$')
-        return tonumber(a), tonumber(b)
-      end
-      local function store(key, av, bv, ttl)
-        redis.call('SET', key, fmt(av) .. ' ' .. fmt(bv), 'PX', ttl + GRACE)
-      end
+    \(meterLua)
       local key = base .. 'gcra'
       local tat, f = load2(key)
       local D = 0
