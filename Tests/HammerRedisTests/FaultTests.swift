@@ -241,6 +241,8 @@ final class FaultTests: XCTestCase {
         XCTAssertLessThanOrEqual(s.connections, 4, "the pool never holds more than pool_size connections")
         XCTAssertGreaterThan(s.calls, 1000)
         let rssEnd = rssKiB()
+        print("soak \(seconds) s: \(s.calls) calls, errors \(s.errors), reconnects \(s.reconnects), " +
+              "RSS \(rssWarm) -> \(rssEnd) KiB, fds \(fdsBefore) before")
         hammer_close(h)
         h = nil
         XCTAssertEqual(fds(), fdsBefore, "sockets leaked")
