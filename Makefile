@@ -1,4 +1,5 @@
 # libhammer — build, install, demo, test, bench.
+#   make deps       install what a fresh Debian 12 machine needs (as root; Swift 6 must be on the PATH)
 #   make            build build/lib/libhammer.so (release, static Swift runtime, exports hammer_* only)
 #   make demo       build and run the C example (a throwaway redis-server on loopback unless HAMMER_URL is set)
 #   make test       every test: Swift unit tests, then C and Python tests against real redis-server processes
@@ -26,8 +27,14 @@ B := build
 LIB := $(B)/lib/libhammer.so.$(VERSION)
 SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') Package.swift include/hammer.h hammer.map
 
-.PHONY: all lib demo test unit-test c-tests py-test install uninstall bench clean
+.PHONY: deps all lib demo test unit-test c-tests py-test install uninstall bench clean
 all: lib
+
+# What a fresh Debian 12 machine needs besides Swift (as root): hiredis, Redis, pkg-config, valgrind, pytest, hypothesis.
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhiredis-dev redis-server redis-tools pkg-config valgrind
+	$(PYTHON) -m pip install -q pytest hypothesis
 
 lib: $(LIB)
 $(LIB): $(SOURCES) Makefile
