@@ -73,8 +73,9 @@ typedef struct hammer_bucket {
 HAMMER_API int hammer_open(const char *config, hammer_t **out);
 
 /*! hammer_count_hit() :
- *  Adds `increment` (>= 0) hits to bucket `bucket` of `id`, stamped `now_ms`: count += increment, created is set
- *  on the bucket's first hit, updated = now_ms, TTL = expiry_ms. One atomic step, one round trip.
+ *  Adds `increment` (>= 0) hits to bucket `bucket` of `id`, stamped `now_ms`: count += increment, updated = now_ms;
+ *  the bucket's first hit also sets created = now_ms and its TTL, expiry_ms (as the seed does). One atomic step, one
+ *  round trip.
  *  `id` is any NUL-terminated bytes, empty included.
  *  @return HAMMER_OK and the bucket's new count in *count_out (may be NULL), or an error status. */
 HAMMER_API int hammer_count_hit(hammer_t *h, const char *id, int64_t bucket, int64_t now_ms, int64_t increment,
