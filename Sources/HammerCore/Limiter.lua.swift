@@ -140,64 +140,66 @@ extension Scripts {
     /// Token bucket (alg 2, state = free units) and leaky bucket (alg 3, state = level): the same meter.
     /// The meter shared by the token bucket, leaky bucket and GCRA (variables mode, L, P, B, C, c): D is the consumed
     /// units now; decide() says whether the hit fits, result() forms the decision; state is one string.
+    /// The meter shared by the token bucket, leaky bucket and GCRA (variables mode, L, P, B, C, c, D, the units
+    /// consumed now): sets ok, Da (the units consumed after the call) and retry.
     static let meterLua = """
-      local function decide(D)
-        local cu = c * P
-        if mode == 'p' then cu = P end
-        if mode == 'h' and c > B then return 0, D, -1 end
-        if mode == 'h' and c == 0 then return 1, D, 0 end
-        if D + cu <= C then
-          if mode == 'p' then return 1, D, 0 end
-          return 1, D + cu, 0
-        end
-        return 0, D, cdiv(D + cu - C, L)
-      end
-      local function result(ok, D, retry)
-        local rem = 0
-        if ok == 1 then rem = idiv(C - D, P) end
-        return {ok, cdiv(D, P), rem, retry, cdiv(D, L)}
-      end
-      local function load2(key)
-        local v = redis.call('GET', key)
-        if not v then return nil, nil end
+      local ok, Da, retry = 0, D, 0
+      local cu = c * P
+      if mode == 'p' then cu = P end
+      if mode == 'h' and c > B then retry = -1
+      elseif mode == 'h' and c == 0 then ok = 1
+      elseif D + cu <= C then
+        ok = 1
+        if mode ~= 'p' then Da = D + cu end
+      else retry = cdiv(D + cu - C, L) end
+    """
+
+    /// The decision of the meter (variables ok, Da, retry, C, P, L).
+    static let meterResultLua = """
+      local rem = 0
+      if ok == 1 then rem = idiv(C - Da, P) end
+      return {ok, cdiv(Da, P), rem, retry, cdiv(Da, L)}
+    """
+
+    /// The state of a bucket or GCRA (variable key): two integers in one string, or nil, nil.
+    static let loadLua = """
+      local s1, s2
+      local v = redis.call('GET', key)
+      if v then
         local a, b = string.match(v, '^(%-?%d+) (%-?%d+)$')
-        return tonumber(a), tonumber(b)
-      end
-      local function store(key, av, bv, ttl)
-        redis.call('SET', key, fmt(av) .. ' ' .. fmt(bv), 'PX', ttl + GRACE)
+        s1, s2 = tonumber(a), tonumber(b)
       end
     """
 
-    static let bucketLua = """
-    local function bucket(idx, base, alg, mode, L, P, B, c, now, nows)
+    /// Token bucket (alg 2, state = free units) and leaky bucket (alg 3, state = level): the same meter.
+    /// Variables idx, base, alg, mode, L, P, B, c, now, nows; functions idiv, cdiv.
+    static let bucketBody = """
       local C = B * P
-    \(meterLua)
       local key = base .. 'tb'
       if alg == 3 then key = base .. 'lb' end
-      local u, t = load2(key)
+    \(loadLua)
+      local u, t = s1, s2
       local D = 0
       if u ~= nil and t ~= nil then
         local el = math.max(0, now - t)
         if alg == 2 then D = C - math.min(C, math.max(0, u)) else D = math.min(C, math.max(0, u)) end
         if el >= cdiv(D, L) then D = 0 else D = D - el * L end
       else t = now end
-      local ok, Da, retry = decide(D)
+    \(meterLua)
       if ok == 1 and mode == 'h' and Da ~= D then
         local keep = Da
         if alg == 2 then keep = C - Da end
-        store(key, keep, math.max(t, now), cdiv(Da, L))
+        redis.call('SET', key, string.format('%d %d', keep, math.max(t, now)), 'PX', cdiv(Da, L) + 1000)
       end
-      return result(ok, Da, retry)
-    end
-
+    \(meterResultLua)
     """
 
-    static let gcraLua = """
-    local function gcra(idx, base, alg, mode, L, P, B, c, now, nows)
+    /// GCRA: the theoretical arrival time (tat ms + f / limit). Same variables as bucketBody.
+    static let gcraBody = """
       local C = B * P
-    \(meterLua)
       local key = base .. 'gcra'
-      local tat, f = load2(key)
+    \(loadLua)
+      local tat, f = s1, s2
       local D = 0
       if tat ~= nil and f ~= nil and tat >= now then
         local ahead = tat - now
@@ -216,15 +218,48 @@ extension Scripts {
         end
         D = ahead * L + f
       end
-      local ok, Da, retry = decide(D)
+    \(meterLua)
       if ok == 1 and mode == 'h' and Da ~= D then
         local q = idiv(Da, L)
-        store(key, now + q, Da - q * L, cdiv(Da, L))
+        redis.call('SET', key, string.format('%d %d', now + q, Da - q * L), 'PX', cdiv(Da, L) + 1000)
       end
-      return result(ok, Da, retry)
+    \(meterResultLua)
+    """
+
+    static let bucketLua = """
+    local function bucket(idx, base, alg, mode, L, P, B, c, now, nows)
+    \(bucketBody)
     end
 
     """
+
+    static let gcraLua = """
+    local function gcra(idx, base, alg, mode, L, P, B, c, now, nows)
+    \(gcraBody)
+    end
+
+    """
+
+    /// The straight-line script of one decision: the arguments as variables, the two division helpers, the body.
+    static func straight(_ body: String) -> Script {
+        Script("""
+        local idx, base, alg, mode = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
+        local L, P, B, c, nows = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+        local now
+        if nows == '' then
+          local tm = redis.call('TIME')
+          now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+          nows = string.format('%d', now)
+        else now = tonumber(nows) end
+        local function idiv(a, b)
+          local q = math.floor(a / b)
+          if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+          return q
+        end
+        local function cdiv(a, b) return -idiv(-a, b) end
+        \(body)
+        """)
+    }
 
     /// One decision: KEYS[1] the id's index; ARGV base, algorithm, mode, limit, period, capacity, cost, now
     /// ('' = Redis TIME).
@@ -249,8 +284,8 @@ extension Scripts {
     \(fixedWindowBody)
     """)
     public static let slidingWindow = single(slidingWindowLua, "sliding_window")
-    public static let bucket = single(bucketLua, "bucket")
-    public static let gcra = single(gcraLua, "gcra")
+    public static let bucket = straight(bucketBody)
+    public static let gcra = straight(gcraBody)
 
     /// The script of an algorithm: one EVALSHA per decision, with no Lua of the other algorithms to load.
     public static func limiter(_ a: Algorithm) -> Script {
