@@ -77,12 +77,7 @@ extension Scripts {
     """
 
     /// The fixed window as a function, for batches.
-    static let fixedWindowLua = """
-    local function fixed_window(idx, base, alg, mode, L, P, B, c, now, nows)
-    \(fixedWindowBody)
-    end
-
-    """
+    static let fixedWindowLua = function("fixed_window", fixedWindowBody)
 
     static let slidingWindowLua = """
     local function sliding_window(idx, base, alg, mode, L, P, B, c, now, nows)
@@ -226,19 +221,14 @@ extension Scripts {
     \(meterResultLua)
     """
 
-    static let bucketLua = """
-    local function bucket(idx, base, alg, mode, L, P, B, c, now, nows)
-    \(bucketBody)
-    end
+    static let bucketLua = function("bucket", bucketBody)
 
-    """
+    static let gcraLua = function("gcra", gcraBody)
 
-    static let gcraLua = """
-    local function gcra(idx, base, alg, mode, L, P, B, c, now, nows)
-    \(gcraBody)
-    end
-
-    """
+    /// A body as a Lua function of the decision's variables, for batches.
+    static func function(_ name: String, _ body: String) -> String {
+        "local function \(name)(idx, base, alg, mode, L, P, B, c, now, nows)\n\(body)\nend\n\n"
+    }
 
     /// The straight-line script of one decision: the arguments as variables, the two division helpers, the body.
     static func straight(_ body: String) -> Script {

@@ -1,7 +1,6 @@
 """The core API (issue 2) through the Python binding, against real redis-server processes: the seed's own cases,
 exact delete, the Redis layout an Elixir client reads, TTL, prefix, db, unix socket, AUTH and ACL, IPv6, threads,
 processes, restart recovery, timeouts, unreachable servers."""
-import multiprocessing
 import socket
 import threading
 import time
@@ -12,6 +11,7 @@ import pytest
 
 import hammer
 from redis_server import free_port
+from multiproc import run_in_processes
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -555,16 +555,8 @@ def _process_worker(url, id_, hits, queue):
 
 
 def test_processes_lose_nothing(redis_server, h, uid):
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
     procs, hits = 4, 300
-    ps = [ctx.Process(target=_process_worker, args=(redis_server.url(), uid, hits, queue)) for _ in range(procs)]
-    for p in ps:
-        p.start()
-    got = [queue.get(timeout=120) for _ in range(procs)]
-    for p in ps:
-        p.join(30)
-        assert p.exitcode == 0
+    got = run_in_processes(_process_worker, (redis_server.url(), uid, hits), procs)
     assert all(isinstance(g, list) for g in got), got
     assert sorted(c for g in got for c in g) == list(range(2, 2 * procs * hits + 1, 2))
     assert h.get_bucket(uid, 1).count == 2 * procs * hits

@@ -4,12 +4,12 @@ check_rate / inspect_bucket, reset, on_error / fallback while the server is down
 and processes sharing one limit."""
 import asyncio
 import math
-import multiprocessing
 import time
 
 import pytest
 
 import hammer
+from multiproc import run_in_processes
 
 T = 1_700_000_000_000          # a fixed now_ms, a multiple of every period used here
 BIG_SCALE = 100_000_000_000     # ~3 years: a check_rate window the real clock does not leave during a test
@@ -440,16 +440,8 @@ def _limit_worker(url, id_, hits, queue):
 
 
 def test_processes_allow_exactly_the_limit(redis_server, h, uid):
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
     procs, hits = 4, 30
-    ps = [ctx.Process(target=_limit_worker, args=(redis_server.url(), uid, hits, queue)) for _ in range(procs)]
-    for p in ps:
-        p.start()
-    got = [queue.get(timeout=120) for _ in range(procs)]
-    for p in ps:
-        p.join(30)
-        assert p.exitcode == 0
+    got = run_in_processes(_limit_worker, (redis_server.url(), uid, hits), procs)
     assert all(isinstance(g, dict) for g in got), got
     for name in ALGORITHMS:
         assert sum(g[name] for g in got) == 50, f"{name}: {[g[name] for g in got]} of {procs * hits} hits allowed"
