@@ -106,47 +106,41 @@ final class Handle {
     // MARK: single calls
 
     func countHit(id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64, increment: Int64) -> Result<Int64, Failure> {
-        measured(Outcome(calls: 1)) {
-            pool.with { conn in
-                Replies.int64(conn.eval(Scripts.countHit) { a in
-                    fillCountHit(&a, id: id, bucket: bucket, nowMs: nowMs, increment: increment)
-                }, what: "count_hit")
-            }
+        measured(Outcome(calls: 1)) { conn in
+            Replies.int64(conn.eval(Scripts.countHit) { a in
+                fillCountHit(&a, id: id, bucket: bucket, nowMs: nowMs, increment: increment)
+            }, what: "count_hit")
         }
     }
 
     func getBucket(id: UnsafeBufferPointer<UInt8>, bucket: Int64) -> Result<BucketInfo?, Failure> {
         let prefix = config.prefix
-        return measured(Outcome(calls: 1)) {
-            pool.with { conn in
-                conn.args.reset()
-                conn.args.add("HMGET")
-                Keys.appendIdBase(prefix: prefix, id: id, to: &conn.args.bytes)
-                Decimal.append(bucket, to: &conn.args.bytes)
-                conn.args.end()
-                conn.args.add("count")
-                conn.args.add("created")
-                conn.args.add("updated")
-                switch Replies.optionalIntegers(conn.run(), count: 3, what: "get_bucket") {
-                case let .failure(f): return .failure(f)
-                case let .success(v):
-                    guard let count = v[0] else { return .success(nil) }
-                    return .success(BucketInfo(count: count, created: v[1] ?? 0, updated: v[2] ?? 0))
-                }
+        return measured(Outcome(calls: 1)) { conn in
+            conn.args.reset()
+            conn.args.add("HMGET")
+            Keys.appendIdBase(prefix: prefix, id: id, to: &conn.args.bytes)
+            Decimal.append(bucket, to: &conn.args.bytes)
+            conn.args.end()
+            conn.args.add("count")
+            conn.args.add("created")
+            conn.args.add("updated")
+            switch Replies.optionalIntegers(conn.run(), count: 3, what: "get_bucket") {
+            case let .failure(f): return .failure(f)
+            case let .success(v):
+                guard let count = v[0] else { return .success(nil) }
+                return .success(BucketInfo(count: count, created: v[1] ?? 0, updated: v[2] ?? 0))
             }
         }
     }
 
     func deleteBuckets(id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
-        measured(Outcome(calls: 1)) {
-            pool.with { conn in
-                let indexed = Replies.int64(conn.eval(Scripts.deleteBuckets) { a in
-                    fillIndexAndBase(&a, id: id)
-                    for s in Keys.stateSuffixes { a.add(s) }
-                }, what: "delete_buckets")
-                guard config.scanDelete, case let .success(n) = indexed else { return indexed }
-                return scanDelete(conn, id: Array(id)).map { n + $0 }
-            }
+        measured(Outcome(calls: 1)) { conn in
+            let indexed = Replies.int64(conn.eval(Scripts.deleteBuckets) { a in
+                fillIndexAndBase(&a, id: id)
+                for s in Keys.stateSuffixes { a.add(s) }
+            }, what: "delete_buckets")
+            guard config.scanDelete, case let .success(n) = indexed else { return indexed }
+            return scanDelete(conn, id: Array(id)).map { n + $0 }
         }
     }
 
@@ -200,29 +194,34 @@ final class Handle {
                now: Int64?) -> Result<Decision, Failure> {
         let t0 = Clock.monotonicUs()
         let t = time(now)
-        var r = pool.with { conn in
+        // Counted as the connection goes back, unless Redis could not answer: then after the policy decided.
+        let r = pool.with(since: t0, outcome: { r in
+            if case let .failure(f) = r, f.transient { return nil }
+            var o = Outcome(calls: 1)
+            o.add(r)
+            return o
+        }) { conn in
             Handle.decision(conn.eval(Scripts.limiter(lim.algorithm)) { a in
                 fillLimiter(&a, id: id, lim, mode: mode.letter, cost: cost, now: t)
             }, lim)
         }
-        if case let .failure(f) = r, f.transient { r = degrade(f, id: id, lim, mode: mode, cost: cost, now: now) }
+        guard case let .failure(f) = r, f.transient else { return r }
+        let d = degrade(f, id: id, lim, mode: mode, cost: cost, now: now)
         var o = Outcome(calls: 1)
-        o.add(r)
+        o.add(d)
         pool.record(o, latencyUs: Clock.monotonicUs() - t0)
-        return r
+        return d
     }
 
     func inspect(id: UnsafeBufferPointer<UInt8>, scaleMs: Int64, limit: Int64) -> Result<Inspection, Failure> {
         let t = time(nil)
         let lim = Limit(algorithm: .fixedWindow, limit: limit, periodMs: scaleMs)
-        return measured(Outcome(calls: 1)) {
-            pool.with { conn in
-                let r = conn.eval(Scripts.fixedWindow) { a in fillLimiter(&a, id: id, lim, mode: "i", cost: 0, now: t) }
-                switch Replies.integers(r, count: 4, what: "inspect_bucket") {
-                case let .failure(f): return .failure(f)
-                case let .success(v):
-                    return .success(Inspection(count: v[0], created: v[1], updated: v[2], msToNext: v[3]))
-                }
+        return measured(Outcome(calls: 1)) { conn in
+            let r = conn.eval(Scripts.fixedWindow) { a in fillLimiter(&a, id: id, lim, mode: "i", cost: 0, now: t) }
+            switch Replies.integers(r, count: 4, what: "inspect_bucket") {
+            case let .failure(f): return .failure(f)
+            case let .success(v):
+                return .success(Inspection(count: v[0], created: v[1], updated: v[2], msToNext: v[3]))
             }
         }
     }
@@ -235,15 +234,14 @@ final class Handle {
         return fail(f)
     }
 
-    /// Runs `body`, then counts it (and its failure) in the statistics.
+    /// Runs `body` on a pooled connection and counts it (and its failure) in the statistics.
     @inline(__always)
-    func measured<T>(_ outcome: Outcome, _ body: () -> Result<T, Failure>) -> Result<T, Failure> {
-        let t0 = Clock.monotonicUs()
-        let r = body()
-        var o = outcome
-        if let f = r.failureValue { o.fail(f.status) }
-        pool.record(o, latencyUs: Clock.monotonicUs() - t0)
-        return r
+    func measured<T>(_ outcome: Outcome, _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        pool.with(since: Clock.monotonicUs(), outcome: { r in
+            var o = outcome
+            if let f = r.failureValue { o.fail(f.status) }
+            return o
+        }, body)
     }
 
     // MARK: batches

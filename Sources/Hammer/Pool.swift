@@ -88,6 +88,23 @@ final class Pool {
         return result
     }
 
+    /// As with(_:), and counts the call (started at t0) in the statistics under the lock that takes the
+    /// connection back: `outcome` says what the result counts as, or nil when the caller counts it itself.
+    func with<T>(since t0: Int64, outcome: (Result<T, Failure>) -> Outcome?,
+                 _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        let conn: Connection
+        switch acquire() {
+        case let .failure(f):
+            let r = Result<T, Failure>.failure(f)
+            if let o = outcome(r) { record(o, latencyUs: Clock.monotonicUs() - t0) }
+            return r
+        case let .success(c): conn = c
+        }
+        let result = body(conn)
+        release(conn, result.failureValue, counting: outcome(result).map { ($0, Clock.monotonicUs() - t0) })
+        return result
+    }
+
     /// Milliseconds until the breaker lets a call through (0 when closed).
     var backoffLeftMs: Int64 {
         lock.lock()
@@ -138,7 +155,8 @@ final class Pool {
         return .success(conn)
     }
 
-    private func release(_ conn: Connection, _ failure: Failure?, connectFailed: Bool = false) {
+    private func release(_ conn: Connection, _ failure: Failure?, connectFailed: Bool = false,
+                         counting: (Outcome, Int64)? = nil) {
         let broken = conn.isBroken
         if broken { conn.close() }
         lock.lock()
@@ -155,6 +173,7 @@ final class Pool {
             downUntilMs = 0
             lastFailure = nil
         }
+        if let (o, latency) = counting { add(o, latencyUs: latency) }
         pthread_cond_signal(lock.cond)
         lock.unlock()
     }
@@ -162,13 +181,18 @@ final class Pool {
     /// Adds one call's outcome and latency (nil: refused before any work, e.g. a bad argument) to the statistics.
     func record(_ o: Outcome, latencyUs: Int64?) {
         lock.lock()
+        add(o, latencyUs: latencyUs)
+        lock.unlock()
+    }
+
+    /// record() with the lock held.
+    private func add(_ o: Outcome, latencyUs: Int64?) {
         stats.calls &+= o.calls
         stats.allowed &+= o.allowed
         stats.denied &+= o.denied
         stats.degraded &+= o.degraded
         for i in 1..<8 { stats.errors[i] &+= o.errors[i] }
         if let latencyUs { stats.latency.record(UInt64(max(0, latencyUs))) }
-        lock.unlock()
     }
 
     func snapshot() -> (Stats, Int) {
