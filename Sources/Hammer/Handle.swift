@@ -42,7 +42,8 @@ final class Handle {
 
     // MARK: arguments (after "EVALSHA sha" or "EVAL source")
 
-    func fillCountHit(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64, increment: Int64) {
+    func fillCountHit(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64, increment: Int64,
+                      ttlMs: Int64? = nil) {
         let prefix = config.prefix
         a.add("2")
         Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
@@ -53,7 +54,7 @@ final class Handle {
         a.end()
         a.add(increment)
         a.add(nowMs)
-        a.add(config.expiryMs)
+        a.add(ttlMs ?? config.expiryMs)
         a.add(bucket)
     }
 
@@ -200,8 +201,19 @@ final class Handle {
             var o = Outcome(calls: 1)
             o.add(r)
             return o
-        }) { conn in
-            Handle.decision(conn.eval(Scripts.limiter(lim.algorithm)) { a in
+        }) { conn -> Result<Decision, Failure> in
+            if mode == .check, let t {
+                // Hammer's check_rate at a known time is count_hit on the window's bucket (TTL to the window's end
+                // and a grace second), decided here: the smallest script there is.
+                let w = idiv(t, lim.periodMs)
+                let left = (w + 1) * lim.periodMs - t
+                return Replies.int64(conn.eval(Scripts.countHit) { a in
+                    fillCountHit(&a, id: id, bucket: w, nowMs: t, increment: cost, ttlMs: left + 1000)
+                }, what: "check_rate").map {
+                    Decision.checkRate(count: $0, limit: lim.limit, increment: cost, leftMs: left)
+                }
+            }
+            return Handle.decision(conn.eval(Scripts.limiter(lim.algorithm)) { a in
                 fillLimiter(&a, id: id, lim, mode: mode.letter, cost: cost, now: t)
             }, lim)
         }

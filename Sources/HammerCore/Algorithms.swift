@@ -78,6 +78,14 @@ public struct Decision: Equatable, Sendable, CustomStringConvertible {
         self.degraded = degraded
     }
 
+    /// Hammer's check_rate, from the window's count after the hit: allowed while count <= limit; a denied hit waits
+    /// for the next window (`leftMs`), or never when the increment alone is over the limit.
+    public static func checkRate(count: Int64, limit: Int64, increment: Int64, leftMs: Int64) -> Decision {
+        let ok = count <= limit
+        return Decision(allowed: ok, count: count, limit: limit, remaining: ok ? max(0, limit - count) : 0,
+                        retryAfterMs: ok ? 0 : (increment > limit ? -1 : leftMs), resetAfterMs: count > 0 ? leftMs : 0)
+    }
+
     public var description: String {
         "\(allowed ? "allow" : "deny") count=\(count) rem=\(remaining) retry=\(retryAfterMs) reset=\(resetAfterMs)"
     }
@@ -145,6 +153,7 @@ public struct LimiterModel: Sendable {
                 if windows.count > 1 || windows[w] == nil { windows = windows.filter { $0.key >= w } }
                 windows[w] = count
             }
+            if mode == .check { return Decision.checkRate(count: count, limit: L, increment: c, leftMs: left) }
             let need = mode == .peek ? 1 : c
             let ok: Bool
             switch mode {
