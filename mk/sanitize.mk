@@ -15,8 +15,6 @@ SAN_CC       ?= $(SWIFT_TOOLBIN)clang
 SWIFT_RTLIB  := $(realpath $(SWIFT_TOOLBIN)../lib/swift/linux)
 STRESS_SECONDS ?= 3
 FUZZ_SECONDS ?= 20
-# 1: skip inputs that only re-find the library bugs already reported (KnownBugs in tests/fuzz); 0 to re-find them.
-FUZZ_SKIP_KNOWN ?= 1
 VALGRIND     ?= valgrind
 SAN_CFLAGS   := -O1 -g -fno-omit-frame-pointer $(WARN) -Iinclude -fuse-ld=lld
 # The release link flags (Makefile: SWIFT_RELEASE), in a debug build.
@@ -97,6 +95,6 @@ $(FUZZ_BIN): $(FUZZ_SOURCES) mk/sanitize.mk
 # in $(SAN)/fuzz/crash-*. SWIFT_BACKTRACE=enable=no lets libFuzzer report a Swift trap itself, at once.
 fuzz: $(FUZZ_BIN)
 	rm -rf $(SAN)/fuzz/new && mkdir -p $(SAN)/fuzz/new
-	SWIFT_BACKTRACE=enable=no HAMMER_FUZZ_SKIP_KNOWN=$(FUZZ_SKIP_KNOWN) $(ASAN_ENV) $(PYTHON) tests/run_with_redis.py sh -c 'HAMMER_FUZZ_URL="$$HAMMER_URL&timeout_ms=10000&prefix=fuzz:" \
+	SWIFT_BACKTRACE=enable=no $(ASAN_ENV) $(PYTHON) tests/run_with_redis.py sh -c 'HAMMER_FUZZ_URL="$$HAMMER_URL&timeout_ms=10000&prefix=fuzz:" \
 	    exec $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=20 -rss_limit_mb=4096 \
 	    -artifact_prefix=$(SAN)/fuzz/ -print_final_stats=1 $(SAN)/fuzz/new tests/fuzz/corpus'

@@ -1,8 +1,7 @@
 """Fuzzing, short CI runs: the libFuzzer target of tests/fuzz (URL parser, number and key helpers, limiter models,
 every exported call's arguments against a real redis-server) for FUZZ_SECONDS, and the hypothesis properties of
 tests/fuzz/hypothesis_api.py through ctypes against the release library. Both run in their own process, so a crash
-is reported as one. Inputs that only re-find bugs already reported are skipped (HAMMER_FUZZ_SKIP_KNOWN=1); each such
-bug has a strict-xfail regression test here. Longer runs: `make fuzz FUZZ_SECONDS=600`, or
+is reported as one. The bugs they found have regression tests here. Longer runs: `make fuzz FUZZ_SECONDS=600`, or
 `python3 tests/fuzz/hypothesis_api.py --examples 20000`."""
 import hashlib
 import os
@@ -47,7 +46,7 @@ def fuzzer():
 def test_libfuzzer_short_run(fuzzer, redis_server, tmp_path):
     new = tmp_path / "new"
     new.mkdir()
-    env = dict(os.environ, SWIFT_BACKTRACE="enable=no", HAMMER_FUZZ_SKIP_KNOWN="1",
+    env = dict(os.environ, SWIFT_BACKTRACE="enable=no",
                HAMMER_FUZZ_URL=redis_server.url(expiry_ms=10000, timeout_ms=10000, prefix="fuzz:"),
                ASAN_OPTIONS="detect_leaks=1:halt_on_error=1",
                LSAN_OPTIONS=f"suppressions={ROOT}/tests/sanitize/lsan.supp")
@@ -84,7 +83,7 @@ def test_libfuzzer_reports_a_trap_as_a_crash(fuzzer, tmp_path):
 def test_hypothesis_properties(tmp_path):
     """Random URLs, ids of any bytes and length, extreme integers, random limits and batches through ctypes; in a
     child process so that a crash shows as one."""
-    env = dict(os.environ, HAMMER_FUZZ_SKIP_KNOWN="1", PYTHONFAULTHANDLER="1")
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
     r = subprocess.run([sys.executable, os.path.join(FUZZ, "hypothesis_api.py"), "--examples",
                         str(HYPOTHESIS_EXAMPLES)], capture_output=True, text=True, timeout=600, env=env,
                        cwd=str(tmp_path))

@@ -30,7 +30,6 @@ from redis_server import RedisServer  # noqa: E402
 I64_MIN, I64_MAX = -2**63, 2**63 - 1
 MAX_ID = 65536
 OK, INVALID, CONNECT, TIMEOUT = 0, 1, 2, 3
-SKIP_KNOWN = os.environ.get("HAMMER_FUZZ_SKIP_KNOWN") == "1"
 
 
 class Limit(ctypes.Structure):
