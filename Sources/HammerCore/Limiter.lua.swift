@@ -13,16 +13,35 @@
 // State is read with one GET and written with one SET .. PX: each redis.call costs about a microsecond in Redis.
 
 extension Scripts {
-    /// Helpers of the algorithms written as functions: exact integer division, the 1 s grace of state TTLs, and
-    /// Redis's clock.
-    static let commonLua = """
-    local function fmt(x) return string.format('%d', x) end
+    /// Exact floor and ceiling division of doubles holding integers below 2^53.
+    static let divLua = """
     local function idiv(a, b)
       local q = math.floor(a / b)
       if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
       return q
     end
     local function cdiv(a, b) return -idiv(-a, b) end
+
+    """
+
+    /// A single decision's arguments as variables (KEYS[1] the id's index; ARGV base, algorithm, mode, limit,
+    /// period, capacity, cost, now, '' for Redis's TIME).
+    static let argumentsLua = """
+    local idx, base, alg, mode = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
+    local L, P, B, c, nows = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+    local now
+    if nows == '' then
+      local tm = redis.call('TIME')
+      now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+      nows = string.format('%d', now)
+    else now = tonumber(nows) end
+
+    """
+
+    /// Helpers of the algorithms written as functions: exact integer division, the 1 s grace of state TTLs, and
+    /// Redis's clock.
+    static let commonLua = divLua + """
+    local function fmt(x) return string.format('%d', x) end
     local GRACE = 1000  -- state outlives its need by 1 s, so callers whose clocks differ a little still agree
     local function redis_now()
       local tm = redis.call('TIME')
@@ -232,23 +251,7 @@ extension Scripts {
 
     /// The straight-line script of one decision: the arguments as variables, the two division helpers, the body.
     static func straight(_ body: String) -> Script {
-        Script("""
-        local idx, base, alg, mode = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
-        local L, P, B, c, nows = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-        local now
-        if nows == '' then
-          local tm = redis.call('TIME')
-          now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
-          nows = string.format('%d', now)
-        else now = tonumber(nows) end
-        local function idiv(a, b)
-          local q = math.floor(a / b)
-          if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
-          return q
-        end
-        local function cdiv(a, b) return -idiv(-a, b) end
-        \(body)
-        """)
+        Script(argumentsLua + divLua + body)
     }
 
     /// One decision: KEYS[1] the id's index; ARGV base, algorithm, mode, limit, period, capacity, cost, now
@@ -262,17 +265,7 @@ extension Scripts {
         """)
     }
 
-    public static let fixedWindow = Script("""
-    local idx, base, mode = KEYS[1], ARGV[1], ARGV[3]
-    local L, P, c, nows = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7]), ARGV[8]
-    local now
-    if nows == '' then
-      local tm = redis.call('TIME')
-      now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
-      nows = string.format('%d', now)
-    else now = tonumber(nows) end
-    \(fixedWindowBody)
-    """)
+    public static let fixedWindow = Script(argumentsLua + fixedWindowBody)
     public static let slidingWindow = single(slidingWindowLua, "sliding_window")
     public static let bucket = straight(bucketBody)
     public static let gcra = straight(gcraBody)
