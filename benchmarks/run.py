@@ -248,26 +248,45 @@ class Ctx:
 def bench_single(ctx):
     n = ctx.n(4_000, 500)    # calls per side per chunk; CHUNKS chunks per round
     url = ctx.url(pool_size=1)
+    url_sleep = ctx.url(pool_size=1, spin_us=0)
     rows = [Row("count_hit_same", "count_hit, 1 thread, same id / INCR -c 1", "calls/s", target=0.85),
             Row("count_hit_distinct", "count_hit, 1 thread, distinct ids / INCR -c 1", "calls/s", target=0.85),
-            Row("lua_floor", "floor: EVALSHA of 'return INCR' / INCR -c 1 (both redis-benchmark)", "calls/s")]
-    rows[2].higher = None
+            Row("count_hit_same_spin0", "count_hit, 1 thread, same id, spin_us=0 (sleeping reads) / INCR -c 1",
+                "calls/s", note="no polling: waits for the reply as redis-benchmark does"),
+            Row("lua_floor", "floor: EVALSHA of 'return INCR' / INCR -c 1 (both redis-benchmark)", "calls/s"),
+            Row("cpu_spin", "client CPU per count_hit: default (polls up to 50 us) / spin_us=0", "us/call",
+                note="getrusage user+system of the calling process over the timed calls")]
+    for row in rows[2:]:
+        row.higher = None
     # The floor of any scripted decision: redis-benchmark running a one-call script instead of INCR.
     floor_sha = ctx.server.cli("SCRIPT", "LOAD", "return redis.call('INCR', KEYS[1])")
     floor_sha = floor_sha.decode() if isinstance(floor_sha, bytes) else floor_sha
     floor_cmd = ["EVALSHA", floor_sha, 1, "bench:floor"]
     for r in range(ctx.rounds):
+        cpu = {"same": [0.0, 0], "sleep": [0.0, 0]}
+
+        def ours(side, u, mode, c):
+            out = run([prog("bench_core"), "single", u, n, mode, f"{ctx.tag}:{r}:{c}:{side}"])
+            if side in cpu:
+                cpu[side][0] += out["cpu_us_per_call"] * out["calls"]
+                cpu[side][1] += out["calls"]
+            return out["calls"], out["seconds"]
         rate = interleaved([
             ("incr", lambda c: incr_side(ctx, 1, n)),
             ("floor", lambda c: (n, n / redis_benchmark(ctx.port, 1, n, floor_cmd))),
-            ("same", lambda c: c_side([prog("bench_core"), "single", url, n, "same", f"{ctx.tag}:{r}:{c}"])),
-            ("distinct", lambda c: c_side([prog("bench_core"), "single", url, n, "distinct", f"{ctx.tag}:{r}:{c}"])),
+            ("same", lambda c: ours("same", url, "same", c)),
+            ("distinct", lambda c: ours("distinct", url, "distinct", c)),
+            ("sleep", lambda c: ours("sleep", url_sleep, "same", c)),
         ])
-        for row, side in zip(rows, ("same", "distinct", "floor")):
+        for row, side in zip(rows, ("same", "distinct", "sleep", "floor")):
             row.ours.append(rate[side])
             row.ref.append(rate["incr"])
+        cpu_us = {k: v / max(1, m) for k, (v, m) in cpu.items()}
+        rows[4].ours.append(cpu_us["same"])
+        rows[4].ref.append(cpu_us["sleep"])
         print(f"  round {r + 1}: INCR {rate['incr']:.0f}/s, EVALSHA 'return INCR' {rate['floor']:.0f}/s, "
-              f"same id {rate['same']:.0f}/s, distinct ids {rate['distinct']:.0f}/s")
+              f"same id {rate['same']:.0f}/s ({cpu_us['same']:.1f} us CPU), distinct ids {rate['distinct']:.0f}/s, "
+              f"same id with spin_us=0 {rate['sleep']:.0f}/s ({cpu_us['sleep']:.1f} us CPU)")
     return rows
 
 

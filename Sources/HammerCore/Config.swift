@@ -26,6 +26,9 @@ public struct Config: Equatable, Sendable {
     public var connectTimeoutMs: Int64 = 1000
     public var timeoutMs: Int64 = 1000
     public var poolSize: Int = 8
+    /// Microseconds a call polls its socket before it sleeps in read(): replies from a nearby Redis come in tens of
+    /// microseconds, and a thread that sleeps through them pays a wake-up as long. 0: never poll.
+    public var spinUs: Int64 = 50
     public var clock: ClockSource = .local
     public var onError: ErrorPolicy = .error
     public var localFallback: Bool = false
@@ -39,6 +42,7 @@ public struct Config: Equatable, Sendable {
     public static let maxTimeoutMs: Int64 = 3_600_000              // 1 hour
     public static let maxPoolSize: Int64 = 1024
     public static let maxPrefixBytes = 1024
+    public static let maxSpinUs: Int64 = 1000
 
     /// A description safe to print: never the password.
     public var redacted: String {
@@ -195,6 +199,9 @@ public struct Config: Equatable, Sendable {
             case "pool_size":
                 guard let v = number(1, maxPoolSize) else { return bad("pool_size must be from 1 to \(maxPoolSize)") }
                 c.poolSize = Int(v)
+            case "spin_us":
+                guard let v = number(0, maxSpinUs) else { return bad("spin_us must be from 0 to \(maxSpinUs)") }
+                c.spinUs = v
             case "db":
                 guard let v = number(0, 1_000_000) else { return bad("db must be a database number") }
                 if dbGiven && v != c.db { return bad("db is given both in the path and as an option") }

@@ -36,23 +36,29 @@ public enum Scripts {
     /// its count and stamps `updated`; a new bucket also gets `created`, its TTL and its index entry, set once at its
     /// first hit as the seed does, so a hit on an existing bucket is two commands. n is the new count: a number, or
     /// the exact text beyond 2^53.
-    static let bucketHitSnippet = """
+    /// `prelude` runs first on a new bucket (countHit sets idx, ttl, member and base there, as an existing bucket
+    /// needs none of them).
+    static func bucketHit(prelude: String = "") -> String { """
     n = redis.call('HINCRBY', k, 'count', incr)
     if n == tonumber(incr) and redis.call('HSETNX', k, 'created', nows) == 1 then
+      \(prelude)
       redis.call('PEXPIRE', k, ttl)
     \(indexSnippet)
     end
     redis.call('HSET', k, 'updated', nows)
     if n >= 9007199254740992 then n = redis.call('HGET', k, 'count') end
-    """
+    """ }
+    static let bucketHitSnippet = bucketHit()
 
     /// count_hit: KEYS[1] bucket key (base .. bucket), KEYS[2] the id's index.
     /// ARGV[1] increment, ARGV[2] now_ms, ARGV[3] TTL in ms, ARGV[4] bucket number. Returns the new count.
     public static let countHit = Script("""
-    local k, idx, incr, nows, ttl, member = KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-    local base = string.sub(k, 1, #k - #member)
+    local k, incr, nows = KEYS[1], ARGV[1], ARGV[2]
     local n
-    \(bucketHitSnippet)
+    \(bucketHit(prelude: """
+    local idx, ttl, member = KEYS[2], tonumber(ARGV[3]), ARGV[4]
+      local base = string.sub(k, 1, #k - #member)
+    """))
     return n
     """)
 

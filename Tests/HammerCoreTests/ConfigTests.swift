@@ -46,6 +46,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.connectTimeoutMs, 1000)
         XCTAssertEqual(c.timeoutMs, 1000)
         XCTAssertEqual(c.poolSize, 8)
+        XCTAssertEqual(c.spinUs, 50)
         XCTAssertEqual(c.clock, .local)
         XCTAssertEqual(c.onError, .error)
         XCTAssertFalse(c.localFallback)
@@ -148,6 +149,7 @@ final class ConfigTests: XCTestCase {
             ("connect_timeout_ms", 1, Config.maxTimeoutMs),
             ("timeout_ms", 1, Config.maxTimeoutMs),
             ("pool_size", 1, Config.maxPoolSize),
+            ("spin_us", 0, Config.maxSpinUs),
             ("db", 0, 1_000_000),
         ]
         for (name, lo, hi) in cases {
@@ -160,6 +162,7 @@ final class ConfigTests: XCTestCase {
                 case "connect_timeout_ms": got = c.connectTimeoutMs
                 case "timeout_ms": got = c.timeoutMs
                 case "pool_size": got = Int64(c.poolSize)
+                case "spin_us": got = c.spinUs
                 default: got = c.db
                 }
                 XCTAssertEqual(got, v, "\(name)=\(v)")

@@ -45,15 +45,15 @@ static int run_single(const char *url, long n, const char *mode, const char *tag
         hit_or_die(h, id, 1, wall_ms());
     }
     snprintf(id, sizeof id, "bench:same:%s", tag);
-    double t0 = mono_s();
+    double t0 = mono_s(), c0 = cpu_s();
     for (long i = 0; i < n; i++) {
         int64_t now = wall_ms();
         if (distinct) snprintf(id, sizeof id, "bench:d:%s:%ld", tag, i);
         hit_or_die(h, id, now / 60000, now);
     }
-    double dt = mono_s() - t0;
+    double dt = mono_s() - t0, cpu = cpu_s() - c0;
     hammer_close(h);
-    printf("ops_per_sec=%.1f calls=%ld seconds=%.4f\n", n / dt, n, dt);
+    printf("ops_per_sec=%.1f calls=%ld seconds=%.4f cpu_us_per_call=%.2f\n", n / dt, n, dt, cpu * 1e6 / n);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 static inline double mono_s(void)
 {
@@ -21,6 +22,14 @@ static inline double mono_s(void)
 }
 
 /* Wall-clock milliseconds: the time base callers pass as now_ms. */
+/* CPU time (user + system) of the whole process so far, in seconds. */
+static inline double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static inline int64_t wall_ms(void)
 {
     struct timespec ts;

@@ -56,6 +56,7 @@ import inspect
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
@@ -427,13 +428,13 @@ def _limit(spec) -> Limit:
     raise InvalidError(f"a limit must be a hammer.Limit or (algorithm, limit, period_ms[, burst]), not {spec!r}")
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """The answer of a rate-limit call (include/hammer.h's hammer_decision). Denied is allowed=False, not an error.
 
     retry_after_ms is 0 when allowed, the wait after which this same hit can pass when denied, and -1 when it can
     never pass (cost above the limiter's capacity); `retry_after` is the same in seconds (math.inf for -1).
     degraded is True when Redis could not answer and the URL's on_error / fallback policy decided.
+    Immutable (a named tuple: the cheapest object Python builds, and a decision is built on every call).
     """
     allowed: bool
     count: int
@@ -447,6 +448,12 @@ class Decision:
     def retry_after(self) -> float:
         """retry_after_ms in seconds; math.inf when the hit can never pass."""
         return math.inf if self.retry_after_ms < 0 else self.retry_after_ms / 1000.0
+
+
+_byref = ctypes.byref
+_raw_count_hit = raw.hammer_count_hit
+_raw_check_rate = raw.hammer_check_rate
+_raw_hit = raw.hammer_hit
 
 
 def _decision(d) -> Decision:
@@ -517,7 +524,7 @@ class Hammer:
             raise InvalidError(f"url must be str or bytes, not {type(url).__name__}")
         if b"\0" in url:
             raise InvalidError("config: the URL may not contain a NUL byte")
-        self._lock = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._busy = 0
         self._handle = None
         h = ctypes.c_void_p()
@@ -532,8 +539,12 @@ class Hammer:
             return
         with lock:
             h, self._handle = self._handle, None
-            while self._busy:
-                lock.wait()
+        # Calls in flight on other threads still use the C handle: wait until they are out (rare, so polled).
+        while True:
+            with lock:
+                if not self._busy:
+                    break
+            time.sleep(0.001)
         if h is not None:
             raw.hammer_close(h)
 
@@ -568,16 +579,30 @@ class Hammer:
         finally:
             with self._lock:
                 self._busy -= 1
-                if not self._busy:
-                    self._lock.notify_all()
 
     # -- core ----------------------------------------------------------------------------------------------------
     def count_hit(self, id: Id, bucket: int, now_ms: int, increment: int = 1) -> int:
         """Adds `increment` hits to bucket `bucket` of `id` stamped `now_ms`; returns the bucket's new count."""
         out = ctypes.c_int64()
-        self._call(checked.hammer_count_hit, _id(id), _int64("bucket", bucket), _int64("now_ms", now_ms),
-                   _int64("increment", increment), ctypes.byref(out))
+        self._fast(_raw_count_hit, _id(id), _int64("bucket", bucket), _int64("now_ms", now_ms),
+                   _int64("increment", increment), _byref(out))
         return out.value
+
+    def _fast(self, func, *args):
+        """_call for the hot calls: `func` returns the C status (raw), raised here; no errcheck hook, no closure."""
+        lock = self._lock
+        with lock:
+            h = self._handle
+            if h is None:
+                raise InvalidError("the Hammer handle is closed")
+            self._busy += 1
+        try:
+            status = func(h, *args)
+        finally:
+            with lock:
+                self._busy -= 1
+        if status:
+            raise _error(status)
 
     def get_bucket(self, id: Id, bucket: int) -> Optional[Bucket]:
         """The bucket `bucket` of `id`, or None when there is none. Changes nothing."""
@@ -598,8 +623,8 @@ class Hammer:
         """Hammer's check_rate / check_rate_inc: counts `increment` hits in bucket now / scale_ms of `id` (even when
         denied) and allows when the count is at most `limit`. The handle's clock (or Redis's with clock=redis)."""
         out = hammer_decision()
-        self._call(checked.hammer_check_rate, _id(id), _int64("scale_ms", scale_ms), _int64("limit", limit),
-                   _int64("increment", increment), ctypes.byref(out))
+        self._fast(_raw_check_rate, _id(id), _int64("scale_ms", scale_ms), _int64("limit", limit),
+                   _int64("increment", increment), _byref(out))
         return _decision(out)
 
     def check_rate_at(self, id: Id, scale_ms: int, limit: int, now_ms: int, increment: int = 1) -> Decision:
@@ -620,10 +645,10 @@ class Hammer:
     def hit(self, id: Id, limit: LimitSpec, cost: int = 1, now_ms: Optional[int] = None) -> Decision:
         """Takes `cost` hits from the limiter `limit` of `id` if they fit (a denied hit changes nothing). now_ms None:
         the handle's clock (hammer_hit); else that time (hammer_hit_at)."""
-        lim = _limit(limit)
+        lim = limit if limit.__class__ is Limit else _limit(limit)
         out = hammer_decision()
         if now_ms is None:
-            self._call(checked.hammer_hit, _id(id), lim._p, _int64("cost", cost), ctypes.byref(out))
+            self._fast(_raw_hit, _id(id), lim._p, _int64("cost", cost), _byref(out))
         else:
             self._call(checked.hammer_hit_at, _id(id), lim._p, _int64("cost", cost), _int64("now_ms", now_ms),
                        ctypes.byref(out))

@@ -517,8 +517,9 @@ def test_ipv6_nobody_listening():
 # ---------------------------------------------------------------------------------------------------------------------
 # Threads and processes lose nothing
 # ---------------------------------------------------------------------------------------------------------------------
-def test_threads_share_one_handle(redis_server, open_hammer, uid):
-    h = open_hammer(redis_server.url(pool_size=4))
+@pytest.mark.parametrize("spin", [{}, {"spin_us": 0}, {"spin_us": 1000}], ids=["spin-default", "spin-0", "spin-1000"])
+def test_threads_share_one_handle(redis_server, open_hammer, uid, spin):
+    h = open_hammer(redis_server.url(pool_size=4, **spin))
     threads, hits = 8, 500
     results = [[] for _ in range(threads)]
     errors = []
@@ -723,6 +724,9 @@ BAD_URLS = [
     ("redis://127.0.0.1:{port}/?expiry_ms=1000&pool_size=1025", "pool_size"),
     ("redis://127.0.0.1:{port}/?expiry_ms=1000&pool_size=-3", "pool_size"),
     ("redis://127.0.0.1:{port}/?expiry_ms=1000&timeout_ms=0", "timeout_ms"),
+    ("redis://127.0.0.1:{port}/?expiry_ms=1000&spin_us=-1", "spin_us"),
+    ("redis://127.0.0.1:{port}/?expiry_ms=1000&spin_us=1001", "spin_us"),
+    ("redis://127.0.0.1:{port}/?expiry_ms=1000&spin_us=fast", "spin_us"),
     ("redis://127.0.0.1:{port}/?expiry_ms=1000&connect_timeout_ms=0", "connect_timeout_ms"),
     ("redis://127.0.0.1:{port}/?expiry_ms=1000&connect_timeout_ms=x", "connect_timeout_ms"),
     ("redis://127.0.0.1:{port}/abc?expiry_ms=1000", "database"),
