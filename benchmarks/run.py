@@ -166,7 +166,7 @@ def build():
         subprocess.run(cmd, check=True)
         built.add(name)
     subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-o", os.path.join(BIN, "hiredis_evalsha"),
-                    os.path.join(HERE, "c", "hiredis_evalsha.c"), "-lhiredis"], check=True)
+                    os.path.join(HERE, "c", "hiredis_evalsha.c"), "-lhiredis", "-lpthread"], check=True)
     built.add("hiredis_evalsha")
     return built
 
@@ -337,20 +337,28 @@ def bench_server_time(ctx):
 
 def bench_threads(ctx):
     n = ctx.n(8_000, 1_000)
+    sha = count_hit_sha(ctx)
     rows = []
     for threads in (2, 4, 8):
         row = Row(f"threads_{threads}", f"count_hit, {threads} threads on one handle / INCR -c {threads}",
                   "calls/s", target=0.8)
+        floor = Row(f"threads_{threads}_hiredis", f"floor: hiredis EVALSHA loop, {threads} threads / INCR -c {threads}",
+                    "calls/s", higher=None, note="the same script, keys and arguments from a bare hiredis loop per "
+                    "thread (each its own connection): what any client of this script reaches")
         url = ctx.url(pool_size=threads)
         for r in range(ctx.rounds):
             rate = interleaved([
                 ("incr", lambda c: incr_side(ctx, threads, n)),
                 ("ours", lambda c: c_side([prog("bench_core"), "threads", url, threads, n])),
+                ("hiredis", lambda c: c_side([prog("hiredis_evalsha"), ctx.port, sha, PREFIX, EXPIRY_MS, n, threads])),
             ])
             row.ours.append(rate["ours"])
             row.ref.append(rate["incr"])
-            print(f"  {threads} threads, round {r + 1}: INCR {rate['incr']:.0f}/s, ours {rate['ours']:.0f}/s")
-        rows.append(row)
+            floor.ours.append(rate["hiredis"])
+            floor.ref.append(rate["incr"])
+            print(f"  {threads} threads, round {r + 1}: INCR {rate['incr']:.0f}/s, ours {rate['ours']:.0f}/s, "
+                  f"hiredis EVALSHA loop {rate['hiredis']:.0f}/s")
+        rows += [row, floor]
     return rows
 
 

@@ -32,30 +32,32 @@ struct Args {
     func arg(_ i: Int) -> ArraySlice<UInt8> { bytes[(i == 0 ? 0 : ends[i - 1])..<ends[i]] }
 }
 
-/// Busy-polling for replies, shared by a pool's connections. A thread that sleeps in read() while a nearby Redis
-/// answers pays a wake-up (tens of microseconds on a virtual machine) on top of the round trip; polling the socket
-/// for up to spinUs first saves it. Polling takes a CPU, so a call polls only while the pool's calls in progress are
-/// no more than the machine's CPUs and fewer than half of them (at least one) already poll.
+/// Busy-polling for replies. A thread that sleeps in read() while a nearby Redis answers pays a wake-up (tens of
+/// microseconds on a virtual machine) on top of the round trip; polling the socket for up to spin_us first saves
+/// it. Polling takes a CPU, so a call polls only while the process's calls in progress (all handles) are no more
+/// than the machine's CPUs, and while fewer than half of them (at least one) already poll.
 final class SpinGate {
-    let spinUs: Int64
     let maxActive: Int
     let maxSpinners: Int
-    /// Calls in progress on the pool (between taking a connection or a place in the queue and giving it back).
+    /// Calls in progress (between taking a connection and giving it back).
     let active = Atomic<Int>(0)
     let spinners = Atomic<Int>(0)
 
-    init(spinUs: Int64, cpus: Int) {
-        self.spinUs = spinUs
+    init(cpus: Int) {
         maxActive = max(1, cpus)
         maxSpinners = max(1, cpus / 2)
     }
 
     static let cpus: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// The process's gate, shared by every handle.
+    static let shared = SpinGate(cpus: cpus)
 }
 
 final class Connection {
     var ctx: UnsafeMutablePointer<redisContext>?
     var args = Args()
+    /// Microseconds to poll for a reply (0: never), and the gate that allows it.
+    let spinUs: Int64
     let gate: SpinGate?
     /// Calls left before this connection polls again, after polls that the reply outlasted (a distant or busy
     /// Redis): 0, then 1, 3, 7 ... 63 as misses repeat.
@@ -67,8 +69,9 @@ final class Connection {
     private var ptrs: [UnsafePointer<CChar>?] = []
     private var lens: [Int] = []
 
-    init(gate: SpinGate? = nil) {
-        self.gate = gate.flatMap { $0.spinUs > 0 ? $0 : nil }
+    init(spinUs: Int64 = 0, gate: SpinGate = .shared) {
+        self.spinUs = spinUs
+        self.gate = spinUs > 0 ? gate : nil
     }
 
     deinit { close() }
@@ -192,7 +195,7 @@ final class Connection {
                 spinSkip -= 1
             } else if gate.active.load(ordering: .relaxed) <= gate.maxActive {
                 if gate.spinners.add(1, ordering: .relaxed).newValue <= gate.maxSpinners {
-                    if Connection.poll(fd: c.pointee.fd, forUs: gate.spinUs) {
+                    if Connection.poll(fd: c.pointee.fd, forUs: spinUs) {
                         spinMisses = 0
                     } else {
                         spinMisses = min(spinMisses + 1, 6)

@@ -58,7 +58,7 @@ final class Pool {
     private let lock = Lock()
     private var idle: [Connection] = []
     private var lent = 0
-    let gate: SpinGate
+    let gate = SpinGate.shared
     // Circuit breaker (guarded by lock).
     private var downUntilMs: Int64 = 0
     private var backoffMs: Int64 = 0
@@ -74,7 +74,6 @@ final class Pool {
 
     init(config: Config) {
         self.config = config
-        gate = SpinGate(spinUs: config.spinUs, cpus: SpinGate.cpus)
         idle.reserveCapacity(config.poolSize)
     }
 
@@ -149,7 +148,7 @@ final class Pool {
             if ts.tv_nsec >= 1_000_000_000 { ts.tv_sec += 1; ts.tv_nsec -= 1_000_000_000 }
             pthread_cond_timedwait(lock.cond, lock.mutex, &ts)
         }
-        let conn = idle.popLast() ?? Connection(gate: gate)
+        let conn = idle.popLast() ?? Connection(spinUs: config.spinUs, gate: gate)
         lent += 1
         lock.unlock()
         if conn.ctx != nil {

@@ -64,8 +64,7 @@ final class SpinTests: XCTestCase {
 
     func testReplySlowerThanThePollIsStillReadAndPollingBacksOff() throws {
         let c = try config("expiry_ms=1000&spin_us=20")
-        let gate = SpinGate(spinUs: c.spinUs, cpus: 2)
-        let conn = Connection(gate: gate)
+        let conn = Connection(spinUs: c.spinUs, gate: SpinGate(cpus: 2))
         XCTAssertNil(conn.connect(c))
         defer { conn.close() }
         conn.spinSkip = 0   // whatever connect's own PING did
@@ -81,7 +80,7 @@ final class SpinTests: XCTestCase {
         for _ in 0..<3 { XCTAssertEqual(send(conn, ["PING"]), "PONG") }
         XCTAssertEqual(conn.spinSkip, 0)
         // A reply inside the poll: a PING answered within 20 us is not certain on a loaded machine, so poll longer.
-        let fast = Connection(gate: SpinGate(spinUs: Config.maxSpinUs, cpus: 2))
+        let fast = Connection(spinUs: Config.maxSpinUs, gate: SpinGate(cpus: 2))
         XCTAssertNil(fast.connect(c))
         defer { fast.close() }
         fast.spinSkip = 0
@@ -100,11 +99,12 @@ final class SpinTests: XCTestCase {
 
     func testPollingIsOffWithMoreCallsThanCPUs() throws {
         let c = try config("expiry_ms=1000")
-        let gate = SpinGate(spinUs: 1000, cpus: 2)
+        let gate = SpinGate(cpus: 2)
         XCTAssertEqual(gate.maxActive, 2)
         XCTAssertEqual(gate.maxSpinners, 1)
-        XCTAssertEqual(SpinGate(spinUs: 1, cpus: 16).maxSpinners, 8)
-        let conn = Connection(gate: gate)
+        XCTAssertEqual(SpinGate(cpus: 16).maxSpinners, 8)
+        XCTAssertEqual(SpinGate(cpus: 1).maxSpinners, 1)
+        let conn = Connection(spinUs: 1000, gate: gate)
         XCTAssertNil(conn.connect(c))
         defer { conn.close() }
         conn.spinSkip = 0   // whatever connect's own PING did
@@ -125,6 +125,7 @@ final class SpinTests: XCTestCase {
         XCTAssertEqual(conn.spinMisses, 1)
         XCTAssertEqual(gate.spinners.load(ordering: .relaxed), 0)
         // spin_us=0 gives a connection no gate at all.
-        XCTAssertNil(Connection(gate: SpinGate(spinUs: 0, cpus: 2)).gate)
+        XCTAssertNil(Connection(spinUs: 0).gate)
+        XCTAssertTrue(Connection(spinUs: 50).gate === SpinGate.shared)
     }
 }
