@@ -66,17 +66,25 @@ extension Scripts {
         local v = redis.call('HMGET', key, 'count', 'created', 'updated')
         return {v[1] or '0', v[2] or '0', v[3] or '0', left}
       end
-      local cur, add = 0, 0
-      if mode == 'c' then add = c   -- Hammer's check_rate: the hit counts even when denied
+      local cur, add, count = 0, 0, 0
+      if mode == 'c' or (mode == 'h' and c > 0 and c <= L) then
+        -- Hammer's check_rate counts the hit even when denied; a hit is added, and taken back when over the limit
+        -- (an allowed hit, the common case, is then two commands).
+        local k, incr, ttl, n = key, c, left + 1000, nil
+        n = redis.call('HINCRBY', k, 'count', incr)
+        if mode == 'h' and n > L then
+          redis.call('HINCRBY', k, 'count', -c)
+          cur = n - c
+          count = cur
+          if cur >= 9007199254740992 then count = redis.call('HGET', k, 'count') end
+        else
+          add = c
+    \(afterIncrement())
+          count = n
+        end
       else
         cur = tonumber(redis.call('HGET', key, 'count') or '0')
-        if mode == 'h' and c > 0 and c <= L and cur + c <= L then add = c end
-      end
-      local count = cur
-      if mode == 'c' or add > 0 then
-        local k, incr, ttl, n = key, add, left + 1000, nil
-    \(bucketHitSnippet)
-        count = n
+        count = cur
       end
       local num = tonumber(count)
       local need, ok = c, 0

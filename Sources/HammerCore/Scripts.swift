@@ -38,8 +38,12 @@ public enum Scripts {
     /// the exact text beyond 2^53.
     /// `prelude` runs first on a new bucket (countHit sets idx, ttl, member and base there, as an existing bucket
     /// needs none of them).
-    static func bucketHit(prelude: String = "") -> String { """
-    n = redis.call('HINCRBY', k, 'count', incr)
+    static func bucketHit(prelude: String = "") -> String {
+        "n = redis.call('HINCRBY', k, 'count', incr)\n" + afterIncrement(prelude: prelude)
+    }
+
+    /// bucketHit after its HINCRBY (n is the new count).
+    static func afterIncrement(prelude: String = "") -> String { """
     if n == tonumber(incr) and redis.call('HSETNX', k, 'created', nows) == 1 then
       \(prelude)
       redis.call('PEXPIRE', k, ttl)

@@ -177,6 +177,35 @@ final class ModelComparisonTests: XCTestCase {
         }
     }
 
+    func testDeniedHitNeverChangesRedis() {
+        // The fixed window adds a hit first and takes it back when over the limit: the bucket must come out
+        // byte-identical, as for every algorithm, and also for a batch.
+        for algorithm in Algorithm.allCases {
+            let lim = Limit(algorithm: algorithm, limit: 3, periodMs: 60_000)
+            let id = "denied:\(algorithm)"
+            let now: Int64 = 1_700_000_000_000
+            for _ in 0..<3 { XCTAssertTrue(decide(id, lim, cost: 1, now: now, peek: false).allowed) }
+            let before = snapshot(id, window: now / 60_000)
+            XCTAssertFalse(before.isEmpty)
+            for cost: Int64 in [1, 2, 3] {
+                let d = decide(id, lim, cost: cost, now: now + 10, peek: false)
+                XCTAssertFalse(d.allowed, "\(algorithm) cost \(cost)")
+                XCTAssertEqual(d.count, 3, "\(algorithm) cost \(cost)")
+            }
+            var cl = hammer_limit(algorithm: algorithm.rawValue, limit: 3, period_ms: 60_000, burst: 0)
+            var out = [hammer_decision](repeating: hammer_decision(), count: 2)
+            id.withCString { idp in
+                withUnsafePointer(to: &cl) { lp in
+                    let reqs = [hammer_hit_request(id: idp, lim: lp, cost: 1, now_ms: now + 20),
+                                hammer_hit_request(id: idp, lim: lp, cost: 2, now_ms: now + 20)]
+                    XCTAssertEqual(hammer_hit_many(h, reqs, 2, &out, nil), 0)
+                }
+            }
+            XCTAssertEqual(out.map { $0.allowed }, [0, 0], "\(algorithm) batch")
+            XCTAssertEqual(snapshot(id, window: now / 60_000), before, "\(algorithm): a denied hit changed Redis")
+        }
+    }
+
     /// The id's keys and their contents (not TTLs), read through a second connection of the handle's kind.
     func snapshot(_ id: String, window: Int64) -> [String] {
         var out: [String] = []

@@ -43,10 +43,24 @@ final class RedisProcess {
         process.standardError = FileHandle.nullDevice
         try process.run()
         for _ in 0..<500 {
-            if RedisProcess.canConnect(port) { return }
+            if RedisProcess.canConnect(port) {
+                // With AOF on, a fresh server first writes its base file in a forked child; wait for that, so a
+                // test's short timeouts meet a server that answers at its usual pace.
+                if extra.contains("--appendonly") { waitForAOFRewrite() }
+                return
+            }
             usleep(10_000)
         }
         throw NSError(domain: "hammer-tests", code: 2, userInfo: [NSLocalizedDescriptionKey: "redis-server did not start"])
+    }
+
+    private func waitForAOFRewrite() {
+        for _ in 0..<500 {
+            let info = cli(["INFO", "persistence"])
+            if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0")
+                && info.contains("loading:0") { return }
+            usleep(10_000)
+        }
     }
 
     deinit {
