@@ -325,14 +325,15 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
             case let .success(idb): ids[i] = idb; todo.append(i)
             }
         }
-        hd.batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, fill: { i, a in
+        hd.batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, header: { a in
+            a.add(hd.config.expiryMs)
+        }, fill: { i, a in
             let r = reqs[i]
             if let idb = ids[i] { Keys.appendIdBase(prefix: hd.config.prefix, id: idb, to: &a.bytes) }
             a.end()
             a.add(r.bucket)
             a.add(r.increment)
             a.add(r.now_ms)
-            a.add(hd.config.expiryMs)
         }, take: { i, reply in
             let v: Result<Int64, Failure>
             switch reply {

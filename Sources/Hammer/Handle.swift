@@ -262,13 +262,15 @@ final class Handle {
     /// element per request), all chunks as one pipeline on one connection. `fill` appends a request's fields;
     /// `take` gets each request's reply element (freed after it returns) or failure. A NOSCRIPT answer (a flushed
     /// or restarted server) is met by sending that chunk again with EVAL, after the pipeline is read.
-    func batches(_ todo: [Int], chunk: Int, _ script: Script, fill: (Int, inout Args) -> Void,
+    func batches(_ todo: [Int], chunk: Int, _ script: Script, header: (inout Args) -> Void = { _ in },
+                 fill: (Int, inout Args) -> Void,
                  take: (Int, Result<UnsafeMutablePointer<redisReply>, Failure>) -> Void) {
         let chunks = stride(from: 0, to: todo.count, by: chunk).map { Array(todo[$0..<min($0 + chunk, todo.count)]) }
         var replies = [Reply?](repeating: nil, count: chunks.count)
         let whole: Result<Void, Failure> = pool.with { conn in
             func build(_ c: Int, _ a: inout Args) {
                 a.add("0")
+                header(&a)
                 for i in chunks[c] { fill(i, &a) }
             }
             var sent = 0

@@ -54,7 +54,8 @@ extension Scripts {
     /// c check_rate, i inspect), limit, period, capacity in hits, cost, now, now as text). Each returns
     /// {allowed, count, remaining, retry_after_ms, reset_after_ms}; the fixed window's mode i returns
     /// {count, created, updated, ms to the window's end}.
-    /// The fixed window (variables idx, base, mode, L, P, c, now, nows): the seed's buckets, one per window.
+    /// The fixed window (variables idx, base, mode, L, P, c, now, nows): the seed's buckets, one per window. idx
+    /// may be nil (batches): the index key is then made from base on a window's first hit, the only time it is used.
     /// Straight-line code: no helper functions.
     static let fixedWindowBody = """
       local w = math.floor(now / P)
@@ -79,7 +80,7 @@ extension Scripts {
           if cur >= 9007199254740992 then count = redis.call('HGET', k, 'count') end
         else
           add = c
-    \(afterIncrement())
+    \(afterIncrement(prelude: "idx = idx or base .. 'index'"))
           count = n
         end
       else
@@ -304,7 +305,7 @@ extension Scripts {
         now, nows = clock, fmt(clock)
       else now = tonumber(nows) end
       local alg = tonumber(ARGV[o + 2])
-      local ok, r = pcall(run[alg], base .. 'index', base, alg, ARGV[o + 3], tonumber(ARGV[o + 4]),
+      local ok, r = pcall(run[alg], nil, base, alg, ARGV[o + 3], tonumber(ARGV[o + 4]),
         tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7]), now, nows)
       if ok then out[#out + 1] = r else out[#out + 1] = err_of(r) end
     end

@@ -52,7 +52,6 @@ public enum Scripts {
     redis.call('HSET', k, 'updated', nows)
     if n >= 9007199254740992 then n = redis.call('HGET', k, 'count') end
     """ }
-    static let bucketHitSnippet = bucketHit()
 
     /// count_hit: KEYS[1] bucket key (base .. bucket), KEYS[2] the id's index.
     /// ARGV[1] increment, ARGV[2] now_ms, ARGV[3] TTL in ms, ARGV[4] bucket number. Returns the new count.
@@ -66,20 +65,21 @@ public enum Scripts {
     return n
     """)
 
-    /// Fields per request of countHitMany.
-    public static let countHitManyFields = 5
+    /// Fields per request of countHitMany (after ARGV[1], the TTL shared by the batch).
+    public static let countHitManyFields = 4
 
-    /// Many count_hits in one script (a batch): no KEYS; ARGV holds 5 fields a request: base, bucket number,
-    /// increment, now_ms, TTL. Returns one element a request: its count, or an error reply of its own.
+    /// Many count_hits in one script (a batch): no KEYS; ARGV[1] is the TTL in ms, then 4 fields a request: base,
+    /// bucket number, increment, now_ms. Returns one element a request: its count, or an error reply of its own.
     public static let countHitMany = Script(errLua + """
-    local function count_hit(base, member, incr, nows, ttl)
-      local k, idx, n = base .. member, base .. 'index', nil
-    \(bucketHitSnippet)
+    local ttl = tonumber(ARGV[1])
+    local function count_hit(base, member, incr, nows)
+      local k, n = base .. member, nil
+    \(bucketHit(prelude: "local idx = base .. 'index'"))
       return n
     end
     local out = {}
-    for o = 0, #ARGV - 5, 5 do
-      local ok, r = pcall(count_hit, ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], tonumber(ARGV[o + 5]))
+    for o = 1, #ARGV - 4, 4 do
+      local ok, r = pcall(count_hit, ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4])
       if ok then out[#out + 1] = r else out[#out + 1] = err_of(r) end
     end
     return out

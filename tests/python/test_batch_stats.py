@@ -245,3 +245,25 @@ def test_stats_count_each_failed_request_of_a_batch(h, uid):
         h.hit(uid, (2, 1, 1000), cost=1.5)    # refused in Python: never reaches the library
     s2 = h.stats()
     assert (s2.calls - s1.calls, s2.errors["INVALID"] - s1.errors["INVALID"]) == (1, 1)
+
+
+def test_batches_write_the_layout_single_calls_write(h, uid, redis_server, redis_cmd):
+    """A bucket made by a batch has created, updated, its TTL and its index entry, as a single call's: so
+    delete_buckets finds it, and Elixir reads it."""
+    fw = hammer.Limit.fixed_window(10, 60_000)
+    now = T + 123
+    w = now // 60_000
+    assert h.count_hits([(f"{uid}:c", 5, now, 2), (f"{uid}:c", 6, now, 1)]) == [2, 1]
+    assert [d.allowed for d in h.hit_many([(f"{uid}:f", fw, 3, now)])] == [True]
+    p = "Hammer:Redis:"
+    for key, count, ttl_max in ((f"{p}{uid}:c:5", 2, 60_000), (f"{p}{uid}:c:6", 1, 60_000),
+                                (f"{p}{uid}:f:{w}", 3, (w + 1) * 60_000 - now + 1000)):
+        got = redis_cmd(redis_server, "HGETALL", key)
+        fields = dict(zip(got[::2], got[1::2]))
+        assert fields == {b"count": str(count).encode(), b"created": str(now).encode(),
+                          b"updated": str(now).encode()}, key
+        assert 0 < redis_cmd(redis_server, "PTTL", key) <= ttl_max, key
+    assert redis_cmd(redis_server, "ZRANGE", f"{p}{uid}:c:index", 0, -1) == [b"5", b"6"]
+    assert redis_cmd(redis_server, "ZRANGE", f"{p}{uid}:f:index", 0, -1) == [str(w).encode()]
+    assert h.delete_buckets(f"{uid}:c") == 2
+    assert h.delete_buckets(f"{uid}:f") == 1
