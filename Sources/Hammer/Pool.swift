@@ -1,7 +1,8 @@
 // The handle's connections: at most pool_size, made lazily, each lent to one thread at a time.
 // The lock is held only to take or give back a connection and to count, never across the network.
 // A circuit breaker keeps calls calm while Redis is down: after a connect failure or a timeout, calls fail at once
-// until a back-off (25 ms doubling to 1 s) has passed; then one call tries again, and a success closes it.
+// until a back-off (25 ms doubling to 1 s; to 100 ms when the connection was refused) has passed; then one call
+// tries again, and a success closes it.
 import CHiredis
 import Glibc
 import HammerCore
@@ -69,6 +70,7 @@ final class Pool {
     static let freshUs: Int64 = 1000
     static let backoffFirstMs: Int64 = 25
     static let backoffCapMs: Int64 = 1000
+    static let refusedCapMs: Int64 = 100
     // Statistics (guarded by lock).
     private var stats = Stats()
 
@@ -176,7 +178,10 @@ final class Pool {
         // Connect failures and timeouts trip the breaker; a connection that broke under a command does not (the
         // server may simply have closed it), nor does an answer from Redis.
         if let f = failure, connectFailed || f.status == .timeout {
-            backoffMs = backoffMs == 0 ? Pool.backoffFirstMs : min(backoffMs * 2, Pool.backoffCapMs)
+            // A refused connection (nothing listens: Redis restarting) costs no wait to retry, so its back-off stops
+            // at 100 ms and a restarted Redis is used again within that; timeouts back off to 1 s.
+            let cap = f.message.hasSuffix("Connection refused") ? Pool.refusedCapMs : Pool.backoffCapMs
+            backoffMs = backoffMs == 0 ? Pool.backoffFirstMs : min(backoffMs * 2, cap)
             downUntilMs = Clock.monotonicMs() + backoffMs
             lastFailure = f
         } else if backoffMs != 0, failure.map({ $0.status != .connect && $0.status != .timeout }) ?? true {

@@ -244,6 +244,32 @@ final class BatchPolicyStatsTests: XCTestCase {
         XCTAssertTrue(statuses.isSubset(of: [2, 3]) && statuses.contains(3), "statuses \(statuses)")
         XCTAssertLessThanOrEqual(worst, 300 + 100)
         eventually("after SIGCONT") { hammer_count_hit(h, "frozen", 1, 1, 1, &c) == 0 }
+        // Timeouts back off up to 1 s.
+        XCTAssertGreaterThan(Pool.backoffCapMs, Pool.refusedCapMs)
+    }
+
+    func testRefusedConnectionsBackOffAtMost100msSoARestartedServerIsUsedSoon() {
+        let h = open("expiry_ms=60000&connect_timeout_ms=300&timeout_ms=300&pool_size=2")
+        defer { hammer_close(h) }
+        let hd = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(h!)).takeUnretainedValue()
+        var c: Int64 = 0
+        XCTAssertEqual(hammer_count_hit(h, "refused", 1, 1, 1, &c), 0)
+        server.stop()
+        // A second of calls against a closed port: every attempt is refused at once, so the back-off, which would
+        // reach 1 s for timeouts, stays at most 100 ms.
+        var statuses: Set<Int32> = []
+        var longest: Int64 = 0
+        let end = Clock.monotonicMs() + 1000
+        while Clock.monotonicMs() < end {
+            statuses.insert(hammer_count_hit(h, "refused", 1, 1, 1, &c))
+            longest = max(longest, hd.pool.backoffLeftMs)
+            usleep(2_000)
+        }
+        XCTAssertEqual(statuses, [2], "refused connections are HAMMER_ERR_CONNECT")
+        XCTAssertGreaterThan(longest, 0, "the breaker opened")
+        XCTAssertLessThanOrEqual(longest, Pool.refusedCapMs)
+        try? server.start()
+        eventually("after the restart") { hammer_count_hit(h, "refused", 1, 1, 1, &c) == 0 }
     }
 }
 
