@@ -325,7 +325,7 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
             case let .success(idb): ids[i] = idb; todo.append(i)
             }
         }
-        hd.batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, header: { a in
+        hd.batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, header: { _, a in
             a.add(hd.config.expiryMs)
         }, fill: { i, a in
             let r = reqs[i]
@@ -338,7 +338,9 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
             let v: Result<Int64, Failure>
             switch reply {
             case let .failure(f): v = .failure(f)
-            case let .success(e): v = Replies.int64Value(e, what: "count_hit")
+            case let .success(e):
+                v = e[0].map { Replies.int64Value($0, what: "count_hit") }
+                    ?? .failure(Failure(.protocol, "batch: missing element"))
             }
             switch v {
             case let .failure(f): bs.set(i, f); o.fail(f.status)
@@ -348,6 +350,12 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
         hd.pool.record(o, latencyUs: Clock.monotonicUs() - t0)
     }
     return rc != 0 ? rc : bs.first
+}
+
+/// A limiter and mode as a batch names it once per chunk.
+struct LimiterSpec: Hashable {
+    let lim: Limit
+    let mode: Mode
 }
 
 /// Shared by hammer_hit_many and hammer_check_rates: validated limits per request, one pipeline.
@@ -365,15 +373,32 @@ func decisionBatch(_ fn: StaticString, _ hd: Handle, _ n: Int, _ out: UnsafeMuta
     for i in 0..<n {
         if case let .failure(f) = checked[i] { bs.set(i, f); o.fail(f.status) } else { todo.append(i) }
     }
-    hd.batches(todo, chunk: Handle.batchChunk, Scripts.limiterMany, fill: { i, a in
+    // Each chunk names its distinct limiters once; a request carries its limiter's number in the chunk.
+    var spec = [Int](repeating: 0, count: n)
+    hd.batches(todo, chunk: Handle.batchChunk, Scripts.limiterMany, width: 5, header: { chunk, a in
+        var numbers: [LimiterSpec: Int] = [:]
+        var specs: [LimiterSpec] = []
+        for i in chunk {
+            guard case let .success(r) = checked[i] else { continue }
+            let key = LimiterSpec(lim: r.lim, mode: r.mode)
+            if let k = numbers[key] { spec[i] = k; continue }
+            specs.append(key)
+            numbers[key] = specs.count
+            spec[i] = specs.count
+        }
+        a.add(Int64(specs.count))
+        for s in specs {
+            a.add(Int64(s.lim.algorithm.rawValue))
+            a.add(s.mode.letter)
+            a.add(s.lim.limit)
+            a.add(s.lim.periodMs)
+            a.add(s.lim.capacity)
+        }
+    }, fill: { i, a in
         guard case let .success(r) = checked[i] else { return }
         Keys.appendIdBase(prefix: hd.config.prefix, id: r.id, to: &a.bytes)
         a.end()
-        a.add(Int64(r.lim.algorithm.rawValue))
-        a.add(r.mode.letter)
-        a.add(r.lim.limit)
-        a.add(r.lim.periodMs)
-        a.add(r.lim.capacity)
+        a.add(Int64(spec[i]))
         a.add(r.cost)
         if let t = times[i] { a.add(t) } else { a.add("") }
     }, take: { i, reply in
@@ -381,7 +406,7 @@ func decisionBatch(_ fn: StaticString, _ hd: Handle, _ n: Int, _ out: UnsafeMuta
         var d: Result<Decision, Failure>
         switch reply {
         case let .failure(f): d = .failure(f)
-        case let .success(e): d = Handle.decisionValue(e, r.lim)
+        case let .success(e): d = Handle.decisionValues(e, r.lim)
         }
         if case let .failure(f) = d, f.transient { d = hd.degrade(f, id: r.id, r.lim, mode: r.mode, cost: r.cost, now: r.now) }
         o.add(d)

@@ -90,11 +90,21 @@ final class Handle {
         }
     }
 
-    /// A decision from one reply (or one element of a batch's reply), which the caller frees.
+    /// A decision from one reply, which the caller frees.
     static func decisionValue(_ r: UnsafeMutablePointer<redisReply>, _ lim: Limit) -> Result<Decision, Failure> {
         if let f = Replies.error(r) { return .failure(f) }
-        guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == 5, let el = r.pointee.element,
-              let e0 = el[0], let e1 = el[1], let e2 = el[2], let e3 = el[3], let e4 = el[4],
+        guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == 5, let el = r.pointee.element else {
+            return .failure(Failure(.protocol, "rate limit: expected an array of 5 integers"))
+        }
+        return decisionValues(el, lim)
+    }
+
+    /// A decision from 5 consecutive elements (of a single reply, or of a batch's flat reply, where the first may
+    /// be the request's error).
+    static func decisionValues(_ el: UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>,
+                               _ lim: Limit) -> Result<Decision, Failure> {
+        if let e0 = el[0], let f = Replies.error(e0) { return .failure(f) }
+        guard let e0 = el[0], let e1 = el[1], let e2 = el[2], let e3 = el[3], let e4 = el[4],
               let allowed = Replies.integer(e0), let count = Replies.integer(e1),
               let remaining = Replies.integer(e2), let retry = Replies.integer(e3),
               let reset = Replies.integer(e4) else {
@@ -262,15 +272,16 @@ final class Handle {
     /// element per request), all chunks as one pipeline on one connection. `fill` appends a request's fields;
     /// `take` gets each request's reply element (freed after it returns) or failure. A NOSCRIPT answer (a flushed
     /// or restarted server) is met by sending that chunk again with EVAL, after the pipeline is read.
-    func batches(_ todo: [Int], chunk: Int, _ script: Script, header: (inout Args) -> Void = { _ in },
+    func batches(_ todo: [Int], chunk: Int, _ script: Script, width: Int = 1,
+                 header: ([Int], inout Args) -> Void = { _, _ in },
                  fill: (Int, inout Args) -> Void,
-                 take: (Int, Result<UnsafeMutablePointer<redisReply>, Failure>) -> Void) {
+                 take: (Int, Result<UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>, Failure>) -> Void) {
         let chunks = stride(from: 0, to: todo.count, by: chunk).map { Array(todo[$0..<min($0 + chunk, todo.count)]) }
         var replies = [Reply?](repeating: nil, count: chunks.count)
         let whole: Result<Void, Failure> = pool.with { conn in
             func build(_ c: Int, _ a: inout Args) {
                 a.add("0")
-                header(&a)
+                header(chunks[c], &a)
                 for i in chunks[c] { fill(i, &a) }
             }
             var sent = 0
@@ -303,11 +314,9 @@ final class Handle {
             case let .success(r):
                 if let f = Replies.error(r) {
                     for i in chunks[c] { take(i, .failure(f)) }
-                } else if r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == chunks[c].count,
+                } else if r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == chunks[c].count * width,
                           let el = r.pointee.element {
-                    for (k, i) in chunks[c].enumerated() {
-                        if let e = el[k] { take(i, .success(e)) } else { take(i, .failure(Failure(.protocol, "batch: missing element"))) }
-                    }
+                    for (k, i) in chunks[c].enumerated() { take(i, .success(el + k * width)) }
                 } else {
                     for i in chunks[c] { take(i, .failure(Failure(.protocol, "batch: reply of an unexpected shape"))) }
                 }

@@ -6,7 +6,7 @@ public enum Algorithm: Int32, CaseIterable, Sendable {
     case fixedWindow = 0, slidingWindow = 1, tokenBucket = 2, leakyBucket = 3, gcra = 4
 }
 
-public struct Limit: Equatable, Sendable {
+public struct Limit: Hashable, Sendable {
     public var algorithm: Algorithm
     public var limit: Int64
     public var periodMs: Int64
@@ -91,7 +91,7 @@ public struct Decision: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-public enum Mode: Sendable {
+public enum Mode: Hashable, Sendable {
     case hit      // consume `cost` if it fits; nothing changes when denied
     case peek     // would a unit hit pass now? nothing changes
     case check    // Hammer's check_rate: fixed window, the hit is counted even when denied

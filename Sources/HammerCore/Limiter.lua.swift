@@ -155,7 +155,7 @@ extension Scripts {
           off = off + 256
         end
       end
-      return {ok, live, rem, retry, reset}
+      return ok, live, rem, retry, reset
     end
 
     """
@@ -253,9 +253,20 @@ extension Scripts {
 
     static let gcraLua = function("gcra", gcraBody)
 
-    /// A body as a Lua function of the decision's variables, for batches.
+    /// A body as a Lua function of the decision's variables, for batches: its `return {a, b, ...}` lines (one
+    /// line each in the bodies) become `return a, b, ...`, so a decision costs no table of its own.
     static func function(_ name: String, _ body: String) -> String {
-        "local function \(name)(idx, base, alg, mode, L, P, B, c, now, nows)\n\(body)\nend\n\n"
+        "local function \(name)(idx, base, alg, mode, L, P, B, c, now, nows)\n\(multipleReturns(body))\nend\n\n"
+    }
+
+    /// `body` with each line `<indent>return {<values>}` written `<indent>return <values>`.
+    static func multipleReturns(_ body: String) -> String {
+        body.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            let indent = line.prefix { $0 == " " }
+            let rest = line.dropFirst(indent.count)
+            guard rest.hasPrefix("return {"), rest.hasSuffix("}") else { return String(line) }
+            return String(indent) + "return " + rest.dropFirst("return {".count).dropLast()
+        }.joined(separator: "\n")
     }
 
     /// The straight-line script of one decision: the arguments as variables, the two division helpers, the body.
@@ -269,8 +280,8 @@ extension Scripts {
         Script(commonLua + lua + """
         local now, nows = 0, ARGV[8]
         if nows == '' then now = redis_now(); nows = fmt(now) else now = tonumber(nows) end
-        return \(function)(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]),
-          tonumber(ARGV[6]), tonumber(ARGV[7]), now, nows)
+        return {\(function)(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]),
+          tonumber(ARGV[6]), tonumber(ARGV[7]), now, nows)}
         """)
     }
 
@@ -289,25 +300,35 @@ extension Scripts {
         }
     }
 
-    /// Fields per request of limiterMany.
-    public static let limiterManyFields = 8
+    /// Fields per limiter of limiterMany, and per request.
+    public static let limiterManySpecFields = 5
+    public static let limiterManyFields = 4
 
-    /// Many decisions in one script (a batch): no KEYS; ARGV holds 8 fields a request: base, algorithm, mode,
-    /// limit, period, capacity, cost, now ('' = Redis TIME, read once). Returns one element a request: its
-    /// decision, or an error reply of its own (a failed request does not stop the others).
+    /// Many decisions in one script (a batch): no KEYS; ARGV[1] is the number of distinct limiters, then 5 fields a
+    /// limiter (algorithm, mode, limit, period, capacity), then 4 fields a request: base, its limiter's number (from
+    /// 1), cost, now ('' = Redis TIME, read once). Returns 5 elements a request, in one flat array: its decision, or
+    /// an error reply of its own and four zeros (a failed request does not stop the others).
     public static let limiterMany = Script(errLua + commonLua + fixedWindowLua + slidingWindowLua + bucketLua + gcraLua + """
     local run = {[0] = fixed_window, [1] = sliding_window, [2] = bucket, [3] = bucket, [4] = gcra}
-    local out, clock = {}, nil
-    for o = 0, #ARGV - 8, 8 do
-      local base, nows, now = ARGV[o + 1], ARGV[o + 8], 0
+    local ns = tonumber(ARGV[1])
+    local specs = {}
+    for s = 1, ns do
+      local o = 2 + (s - 1) * 5
+      specs[s] = {tonumber(ARGV[o]), ARGV[o + 1], tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])}
+    end
+    local out, n, clock = {}, 0, nil
+    for o = 2 + ns * 5, #ARGV - 3, 4 do
+      local base, sp, nows, now = ARGV[o], specs[tonumber(ARGV[o + 1])], ARGV[o + 3], 0
       if nows == '' then
         clock = clock or redis_now()
         now, nows = clock, fmt(clock)
       else now = tonumber(nows) end
-      local alg = tonumber(ARGV[o + 2])
-      local ok, r = pcall(run[alg], nil, base, alg, ARGV[o + 3], tonumber(ARGV[o + 4]),
-        tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7]), now, nows)
-      if ok then out[#out + 1] = r else out[#out + 1] = err_of(r) end
+      local alg = sp[1]
+      local ok, a, b, d, e, f = pcall(run[alg], nil, base, alg, sp[2], sp[3], sp[4], sp[5], tonumber(ARGV[o + 2]),
+        now, nows)
+      if not ok then a, b, d, e, f = err_of(a), 0, 0, 0, 0 end
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = a, b, d, e, f
+      n = n + 5
     end
     return out
     """)
