@@ -65,13 +65,13 @@ final class Connection {
     var spinMisses = 0
     /// When the pool last took it back (monotonic us).
     var releasedUs: Int64 = 0
-    // argv/argvlen for hiredis, rebuilt per command from `args` (kept apart from it: no overlapping access).
-    private var ptrs: [UnsafePointer<CChar>?] = []
-    private var lens: [Int] = []
+    /// The command in RESP, rebuilt per command from `args` (kept apart from it: no overlapping access).
+    private var wire: [UInt8] = []
 
     init(spinUs: Int64 = 0, gate: SpinGate = .shared) {
         self.spinUs = spinUs
         self.gate = spinUs > 0 ? gate : nil
+        wire.reserveCapacity(1024)
     }
 
     deinit { close() }
@@ -155,26 +155,15 @@ final class Connection {
         return read()
     }
 
-    /// Queues `args` in the output buffer (pipelining); read() sends the buffer and reads one reply.
+    /// Queues `args` in the output buffer (pipelining); read() sends the buffer and reads one reply. The command is
+    /// written in RESP into a buffer kept from call to call, then copied once into hiredis's output buffer.
     func append() -> Failure? {
         guard let c = ctx else { return Failure(.connect, "not connected") }
-        let n = args.count
-        ptrs.removeAll(keepingCapacity: true)
-        lens.removeAll(keepingCapacity: true)
-        let ends = args.ends
-        let rc: Int32 = args.bytes.withUnsafeBufferPointer { base in
-            guard let b = base.baseAddress else { return REDIS_ERR }
-            let start = UnsafeRawPointer(b)
-            var from = 0
-            for i in 0..<n {
-                ptrs.append((start + from).assumingMemoryBound(to: CChar.self))
-                lens.append(ends[i] - from)
-                from = ends[i]
-            }
-            return ptrs.withUnsafeMutableBufferPointer { p in
-                lens.withUnsafeBufferPointer { l in
-                    redisAppendCommandArgv(c, Int32(n), p.baseAddress, l.baseAddress)
-                }
+        wire.removeAll(keepingCapacity: true)
+        Resp.appendCommand(bytes: args.bytes, ends: args.ends, to: &wire)
+        let rc = wire.withUnsafeBufferPointer { b in
+            UnsafeRawPointer(b.baseAddress!).withMemoryRebound(to: CChar.self, capacity: b.count) {
+                redisAppendFormattedCommand(c, $0, b.count)
             }
         }
         return rc == REDIS_OK ? nil : contextFailure(connecting: false, nil)
