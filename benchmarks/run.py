@@ -254,7 +254,7 @@ def bench_single(ctx):
             Row("count_hit_same_spin0", "count_hit, 1 thread, same id, spin_us=0 (sleeping reads) / INCR -c 1",
                 "calls/s", note="no polling: waits for the reply as redis-benchmark does"),
             Row("lua_floor", "floor: EVALSHA of 'return INCR' / INCR -c 1 (both redis-benchmark)", "calls/s"),
-            Row("cpu_spin", "client CPU per count_hit: default (polls up to 50 us) / spin_us=0", "us/call",
+            Row("cpu_spin", "client CPU per count_hit: default (polls up to 100 us) / spin_us=0", "us/call",
                 note="getrusage user+system of the calling process over the timed calls")]
     for row in rows[2:]:
         row.higher = None

@@ -28,7 +28,7 @@ public struct Config: Equatable, Sendable {
     public var poolSize: Int = 8
     /// Microseconds a call polls its socket before it sleeps in read(): replies from a nearby Redis come in tens of
     /// microseconds, and a thread that sleeps through them pays a wake-up as long. 0: never poll.
-    public var spinUs: Int64 = 50
+    public var spinUs: Int64 = 100
     public var clock: ClockSource = .local
     public var onError: ErrorPolicy = .error
     public var localFallback: Bool = false

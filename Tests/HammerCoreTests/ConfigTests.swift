@@ -46,7 +46,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.connectTimeoutMs, 1000)
         XCTAssertEqual(c.timeoutMs, 1000)
         XCTAssertEqual(c.poolSize, 8)
-        XCTAssertEqual(c.spinUs, 50)
+        XCTAssertEqual(c.spinUs, 100)
         XCTAssertEqual(c.clock, .local)
         XCTAssertEqual(c.onError, .error)
         XCTAssertFalse(c.localFallback)
