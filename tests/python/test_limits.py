@@ -41,6 +41,10 @@ def test_constants_and_constructors():
     d = hammer.Decision(False, 5, 5, 0, 1500, 2000)
     assert d.retry_after == 1.5 and isinstance(d.retry_after, float) and d.degraded is False
     assert hammer.Decision(False, 0, 5, 0, -1, 0).retry_after == math.inf
+    with pytest.raises(AttributeError):
+        d.allowed = True  # immutable
+    assert d == hammer.Decision(allowed=False, count=5, limit=5, remaining=0, retry_after_ms=1500, reset_after_ms=2000)
+    assert d._replace(degraded=True).degraded is True and d.degraded is False
 
 
 # ---------------------------------------------------------------------------------------------------------------------
