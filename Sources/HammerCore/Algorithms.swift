@@ -137,7 +137,8 @@ public struct LimiterModel: Sendable {
             return (false, D, cdiv(D + cu - C, L))
         }
         func result(_ ok: Bool, _ D: Int64, _ retry: Int64) -> Decision {
-            Decision(allowed: ok, count: cdiv(D, P), limit: L, remaining: ok ? idiv(C - D, P) : 0,
+            // D may exceed C: the state of a larger capacity (the id's limit was lowered).
+            Decision(allowed: ok, count: cdiv(D, P), limit: L, remaining: ok ? max(0, idiv(C - D, P)) : 0,
                      retryAfterMs: retry, resetAfterMs: cdiv(D, L))
         }
         switch lim.algorithm {
@@ -182,7 +183,8 @@ public struct LimiterModel: Sendable {
             }
             var rem: Int64 = 0, retry: Int64 = 0
             let reset: Int64 = total > 0 ? top + P - now : 0
-            if ok { rem = L - total } else if need > L { retry = -1 } else {
+            // total may exceed L: hits of a larger limit (the id's limit was lowered).
+            if ok { rem = max(0, L - total) } else if need > L { retry = -1 } else {
                 let want = total + need - L
                 var freed: Int64 = 0
                 retry = -1

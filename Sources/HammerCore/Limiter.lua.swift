@@ -60,7 +60,8 @@ extension Scripts {
     static let fixedWindowBody = """
       local w = math.floor(now / P)
       if w * P > now then w = w - 1 elseif (w + 1) * P <= now then w = w + 1 end
-      local member = string.format('%d', w)
+      local member
+      if w == last_w then member = last_m else member = string.format('%d', w); last_w, last_m = w, member end
       local key = base .. member
       local left = (w + 1) * P - now
       if mode == 'i' then
@@ -104,8 +105,11 @@ extension Scripts {
       return {ok, count, rem, retry, reset}
     """
 
+    /// The window last formatted as text and its text (the requests of a batch mostly share a window).
+    static let windowCacheLua = "local last_w, last_m\n"
+
     /// The fixed window as a function, for batches.
-    static let fixedWindowLua = function("fixed_window", fixedWindowBody)
+    static let fixedWindowLua = windowCacheLua + function("fixed_window", fixedWindowBody)
 
     static let slidingWindowLua = """
     local function sliding_window(idx, base, alg, mode, L, P, B, c, now, nows)
@@ -140,7 +144,7 @@ extension Scripts {
       end
       local rem, retry, reset = 0, 0, 0
       if live > 0 then reset = top + P - now end
-      if ok == 1 then rem = L - live
+      if ok == 1 then rem = math.max(0, L - live)   -- live may exceed L: state left by a larger limit
       elseif need > L then retry = -1
       else
         local want = live + need - L
@@ -180,7 +184,7 @@ extension Scripts {
     /// The decision of the meter (variables ok, Da, retry, C, P, L).
     static let meterResultLua = """
       local rem = 0
-      if ok == 1 then rem = idiv(C - Da, P) end
+      if ok == 1 then rem = math.max(0, idiv(C - Da, P)) end   -- Da may exceed C: state of a larger capacity
       return {ok, cdiv(Da, P), rem, retry, cdiv(Da, L)}
     """
 
@@ -285,7 +289,7 @@ extension Scripts {
         """)
     }
 
-    public static let fixedWindow = Script(argumentsLua + fixedWindowBody)
+    public static let fixedWindow = Script(argumentsLua + windowCacheLua + fixedWindowBody)
     public static let slidingWindow = single(slidingWindowLua, "sliding_window")
     public static let bucket = straight(bucketBody)
     public static let gcra = straight(gcraBody)
@@ -317,18 +321,27 @@ extension Scripts {
       specs[s] = {tonumber(ARGV[o]), ARGV[o + 1], tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])}
     end
     local out, n, clock = {}, 0, nil
-    for o = 2 + ns * 5, #ARGV - 3, 4 do
-      local base, sp, nows, now = ARGV[o], specs[tonumber(ARGV[o + 1])], ARGV[o + 3], 0
-      if nows == '' then
-        clock = clock or redis_now()
-        now, nows = clock, fmt(clock)
-      else now = tonumber(nows) end
-      local alg = sp[1]
-      local ok, a, b, d, e, f = pcall(run[alg], nil, base, alg, sp[2], sp[3], sp[4], sp[5], tonumber(ARGV[o + 2]),
-        now, nows)
-      if not ok then a, b, d, e, f = err_of(a), 0, 0, 0, 0 end
-      out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = a, b, d, e, f
-      n = n + 5
+    local o, last = 2 + ns * 5, #ARGV - 3
+    -- Requests run under one pcall until one fails: that one answers its error, and the next pcall goes on.
+    local function decide_from_o()
+      while o <= last do
+        local base, sp, nows, now = ARGV[o], specs[tonumber(ARGV[o + 1])], ARGV[o + 3], 0
+        if nows == '' then
+          clock = clock or redis_now()
+          now, nows = clock, fmt(clock)
+        else now = tonumber(nows) end
+        local alg = sp[1]
+        local a, b, d, e, f = run[alg](nil, base, alg, sp[2], sp[3], sp[4], sp[5], tonumber(ARGV[o + 2]), now, nows)
+        out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = a, b, d, e, f
+        n, o = n + 5, o + 4
+      end
+    end
+    while o <= last do
+      local ok, err = pcall(decide_from_o)
+      if not ok then
+        out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = err_of(err), 0, 0, 0, 0
+        n, o = n + 5, o + 4
+      end
     end
     return out
     """)

@@ -39,7 +39,7 @@ final class ScriptTextTests: XCTestCase {
 
     func testBatchScriptsNameTheirFieldCounts() {
         let many = String(decoding: Scripts.limiterMany.source, as: UTF8.self)
-        XCTAssertTrue(many.contains("for o = 2 + ns * 5, #ARGV - 3, 4 do"))
+        XCTAssertTrue(many.contains("local o, last = 2 + ns * 5, #ARGV - 3"))
         XCTAssertEqual(Scripts.limiterManyFields, 4)
         XCTAssertEqual(Scripts.limiterManySpecFields, 5)
         let counts = String(decoding: Scripts.countHitMany.source, as: UTF8.self)

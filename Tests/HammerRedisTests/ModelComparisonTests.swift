@@ -177,6 +177,25 @@ final class ModelComparisonTests: XCTestCase {
         }
     }
 
+    func testLoweringAnIdsLimitGivesNoNegativeRemaining() {
+        // State written under a larger limit (the caller lowered it): a hit of cost 0 is allowed and must answer
+        // remaining 0, not limit - count < 0 (found by the fuzzer); Redis and the model agree throughout.
+        for algorithm in Algorithm.allCases {
+            let big = Limit(algorithm: algorithm, limit: 10, periodMs: 60_000)
+            let small = Limit(algorithm: algorithm, limit: 1, periodMs: 60_000)
+            let id = "lowered:\(algorithm)"
+            var model = LimiterModel()
+            let now: Int64 = 1_700_000_000_000
+            for (lim, cost, peek) in [(big, 1, false), (big, 1, false), (big, 1, false), (big, 1, false),
+                                      (small, 0, false), (small, 1, true), (small, 1, false), (big, 0, false)] {
+                let want = model.apply(lim, mode: peek ? .peek : .hit, cost: Int64(cost), now: now)
+                let got = decide(id, lim, cost: Int64(cost), now: now, peek: peek)
+                XCTAssertEqual(got, want, "\(algorithm) limit \(lim.limit) cost \(cost) peek \(peek)")
+                XCTAssertGreaterThanOrEqual(got.remaining, 0, "\(algorithm) limit \(lim.limit) cost \(cost)")
+            }
+        }
+    }
+
     func testDeniedHitNeverChangesRedis() {
         // The fixed window adds a hit first and takes it back when over the limit: the bucket must come out
         // byte-identical, as for every algorithm, and also for a batch.

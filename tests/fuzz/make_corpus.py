@@ -64,6 +64,13 @@ def seeds():
             for mode, cost, now in steps:
                 body += bytes([mode]) + num(cost) + num(now)
             yield bytes([MODEL]) + body
+    # The limit lowered mid-sequence (mode byte | 0x80): hits under limit 30, then a free hit and a peek under 10.
+    for alg in range(5):
+        steps = [(0, 7, 1000), (0, 7, 1000), (0, 7, 1000), (0x80, 0, 1000), (0x81, 1, 1000), (0x80, 1, 1000)]
+        body = bytes([alg + 1]) + num(30) + num(60000) + num(0) + bytes([len(steps)])
+        for mode, cost, now in steps:
+            body += bytes([mode]) + num(cost) + num(now)
+        yield bytes([MODEL]) + body
     # Every exported call, once plain and once with each NULL flag.
     for fn in range(12):
         for flags in [0, 1, 2, 4, 8]:

@@ -45,6 +45,33 @@ def test_hit_many_equals_single_calls(h, uid, seed):
     assert batch == single
 
 
+@pytest.mark.parametrize("kind", ["hit_many", "check_rates", "count_hits"])
+def test_a_request_redis_fails_fails_alone_in_its_batch(h, uid, redis_server, redis_cmd, kind):
+    """A key of the wrong type makes Redis fail that request's commands (WRONGTYPE): that request gets the error,
+    the ones before and after it in the same script call are decided as usual."""
+    fw = hammer.Limit.fixed_window(10, 60_000)
+    now = T + 5
+    if kind == "count_hits":
+        redis_cmd(redis_server, "SET", f"Hammer:Redis:{uid}:bad:1", "a string")
+        out = h.count_hits([(f"{uid}:a", 1, now), (f"{uid}:bad", 1, now), (f"{uid}:b", 1, now)] * 2)
+        good = [1, 1, 2, 2]
+    elif kind == "hit_many":
+        redis_cmd(redis_server, "SET", f"Hammer:Redis:{uid}:bad:{now // 60_000}", "a string")
+        out = h.hit_many([(f"{uid}:a", fw, 1, now), (f"{uid}:bad", fw, 1, now), (f"{uid}:b", fw, 1, now)] * 2)
+        good = [1, 1, 2, 2]
+    else:
+        scale = BIG_SCALE
+        redis_cmd(redis_server, "SET", f"Hammer:Redis:{uid}:bad:{int(time.time() * 1000) // scale}", "a string")
+        out = h.check_rates([(f"{uid}:a", scale, 10), (f"{uid}:bad", scale, 10), (f"{uid}:b", scale, 10)] * 2)
+        good = [1, 1, 2, 2]
+    # Each failed request has its status; the message (hammer_last_error) is the first failed request's.
+    assert all(isinstance(e, hammer.RedisError) for e in (out[1], out[4])), out
+    assert "WRONGTYPE" in out[1].message and "request 1" in out[1].message
+    rest = [out[0], out[2], out[3], out[5]]
+    counts = [r if isinstance(r, int) else r.count for r in rest]
+    assert counts == good, out
+
+
 def test_hit_many_one_id_in_one_pipeline_is_sequential(h, uid):
     lim = hammer.Limit.token_bucket(10, 60_000)
     ds = h.hit_many([(uid, lim, 1, T)] * 15)

@@ -151,13 +151,18 @@ func fuzzModel(_ r: inout Reader) {
     case .failure: return
     case let .success(l): lim = l
     }
+    // A mode byte with its high bit set decides with a third of the limit: the caller lowered the id's limit, so the
+    // state may hold more than the new limit allows.
+    let lowered = (try? Limit.validate(algorithm: lim.algorithm.rawValue, limit: max(1, lim.limit / 3),
+                                       periodMs: lim.periodMs, burst: lim.burst / 3).get()) ?? lim
     var m = LimiterModel()
     for _ in 0..<Int(r.u8() % 16) {
-        let mode: Mode = [.hit, .peek, .check][Int(r.u8() % 3)]
+        let modeByte = r.u8()
+        let mode: Mode = [.hit, .peek, .check][Int(modeByte & 0x7f) % 3]
         if mode == .check && lim.algorithm != .fixedWindow { continue }
         let cost = r.number(), now = r.number()
         if Limit.validateCost(cost) != nil || Limit.validateNow(now) != nil { continue }
-        let d = m.apply(lim, mode: mode, cost: mode == .peek ? 1 : cost, now: now)
+        let d = m.apply(modeByte & 0x80 != 0 ? lowered : lim, mode: mode, cost: mode == .peek ? 1 : cost, now: now)
         let negative = d.remaining < 0
         if d.retryAfterMs < -1 || negative || (d.allowed && d.retryAfterMs != 0) {
             fatalError("model decision out of range: \(lim) \(mode) cost \(cost) now \(now): \(d)")
