@@ -150,9 +150,9 @@ final class Connection {
     }
 
     /// Sends `args` and waits for the reply. The caller frees the reply with freeReplyObject.
-    func run() -> Result<UnsafeMutablePointer<redisReply>, Failure> {
+    func run(poll: Bool = true) -> Result<UnsafeMutablePointer<redisReply>, Failure> {
         if let f = append() { return .failure(f) }
-        return read()
+        return read(poll: poll)
     }
 
     /// Queues `args` in the output buffer (pipelining); read() sends the buffer and reads one reply. The command is
@@ -169,10 +169,12 @@ final class Connection {
         return rc == REDIS_OK ? nil : contextFailure(connecting: false, nil)
     }
 
-    func read() -> Result<UnsafeMutablePointer<redisReply>, Failure> {
+    /// Reads one reply (sending what is queued first). `poll: false` sleeps at once: a batch's reply takes longer
+    /// than any poll, and its misses would stop the connection's single calls from polling.
+    func read(poll: Bool = true) -> Result<UnsafeMutablePointer<redisReply>, Failure> {
         guard let c = ctx else { return .failure(Failure(.connect, "not connected")) }
         var raw: UnsafeMutableRawPointer? = nil
-        if let gate {
+        if poll, let gate {
             // A reply may be read already (pipelines); else send what is queued, then poll before sleeping.
             if redisGetReplyFromReader(c, &raw) != REDIS_OK { return .failure(contextFailure(connecting: false, nil)) }
             if let r = raw { return .success(r.assumingMemoryBound(to: redisReply.self)) }
@@ -218,19 +220,20 @@ final class Connection {
 
     /// Runs a script by EVALSHA; on NOSCRIPT (a flushed or restarted server) sends it once by EVAL, which loads it.
     /// `fill` appends numkeys, keys and arguments after the first two arguments.
-    func eval(_ script: Script, _ fill: (inout Args) -> Void) -> Result<UnsafeMutablePointer<redisReply>, Failure> {
+    func eval(_ script: Script, poll: Bool = true,
+              _ fill: (inout Args) -> Void) -> Result<UnsafeMutablePointer<redisReply>, Failure> {
         args.reset()
         args.add("EVALSHA")
         args.add(script.sha)
         fill(&args)
-        let first = run()
+        let first = run(poll: poll)
         guard case let .success(r) = first, Connection.isNoScript(r) else { return first }
         freeReplyObject(r)
         args.reset()
         args.add("EVAL")
         args.add(script.source)
         fill(&args)
-        return run()
+        return run(poll: poll)
     }
 
     static func text(_ r: UnsafeMutablePointer<redisReply>) -> String {

@@ -296,14 +296,14 @@ final class Handle {
             var lost: Failure? = nil
             for c in 0..<sent {
                 if let f = lost { replies[c] = .failure(f); continue }
-                let r = conn.read()
+                let r = conn.read(poll: false)
                 if case let .failure(f) = r { lost = f }
                 replies[c] = r
             }
             for c in 0..<sent {
                 guard case let .success(r)? = replies[c], Connection.isNoScript(r) else { continue }
                 freeReplyObject(r)
-                replies[c] = conn.eval(script) { a in build(c, &a) }
+                replies[c] = conn.eval(script, poll: false) { a in build(c, &a) }
             }
             return lost.map { .failure($0) } ?? .success(())
         }

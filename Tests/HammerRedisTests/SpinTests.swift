@@ -97,6 +97,31 @@ final class SpinTests: XCTestCase {
         XCTAssertEqual(fast.spinSkip, 0)
     }
 
+    func testBatchesSleepAndLeaveTheConnectionPolling() throws {
+        // A batch's reply takes longer than a poll: it is read by sleeping, so it counts no miss that would stop the
+        // connection's single calls from polling.
+        var h: OpaquePointer?
+        XCTAssertEqual(hammer_open(server.url("expiry_ms=60000&pool_size=1&spin_us=20"), &h), 0)
+        defer { hammer_close(h) }
+        let hd = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(h!)).takeUnretainedValue()
+        _ = hd.pool.with { conn -> Result<Void, Failure> in
+            conn.spinSkip = 0
+            conn.spinMisses = 0
+            return .success(())
+        }
+        let ids = (0..<512).map { strdup("batch:poll:\($0)")! }
+        defer { ids.forEach { free($0) } }
+        let reqs = ids.map { hammer_count_request(id: $0, bucket: 1, now_ms: 1_700_000_000_000, increment: 1) }
+        var counts = [Int64](repeating: 0, count: reqs.count)
+        XCTAssertEqual(hammer_count_hits(h, reqs, reqs.count, &counts, nil), 0)
+        XCTAssertEqual(Set(counts), [1])
+        _ = hd.pool.with { conn -> Result<Void, Failure> in
+            XCTAssertEqual(conn.spinMisses, 0, "a batch's reply counted as a missed poll")
+            XCTAssertEqual(conn.spinSkip, 0)
+            return .success(())
+        }
+    }
+
     func testPollingIsOffWithMoreCallsThanCPUs() throws {
         let c = try config("expiry_ms=1000")
         let gate = SpinGate(cpus: 2)
