@@ -63,6 +63,8 @@ final class Connection {
     /// Redis): 0, then 1, 3, 7 ... 63 as misses repeat.
     var spinSkip = 0
     var spinMisses = 0
+    /// The last connect() failed because nothing listened on the port (ECONNREFUSED): retrying costs no wait.
+    private(set) var refused = false
     /// When the pool last took it back (monotonic us).
     var releasedUs: Int64 = 0
     /// The command in RESP, rebuilt per command from `args` (kept apart from it: no overlapping access).
@@ -107,7 +109,9 @@ final class Connection {
         }
         guard let c else { return Failure(.nomem, "cannot allocate a Redis connection") }
         ctx = c
+        refused = false
         if c.pointee.err != 0 {
+            refused = Connection.errstr(c) == String(cString: strerror(ECONNREFUSED))
             let f = contextFailure(connecting: true, config)
             close()
             return f
@@ -246,14 +250,19 @@ final class Connection {
         UnsafeRawBufferPointer(start: r.pointee.str, count: r.pointee.str == nil ? 0 : r.pointee.len)
     }
 
+    /// hiredis's text for the context's error (strerror's, for a system call that failed).
+    static func errstr(_ c: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: c.pointee.errstr) { raw -> String in
+            let len = raw.firstIndex(of: 0) ?? raw.count
+            return String(decoding: raw[..<len], as: UTF8.self)
+        }
+    }
+
     /// Turns the context's error into a status: timeouts apart from other transport failures.
     func contextFailure(connecting: Bool, _ config: Config?) -> Failure {
         guard let c = ctx else { return Failure(.connect, "not connected") }
         let err = c.pointee.err
-        let text = withUnsafeBytes(of: c.pointee.errstr) { raw -> String in
-            let len = raw.firstIndex(of: 0) ?? raw.count
-            return String(decoding: raw[..<len], as: UTF8.self)
-        }
+        let text = Connection.errstr(c)
         let where_ = config.map { " to \($0.redacted)" } ?? ""
         let lower = text.lowercased()
         if err == REDIS_ERR_OOM { return Failure(.nomem, "hiredis is out of memory") }

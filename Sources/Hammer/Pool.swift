@@ -86,16 +86,7 @@ final class Pool {
     /// Lends a connected connection to `body`, then takes it back (dropping it if its context broke).
     /// Transport failures (connect, timeout) trip the breaker; a success resets it.
     func with<T>(_ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
-        gate.active.add(1, ordering: .relaxed)
-        defer { gate.active.subtract(1, ordering: .relaxed) }
-        let conn: Connection
-        switch acquire() {
-        case let .failure(f): return .failure(f)
-        case let .success(c): conn = c
-        }
-        let result = body(conn)
-        release(conn, result.failureValue)
-        return result
+        with(since: 0, outcome: { _ in nil }, body)
     }
 
     /// As with(_:), and counts the call (started at t0) in the statistics under the lock that takes the
@@ -180,7 +171,7 @@ final class Pool {
         if let f = failure, connectFailed || f.status == .timeout {
             // A refused connection (nothing listens: Redis restarting) costs no wait to retry, so its back-off stops
             // at 100 ms and a restarted Redis is used again within that; timeouts back off to 1 s.
-            let cap = f.message.hasSuffix("Connection refused") ? Pool.refusedCapMs : Pool.backoffCapMs
+            let cap = connectFailed && conn.refused ? Pool.refusedCapMs : Pool.backoffCapMs
             backoffMs = backoffMs == 0 ? Pool.backoffFirstMs : min(backoffMs * 2, cap)
             downUntilMs = Clock.monotonicMs() + backoffMs
             lastFailure = f

@@ -82,18 +82,11 @@ static int run_threads(const char *url, long threads, long n)
 {
     if (threads < 1 || threads > 256) DIE("threads must be 1..256");
     hammer_t *h = open_or_die(url);
-    pthread_t tid[256];
     worker_arg args[256];
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
-    for (long t = 0; t < threads; t++) {
-        args[t] = (worker_arg){ h, &start, n / threads + (t < n % threads), (int)t };
-        if (pthread_create(&tid[t], NULL, worker, &args[t]) != 0) DIE("pthread_create");
-    }
-    pthread_barrier_wait(&start);
-    double t0 = mono_s();
-    for (long t = 0; t < threads; t++) pthread_join(tid[t], NULL);
-    double dt = mono_s() - t0;
+    for (long t = 0; t < threads; t++) args[t] = (worker_arg){ h, &start, n / threads + (t < n % threads), (int)t };
+    double dt = timed_threads(threads, worker, args, sizeof args[0], &start);
     pthread_barrier_destroy(&start);
     hammer_close(h);
     printf("ops_per_sec=%.1f calls=%ld threads=%ld seconds=%.4f\n", n / dt, n, threads, dt);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
 #include <sys/resource.h>
 
 static inline double mono_s(void)
@@ -49,6 +50,21 @@ static inline long arg_long(const char *s, const char *what)
 }
 
 #define DIE(...) do { fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
+
+/* Runs fn on `threads` threads (1..256), the t-th given args + t * size; each waits on *start (a barrier for
+ * threads + 1) when ready. Returns the seconds from the barrier's release to the last thread's end. */
+static inline double timed_threads(long threads, void *(*fn)(void *), void *args, size_t size,
+                                   pthread_barrier_t *start)
+{
+    pthread_t tid[256];
+    if (threads < 1 || threads > 256) DIE("threads must be 1..256");
+    for (long t = 0; t < threads; t++)
+        if (pthread_create(&tid[t], NULL, fn, (char *)args + (size_t)t * size) != 0) DIE("pthread_create");
+    pthread_barrier_wait(start);
+    double t0 = mono_s();
+    for (long t = 0; t < threads; t++) pthread_join(tid[t], NULL);
+    return mono_s() - t0;
+}
 
 static int cmp_double(const void *a, const void *b)
 {

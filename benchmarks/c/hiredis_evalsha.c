@@ -11,7 +11,6 @@
 #include "bench_util.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 
 #include <hiredis/hiredis.h>
 
@@ -65,7 +64,6 @@ int main(int argc, char **argv)
     }
     long threads = arg_long(argv[6], "THREADS");
     if (threads < 1 || threads > 256) DIE("THREADS must be 1..256");
-    pthread_t tid[256];
     loop_arg args[256];
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
@@ -74,12 +72,8 @@ int main(int argc, char **argv)
         args[t].calls = base.calls / threads + (t < base.calls % threads);
         args[t].start = &start;
         snprintf(args[t].id, sizeof args[t].id, "bench:hiredis:%ld", t);
-        if (pthread_create(&tid[t], NULL, loop, &args[t]) != 0) DIE("pthread_create");
     }
-    pthread_barrier_wait(&start);
-    double t0 = mono_s();
-    for (long t = 0; t < threads; t++) pthread_join(tid[t], NULL);
-    double dt = mono_s() - t0;
+    double dt = timed_threads(threads, loop, args, sizeof args[0], &start);
     pthread_barrier_destroy(&start);
     printf("calls=%ld threads=%ld seconds=%.4f\n", base.calls, threads, dt);
     return 0;

@@ -589,18 +589,8 @@ class Hammer:
         return out.value
 
     def _fast(self, func, *args):
-        """_call for the hot calls: `func` returns the C status (raw), raised here; no errcheck hook, no closure."""
-        lock = self._lock
-        with lock:
-            h = self._handle
-            if h is None:
-                raise InvalidError("the Hammer handle is closed")
-            self._busy += 1
-        try:
-            status = func(h, *args)
-        finally:
-            with lock:
-                self._busy -= 1
+        """_call for the hot calls: `func` is a raw function (no ctypes errcheck hook); its status is raised here."""
+        status = self._call(func, *args)
         if status:
             raise _error(status)
 
@@ -645,7 +635,7 @@ class Hammer:
     def hit(self, id: Id, limit: LimitSpec, cost: int = 1, now_ms: Optional[int] = None) -> Decision:
         """Takes `cost` hits from the limiter `limit` of `id` if they fit (a denied hit changes nothing). now_ms None:
         the handle's clock (hammer_hit); else that time (hammer_hit_at)."""
-        lim = limit if limit.__class__ is Limit else _limit(limit)
+        lim = _limit(limit)
         out = hammer_decision()
         if now_ms is None:
             self._fast(_raw_hit, _id(id), lim._p, _int64("cost", cost), _byref(out))
