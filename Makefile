@@ -10,10 +10,10 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGDIR     ?= $(LIBDIR)/pkgconfig
 VERSION    := $(shell sed -n 's/^\#define HAMMER_VERSION_STRING "\(.*\)"/\1/p' include/hammer.h)
-SONAME     := libhammer.so.0
+SONAME     := libhammer.so.1
 CC         ?= cc
 CFLAGS     ?= -O2 -g
-WARN       := -Wall -Wextra -Werror -std=c11
+WARN       := -Wall -Wextra -Werror -Wno-missing-field-initializers -std=c11
 PYTHON     ?= python3
 SWIFT      ?= swift
 STRIP      ?= strip --strip-unneeded

@@ -8,12 +8,37 @@
  * Threads: one hammer_t may be used from any number of threads at once. It keeps a pool of Redis connections
  * (pool_size in the URL); each call borrows one for the length of the call.
  *
+ * fork(): a child process may go on using a handle its parent opened (a server that forks workers after opening
+ * it). On its first call the child drops the inherited connections without sending anything on them (closing the
+ * file descriptors only), forgets what was in flight at the fork (locks, breaker, statistics) and connects afresh;
+ * the parent's connections are never touched by the child and keep working. Calls still in progress in other
+ * threads of the parent at the moment of the fork are not continued in the child (those threads do not exist there).
+ * Only fork() is covered: exec'd programs open their own handle.
+ *
  * Errors: every function returns a status (HAMMER_OK or HAMMER_ERR_*) and writes its results through
  * out-parameters, which it clears first. hammer_strerror(status) is static text for a status;
  * hammer_last_error() is the detail of the calling thread's latest failure.
  *
- * ABI: statuses, enums and struct layouts are append only. The library is libhammer.so.0 and exports
- * hammer_* only.
+ * Time: every now_ms (arguments and the created/updated fields) is Unix time in milliseconds (CLOCK_REALTIME, or
+ * the caller's own clock for the *_at calls); durations are milliseconds. A call blocks at most
+ * connect_timeout_ms + timeout_ms (the URL's options; 2 s by default), pool wait included, also while Redis is
+ * down, frozen or slow; with scan_delete=true, hammer_delete_buckets blocks that long per SCAN step.
+ *
+ * Ids are any bytes up to the first NUL, at most HAMMER_MAX_ID_BYTES (65536); longer ids are HAMMER_ERR_INVALID.
+ *
+ * ABI: the library is libhammer.so.1 and exports hammer_* only. Within 1.x: functions, statuses, enum values and
+ * the offsets and sizes of every struct below are kept; new functions and statuses are added. Structs grow only
+ * where this header says how:
+ *   - out-structs (hammer_bucket, hammer_decision, hammer_inspection) end in reserved space that the library
+ *     clears; a later 1.x may put fields there (zero meaning "unknown"), so their size never changes;
+ *   - in-structs (hammer_limit, the batch requests) end in reserved fields the caller sets to 0 (any initializer
+ *     does: `hammer_limit lim = {.algorithm = HAMMER_GCRA, .limit = 10, .period_ms = 1000};`, or positionally
+ *     `{HAMMER_GCRA, 10, 1000, 0}`, which gcc's -Wextra reports as missing initializers unless
+ *     -Wno-missing-field-initializers); a later 1.x may give them a meaning in which 0 keeps today's behaviour, and
+ *     this version refuses a non-zero one with HAMMER_ERR_INVALID, so no caller can depend on garbage there;
+ *   - hammer_stats_t starts with `size`, which the caller sets to sizeof(hammer_stats_t): the library writes no
+ *     byte past it, so a caller built against an older 1.x keeps working with a newer library, and a newer caller
+ *     learns from `size` on return how much an older library filled.
  */
 #ifndef HAMMER_H
 #define HAMMER_H
@@ -31,10 +56,14 @@ extern "C" {
 #  define HAMMER_API
 #endif
 
-#define HAMMER_VERSION_MAJOR 0
-#define HAMMER_VERSION_MINOR 1
+#define HAMMER_VERSION_MAJOR 1
+#define HAMMER_VERSION_MINOR 0
 #define HAMMER_VERSION_PATCH 0
-#define HAMMER_VERSION_STRING "0.1.0"
+#define HAMMER_VERSION_STRING "1.0.0"
+/* MAJOR * 10000 + MINOR * 100 + PATCH, as hammer_version_number() returns it: compare with < and >. */
+#define HAMMER_VERSION_NUMBER (HAMMER_VERSION_MAJOR * 10000 + HAMMER_VERSION_MINOR * 100 + HAMMER_VERSION_PATCH)
+
+#define HAMMER_MAX_ID_BYTES 65536
 
 /* Statuses: values are pinned, append only. */
 enum {
@@ -47,6 +76,8 @@ enum {
     HAMMER_ERR_NOMEM    = 6,
     HAMMER_ERR_INTERNAL = 7
 };
+/* Every status, now and in any 1.x, is below HAMMER_STATUS_LIMIT (the length of hammer_stats_t.errors). */
+#define HAMMER_STATUS_LIMIT 16
 
 typedef struct hammer hammer_t;   /* opaque; ONE handle is safe to use from many threads at once */
 
@@ -57,26 +88,32 @@ typedef struct hammer_bucket {
     int64_t created;   /* now_ms of the first hit */
     int64_t updated;   /* now_ms of the latest hit */
     int32_t found;     /* 0: no such bucket, and count/created/updated are 0 */
+    int32_t reserved32;
+    int64_t reserved[2];   /* cleared by the library; see ABI above */
 } hammer_bucket;
 
 /*! hammer_open() :
  *  Opens a handle on the Redis server named by `config`, a URL:
  *      redis://[[user]:password@]host[:port][/db][?opt=val&...]
  *      unix:///path/to/redis.sock[?db=N&opt=val...]
- *  Options: expiry_ms (mandatory, > 0: TTL of buckets), prefix (default "Hammer:Redis:"),
+ *  user and password (percent-decoded) authenticate with AUTH (an ACL user when user is given); db (default 0)
+ *  is SELECTed, from the path or the option db=N. IPv6 hosts go in brackets; the port defaults to 6379.
+ *  Options: expiry_ms (mandatory, 1 ms .. 100 years: TTL of count_hit's buckets), prefix (default "Hammer:Redis:"),
  *  connect_timeout_ms (default 1000), timeout_ms (per command, default 1000), pool_size (default 8, 1..1024),
  *  spin_us (default 100, 0..1000: microseconds a call polls for its reply before sleeping, while the process has
  *  no more calls in progress than CPUs; 0 never polls),
  *  clock=local|redis (time source of hammer_check_rate/hammer_hit, default local),
  *  on_error=error|allow|deny (what decision calls return while Redis cannot answer, default error),
- *  fallback=none|local (decide in-process with the same limits while Redis cannot answer, default none).
- *  Connects once to check the server and credentials.
+ *  fallback=none|local (decide in-process with the same limits while Redis cannot answer, default none),
+ *  scan_delete=true|false (hammer_delete_buckets also finds buckets other clients wrote, default false).
+ *  Anything malformed, unknown or out of range is HAMMER_ERR_INVALID. Connects once to check the server and
+ *  credentials.
  *  @return HAMMER_OK and the handle in *out, or an error status and *out = NULL. */
 HAMMER_API int hammer_open(const char *config, hammer_t **out);
 
 /*! hammer_count_hit() :
  *  Adds `increment` (>= 0) hits to bucket `bucket` of `id`, stamped `now_ms`: count += increment, updated = now_ms;
- *  the bucket's first hit also sets created = now_ms and its TTL, expiry_ms (as the seed does). One atomic step, one
+ *  the bucket's first hit also sets created = now_ms and its TTL, expiry_ms. One atomic step, one
  *  round trip.
  *  `id` is any NUL-terminated bytes, empty included.
  *  @return HAMMER_OK and the bucket's new count in *count_out (may be NULL), or an error status. */
@@ -94,7 +131,10 @@ HAMMER_API int hammer_get_bucket(hammer_t *h, const char *id, int64_t bucket, ha
  *  @return HAMMER_OK and the number of keys deleted in *deleted_out (may be NULL), or an error status. */
 HAMMER_API int hammer_delete_buckets(hammer_t *h, const char *id, int64_t *deleted_out);
 
-/*! hammer_close() : closes the handle and its connections. NULL is a no-op. No call may be in flight. */
+/*! hammer_close() : closes the handle and its connections. NULL is a no-op. No call may be in flight.
+ *  A second close of the same handle, or a call on a closed handle, is caught (a no-op, or HAMMER_ERR_INVALID)
+ *  as long as the handle's memory has not been reused by the allocator; after that it is undefined, as is closing
+ *  a handle while another thread is inside a call on it. */
 HAMMER_API void hammer_close(hammer_t *h);
 
 /*! hammer_strerror() : static text for a status; never NULL, also for unknown values. */
@@ -107,9 +147,12 @@ HAMMER_API const char *hammer_last_error(void);
 /*! hammer_version() : "MAJOR.MINOR.PATCH" of the library, to compare with HAMMER_VERSION_STRING. */
 HAMMER_API const char *hammer_version(void);
 
+/*! hammer_version_number() : the library's HAMMER_VERSION_NUMBER (e.g. 10000 for 1.0.0). */
+HAMMER_API unsigned hammer_version_number(void);
+
 
 /* ------------------------------------------------------------------------------------------------------------
- * Rate limiting: Hammer's own calls on the seed's fixed-window buckets, and five algorithms.
+ * Rate limiting: Hammer's own calls on the fixed-window buckets above, and five algorithms.
  * A denied decision is HAMMER_OK with allowed = 0, not an error. Times are milliseconds.
  * ------------------------------------------------------------------------------------------------------------ */
 
@@ -122,6 +165,8 @@ typedef struct hammer_decision {
                                  -1 when it can never pass (cost above the limiter's capacity) */
     int64_t reset_after_ms;   /* wait until the limiter is fully reset (window end / bucket full or empty) */
     int32_t degraded;         /* 1 when Redis could not answer and the on_error / fallback policy decided */
+    int32_t reserved32;
+    int64_t reserved[4];      /* cleared by the library; see ABI above */
 } hammer_decision;
 
 /* Hammer's inspect_bucket: the current fixed window of `id`, without side effect. */
@@ -131,11 +176,12 @@ typedef struct hammer_inspection {
     int64_t ms_to_next_bucket;  /* time until the window ends */
     int64_t created;            /* now_ms of the window's first hit; 0 when none */
     int64_t updated;            /* now_ms of its latest hit; 0 when none */
+    int64_t reserved[3];        /* cleared by the library; see ABI above */
 } hammer_inspection;
 
 /*! hammer_check_rate() :
  *  Hammer's check_rate(id, scale_ms, limit) / check_rate_inc: counts `increment` (>= 0) hits in bucket
- *  now_ms / scale_ms of `id` (the seed's layout, so Elixir's Hammer shares it), even when denied, and allows when
+ *  now_ms / scale_ms of `id` (the bucket layout above, so Elixir's Hammer shares it), even when denied, and allows when
  *  the count is at most `limit`. One round trip. hammer_delete_buckets(id) is the reset.
  *  @return HAMMER_OK and the decision in *out, or an error status. */
 HAMMER_API int hammer_check_rate(hammer_t *h, const char *id, int64_t scale_ms, int64_t limit, int64_t increment,
@@ -168,6 +214,7 @@ typedef struct hammer_limit {
     int64_t limit;       /* hits allowed per period (the refill / leak rate for the buckets), 1 .. 10^9 */
     int64_t period_ms;   /* 1 .. 10 years */
     int64_t burst;       /* bucket capacity / burst tolerance; 0 means = limit; ignored by the windows */
+    int64_t reserved[2]; /* set to 0 (an initializer does); see ABI above */
 } hammer_limit;
 
 /*! hammer_hit() :
@@ -192,7 +239,8 @@ HAMMER_API int hammer_peek_at(hammer_t *h, const char *id, const hammer_limit *l
 /* ------------------------------------------------------------------------------------------------------------
  * Batches: many requests sent as one pipeline on one connection. Each request gets its own status and result;
  * the call returns HAMMER_OK when every request succeeded, else the first failing request's status.
- * `statuses` may be NULL. n may be 0; at most 1,000,000 per call.
+ * `statuses` may be NULL. n may be 0; at most 1,000,000 per call. A request whose reserved fields are not 0 fails
+ * alone with HAMMER_ERR_INVALID.
  * ------------------------------------------------------------------------------------------------------------ */
 
 typedef struct hammer_count_request {
@@ -200,6 +248,7 @@ typedef struct hammer_count_request {
     int64_t bucket;
     int64_t now_ms;
     int64_t increment;
+    int64_t reserved[2];   /* set to 0 */
 } hammer_count_request;
 
 typedef struct hammer_hit_request {
@@ -207,6 +256,7 @@ typedef struct hammer_hit_request {
     const hammer_limit *lim;
     int64_t cost;
     int64_t now_ms;      /* < 0: the handle's clock (as hammer_hit); else as hammer_hit_at */
+    int64_t reserved[2]; /* set to 0 */
 } hammer_hit_request;
 
 typedef struct hammer_check_request {
@@ -214,6 +264,7 @@ typedef struct hammer_check_request {
     int64_t scale_ms;
     int64_t limit;
     int64_t increment;
+    int64_t reserved[2];   /* set to 0 */
 } hammer_check_request;
 
 /*! hammer_count_hits() : hammer_count_hit for each of reqs[0..n-1]; counts_out[i] gets the new count (or 0). */
@@ -232,10 +283,12 @@ HAMMER_API int hammer_check_rates(hammer_t *h, const hammer_check_request *reqs,
  * Statistics of a handle since it was opened.
  * ------------------------------------------------------------------------------------------------------------ */
 typedef struct hammer_stats_t {
+    uint32_t size;           /* in: sizeof(hammer_stats_t) (HAMMER_STATS_INIT sets it); out: bytes the library filled */
+    uint32_t spin_cpus;      /* CPUs this process may use (affinity mask and cgroup CPU quota), which bound polling */
     uint64_t calls;          /* requests answered, failed or refused for their arguments (each of a batch) */
     uint64_t allowed;        /* decisions that allowed */
     uint64_t denied;         /* decisions that denied */
-    uint64_t errors[8];      /* failed requests by status (errors[HAMMER_ERR_CONNECT], ...); errors[0] is 0 */
+    uint64_t errors[HAMMER_STATUS_LIMIT];  /* failed requests by status (errors[HAMMER_ERR_CONNECT], ...); [0] is 0 */
     uint64_t reconnects;     /* connections (re)opened, the first ones included */
     uint64_t degraded;       /* decisions made by on_error / fallback while Redis could not answer */
     int64_t  p50_us;         /* latency of calls (a batch is one call), within 1/16 of the value */
@@ -243,8 +296,16 @@ typedef struct hammer_stats_t {
     int64_t  p999_us;
     int64_t  connections;    /* connections open now */
 } hammer_stats_t;
+#ifdef __cplusplus
+#  define HAMMER_STATS_INIT { sizeof(hammer_stats_t) }
+#else
+#  define HAMMER_STATS_INIT { .size = sizeof(hammer_stats_t) }
+#endif
 
-/*! hammer_stats() : copies the handle's statistics to *out. */
+/*! hammer_stats() : copies the handle's statistics (since it was opened, or since the fork that made this
+ *  process) to *out. out->size must be at least the 1.0 size (208 bytes); the library clears and fills the first
+ *  min(out->size, its own sizeof(hammer_stats_t)) bytes, never one past them, and sets out->size to that number.
+ *  @return HAMMER_OK, or HAMMER_ERR_INVALID for a NULL handle or out, or a size below 208. */
 HAMMER_API int hammer_stats(hammer_t *h, hammer_stats_t *out);
 
 #ifdef __cplusplus

@@ -1,5 +1,5 @@
 """Packaging: `make install PREFIX=...` gives a library that C programs find through pkg-config and run, with
-SONAME libhammer.so.0, no Swift runtime dependency, and exactly the hammer_* functions of include/hammer.h exported."""
+SONAME libhammer.so.1, no Swift runtime dependency, and exactly the hammer_* functions of include/hammer.h exported."""
 import filecmp
 import os
 import re
@@ -72,8 +72,8 @@ def pkg_config(prefix, *args):
 def test_install_layout(prefix, installed_lib):
     lib = os.path.join(prefix, "lib")
     assert os.path.isfile(installed_lib) and not os.path.islink(installed_lib)
-    assert os.readlink(os.path.join(lib, "libhammer.so.0")) == os.path.basename(installed_lib)
-    assert os.readlink(os.path.join(lib, "libhammer.so")) == "libhammer.so.0"
+    assert os.readlink(os.path.join(lib, "libhammer.so.1")) == os.path.basename(installed_lib)
+    assert os.readlink(os.path.join(lib, "libhammer.so")) == "libhammer.so.1"
     assert filecmp.cmp(os.path.join(prefix, "include", "hammer.h"), HEADER, shallow=False)
     assert os.path.isfile(os.path.join(lib, "pkgconfig", "hammer.pc"))
 
@@ -99,8 +99,8 @@ def test_example_builds_with_pkg_config_and_runs(prefix, tmp_path, redis_server)
          os.path.join(ROOT, "bindings", "c", "example.c"), *flags, f"-Wl,-rpath,{os.path.join(prefix, 'lib')}"])
     # It loads the installed library, not the one in build/.
     ldd = run([tool("ldd"), exe])
-    m = re.search(r"libhammer\.so\.0 => (\S+)", ldd)
-    assert m and m.group(1) == os.path.join(prefix, "lib", "libhammer.so.0"), ldd
+    m = re.search(r"libhammer\.so\.1 => (\S+)", ldd)
+    assert m and m.group(1) == os.path.join(prefix, "lib", "libhammer.so.1"), ldd
     env = {k: v for k, v in os.environ.items() if k not in ("HAMMER_URL", "LD_LIBRARY_PATH")}
     out = run([exe, redis_server.url()], env=env)
     assert re.search(r"request\s+\d+: allowed", out) and re.search(r"request\s+\d+: denied", out), out
@@ -123,7 +123,7 @@ def test_installed_header_compiles_as_cxx(prefix, tmp_path):
 def test_soname(which, installed_lib):
     lib = BUILD_LIB if which == "build" else installed_lib
     dyn = run([tool("readelf"), "-d", lib])
-    assert re.search(r"\(SONAME\)\s+Library soname: \[libhammer\.so\.0\]", dyn), dyn
+    assert re.search(r"\(SONAME\)\s+Library soname: \[libhammer\.so\.1\]", dyn), dyn
 
 
 @pytest.mark.parametrize("which", ["build", "installed"])
@@ -164,7 +164,7 @@ def test_destdir_staging_and_uninstall(tmp_path):
     assert re.search(r"^prefix=/opt/hammer-test$", pc, re.M), pc  # the final prefix, not the staging dir
     assert stage not in pc
     assert os.path.isfile(os.path.join(root, "include", "hammer.h"))
-    assert os.path.islink(os.path.join(root, "lib", "libhammer.so.0"))
+    assert os.path.islink(os.path.join(root, "lib", "libhammer.so.1"))
 
     env = {k: v for k, v in os.environ.items() if k not in ("DESTDIR", "PREFIX", "MAKEFLAGS", "MFLAGS")}
     run(["make", "--no-print-directory", "-C", ROOT, "uninstall", f"DESTDIR={stage}", "PREFIX=/opt/hammer-test"],

@@ -58,10 +58,10 @@ def tsan_stress():
 
 
 def test_asan_library_is_instrumented(asan_stress):
-    syms = undefined_symbols(os.path.join(SAN, "asan", "lib", "libhammer.so.0"))
+    syms = undefined_symbols(os.path.join(SAN, "asan", "lib", "libhammer.so.1"))
     assert re.search(r"\b__asan_(report|load|store)", syms), "libhammer.so of the ASan build has no ASan checks"
     # Same link as the release library: hammer_* only.
-    r = subprocess.run(["nm", "-D", "--defined-only", os.path.join(SAN, "asan", "lib", "libhammer.so.0")],
+    r = subprocess.run(["nm", "-D", "--defined-only", os.path.join(SAN, "asan", "lib", "libhammer.so.1")],
                        capture_output=True, text=True, check=True)
     exported = [line.split()[-1] for line in r.stdout.splitlines() if line.strip()]
     assert exported and all(s.startswith("hammer_") for s in exported), exported
@@ -78,7 +78,7 @@ def test_stress_under_address_sanitizer(asan_stress, redis_server):
 
 
 def test_tsan_library_is_instrumented(tsan_stress):
-    syms = undefined_symbols(os.path.join(SAN, "tsan", "lib", "libhammer.so.0"))
+    syms = undefined_symbols(os.path.join(SAN, "tsan", "lib", "libhammer.so.1"))
     assert re.search(r"\b__tsan_(read|write|func_entry)", syms), "libhammer.so of the TSan build has no TSan hooks"
 
 

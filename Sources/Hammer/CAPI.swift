@@ -15,10 +15,21 @@ func fail(_ f: Failure) -> Int32 {
 @inline(__always)
 func invalid(_ message: String) -> Int32 { fail(Failure(.invalid, message)) }
 
+/// What a hammer_t points to: a magic word beside the handle, so that a closed or foreign pointer is refused
+/// instead of used (SQLite's API armor). Freed memory loses the word when the allocator reuses it.
+struct HandleSlot {
+    static let open: UInt64 = 0x4841_4D4D_4552_4F4B    // "HAMMEROK"
+    static let closed: UInt64 = 0x4841_4D4D_4552_4344  // "HAMMERCD"
+    var magic: UInt64
+    var handle: Unmanaged<Handle>
+}
+
 @inline(__always)
 func handle(_ h: OpaquePointer?) -> Handle? {
     guard let h else { return nil }
-    return Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(h)).takeUnretainedValue()
+    let slot = UnsafeMutablePointer<HandleSlot>(h)
+    guard slot.pointee.magic == HandleSlot.open else { return nil }
+    return slot.pointee.handle.takeUnretainedValue()
 }
 
 /// The id's bytes, or a failure: NULL and over-long ids are refused.
@@ -45,21 +56,27 @@ public func hammer_open(_ config: UnsafePointer<CChar>?, _ out: UnsafeMutablePoi
     }
     let h = Handle(config: parsed)
     if let f = h.check() { return fail(f) }
-    out.pointee = OpaquePointer(Unmanaged.passRetained(h).toOpaque())
+    let slot = UnsafeMutablePointer<HandleSlot>.allocate(capacity: 1)
+    slot.initialize(to: HandleSlot(magic: HandleSlot.open, handle: Unmanaged.passRetained(h)))
+    out.pointee = OpaquePointer(slot)
     return Status.ok.rawValue
 }
 
 @_cdecl("hammer_close")
 public func hammer_close(_ h: OpaquePointer?) {
     guard let h else { return }
-    Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(h)).release()
+    let slot = UnsafeMutablePointer<HandleSlot>(h)
+    guard slot.pointee.magic == HandleSlot.open else { return }   // closed already, or not a handle
+    slot.pointee.magic = HandleSlot.closed
+    slot.pointee.handle.release()
+    slot.deallocate()
 }
 
 @_cdecl("hammer_count_hit")
 public func hammer_count_hit(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ bucket: Int64, _ nowMs: Int64,
                              _ increment: Int64, _ countOut: UnsafeMutablePointer<Int64>?) -> Int32 {
     countOut?.pointee = 0
-    guard let hd = handle(h) else { return invalid("hammer_count_hit: handle is NULL") }
+    guard let hd = handle(h) else { return invalid("hammer_count_hit: handle is NULL or not open") }
     if increment < 0 { return hd.refuse(Failure(.invalid, "hammer_count_hit: increment must be >= 0")) }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, "hammer_count_hit") {
@@ -78,8 +95,9 @@ public func hammer_count_hit(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _
 public func hammer_get_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ bucket: Int64,
                               _ out: UnsafeMutablePointer<hammer_bucket>?) -> Int32 {
     guard let out else { return invalid("hammer_get_bucket: out is NULL") }
-    out.pointee = hammer_bucket(bucket: bucket, count: 0, created: 0, updated: 0, found: 0)
-    guard let hd = handle(h) else { return invalid("hammer_get_bucket: handle is NULL") }
+    out.pointee = hammer_bucket()
+    out.pointee.bucket = bucket
+    guard let hd = handle(h) else { return invalid("hammer_get_bucket: handle is NULL or not open") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, "hammer_get_bucket") {
     case let .failure(f): return hd.refuse(f)
@@ -89,8 +107,10 @@ public func hammer_get_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, 
     case let .failure(f): return fail(f)
     case let .success(info):
         if let info {
-            out.pointee = hammer_bucket(bucket: bucket, count: info.count, created: info.created,
-                                        updated: info.updated, found: 1)
+            out.pointee.count = info.count
+            out.pointee.created = info.created
+            out.pointee.updated = info.updated
+            out.pointee.found = 1
         }
         return Status.ok.rawValue
     }
@@ -100,7 +120,7 @@ public func hammer_get_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, 
 public func hammer_delete_buckets(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?,
                                   _ deletedOut: UnsafeMutablePointer<Int64>?) -> Int32 {
     deletedOut?.pointee = 0
-    guard let hd = handle(h) else { return invalid("hammer_delete_buckets: handle is NULL") }
+    guard let hd = handle(h) else { return invalid("hammer_delete_buckets: handle is NULL or not open") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, "hammer_delete_buckets") {
     case let .failure(f): return hd.refuse(f)
@@ -125,24 +145,34 @@ public func hammer_last_error() -> UnsafePointer<CChar> {
     LastError.get()
 }
 
-private let versionText: StaticString = "0.1.0"
+private let versionText: StaticString = "1.0.0"
 
 @_cdecl("hammer_version")
 public func hammer_version() -> UnsafePointer<CChar> {
     UnsafeRawPointer(versionText.utf8Start).assumingMemoryBound(to: CChar.self)
 }
 
+@_cdecl("hammer_version_number")
+public func hammer_version_number() -> UInt32 {
+    UInt32(HAMMER_VERSION_MAJOR * 10000 + HAMMER_VERSION_MINOR * 100 + HAMMER_VERSION_PATCH)
+}
+
 // MARK: - Rate limiting
 
 @inline(__always)
 func put(_ out: UnsafeMutablePointer<hammer_decision>, _ d: Decision) {
-    out.pointee = hammer_decision(allowed: d.allowed ? 1 : 0, count: d.count, limit: d.limit, remaining: d.remaining,
-                                  retry_after_ms: d.retryAfterMs, reset_after_ms: d.resetAfterMs,
-                                  degraded: d.degraded ? 1 : 0)
+    var o = hammer_decision()   // reserved space cleared
+    o.allowed = d.allowed ? 1 : 0
+    o.count = d.count
+    o.limit = d.limit
+    o.remaining = d.remaining
+    o.retry_after_ms = d.retryAfterMs
+    o.reset_after_ms = d.resetAfterMs
+    o.degraded = d.degraded ? 1 : 0
+    out.pointee = o
 }
 
-let zeroDecision = hammer_decision(allowed: 0, count: 0, limit: 0, remaining: 0, retry_after_ms: 0,
-                                   reset_after_ms: 0, degraded: 0)
+let zeroDecision = hammer_decision()
 
 /// Shared checks of the decision calls: out, handle, id, numbers. Then `body` decides.
 @inline(__always)
@@ -152,7 +182,7 @@ func decisionCall(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<C
                   decide: (Handle, UnsafeBufferPointer<UInt8>, Limit) -> Result<Decision, Failure>) -> Int32 {
     guard let out else { return invalid("\(fn): out is NULL") }
     out.pointee = zeroDecision
-    guard let hd = handle(h) else { return invalid("\(fn): handle is NULL") }
+    guard let hd = handle(h) else { return invalid("\(fn): handle is NULL or not open") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, fn) {
     case let .failure(f): return hd.refuse(f)
@@ -176,6 +206,7 @@ func decisionCall(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<C
 func validLimit(_ lp: UnsafePointer<hammer_limit>?, cost: Int64) -> Result<Limit, Failure> {
     guard let lp else { return .failure(Failure(.invalid, "lim is NULL")) }
     let l = lp.pointee
+    if l.reserved != (0, 0) { return .failure(reservedNotZero("lim")) }
     let lim = Limit.validate(algorithm: l.algorithm, limit: l.limit, periodMs: l.period_ms, burst: l.burst)
     if case .success = lim, let f = Limit.validateCost(cost) { return .failure(f) }
     return lim
@@ -188,6 +219,11 @@ func validCheck(scaleMs: Int64, limit: Int64, increment: Int64) -> Result<Limit,
         return .failure(Failure(.invalid, "increment must be from 0 to \(Limit.maxLimit)"))
     }
     return lim
+}
+
+/// A request or limit whose reserved fields are not 0: a later version may give them a meaning.
+func reservedNotZero(_ what: String) -> Failure {
+    Failure(.invalid, "\(what): reserved fields must be 0")
 }
 
 extension Failure {
@@ -222,8 +258,8 @@ public func hammer_inspect_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar
                                   _ out: UnsafeMutablePointer<hammer_inspection>?) -> Int32 {
     let fn: StaticString = "hammer_inspect_bucket"
     guard let out else { return invalid("\(fn): out is NULL") }
-    out.pointee = hammer_inspection(count: 0, remaining: 0, ms_to_next_bucket: 0, created: 0, updated: 0)
-    guard let hd = handle(h) else { return invalid("\(fn): handle is NULL") }
+    out.pointee = hammer_inspection()
+    guard let hd = handle(h) else { return invalid("\(fn): handle is NULL or not open") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, fn) {
     case let .failure(f): return hd.refuse(f)
@@ -233,8 +269,12 @@ public func hammer_inspect_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar
     switch hd.inspect(id: idb, scaleMs: scaleMs, limit: limit) {
     case let .failure(f): return fail(f)
     case let .success(i):
-        out.pointee = hammer_inspection(count: i.count, remaining: max(0, limit - min(i.count, limit)),
-                                        ms_to_next_bucket: i.msToNext, created: i.created, updated: i.updated)
+        // The count is Redis's: whatever another client wrote there, remaining stays in 0 ... limit.
+        out.pointee.count = i.count
+        out.pointee.remaining = limit - min(max(0, i.count), limit)
+        out.pointee.ms_to_next_bucket = i.msToNext
+        out.pointee.created = i.created
+        out.pointee.updated = i.updated
         return Status.ok.rawValue
     }
 }
@@ -278,7 +318,7 @@ let maxBatch = 1_000_000
 /// Checks of every batch call; then `body` fills statuses through `put(i, status)`.
 func batchCall(_ fn: StaticString, _ h: OpaquePointer?, _ reqs: UnsafeRawPointer?, _ n: Int, _ out: UnsafeMutableRawPointer?,
                _ statuses: UnsafeMutablePointer<Int32>?, _ body: (Handle) -> Void) -> Int32 {
-    guard let hd = handle(h) else { return invalid("\(fn): handle is NULL") }
+    guard let hd = handle(h) else { return invalid("\(fn): handle is NULL or not open") }
     if n < 0 || n > maxBatch { return invalid("\(fn): n must be from 0 to \(maxBatch)") }
     if n == 0 { return Status.ok.rawValue }
     guard reqs != nil else { return invalid("\(fn): reqs is NULL") }
@@ -320,6 +360,7 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
         for i in 0..<n {
             let r = reqs[i]
             if r.increment < 0 { bs.set(i, Failure(.invalid, "increment must be >= 0")); o.fail(.invalid); continue }
+            if r.reserved != (0, 0) { bs.set(i, reservedNotZero("request")); o.fail(.invalid); continue }
             switch idBytes(r.id, "hammer_count_hits") {
             case let .failure(f): bs.set(i, f); o.fail(f.status)
             case let .success(idb): ids[i] = idb; todo.append(i)
@@ -426,6 +467,7 @@ public func hammer_hit_many(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_hi
         guard let reqs, let out else { return }
         decisionBatch("hammer_hit_many", hd, n, out, &bs) { i in
             let r = reqs[i]
+            if r.reserved != (0, 0) { return .failure(reservedNotZero("request")) }
             let lim: Limit
             switch validLimit(r.lim, cost: r.cost) {
             case let .failure(f): return .failure(f)
@@ -450,6 +492,7 @@ public func hammer_check_rates(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer
         guard let reqs, let out else { return }
         decisionBatch("hammer_check_rates", hd, n, out, &bs) { i in
             let r = reqs[i]
+            if r.reserved != (0, 0) { return .failure(reservedNotZero("request")) }
             let lim: Limit
             switch validCheck(scaleMs: r.scale_ms, limit: r.limit, increment: r.increment) {
             case let .failure(f): return .failure(f)
@@ -469,16 +512,25 @@ public func hammer_check_rates(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer
 @_cdecl("hammer_stats")
 public func hammer_stats(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<hammer_stats_t>?) -> Int32 {
     guard let out else { return invalid("hammer_stats: out is NULL") }
-    out.pointee = hammer_stats_t()
-    guard let hd = handle(h) else { return invalid("hammer_stats: handle is NULL") }
+    // Never a byte past the caller's size: a caller built against an older header has a smaller struct.
+    let size = Int(out.pointee.size)
+    if size < statsSize10 {
+        return invalid("hammer_stats: out->size is \(size); set it to sizeof(hammer_stats_t) (HAMMER_STATS_INIT)")
+    }
+    let filled = min(size, MemoryLayout<hammer_stats_t>.size)
+    UnsafeMutableRawPointer(out).initializeMemory(as: UInt8.self, repeating: 0, count: filled)
+    out.pointee.size = UInt32(filled)
+    guard let hd = handle(h) else { return invalid("hammer_stats: handle is NULL or not open") }
     let (s, open) = hd.pool.snapshot()
     var o = hammer_stats_t()
+    o.size = UInt32(filled)
+    o.spin_cpus = UInt32(clamping: SpinGate.shared.maxActive)
     o.calls = s.calls
     o.allowed = s.allowed
     o.denied = s.denied
     withUnsafeMutableBytes(of: &o.errors) { raw in
         let e = raw.bindMemory(to: UInt64.self)
-        for i in 1..<min(8, e.count) { e[i] = s.errors[i] }
+        for i in 1..<min(Status.limit, e.count, s.errors.count) { e[i] = s.errors[i] }
     }
     o.reconnects = s.reconnects
     o.degraded = s.degraded
@@ -486,6 +538,9 @@ public func hammer_stats(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<hammer
     o.p99_us = Int64(clamping: s.latency.quantile(0.99))
     o.p999_us = Int64(clamping: s.latency.quantile(0.999))
     o.connections = Int64(open)
-    out.pointee = o
+    withUnsafeBytes(of: &o) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: filled) }
     return Status.ok.rawValue
 }
+
+/// sizeof(hammer_stats_t) in 1.0: the least a caller may pass.
+let statsSize10 = 208

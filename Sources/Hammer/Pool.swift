@@ -49,9 +49,9 @@ struct Outcome {
     var allowed: UInt64 = 0
     var denied: UInt64 = 0
     var degraded: UInt64 = 0
-    var errors = SIMD8<UInt64>()   // failed requests by status
+    var errors = SIMD16<UInt64>()   // failed requests by status (Status.limit of them)
 
-    mutating func fail(_ s: Status) { errors[Int(s.rawValue) & 7] &+= 1 }
+    mutating func fail(_ s: Status) { errors[Int(s.rawValue) & (Status.limit - 1)] &+= 1 }
 }
 
 final class Pool {
@@ -198,7 +198,7 @@ final class Pool {
         stats.allowed &+= o.allowed
         stats.denied &+= o.denied
         stats.degraded &+= o.degraded
-        for i in 1..<8 { stats.errors[i] &+= o.errors[i] }
+        for i in 1..<Status.limit { stats.errors[i] &+= o.errors[i] }
         if let latencyUs { stats.latency.record(UInt64(max(0, latencyUs))) }
     }
 

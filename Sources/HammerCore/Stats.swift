@@ -54,7 +54,7 @@ public struct Stats: Equatable, Sendable {
     public var calls: UInt64 = 0
     public var allowed: UInt64 = 0
     public var denied: UInt64 = 0
-    public var errors = [UInt64](repeating: 0, count: 8)
+    public var errors = [UInt64](repeating: 0, count: Status.limit)
     public var reconnects: UInt64 = 0
     public var degraded: UInt64 = 0
     public var latency = LatencyHistogram()

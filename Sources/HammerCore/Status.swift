@@ -10,6 +10,9 @@ public enum Status: Int32, Sendable {
     case nomem = 6
     case `internal` = 7
 
+    /// Every status is below this (HAMMER_STATUS_LIMIT: the length of hammer_stats_t.errors).
+    public static let limit = 16
+
     /// Static text for a status, as hammer_strerror returns it.
     public static func text(_ raw: Int32) -> StaticString {
         switch Status(rawValue: raw) {

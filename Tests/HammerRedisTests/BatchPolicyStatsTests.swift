@@ -128,7 +128,7 @@ final class BatchPolicyStatsTests: XCTestCase {
         XCTAssertEqual(hammer_count_hit(h, "stats", 1, 1, 1, &c), 0)
         server.cli("SET", "Hammer:Redis:wrong:1", "x")
         XCTAssertEqual(hammer_count_hit(h, "wrong", 1, 1, 1, &c), 4)
-        var s = hammer_stats_t()
+        var s = hammer_stats_t.sized()
         XCTAssertEqual(hammer_stats(h, &s), 0)
         XCTAssertEqual(s.calls, 7)
         XCTAssertEqual(s.allowed, 3)
@@ -162,7 +162,7 @@ final class BatchPolicyStatsTests: XCTestCase {
                 XCTAssertEqual(hammer_hit_many(h, reqs, 4, &out, nil), 1)
             }
         }
-        var s2 = hammer_stats_t()
+        var s2 = hammer_stats_t.sized()
         XCTAssertEqual(hammer_stats(h, &s2), 0)
         XCTAssertEqual(s2.calls - s.calls, 3 + 4)
         XCTAssertEqual(s2.errors.1 - s.errors.1, 3 + 3)
@@ -217,7 +217,7 @@ final class BatchPolicyStatsTests: XCTestCase {
             allowed += Int(d.allowed)
         }
         XCTAssertEqual(allowed, 3)
-        var s = hammer_stats_t()
+        var s = hammer_stats_t.sized()
         XCTAssertEqual(hammer_stats(hLocal, &s), 0)
         XCTAssertEqual(s.degraded, 6)
         // Redis returns: the same handles recover by themselves, and decide by Redis again.
@@ -251,7 +251,7 @@ final class BatchPolicyStatsTests: XCTestCase {
     func testRefusedConnectionsBackOffAtMost100msSoARestartedServerIsUsedSoon() {
         let h = open("expiry_ms=60000&connect_timeout_ms=300&timeout_ms=300&pool_size=2")
         defer { hammer_close(h) }
-        let hd = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(h!)).takeUnretainedValue()
+        let hd = handle(h)!
         var c: Int64 = 0
         XCTAssertEqual(hammer_count_hit(h, "refused", 1, 1, 1, &c), 0)
         server.stop()

@@ -118,7 +118,7 @@ final class FaultTests: XCTestCase {
         // Idle pooled connections that the server closed are replaced before use: only calls in flight at a kill
         // (at most one per thread) can fail.
         XCTAssertLessThanOrEqual(r.inDoubt, 3 * 6, "calls failed beyond those in flight: \(r.failed)")
-        var s = hammer_stats_t()
+        var s = hammer_stats_t.sized()
         XCTAssertEqual(hammer_stats(h, &s), 0)
         XCTAssertGreaterThan(s.reconnects, 4, "connections were re-opened after CLIENT KILL")
         XCTAssertLessThanOrEqual(s.connections, 4)
@@ -251,7 +251,7 @@ final class FaultTests: XCTestCase {
             round += 1
         }
         group.wait()
-        var s = hammer_stats_t()
+        var s = hammer_stats_t.sized()
         XCTAssertEqual(hammer_stats(h, &s), 0)
         XCTAssertLessThanOrEqual(s.connections, 4, "the pool never holds more than pool_size connections")
         XCTAssertGreaterThan(s.calls, 1000)

@@ -228,7 +228,7 @@ final class ModelComparisonTests: XCTestCase {
     /// The id's keys and their contents (not TTLs), read through a second connection of the handle's kind.
     func snapshot(_ id: String, window: Int64) -> [String] {
         var out: [String] = []
-        let hd = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(h!)).takeUnretainedValue()
+        let hd = handle(h)!
         _ = hd.pool.with { conn -> Result<Void, Failure> in
             for suffix in ["sw", "swm", "tb", "lb", "gcra", "\(window)"] {
                 conn.args.reset()

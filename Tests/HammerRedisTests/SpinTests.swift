@@ -53,7 +53,7 @@ final class SpinTests: XCTestCase {
                 var b = hammer_bucket()
                 XCTAssertEqual(hammer_get_bucket(h, id, 1, &b), 0)
                 XCTAssertEqual(b.count, Int64(threads * perThread), "spin_us=\(spin), \(threads) threads")
-                var s = hammer_stats_t()
+                var s = hammer_stats_t.sized()
                 XCTAssertEqual(hammer_stats(h, &s), 0)
                 let e = s.errors
                 XCTAssertEqual(e.1 + e.2 + e.3 + e.4 + e.5 + e.6 + e.7, 0, "no call failed")
@@ -103,7 +103,7 @@ final class SpinTests: XCTestCase {
         var h: OpaquePointer?
         XCTAssertEqual(hammer_open(server.url("expiry_ms=60000&pool_size=1&spin_us=20"), &h), 0)
         defer { hammer_close(h) }
-        let hd = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(h!)).takeUnretainedValue()
+        let hd = handle(h)!
         _ = hd.pool.with { conn -> Result<Void, Failure> in
             conn.spinSkip = 0
             conn.spinMisses = 0

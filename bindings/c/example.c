@@ -55,7 +55,7 @@ static int check_rate(hammer_t *h, const char *id, hammer_decision *out)
 /* One request of cost 1 through an algorithm; a denied request takes nothing. */
 static int hit(hammer_t *h, const char *id, int32_t algorithm, hammer_decision *out)
 {
-    hammer_limit lim = {algorithm, LIMIT, WINDOW_MS, 0}; /* burst 0: the buckets hold LIMIT */
+    hammer_limit lim = {.algorithm = algorithm, .limit = LIMIT, .period_ms = WINDOW_MS}; /* burst 0: = LIMIT */
     return hammer_hit(h, id, &lim, 1, out);
 }
 
@@ -160,7 +160,7 @@ int main(int argc, char **argv)
     }
     if (rc == HAMMER_OK) printf("\nreset: %" PRId64 " keys deleted\n", deleted);
 
-    hammer_stats_t s;
+    hammer_stats_t s = HAMMER_STATS_INIT;
     if (rc == HAMMER_OK && (rc = hammer_stats(h, &s)) == HAMMER_OK)
         printf("stats: %" PRIu64 " calls, %" PRIu64 " allowed, %" PRIu64 " denied, latency p50 %" PRId64
                " us, p99 %" PRId64 " us\n",

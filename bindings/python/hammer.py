@@ -196,39 +196,49 @@ _lib, LIBRARY_PATH = _load()
 _i32, _i64, _u64 = ctypes.c_int32, ctypes.c_int64, ctypes.c_uint64
 
 
+STATUS_LIMIT = 16   # HAMMER_STATUS_LIMIT
+_reserved2 = _i64 * 2   # reserved fields: 0 in requests, cleared by the library in results
+
+
 class hammer_bucket(ctypes.Structure):
-    _fields_ = [("bucket", _i64), ("count", _i64), ("created", _i64), ("updated", _i64), ("found", _i32)]
+    _fields_ = [("bucket", _i64), ("count", _i64), ("created", _i64), ("updated", _i64), ("found", _i32),
+                ("reserved32", _i32), ("reserved", _reserved2)]
 
 
 class hammer_decision(ctypes.Structure):
     _fields_ = [("allowed", _i32), ("count", _i64), ("limit", _i64), ("remaining", _i64),
-                ("retry_after_ms", _i64), ("reset_after_ms", _i64), ("degraded", _i32)]
+                ("retry_after_ms", _i64), ("reset_after_ms", _i64), ("degraded", _i32), ("reserved32", _i32),
+                ("reserved", _i64 * 4)]
 
 
 class hammer_inspection(ctypes.Structure):
     _fields_ = [("count", _i64), ("remaining", _i64), ("ms_to_next_bucket", _i64), ("created", _i64),
-                ("updated", _i64)]
+                ("updated", _i64), ("reserved", _i64 * 3)]
 
 
 class hammer_limit(ctypes.Structure):
-    _fields_ = [("algorithm", _i32), ("limit", _i64), ("period_ms", _i64), ("burst", _i64)]
+    _fields_ = [("algorithm", _i32), ("limit", _i64), ("period_ms", _i64), ("burst", _i64), ("reserved", _reserved2)]
 
 
 class hammer_count_request(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_char_p), ("bucket", _i64), ("now_ms", _i64), ("increment", _i64)]
+    _fields_ = [("id", ctypes.c_char_p), ("bucket", _i64), ("now_ms", _i64), ("increment", _i64),
+                ("reserved", _reserved2)]
 
 
 class hammer_hit_request(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_char_p), ("lim", ctypes.POINTER(hammer_limit)), ("cost", _i64), ("now_ms", _i64)]
+    _fields_ = [("id", ctypes.c_char_p), ("lim", ctypes.POINTER(hammer_limit)), ("cost", _i64), ("now_ms", _i64),
+                ("reserved", _reserved2)]
 
 
 class hammer_check_request(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_char_p), ("scale_ms", _i64), ("limit", _i64), ("increment", _i64)]
+    _fields_ = [("id", ctypes.c_char_p), ("scale_ms", _i64), ("limit", _i64), ("increment", _i64),
+                ("reserved", _reserved2)]
 
 
 class hammer_stats_t(ctypes.Structure):
-    _fields_ = [("calls", _u64), ("allowed", _u64), ("denied", _u64), ("errors", _u64 * 8), ("reconnects", _u64),
-                ("degraded", _u64), ("p50_us", _i64), ("p99_us", _i64), ("p999_us", _i64), ("connections", _i64)]
+    _fields_ = [("size", ctypes.c_uint32), ("spin_cpus", ctypes.c_uint32), ("calls", _u64), ("allowed", _u64),
+                ("denied", _u64), ("errors", _u64 * STATUS_LIMIT), ("reconnects", _u64), ("degraded", _u64),
+                ("p50_us", _i64), ("p99_us", _i64), ("p999_us", _i64), ("connections", _i64)]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -251,6 +261,7 @@ _SIGNATURES = {
     "hammer_strerror": (ctypes.c_char_p, [ctypes.c_int]),
     "hammer_last_error": (ctypes.c_char_p, []),
     "hammer_version": (ctypes.c_char_p, []),
+    "hammer_version_number": (ctypes.c_uint, []),
     # rate limiting (issue 3)
     "hammer_check_rate": (STATUS, [_h, _s, _i64, _i64, _i64, _P(hammer_decision)]),
     "hammer_check_rate_at": (STATUS, [_h, _s, _i64, _i64, _i64, _i64, _P(hammer_decision)]),
@@ -305,6 +316,11 @@ del _name, _restype, _argtypes, _table, _errcheck, _f
 def version():
     """The library's "MAJOR.MINOR.PATCH"."""
     return raw.hammer_version().decode()
+
+
+def version_number():
+    """The library's MAJOR * 10000 + MINOR * 100 + PATCH (HAMMER_VERSION_NUMBER)."""
+    return raw.hammer_version_number()
 
 
 def strerror(status):
@@ -736,7 +752,7 @@ class Hammer:
     # -- statistics ----------------------------------------------------------------------------------------------
     def stats(self) -> Stats:
         """The handle's statistics since it was opened."""
-        o = hammer_stats_t()
+        o = hammer_stats_t(size=ctypes.sizeof(hammer_stats_t))
         self._call(checked.hammer_stats, ctypes.byref(o))
         return Stats(o.calls, o.allowed, o.denied, {name: o.errors[st] for st, name in STATUS_NAMES.items()},
                      o.reconnects, o.degraded, o.p50_us, o.p99_us, o.p999_us, o.connections)

@@ -97,7 +97,7 @@ def test_signature_matches_the_header(name):
     for i, (ctype, py) in enumerate(zip(params, f.argtypes)):
         assert expected_ctype(ctype)(py), f"{name} parameter {i}: {ctype} declared as {py}"
     ret = " ".join(ret.replace("*", " * ").split())
-    want = {"int": ctypes.c_int, "void": None, "const char *": ctypes.c_char_p}[ret]
+    want = {"int": ctypes.c_int, "unsigned": ctypes.c_uint, "void": None, "const char *": ctypes.c_char_p}[ret]
     assert f.restype is want
     checked = getattr(hammer.checked, name)
     assert (checked.errcheck is hammer._check) == (ret == "int"), "status-returning functions raise"
@@ -118,21 +118,23 @@ def test_version_matches_the_header():
 
 
 def test_bucket_struct_size():
-    assert ctypes.sizeof(hammer.hammer_bucket) == 40
-    assert [f[0] for f in hammer.hammer_bucket._fields_] == ["bucket", "count", "created", "updated", "found"]
+    assert ctypes.sizeof(hammer.hammer_bucket) == 56
+    assert [f[0] for f in hammer.hammer_bucket._fields_] == ["bucket", "count", "created", "updated", "found",
+                                                             "reserved32", "reserved"]
     assert hammer.hammer_bucket.found.offset == 32
 
 
 STRUCTS = {
-    "hammer_bucket": ["bucket", "count", "created", "updated", "found"],
-    "hammer_decision": ["allowed", "count", "limit", "remaining", "retry_after_ms", "reset_after_ms", "degraded"],
-    "hammer_inspection": ["count", "remaining", "ms_to_next_bucket", "created", "updated"],
-    "hammer_limit": ["algorithm", "limit", "period_ms", "burst"],
-    "hammer_count_request": ["id", "bucket", "now_ms", "increment"],
-    "hammer_hit_request": ["id", "lim", "cost", "now_ms"],
-    "hammer_check_request": ["id", "scale_ms", "limit", "increment"],
-    "hammer_stats_t": ["calls", "allowed", "denied", "errors", "reconnects", "degraded", "p50_us", "p99_us",
-                       "p999_us", "connections"],
+    "hammer_bucket": ["bucket", "count", "created", "updated", "found", "reserved32", "reserved"],
+    "hammer_decision": ["allowed", "count", "limit", "remaining", "retry_after_ms", "reset_after_ms", "degraded",
+                        "reserved32", "reserved"],
+    "hammer_inspection": ["count", "remaining", "ms_to_next_bucket", "created", "updated", "reserved"],
+    "hammer_limit": ["algorithm", "limit", "period_ms", "burst", "reserved"],
+    "hammer_count_request": ["id", "bucket", "now_ms", "increment", "reserved"],
+    "hammer_hit_request": ["id", "lim", "cost", "now_ms", "reserved"],
+    "hammer_check_request": ["id", "scale_ms", "limit", "increment", "reserved"],
+    "hammer_stats_t": ["size", "spin_cpus", "calls", "allowed", "denied", "errors", "reconnects", "degraded",
+                       "p50_us", "p99_us", "p999_us", "connections"],
 }
 
 
@@ -149,7 +151,7 @@ def test_struct_layouts_match_the_c_compiler(tmp_path):
         pytest.skip("no C compiler")
     lines = []
     for name, fields in STRUCTS.items():
-        lines.append(f'printf("{name} size %zu\\n", sizeof({name}));')
+        lines.append(f'printf("{name} sizeof %zu\\n", sizeof({name}));')
         for f in fields:
             lines.append(f'printf("{name} {f} %zu\\n", offsetof({name}, {f}));')
     src = tmp_path / "layout.c"
@@ -163,7 +165,7 @@ def test_struct_layouts_match_the_c_compiler(tmp_path):
         got[(struct, what)] = int(n)
     for name, fields in STRUCTS.items():
         cls = getattr(hammer, name)
-        assert ctypes.sizeof(cls) == got[(name, "size")], name
+        assert ctypes.sizeof(cls) == got[(name, "sizeof")], name
         for f in fields:
             assert getattr(cls, f).offset == got[(name, f)], f"{name}.{f}"
 

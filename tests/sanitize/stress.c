@@ -104,7 +104,7 @@ static void bad_arguments(hammer_t *h, const char *id)
     hammer_decision d;
     hammer_bucket b;
     hammer_inspection in;
-    hammer_stats_t st;
+    hammer_stats_t st = HAMMER_STATS_INIT;
     int64_t n = 77;
     hammer_limit bad = limits[0];
 
@@ -245,7 +245,7 @@ static void *worker(void *p)
     hammer_decision d;
     hammer_bucket b;
     hammer_inspection in;
-    hammer_stats_t st;
+    hammer_stats_t st = HAMMER_STATS_INIT;
     int64_t n;
     for (int64_t round = 0; mono_ms() < deadline_ms; round++) {
         /* Fixed-window buckets of the own id: counts are exact. */
@@ -387,7 +387,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < started; i++) pthread_join(t[i], NULL);
     CHECK(started == WORKERS + 1);
 
-    hammer_stats_t st;
+    hammer_stats_t st = HAMMER_STATS_INIT;
     EXPECT(hammer_stats(shared, &st), HAMMER_OK);
     CHECK(st.calls > 0 && st.connections >= 1);
     EXPECT(hammer_delete_buckets(shared, shared_id, NULL), HAMMER_OK);

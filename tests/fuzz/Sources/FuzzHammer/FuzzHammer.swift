@@ -180,7 +180,7 @@ func fuzzAPI(_ r: inout Reader) {
     var dec = hammer_decision()
     var bucket = hammer_bucket()
     var ins = hammer_inspection()
-    var stats = hammer_stats_t()
+    var stats = hammer_stats_t.sized()
     var n: Int64 = 0
     let nullOut = flags & 2 != 0
     withID(id, nullable: true, flags & 1 != 0) { idp in
