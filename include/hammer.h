@@ -101,7 +101,7 @@ typedef struct hammer_bucket {
  *  Options: expiry_ms (mandatory, 1 ms .. 100 years: TTL of count_hit's buckets), prefix (default "Hammer:Redis:"),
  *  connect_timeout_ms (default 1000), timeout_ms (per command, default 1000), pool_size (default 8, 1..1024),
  *  spin_us (default 100, 0..1000: microseconds a call polls for its reply before sleeping, while the process has
- *  no more calls in progress than CPUs; 0 never polls),
+ *  no more calls in progress than the CPUs it may use, by its affinity mask and cgroup CPU quota; 0 never polls),
  *  clock=local|redis (time source of hammer_check_rate/hammer_hit, default local),
  *  on_error=error|allow|deny (what decision calls return while Redis cannot answer, default error),
  *  fallback=none|local (decide in-process with the same limits while Redis cannot answer, default none),

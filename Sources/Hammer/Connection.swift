@@ -32,27 +32,6 @@ struct Args {
     func arg(_ i: Int) -> ArraySlice<UInt8> { bytes[(i == 0 ? 0 : ends[i - 1])..<ends[i]] }
 }
 
-/// Busy-polling for replies. A thread that sleeps in read() while a nearby Redis answers pays a wake-up (tens of
-/// microseconds on a virtual machine) on top of the round trip; polling the socket for up to spin_us first saves
-/// it. Polling takes a CPU, so a call polls only while the process's calls in progress (all handles) are no more
-/// than the machine's CPUs, and while fewer than half of them (at least one) already poll.
-final class SpinGate {
-    let maxActive: Int
-    let maxSpinners: Int
-    /// Calls in progress (between taking a connection and giving it back).
-    let active = Atomic<Int>(0)
-    let spinners = Atomic<Int>(0)
-
-    init(cpus: Int) {
-        maxActive = max(1, cpus)
-        maxSpinners = max(1, cpus / 2)
-    }
-
-    static let cpus: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-    /// The process's gate, shared by every handle.
-    static let shared = SpinGate(cpus: cpus)
-}
-
 final class Connection {
     var ctx: UnsafeMutablePointer<redisContext>?
     var args = Args()
@@ -80,6 +59,15 @@ final class Connection {
 
     func close() {
         if let c = ctx { redisFree(c) }
+        ctx = nil
+    }
+
+    /// Forgets the connection without a byte sent: a fork's child closing its copy of the parent's socket. A
+    /// connection that a parent's thread was using at the fork may be half-way through a change of its buffers:
+    /// then only the descriptor is closed and the memory is left alone.
+    func abandon(inUse: Bool) {
+        guard let c = ctx else { return }
+        if inUse { Glibc.close(c.pointee.fd) } else { redisFree(c) }
         ctx = nil
     }
 

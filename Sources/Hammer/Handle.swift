@@ -151,7 +151,7 @@ final class Handle {
                 for s in Keys.stateSuffixes { a.add(s) }
             }, what: "delete_buckets")
             guard config.scanDelete, case let .success(n) = indexed else { return indexed }
-            return scanDelete(conn, id: Array(id)).map { n + $0 }
+            return scanDelete(conn, id: Array(id)).map { n.addingClamped($0) }
         }
     }
 
@@ -193,7 +193,7 @@ final class Handle {
                 for k in keys { conn.args.add(k) }
                 switch Replies.int64(conn.run(), what: "delete_buckets") {
                 case let .failure(f): return .failure(f)
-                case let .success(n): deleted += n
+                case let .success(n): deleted = deleted.addingClamped(n)
                 }
             }
         } while cursor != [48]

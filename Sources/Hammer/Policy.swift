@@ -14,26 +14,39 @@ final class LocalLimiter {
         var burst: Int64
         var check: Bool
     }
-    private let lock = Lock()
-    private var states: [Key: LimiterModel] = [:]
+    final class States { var map: [Key: LimiterModel] = [:] }
+    private var lock = Lock()
+    private var states = States()
     let capacity = 100_000
+    private let epoch = ForkEpoch()
+
+    /// In a child after fork(): a parent's thread may have held the lock, half-way through changing the states;
+    /// both are left as they are, never freed.
+    private func afterFork() {
+        _ = Unmanaged.passRetained(lock)
+        _ = Unmanaged.passRetained(states)
+        lock = Lock()
+        states = States()
+    }
 
     func decide(id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64, now: Int64) -> Decision {
         let key = Key(id: Array(id), algorithm: lim.algorithm.rawValue, limit: lim.limit, period: lim.periodMs,
                       burst: lim.burst, check: mode == .check)
+        epoch.check(afterFork)
         lock.lock()
         defer { lock.unlock() }
-        if states.count >= capacity && states[key] == nil { states.removeAll(keepingCapacity: true) }
-        var m = states[key] ?? LimiterModel()
+        if states.map.count >= capacity && states.map[key] == nil { states.map.removeAll(keepingCapacity: true) }
+        var m = states.map[key] ?? LimiterModel()
         let d = m.apply(lim, mode: mode, cost: cost, now: now)
-        if mode != .peek { states[key] = m }
+        if mode != .peek { states.map[key] = m }
         return d
     }
 
     var count: Int {
+        epoch.check(afterFork)
         lock.lock()
         defer { lock.unlock() }
-        return states.count
+        return states.map.count
     }
 }
 

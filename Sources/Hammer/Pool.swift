@@ -56,9 +56,12 @@ struct Outcome {
 
 final class Pool {
     let config: Config
-    private let lock = Lock()
+    private var lock = Lock()
     private var idle: [Connection] = []
     private var lent = 0
+    /// Every connection made, idle or lent (at most pool_size): a fork's child must close them all.
+    private var all: [Connection] = []
+    private let epoch = ForkEpoch()
     let gate = SpinGate.shared
     // Circuit breaker (guarded by lock).
     private var downUntilMs: Int64 = 0
@@ -93,6 +96,7 @@ final class Pool {
     /// connection back: `outcome` says what the result counts as, or nil when the caller counts it itself.
     func with<T>(since t0: Int64, outcome: (Result<T, Failure>) -> Outcome?,
                  _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        epoch.check(afterFork)
         gate.active.add(1, ordering: .relaxed)
         defer { gate.active.subtract(1, ordering: .relaxed) }
         let conn: Connection
@@ -108,8 +112,25 @@ final class Pool {
         return result
     }
 
+    /// In a child after fork(): the inherited connections are the parent's sockets. Our copies of their file
+    /// descriptors are closed without a byte sent, and the pool starts afresh: a new lock (a parent's thread may
+    /// have held the old one at the fork, so it is left as it is, never destroyed), no breaker, no statistics.
+    private func afterFork() {
+        _ = Unmanaged.passRetained(lock)
+        lock = Lock()
+        for c in all { c.abandon(inUse: !idle.contains { $0 === c }) }
+        all.removeAll()
+        idle.removeAll()
+        lent = 0
+        downUntilMs = 0
+        backoffMs = 0
+        lastFailure = nil
+        stats = Stats()
+    }
+
     /// Milliseconds until the breaker lets a call through (0 when closed).
     var backoffLeftMs: Int64 {
+        epoch.check(afterFork)
         lock.lock()
         defer { lock.unlock() }
         return max(0, downUntilMs - Clock.monotonicMs())
@@ -141,7 +162,13 @@ final class Pool {
             if ts.tv_nsec >= 1_000_000_000 { ts.tv_sec += 1; ts.tv_nsec -= 1_000_000_000 }
             pthread_cond_timedwait(lock.cond, lock.mutex, &ts)
         }
-        let conn = idle.popLast() ?? Connection(spinUs: config.spinUs, gate: gate)
+        let conn: Connection
+        if let c = idle.popLast() {
+            conn = c
+        } else {
+            conn = Connection(spinUs: config.spinUs, gate: gate)
+            all.append(conn)
+        }
         lent += 1
         lock.unlock()
         if conn.ctx != nil {
@@ -187,6 +214,7 @@ final class Pool {
 
     /// Adds one call's outcome and latency (nil: refused before any work, e.g. a bad argument) to the statistics.
     func record(_ o: Outcome, latencyUs: Int64?) {
+        epoch.check(afterFork)
         lock.lock()
         add(o, latencyUs: latencyUs)
         lock.unlock()
@@ -203,6 +231,7 @@ final class Pool {
     }
 
     func snapshot() -> (Stats, Int) {
+        epoch.check(afterFork)
         lock.lock()
         defer { lock.unlock() }
         return (stats, idle.filter { $0.ctx != nil }.count + lent)

@@ -82,7 +82,8 @@ public struct Decision: Equatable, Sendable, CustomStringConvertible {
     /// for the next window (`leftMs`), or never when the increment alone is over the limit.
     public static func checkRate(count: Int64, limit: Int64, increment: Int64, leftMs: Int64) -> Decision {
         let ok = count <= limit
-        return Decision(allowed: ok, count: count, limit: limit, remaining: ok ? max(0, limit - count) : 0,
+        // `count` is Redis's and may be anything another client wrote: remaining stays in 0 ... limit.
+        return Decision(allowed: ok, count: count, limit: limit, remaining: ok ? limit - max(0, count) : 0,
                         retryAfterMs: ok ? 0 : (increment > limit ? -1 : leftMs), resetAfterMs: count > 0 ? leftMs : 0)
     }
 

@@ -60,3 +60,11 @@ public enum Decimal {
 
     public static func parse(_ s: String) -> Int64? { parse(Array(s.utf8)) }
 }
+
+extension Int64 {
+    /// self + other, clamped to Int64's range: for counts from Redis, where an overflow must not trap.
+    public func addingClamped(_ other: Int64) -> Int64 {
+        let (v, o) = addingReportingOverflow(other)
+        return o ? (other > 0 ? .max : .min) : v
+    }
+}

@@ -494,7 +494,8 @@ class Stats:
     calls counts requests answered, failed or refused by the library (each request of a batch); values this module
     refuses before calling it (a float cost, a str id, ...) are not counted. errors maps each status name of
     STATUS_NAMES ("INVALID", "CONNECT", ...) to the number of failed or refused requests.
-    Latencies are microseconds per call (a batch is one call), within 1/16 of the value.
+    Latencies are microseconds per call (a batch is one call), within 1/16 of the value. spin_cpus is the number of
+    CPUs this process may use (affinity mask and cgroup CPU quota), which bounds how many calls poll for replies.
     """
     calls: int
     allowed: int
@@ -506,6 +507,7 @@ class Stats:
     p99_us: int
     p999_us: int
     connections: int
+    spin_cpus: int = 0
 
 
 def _row(row, what, names, defaults):
@@ -755,7 +757,7 @@ class Hammer:
         o = hammer_stats_t(size=ctypes.sizeof(hammer_stats_t))
         self._call(checked.hammer_stats, ctypes.byref(o))
         return Stats(o.calls, o.allowed, o.denied, {name: o.errors[st] for st, name in STATUS_NAMES.items()},
-                     o.reconnects, o.degraded, o.p50_us, o.p99_us, o.p999_us, o.connections)
+                     o.reconnects, o.degraded, o.p50_us, o.p99_us, o.p999_us, o.connections, o.spin_cpus)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /*
- * test_procs.c — CHILDREN processes hitting one bucket lose nothing. Each child opens its own handle (a handle never
- * crosses fork()), hits HITS times and exits 0 only if every call succeeded; the parent then reads the exact total.
+ * test_procs.c — CHILDREN processes hitting one bucket lose nothing. Each child opens its own handle (test_fork.c
+ * covers children that use the parent's), hits HITS times and exits 0 only if every call succeeded; the parent then reads the exact total.
  * The parent opens and uses its own handle before forking, as a pre-forking server would, and keeps using it after.
  *
  *   build/tests/test_procs REDIS_URL

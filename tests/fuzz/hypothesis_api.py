@@ -16,6 +16,7 @@ import argparse
 import ctypes
 import faulthandler
 import os
+import socket
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,53 +26,59 @@ sys.path.insert(0, os.path.dirname(HERE))
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from redis_server import RedisServer  # noqa: E402
+from redis_server import RedisServer, encode, read_reply  # noqa: E402
 
 I64_MIN, I64_MAX = -2**63, 2**63 - 1
 MAX_ID = 65536
-OK, INVALID, CONNECT, TIMEOUT = 0, 1, 2, 3
+OK, INVALID, CONNECT, TIMEOUT, REDIS, PROTOCOL = 0, 1, 2, 3, 4, 5
+
+
+R2, R3, R4 = ctypes.c_int64 * 2, ctypes.c_int64 * 3, ctypes.c_int64 * 4   # the 1.0 ABI's reserved space
 
 
 class Limit(ctypes.Structure):
     _fields_ = [("algorithm", ctypes.c_int32), ("limit", ctypes.c_int64), ("period_ms", ctypes.c_int64),
-                ("burst", ctypes.c_int64)]
+                ("burst", ctypes.c_int64), ("reserved", R2)]
 
 
 class Decision(ctypes.Structure):
     _fields_ = [("allowed", ctypes.c_int32), ("count", ctypes.c_int64), ("limit", ctypes.c_int64),
                 ("remaining", ctypes.c_int64), ("retry_after_ms", ctypes.c_int64), ("reset_after_ms", ctypes.c_int64),
-                ("degraded", ctypes.c_int32)]
+                ("degraded", ctypes.c_int32), ("reserved32", ctypes.c_int32), ("reserved", R4)]
 
 
 class Bucket(ctypes.Structure):
     _fields_ = [("bucket", ctypes.c_int64), ("count", ctypes.c_int64), ("created", ctypes.c_int64),
-                ("updated", ctypes.c_int64), ("found", ctypes.c_int32)]
+                ("updated", ctypes.c_int64), ("found", ctypes.c_int32), ("reserved32", ctypes.c_int32),
+                ("reserved", R2)]
 
 
 class Inspection(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_int64) for n in ("count", "remaining", "ms_to_next_bucket", "created", "updated")]
+    _fields_ = [(n, ctypes.c_int64) for n in ("count", "remaining", "ms_to_next_bucket", "created", "updated")] + [
+        ("reserved", R3)]
 
 
 class Stats(ctypes.Structure):
-    _fields_ = [("calls", ctypes.c_uint64), ("allowed", ctypes.c_uint64), ("denied", ctypes.c_uint64),
-                ("errors", ctypes.c_uint64 * 8), ("reconnects", ctypes.c_uint64), ("degraded", ctypes.c_uint64),
+    _fields_ = [("size", ctypes.c_uint32), ("spin_cpus", ctypes.c_uint32),
+                ("calls", ctypes.c_uint64), ("allowed", ctypes.c_uint64), ("denied", ctypes.c_uint64),
+                ("errors", ctypes.c_uint64 * 16), ("reconnects", ctypes.c_uint64), ("degraded", ctypes.c_uint64),
                 ("p50_us", ctypes.c_int64), ("p99_us", ctypes.c_int64), ("p999_us", ctypes.c_int64),
                 ("connections", ctypes.c_int64)]
 
 
 class CountReq(ctypes.Structure):
     _fields_ = [("id", ctypes.c_char_p), ("bucket", ctypes.c_int64), ("now_ms", ctypes.c_int64),
-                ("increment", ctypes.c_int64)]
+                ("increment", ctypes.c_int64), ("reserved", R2)]
 
 
 class HitReq(ctypes.Structure):
     _fields_ = [("id", ctypes.c_char_p), ("lim", ctypes.POINTER(Limit)), ("cost", ctypes.c_int64),
-                ("now_ms", ctypes.c_int64)]
+                ("now_ms", ctypes.c_int64), ("reserved", R2)]
 
 
 class CheckReq(ctypes.Structure):
     _fields_ = [("id", ctypes.c_char_p), ("scale_ms", ctypes.c_int64), ("limit", ctypes.c_int64),
-                ("increment", ctypes.c_int64)]
+                ("increment", ctypes.c_int64), ("reserved", R2)]
 
 
 def load(path):
@@ -309,6 +316,109 @@ def batch(lib, chk, h, which, reqs, n_override, down=False):
     assert rc == first, f"{what} returned {rc}, its first failing request has {first} ({got})"
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# What Redis holds: random state under the id's keys before each call
+# ---------------------------------------------------------------------------------------------------------------
+STATE_PREFIX = b"hst:"
+STATE_NOW = 10**12
+STATE_PERIODS = [1000, 60000]
+NUMBERS = [b"0", b"1", b"-1", b"9223372036854775807", b"-9223372036854775808", b"9223372036854775808",
+           b"99999999999999999999999", b"4503599627370496", b"9007199254740993", b"1e308", b"-1e308", b"1.5",
+           b"nan", b"inf", b"-inf", b"", b" 1", b"0x10", b"abc", b"\xff\x00\xfe", b"1:2", b"3:1:9", b"-5:-7"]
+texts = st.one_of(st.sampled_from(NUMBERS), st.binary(max_size=24),
+                  st.integers(-2**70, 2**70).map(lambda n: str(n).encode()))
+scores = st.one_of(st.sampled_from([b"0", b"-1", b"1e300", b"-1e300", b"inf", b"-inf", b"9223372036854775807",
+                                    b"1000000000000"]), st.integers(-2**60, 2**60).map(lambda n: str(n).encode()))
+FIELDS = [b"count", b"created", b"updated", b"tat", b"f", b"level", b"t"]
+values = st.one_of(
+    st.none(),
+    st.tuples(st.just("string"), texts),
+    st.tuples(st.just("hash"), st.lists(st.tuples(st.one_of(st.sampled_from(FIELDS), st.binary(max_size=8)), texts),
+                                        min_size=1, max_size=5)),
+    st.tuples(st.just("list"), st.lists(texts, min_size=1, max_size=4)),
+    st.tuples(st.just("set"), st.lists(texts, min_size=1, max_size=4)),
+    st.tuples(st.just("zset"), st.lists(st.tuples(scores, texts), min_size=1, max_size=6)),
+)
+
+
+def state_keys(idb):
+    """Every key the library may read for id `idb`: buckets of count_hit and of the windows at STATE_NOW, the index,
+    and the algorithms' state."""
+    base = STATE_PREFIX + idb + b":"
+    buckets = {0, 1, 2} | {STATE_NOW // p for p in STATE_PERIODS}
+    return [base + str(b).encode() for b in sorted(buckets)] + [
+        base + s for s in (b"index", b"sw", b"swm", b"tb", b"lb", b"gcra")]
+
+
+def seed_state(conn, f, idb, chosen):
+    cmds = []
+    for key, v in zip(state_keys(idb), chosen):
+        cmds.append([b"DEL", key])
+        if v is None:
+            continue
+        kind, data = v
+        if kind == "string":
+            cmds.append([b"SET", key, data])
+        elif kind == "hash":
+            cmds.append([b"HSET", key] + [x for fv in data for x in fv])
+        elif kind == "list":
+            cmds.append([b"RPUSH", key] + data)
+        elif kind == "set":
+            cmds.append([b"SADD", key] + data)
+        else:
+            cmds.append([b"ZADD", key] + [x for sm in data for x in sm])
+    for c in cmds:
+        conn.sendall(encode(c))
+    for _ in cmds:
+        read_reply(f)   # an error reply (a score Redis refuses) just leaves that key out
+
+
+state_calls = st.sampled_from(["count_hit", "get_bucket", "delete_buckets", "check_rate_at", "inspect_bucket",
+                               "hit_at", "peek_at", "count_hits", "hit_many", "check_rates"])
+
+
+def state_call(lib, h, fn, idb, period, lim, k):
+    """One call with valid arguments on id `idb`; returns its status (and checks a decision's basic shape)."""
+    ref = ctypes.byref
+    idp = ctypes.create_string_buffer(idb, len(idb) + 1)
+    dec = Decision()
+    if fn == "count_hit":
+        return lib.hammer_count_hit(h, idp, k, STATE_NOW, k, None)
+    if fn == "get_bucket":
+        return lib.hammer_get_bucket(h, idp, k, ref(Bucket()))
+    if fn == "delete_buckets":
+        n = ctypes.c_int64()
+        rc = lib.hammer_delete_buckets(h, idp, ref(n))
+        assert rc != OK or n.value >= 0
+        return rc
+    if fn == "check_rate_at":
+        rc = lib.hammer_check_rate_at(h, idp, period, 10, k, STATE_NOW, ref(dec))
+    elif fn == "inspect_bucket":
+        ins = Inspection()
+        rc = lib.hammer_inspect_bucket(h, idp, period, 10, ref(ins))
+        assert rc != OK or 0 <= ins.remaining <= 10, f"inspect_bucket: remaining {ins.remaining} of 10"
+        return rc
+    elif fn == "hit_at":
+        rc = lib.hammer_hit_at(h, idp, ref(lim), k, STATE_NOW, ref(dec))
+    elif fn == "peek_at":
+        rc = lib.hammer_peek_at(h, idp, ref(lim), STATE_NOW, ref(dec))
+    else:
+        st_ = (ctypes.c_int * 1)()
+        cid = ctypes.cast(idp, ctypes.c_char_p)
+        if fn == "count_hits":
+            reqs = (CountReq * 1)(CountReq(cid, k, STATE_NOW, k))
+            rc = lib.hammer_count_hits(h, reqs, 1, (ctypes.c_int64 * 1)(), st_)
+        elif fn == "hit_many":
+            reqs = (HitReq * 1)(HitReq(cid, ctypes.pointer(lim), k, STATE_NOW))
+            rc = lib.hammer_hit_many(h, reqs, 1, ref(dec), st_)
+        else:
+            reqs = (CheckReq * 1)(CheckReq(cid, period, 10, k))
+            rc = lib.hammer_check_rates(h, reqs, 1, ref(dec), st_)
+        assert st_[0] == rc, f"{fn}: the call's status {rc} is its only request's {st_[0]}"
+    assert rc != OK or (dec.allowed in (0, 1) and dec.degraded == 0), f"{fn}: allowed {dec.allowed}"
+    return rc
+
+
 requests = st.lists(st.tuples(ids(), ints, ints, ints, st.one_of(any_limit, sane_limits), st.booleans()),
                     max_size=12)
 COMMON = dict(deadline=None, database=None, print_blob=True,
@@ -394,15 +504,40 @@ def run(lib, examples):
             batch(lib, live if where == "live" else gone, h if where == "live" else down[where], which, reqs,
                   n_override, down=where != "live")
 
-        for test in (urls, single_live, single_down, batches):
+        sh = ctypes.c_void_p()
+        surl = live_srv.url(expiry_ms=60000, timeout_ms=10000, prefix=STATE_PREFIX.decode())
+        assert lib.hammer_open(surl.encode(), ctypes.byref(sh)) == OK, lib.hammer_last_error()
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        raw.connect(live_srv.unix_path)
+        raw_f = raw.makefile("rb")
+        redis_answers = Checker(lib, (OK, REDIS, PROTOCOL))
+
+        @settings(max_examples=examples, **COMMON)
+        @given(st.binary(min_size=0, max_size=6), st.lists(values, min_size=len(state_keys(b"")),
+                                                           max_size=len(state_keys(b""))),
+               state_calls, st.sampled_from(STATE_PERIODS), valid_limits(), st.integers(0, 3))
+        def redis_state(idb, chosen, fn, period, lim, k):
+            assume(b"\0" not in idb)
+            lim.period_ms = period
+            if lim.algorithm < 2 or lim.burst == 0:
+                lim.limit = max(1, min(lim.limit, 2**52 // period))
+            else:
+                lim.burst = max(1, min(lim.burst, 2**52 // period))
+            seed_state(raw, raw_f, idb, chosen)
+            rc = state_call(lib, sh, fn, idb, period, lim, k)
+            redis_answers.status(rc, f"{fn} on id {idb!r} over seeded state {chosen!r}")
+
+        for test in (urls, single_live, single_down, batches, redis_state):
             test()
             print(f"ok {test.__name__}: {examples} examples", flush=True)
-        st_ = Stats()
+        st_ = Stats(size=ctypes.sizeof(Stats))
         assert lib.hammer_stats(h, ctypes.byref(st_)) == OK
         assert st_.calls > 0 and st_.errors[0] == 0
         for dh in down.values():
             lib.hammer_close(dh)
         lib.hammer_close(h)
+        lib.hammer_close(sh)
+        raw.close()
     finally:
         live_srv.close()
         down_srv.close()
