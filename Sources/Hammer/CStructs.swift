@@ -3,7 +3,7 @@
 import CHammer
 
 extension hammer_limit {
-    init(algorithm: Int32, limit: Int64, period_ms: Int64, burst: Int64) {
+    public init(algorithm: Int32, limit: Int64, period_ms: Int64, burst: Int64) {
         self.init()
         self.algorithm = algorithm
         self.limit = limit
@@ -13,7 +13,7 @@ extension hammer_limit {
 }
 
 extension hammer_count_request {
-    init(id: UnsafePointer<CChar>?, bucket: Int64, now_ms: Int64, increment: Int64) {
+    public init(id: UnsafePointer<CChar>?, bucket: Int64, now_ms: Int64, increment: Int64) {
         self.init()
         self.id = id
         self.bucket = bucket
@@ -23,7 +23,7 @@ extension hammer_count_request {
 }
 
 extension hammer_hit_request {
-    init(id: UnsafePointer<CChar>?, lim: UnsafePointer<hammer_limit>?, cost: Int64, now_ms: Int64) {
+    public init(id: UnsafePointer<CChar>?, lim: UnsafePointer<hammer_limit>?, cost: Int64, now_ms: Int64) {
         self.init()
         self.id = id
         self.lim = lim
@@ -33,7 +33,7 @@ extension hammer_hit_request {
 }
 
 extension hammer_check_request {
-    init(id: UnsafePointer<CChar>?, scale_ms: Int64, limit: Int64, increment: Int64) {
+    public init(id: UnsafePointer<CChar>?, scale_ms: Int64, limit: Int64, increment: Int64) {
         self.init()
         self.id = id
         self.scale_ms = scale_ms
@@ -44,7 +44,7 @@ extension hammer_check_request {
 
 extension hammer_stats_t {
     /// With `size` set, as HAMMER_STATS_INIT does.
-    static func sized() -> hammer_stats_t {
+    public static func sized() -> hammer_stats_t {
         var s = hammer_stats_t()
         s.size = UInt32(MemoryLayout<hammer_stats_t>.size)
         return s
