@@ -5,6 +5,7 @@
 #   make test       every test: Swift unit tests, then C and Python tests against real redis-server processes
 #   make install    PREFIX=/usr/local (lib, include, pkgconfig); the installed .so is stripped (STRIP=true keeps debug info)
 #   make bench      benchmarks (see BENCHMARKS.md)
+#   make lua        Sources/HammerCore/Lua.generated.swift from lua/*.lua (the scripts' source; the output is committed)
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -25,18 +26,28 @@ SWIFT_RELEASE := $(SWIFT) build -c release --product hammer -Xswiftc -static-std
 
 B := build
 LIB := $(B)/lib/libhammer.so.$(VERSION)
-SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') Package.swift include/hammer.h hammer.map
+LUA_GEN := Sources/HammerCore/Lua.generated.swift
+LUA := $(wildcard lua/*.lua lua/lib/*.lua) lua/generate.py
+SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') $(LUA_GEN) Package.swift include/hammer.h hammer.map
 
-.PHONY: deps all lib demo test unit-test c-tests py-test install uninstall bench clean
+.PHONY: deps all lib lua demo test unit-test c-tests py-test install uninstall bench clean
 all: lib
 
-# What a fresh Debian 12 machine needs besides Swift (as root): hiredis, Redis, pkg-config, valgrind, pytest, hypothesis.
+# What a fresh Debian 12 machine needs besides Swift (as root): hiredis, Redis, pkg-config, valgrind, luacheck, pytest,
+# hypothesis.
 deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhiredis-dev redis-server redis-tools pkg-config valgrind
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhiredis-dev redis-server redis-tools pkg-config valgrind \
+	    lua-check
 	$(PYTHON) -m pip install -q pytest hypothesis
 
 lib: $(LIB)
+
+# The scripts are lua/*.lua; the library holds them as Swift constants, generated here (without network or Swift
+# plugins) and committed, so `swift build` works on a fresh clone. A unit test fails when the two differ.
+lua: $(LUA_GEN)
+$(LUA_GEN): $(LUA)
+	$(PYTHON) lua/generate.py
 $(LIB): $(SOURCES) Makefile
 	$(SWIFT_RELEASE)
 	@extra=$$(nm -D --defined-only .build/release/libhammer.so | awk '$$3 !~ /^hammer_/ {print $$3}'); \
@@ -64,7 +75,7 @@ C_TESTS := $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/*.c))
 demo: $(C_EXAMPLES)
 	$(PYTHON) tests/run_with_redis.py $(B)/bin/example
 
-unit-test:
+unit-test: $(LUA_GEN)
 	$(SWIFT) test
 
 c-tests: $(C_TESTS) $(C_EXAMPLES)

@@ -366,12 +366,19 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
             case let .success(idb): ids[i] = idb; todo.append(i)
             }
         }
-        hd.batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, header: { _, a in
+        hd.batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, keyCount: { _ in Scripts.countHitManyKeys },
+                   keys: { i, a in
+            guard let idb = ids[i] else { return }
+            Keys.appendIdBase(prefix: hd.config.prefix, id: idb, to: &a.bytes)
+            Decimal.append(reqs[i].bucket, to: &a.bytes)
+            a.end()
+            Keys.appendIdBase(prefix: hd.config.prefix, id: idb, to: &a.bytes)
+            a.bytes.append(contentsOf: Keys.indexSuffix)
+            a.end()
+        }, header: { _, a in
             a.add(hd.config.expiryMs)
         }, fill: { i, a in
             let r = reqs[i]
-            if let idb = ids[i] { Keys.appendIdBase(prefix: hd.config.prefix, id: idb, to: &a.bytes) }
-            a.end()
             a.add(r.bucket)
             a.add(r.increment)
             a.add(r.now_ms)
@@ -416,7 +423,13 @@ func decisionBatch(_ fn: StaticString, _ hd: Handle, _ n: Int, _ out: UnsafeMuta
     }
     // Each chunk names its distinct limiters once; a request carries its limiter's number in the chunk.
     var spec = [Int](repeating: 0, count: n)
-    hd.batches(todo, chunk: Handle.batchChunk, Scripts.limiterMany, width: 5, header: { chunk, a in
+    hd.batches(todo, chunk: Handle.batchChunk, Scripts.limiterMany, width: 5, keyCount: { i in
+        guard case let .success(r) = checked[i] else { return 0 }
+        return Keys.decisionKeyCount(r.lim.algorithm)
+    }, keys: { i, a in
+        guard case let .success(r) = checked[i] else { return }
+        hd.appendDecisionKeys(&a, id: r.id, r.lim, now: times[i])
+    }, header: { chunk, a in
         var numbers: [LimiterSpec: Int] = [:]
         var specs: [LimiterSpec] = []
         for i in chunk {
@@ -437,8 +450,6 @@ func decisionBatch(_ fn: StaticString, _ hd: Handle, _ n: Int, _ out: UnsafeMuta
         }
     }, fill: { i, a in
         guard case let .success(r) = checked[i] else { return }
-        Keys.appendIdBase(prefix: hd.config.prefix, id: r.id, to: &a.bytes)
-        a.end()
         a.add(Int64(spec[i]))
         a.add(r.cost)
         if let t = times[i] { a.add(t) } else { a.add("") }

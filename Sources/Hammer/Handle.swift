@@ -58,19 +58,33 @@ final class Handle {
         a.add(bucket)
     }
 
-    /// numkeys 1, the id's index as KEYS[1], and its base (prefix + id + ":") as ARGV[1].
-    func fillIndexAndBase(_ a: inout Args, id: UnsafeBufferPointer<UInt8>) {
-        a.add("1")
-        Keys.appendIdBase(prefix: config.prefix, id: id, to: &a.bytes)
-        a.bytes.append(contentsOf: Keys.indexSuffix)
-        a.end()
-        Keys.appendIdBase(prefix: config.prefix, id: id, to: &a.bytes)
-        a.end()
+    /// A decision's keys (lua/*.lua take them so), each one argument: the fixed window its window's bucket (the id's
+    /// key base alone when the time is Redis's: the script adds the window) and the index; the others their state.
+    func appendDecisionKeys(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, now: Int64?) {
+        let prefix = config.prefix
+        let suffixes: [[UInt8]]
+        switch lim.algorithm {
+        case .fixedWindow:
+            Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+            if let now { Decimal.append(idiv(now, lim.periodMs), to: &a.bytes) }
+            a.end()
+            suffixes = [Keys.indexSuffix]
+        case .slidingWindow: suffixes = Keys.slidingKeys
+        case .tokenBucket: suffixes = Keys.tokenBucketKeys
+        case .leakyBucket: suffixes = Keys.leakyBucketKeys
+        case .gcra: suffixes = Keys.gcraKeys
+        }
+        for s in suffixes {
+            Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+            a.bytes.append(contentsOf: s)
+            a.end()
+        }
     }
 
     func fillLimiter(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: StaticString, cost: Int64,
                      now: Int64?) {
-        fillIndexAndBase(&a, id: id)
+        a.add(Int64(Keys.decisionKeyCount(lim.algorithm)))
+        appendDecisionKeys(&a, id: id, lim, now: now)
         a.add(Int64(lim.algorithm.rawValue))
         a.add(mode)
         a.add(lim.limit)
@@ -146,13 +160,55 @@ final class Handle {
 
     func deleteBuckets(id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
         measured(Outcome(calls: 1)) { conn in
-            let indexed = Replies.int64(conn.eval(Scripts.deleteBuckets) { a in
-                fillIndexAndBase(&a, id: id)
-                for s in Keys.stateSuffixes { a.add(s) }
-            }, what: "delete_buckets")
+            let indexed = deleteIndexed(conn, id: id)
             guard config.scanDelete, case let .success(n) = indexed else { return indexed }
             return scanDelete(conn, id: Array(id)).map { n.addingClamped($0) }
         }
+    }
+
+    /// Deletes the buckets the id's index names and the id's state: the index is read, then the script gets every
+    /// key it deletes in KEYS and deletes them only if the index has not named another bucket meanwhile (a
+    /// concurrent first hit); if it has, the index is read again.
+    private func deleteIndexed(_ conn: Connection, id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
+        let prefix = config.prefix
+        for _ in 0..<16 {
+            conn.args.reset()
+            conn.args.add("ZRANGE")
+            Keys.appendIdBase(prefix: prefix, id: id, to: &conn.args.bytes)
+            conn.args.bytes.append(contentsOf: Keys.indexSuffix)
+            conn.args.end()
+            conn.args.add("0")
+            conn.args.add("-1")
+            var members: [[UInt8]] = []
+            switch conn.run() {
+            case let .failure(f): return .failure(f)
+            case let .success(r):
+                defer { freeReplyObject(r) }
+                if let f = Replies.error(r) { return .failure(f) }
+                guard r.pointee.type == REDIS_REPLY_ARRAY else {
+                    return .failure(Failure(.protocol, "delete_buckets: unexpected ZRANGE reply"))
+                }
+                for i in 0..<r.pointee.elements {
+                    guard let e = r.pointee.element?[i], e.pointee.type == REDIS_REPLY_STRING else {
+                        return .failure(Failure(.protocol, "delete_buckets: unexpected ZRANGE reply"))
+                    }
+                    members.append(Array(Connection.bytes(e)))
+                }
+            }
+            let n = Replies.int64(conn.eval(Scripts.deleteBuckets) { a in
+                a.add(Int64(1 + Keys.stateSuffixes.count + members.count))
+                for s in [Keys.indexSuffix] + Keys.stateSuffixes + members {
+                    Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+                    a.bytes.append(contentsOf: s)
+                    a.end()
+                }
+                Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+                a.end()
+            }, what: "delete_buckets")
+            if case .success(-1) = n { continue }
+            return n
+        }
+        return .failure(Failure(.redis, "delete_buckets: the id's index kept changing (16 reads)"))
     }
 
     /// Deletes buckets of exactly `id` that are not in its index (written by other clients): SCAN with the id
@@ -213,11 +269,11 @@ final class Handle {
             return o
         }) { conn -> Result<Decision, Failure> in
             if mode == .check, let t {
-                // Hammer's check_rate at a known time is count_hit on the window's bucket (TTL to the window's end
-                // and a grace second), decided here: the smallest script there is.
+                // Hammer's check_rate at a known time is count_hit on the window's bucket (its TTL set at the first
+                // hit, to the window's end and a grace second), decided here: the smallest script there is.
                 let w = idiv(t, lim.periodMs)
                 let left = (w + 1) * lim.periodMs - t
-                return Replies.int64(conn.eval(Scripts.countHit) { a in
+                return Replies.int64(conn.eval(Scripts.checkRate) { a in
                     fillCountHit(&a, id: id, bucket: w, nowMs: t, increment: cost, ttlMs: left + 1000)
                 }, what: "check_rate").map {
                     Decision.checkRate(count: $0, limit: lim.limit, increment: cost, leftMs: left)
@@ -269,10 +325,12 @@ final class Handle {
     // MARK: batches
 
     /// Sends the requests `todo` (indices) in chunks, each chunk one call of `script` (which answers with one
-    /// element per request), all chunks as one pipeline on one connection. `fill` appends a request's fields;
+    /// element per request), all chunks as one pipeline on one connection. `keys` appends a request's keys (KEYS, as
+    /// many as `keyCount` says), `header` a chunk's first arguments, `fill` a request's fields;
     /// `take` gets each request's reply element (freed after it returns) or failure. A NOSCRIPT answer (a flushed
     /// or restarted server) is met by sending that chunk again with EVAL, after the pipeline is read.
     func batches(_ todo: [Int], chunk: Int, _ script: Script, width: Int = 1,
+                 keyCount: (Int) -> Int, keys: (Int, inout Args) -> Void,
                  header: ([Int], inout Args) -> Void = { _, _ in },
                  fill: (Int, inout Args) -> Void,
                  take: (Int, Result<UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>, Failure>) -> Void) {
@@ -280,7 +338,10 @@ final class Handle {
         var replies = [Reply?](repeating: nil, count: chunks.count)
         let whole: Result<Void, Failure> = pool.with { conn in
             func build(_ c: Int, _ a: inout Args) {
-                a.add("0")
+                var n = 0
+                for i in chunks[c] { n += keyCount(i) }
+                a.add(Int64(n))
+                for i in chunks[c] { keys(i, &a) }
                 header(chunks[c], &a)
                 for i in chunks[c] { fill(i, &a) }
             }

@@ -1,5 +1,5 @@
 // Rate-limit algorithms: parameters, their validation, and a pure model of each, with the very arithmetic of the
-// Lua script (Limiter.lua.swift). Tests drive Redis and the model with the same times and costs and compare every
+// Lua scripts (lua/lib/*.lua). Tests drive Redis and the model with the same times and costs and compare every
 // decision; the model also decides in-process while Redis is unreachable (fallback=local).
 
 public enum Algorithm: Int32, CaseIterable, Sendable {
@@ -21,7 +21,9 @@ public struct Limit: Hashable, Sendable {
 
     public static let maxLimit: Int64 = 1_000_000_000
     public static let maxPeriodMs: Int64 = 315_360_000_000          // 10 years
-    public static let maxUnits: Int64 = 1 << 52                     // capacity * period stays exact in Lua doubles
+    /// The buckets and GCRA count in units of capacity * period_ms, which must stay exact in Lua's doubles; the
+    /// windows never multiply the two and take the whole ranges.
+    public static let maxUnits: Int64 = 1 << 52
     public static let maxNowMs: Int64 = 1 << 47                     // about the year 6429
 
     public init(algorithm: Algorithm, limit: Int64, periodMs: Int64, burst: Int64 = 0) {
@@ -41,6 +43,7 @@ public struct Limit: Hashable, Sendable {
         if periodMs < 1 || periodMs > maxPeriodMs { return bad("\(periodName) must be from 1 to \(maxPeriodMs)") }
         if burst < 0 || burst > maxLimit { return bad("burst must be from 0 (= limit) to \(maxLimit)") }
         let l = Limit(algorithm: a, limit: limit, periodMs: periodMs, burst: burst)
+        if a == .fixedWindow || a == .slidingWindow { return .success(l) }
         let (units, o) = l.capacity.multipliedReportingOverflow(by: periodMs)
         if o || units > maxUnits { return bad("burst (or limit) times \(periodName) is too large (over 2^52)") }
         return .success(l)
@@ -129,7 +132,9 @@ public struct LimiterModel: Sendable {
     public init() {}
 
     public mutating func apply(_ lim: Limit, mode: Mode, cost c: Int64, now: Int64) -> Decision {
-        let L = lim.limit, P = lim.periodMs, B = lim.capacity, C = B * P
+        let L = lim.limit, P = lim.periodMs, B = lim.capacity
+        // Units of the buckets and GCRA (validated <= 2^52 for them); the windows may hold more and never use it.
+        let C = B &* P
         func decide(_ D: Int64) -> (Bool, Int64, Int64) {
             if mode == .hit && c > B { return (false, D, -1) }
             let cu = mode == .peek ? P : c * P      // c <= B here, so c * P <= B * P <= 2^52
@@ -172,7 +177,6 @@ public struct LimiterModel: Sendable {
         case .slidingWindow:
             let edge = now - P
             let live = log.reduce(Int64(0)) { $1.time > edge ? $0 + $1.cost : $0 }
-            let top = max(now, log.map { $0.time }.max() ?? now)
             let need = mode == .peek ? 1 : c
             var ok = false
             if mode == .hit && c == 0 { ok = true } else if need <= L && live + need <= L { ok = true }
@@ -183,7 +187,9 @@ public struct LimiterModel: Sendable {
                 total += c
             }
             var rem: Int64 = 0, retry: Int64 = 0
-            let reset: Int64 = total > 0 ? top + P - now : 0
+            // The window holds no hits once its newest hit has left it.
+            let newest = log.map { $0.time }.max() ?? now
+            let reset: Int64 = total > 0 ? newest + P - now : 0
             // total may exceed L: hits of a larger limit (the id's limit was lowered).
             if ok { rem = max(0, L - total) } else if need > L { retry = -1 } else {
                 let want = total + need - L

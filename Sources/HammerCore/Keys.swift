@@ -1,8 +1,9 @@
-// Redis key layout, seed-compatible:
+// Redis key layout, the one Hammer's Elixir Redis backend uses for its buckets:
 //   <prefix><id>:<bucket>   a fixed-window bucket: hash {count, created, updated}
-//   <prefix><id>:index      sorted set of the id's bucket numbers (score: expiry time), kept by our scripts so that
-//                           delete_buckets is exact and costs what the id owns, not what the keyspace holds
-//   <prefix><id>:sw ...     state of the other algorithms (see Algorithm.stateSuffix)
+//   <prefix><id>:index      sorted set of the id's bucket numbers (score: when the bucket expires, on Redis's clock),
+//                           kept by our scripts so that delete_buckets is exact and costs what the id owns, not what
+//                           the keyspace holds
+//   <prefix><id>:sw ...     state of the other algorithms (see stateSuffixes)
 // Every suffix is either a decimal integer or a fixed word without ':', so the split at the last ':' is unique and
 // no id's keys can be another id's keys.
 
@@ -53,6 +54,23 @@ public enum Keys {
 }
 
 extension Keys {
-    /// Suffixes of the per-id limiter state of the other algorithms; deleted with the id's buckets.
+    /// Suffixes of the per-id limiter state of the other algorithms, in the order delete_buckets takes them.
     public static let stateSuffixes: [[UInt8]] = ["sw", "swm", "tb", "lb", "gcra"].map { Array($0.utf8) }
+
+    /// How many keys a decision of `a` passes in KEYS (lua/*.lua): the fixed window its bucket and the index, the
+    /// sliding window its log and meta, the others their state.
+    public static func decisionKeyCount(_ a: Algorithm) -> Int {
+        switch a {
+        case .fixedWindow, .slidingWindow: return 2
+        case .tokenBucket, .leakyBucket, .gcra: return 1
+        }
+    }
+
+    /// The suffixes of the keys a decision of `a` passes in KEYS, after the id's base, in the order lua/*.lua take
+    /// them. The fixed window's are its window's number (or nothing with Redis's clock: the script completes the key)
+    /// and the index: see Handle.appendDecisionKeys.
+    public static let slidingKeys = [stateSuffixes[0], stateSuffixes[1]]
+    public static let tokenBucketKeys = [stateSuffixes[2]]
+    public static let leakyBucketKeys = [stateSuffixes[3]]
+    public static let gcraKeys = [stateSuffixes[4]]
 }

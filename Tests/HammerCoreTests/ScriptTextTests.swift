@@ -1,49 +1,73 @@
-// The Lua texts as built in Swift: batch versions of the algorithms return their decision as several values (no
-// table per request), and the single-call scripts still return one table.
+// The scripts the library sends are the files in lua/: Lua.generated.swift (made by lua/generate.py, committed so
+// that a fresh clone builds without it) must hold exactly what lua/*.lua give, includes put in.
 @testable import HammerCore
 import XCTest
 
 final class ScriptTextTests: XCTestCase {
-    func testMultipleReturnsRewritesOnlyWholeReturnLines() {
-        let body = """
-          local x = {1, 2}
-          if a then
-            return {ok, B, 0, retry, reset}
-          end
-          return {ok, cdiv(Da, P), rem}
-          return {x = 1} -- a comment keeps it a table
-        """
-        XCTAssertEqual(Scripts.multipleReturns(body), """
-          local x = {1, 2}
-          if a then
-            return ok, B, 0, retry, reset
-          end
-          return ok, cdiv(Da, P), rem
-          return {x = 1} -- a comment keeps it a table
-        """)
-    }
+    /// Every script's text and the file it comes from (the generated constants, by name).
+    static let scripts: [(file: String, source: String)] = [
+        ("bucket", LuaSource.bucket), ("check_rate", LuaSource.checkRate), ("count_hit", LuaSource.countHit),
+        ("count_hits", LuaSource.countHits), ("decide_many", LuaSource.decideMany),
+        ("delete_buckets", LuaSource.deleteBuckets), ("fixed_window", LuaSource.fixedWindow),
+        ("gcra", LuaSource.gcra), ("sliding_window", LuaSource.slidingWindow),
+    ]
 
-    func testBatchFunctionsReturnNoTables() {
-        for (name, body) in [("fixed_window", Scripts.fixedWindowBody), ("bucket", Scripts.bucketBody),
-                             ("gcra", Scripts.gcraBody)] {
-            let text = Scripts.function(name, body)
-            XCTAssertTrue(body.contains("return {"), name)
-            XCTAssertFalse(text.contains("return {"), "\(name): a decision still returned as a table")
+    /// A file of lua/ with each `--#include <path>` line replaced by that file's text, as lua/generate.py does.
+    func assembled(_ path: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let data = try XCTUnwrap(readFile(repoRoot() + "/lua/" + path), "lua/\(path) is missing", file: file, line: line)
+        var out = ""
+        for l in text(data).split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+            if l.hasPrefix("--#include ") {
+                out += try assembled(String(l.dropFirst("--#include ".count)), file: file, line: line)
+            } else {
+                out += l + "\n"
+            }
         }
-        XCTAssertFalse(Scripts.slidingWindowLua.contains("return {"))
-        // The single-call scripts answer one array of 5.
-        let single = String(decoding: Scripts.slidingWindow.source, as: UTF8.self)
-        XCTAssertTrue(single.contains("return {sliding_window("))
-        XCTAssertTrue(String(decoding: Scripts.bucket.source, as: UTF8.self).contains("return {ok,"))
+        return out
     }
 
+    func testGeneratedConstantsAreTheLuaFiles() throws {
+        for (name, source) in Self.scripts {
+            XCTAssertEqual(source, try assembled(name + ".lua"), "Lua.generated.swift is stale for lua/\(name).lua: run `make lua`")
+        }
+    }
+
+    func testEveryLuaFileIsAScript() throws {
+        let listing = try XCTUnwrap(runCommand("ls \(repoRoot())/lua"))
+        let files = listing.split(separator: "\n").filter { $0.hasSuffix(".lua") }.map { String($0.dropLast(4)) }
+        XCTAssertEqual(files.sorted(), Self.scripts.map(\.file).sorted())
+    }
+
+    func testScriptsAreTheirFiles() {
+        XCTAssertEqual(Scripts.countHit.source, Array(LuaSource.countHit.utf8))
+        XCTAssertEqual(Scripts.checkRate.source, Array(LuaSource.checkRate.utf8))
+        XCTAssertEqual(Scripts.countHitMany.source, Array(LuaSource.countHits.utf8))
+        XCTAssertEqual(Scripts.limiterMany.source, Array(LuaSource.decideMany.utf8))
+        XCTAssertEqual(Scripts.deleteBuckets.source, Array(LuaSource.deleteBuckets.utf8))
+        for a in Algorithm.allCases {
+            let name: String
+            switch a {
+            case .fixedWindow: name = LuaSource.fixedWindow
+            case .slidingWindow: name = LuaSource.slidingWindow
+            case .tokenBucket, .leakyBucket: name = LuaSource.bucket
+            case .gcra: name = LuaSource.gcra
+            }
+            XCTAssertEqual(Scripts.limiter(a).source, Array(name.utf8), "\(a)")
+        }
+    }
+
+    /// The batch scripts read the field counts the library sends.
     func testBatchScriptsNameTheirFieldCounts() {
-        let many = String(decoding: Scripts.limiterMany.source, as: UTF8.self)
-        XCTAssertTrue(many.contains("local o, last = 2 + ns * 5, #ARGV - 3"))
-        XCTAssertEqual(Scripts.limiterManyFields, 4)
+        XCTAssertTrue(LuaSource.decideMany.contains("for o = 2 + ns * 5, #ARGV - 2, 3 do"))
+        XCTAssertEqual(Scripts.limiterManyFields, 3)
         XCTAssertEqual(Scripts.limiterManySpecFields, 5)
-        let counts = String(decoding: Scripts.countHitMany.source, as: UTF8.self)
-        XCTAssertTrue(counts.contains("for o = 1, #ARGV - 4, 4 do"))
-        XCTAssertEqual(Scripts.countHitManyFields, 4)
+        XCTAssertTrue(LuaSource.countHits.contains("for r = 1, #KEYS / 2 do"))
+        XCTAssertTrue(LuaSource.countHits.contains("local a = 3 * r - 1"))
+        XCTAssertEqual(Scripts.countHitManyFields, 3)
+        XCTAssertEqual(Scripts.countHitManyKeys, 2)
+        XCTAssertTrue(LuaSource.decideMany.contains("local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1}"))
+        for a in Algorithm.allCases {
+            XCTAssertEqual(Keys.decisionKeyCount(a), a == .fixedWindow || a == .slidingWindow ? 2 : 1)
+        }
     }
 }

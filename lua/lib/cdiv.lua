@@ -1,0 +1,2 @@
+-- Exact ceiling division (b > 0).
+local function cdiv(a, b) return -idiv(-a, b) end

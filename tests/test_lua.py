@@ -1,0 +1,177 @@
+"""The Lua scripts as files (lua/*.lua): the library's constants are those files, luacheck finds nothing, each
+script runs by hand with `redis-cli --eval` as its header shows, and every key a script touches is one of its KEYS
+(checked on a real redis-server through MONITOR, with Redis's own COMMAND GETKEYS)."""
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import hammer
+from redis_server import encode, read_reply
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GENERATE = os.path.join(ROOT, "lua", "generate.py")
+
+
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory):
+    """The whole scripts, written by lua/generate.py --out."""
+    out = tmp_path_factory.mktemp("lua")
+    subprocess.run([sys.executable, GENERATE, "--out", str(out)], check=True)
+    return out
+
+
+def test_generated_swift_matches_the_lua_files():
+    r = subprocess.run([sys.executable, GENERATE, "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_luacheck_finds_nothing(scripts):
+    luacheck = shutil.which("luacheck")
+    if not luacheck:
+        pytest.fail("luacheck is not installed (Debian: apt-get install lua-check; make deps installs it)")
+    names = sorted(os.listdir(scripts))
+    assert len(names) >= 9
+    r = subprocess.run([luacheck, "--no-color", "--config", os.path.join(ROOT, ".luacheckrc"), *names],
+                       cwd=scripts, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 warnings / 0 errors" in r.stdout
+
+
+def examples(scripts):
+    """{script: its header's `redis-cli --eval` line, as argv} for every script."""
+    out = {}
+    for name in sorted(os.listdir(scripts)):
+        with open(os.path.join(ROOT, "lua", name)) as f:
+            text = f.read()
+        m = re.search(r"^--   (redis-cli --eval .*?)$((?:\n--     .*$)*)", text, re.M)
+        assert m, f"lua/{name} shows no `redis-cli --eval` line"
+        line = (m.group(1) + m.group(2)).replace("\\\n--    ", "")
+        out[name] = shlex.split(line)
+    return out
+
+
+def test_every_script_runs_with_redis_cli_eval(scripts, own_redis):
+    server = own_redis()
+    got = {}
+    for name, argv in examples(scripts).items():
+        assert argv[:3] == ["redis-cli", "--eval", name]
+        r = subprocess.run(["redis-cli", "-p", str(server.port), "--no-raw", "--eval", name, *argv[3:]],
+                           cwd=scripts, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "(error)" not in r.stdout and "ERR" not in r.stdout, (name, r.stdout, r.stderr)
+        got[name] = r.stdout
+    # What the examples did, seen in Redis: count_hit counted once on a bucket that lives expiry_ms, indexed.
+    assert server.cli("HGET", "Hammer:Redis:a:7", "count") in (b"1", b"2")
+    assert got["count_hit.lua"].strip() == "(integer) 1"
+    assert got["bucket.lua"].split()[:2] == ["1)", "(integer)"]
+
+
+def test_count_hit_by_hand_refreshes_its_ttl_each_hit(scripts, own_redis):
+    """redis-cli --eval count_hit.lua twice: the second hit restarts the TTL (Hammer's Elixir backend's rule)."""
+    server = own_redis()
+
+    def hit():
+        r = subprocess.run(["redis-cli", "-p", str(server.port), "--eval", "count_hit.lua", "h:a:1", "h:a:index",
+                            ",", "1", "1700000000000", "1000", "1"], cwd=scripts, capture_output=True, text=True)
+        return int(r.stdout)
+
+    assert hit() == 1
+    time.sleep(0.6)
+    assert int(server.cli("PTTL", "h:a:1")) < 500
+    assert hit() == 2
+    assert int(server.cli("PTTL", "h:a:1")) > 800
+    assert int(server.cli("PTTL", "h:a:index")) > 800
+    assert server.cli("ZRANGE", "h:a:index", "0", "-1") == [b"1"]
+
+
+def monitored(server, calls):
+    """Runs calls() with MONITOR on; returns the monitored lines (bytes) once the last call's commands are seen."""
+    mon = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    f = mon.makefile("rb")
+    mon.sendall(encode(["MONITOR"]))
+    assert read_reply(f) == b"OK"
+    lines, done = [], threading.Event()
+
+    def reader():
+        while not done.is_set():
+            line = f.readline()
+            if not line:
+                return
+            lines.append(line.rstrip(b"\r\n"))
+            if b'"end-of-test"' in line:
+                done.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    calls()
+    server.cli("ECHO", "end-of-test")
+    assert done.wait(10)
+    mon.close()
+    return lines
+
+
+def parse_monitor(line):
+    """A MONITOR line's arguments, unescaped, and whether a script sent it."""
+    m = re.match(rb'^\+?[\d.]+ \[(\d+) ([^\]]*)\] (.*)$', line)
+    assert m, line
+    args = [bytes(a, "latin-1").decode("unicode_escape").encode("latin-1")
+            for a in re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(3).decode("latin-1"))]
+    return args, m.group(2) == b"lua"
+
+
+def test_every_key_a_script_touches_is_in_its_keys(own_redis):
+    """Every library call, with MONITOR on: the keys of each command a script sends (as COMMAND GETKEYS names
+    them) are among that EVALSHA's KEYS. The one exception by design: with Redis's clock the fixed window's bucket
+    is its KEYS[1] (the id's key base) followed by the window's number."""
+    server = own_redis()
+    algs = [hammer.Limit.fixed_window(3, 1000), hammer.Limit.sliding_window(3, 1000), hammer.Limit.token_bucket(3, 1000),
+            hammer.Limit.leaky_bucket(3, 1000), hammer.Limit.gcra(3, 1000)]
+
+    def calls():
+        for clock in ("local", "redis"):
+            with hammer.Hammer(server.url(clock=clock)) as h:
+                id = "k:" + clock
+                h.count_hit(id, 1, 1000)
+                h.count_hit(id, 1, 1001)
+                h.count_hit(id, 2, 1002, 5)
+                h.check_rate(id, 1000, 2)
+                h.check_rate(id, 1000, 2)
+                h.inspect_bucket(id, 1000, 2)
+                for lim in algs:
+                    for now in (None, 5000, 5001, 5002, 5003):
+                        h.hit(id, lim, 1, now)
+                    h.peek(id, lim)
+                h.hit_many([(id + ":m", lim, 1, now) for lim in algs for now in (None, 7000)] * 3)
+                h.count_hits([(id + ":c", b, 1000 + b) for b in range(5)] * 2)
+                h.check_rates([(id + ":r", 1000, 2)] * 3)
+                h.delete_buckets(id)
+                h.delete_buckets(id + ":c")
+
+    lines = monitored(server, calls)
+    evals, checked = 0, 0
+    declared = None
+    for line in lines:
+        args, from_lua = parse_monitor(line)
+        if not from_lua:
+            if args[0].upper() in (b"EVALSHA", b"EVAL"):
+                evals += 1
+                declared = set(args[3:3 + int(args[2])])
+            else:
+                declared = None
+            continue
+        assert declared is not None, line
+        keys = server.cli("COMMAND", "GETKEYS", *args) if args[0].upper() not in (b"TIME",) else []
+        for k in keys:
+            ok = k in declared or any(k.startswith(d) and k[len(d):].isdigit() and d.endswith(b":")
+                                      for d in declared)
+            assert ok, f"{args} touches {k!r}, not among KEYS {sorted(declared)}"
+            checked += 1
+    assert evals > 50 and checked > 200, (evals, checked)
