@@ -97,7 +97,7 @@ def monitored(server, calls):
     mon = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     f = mon.makefile("rb")
     mon.sendall(encode(["MONITOR"]))
-    assert read_reply(f) == b"OK"
+    assert read_reply(f) == "OK"
     lines, done = [], threading.Event()
 
     def reader():
