@@ -112,9 +112,9 @@ typedef struct hammer_bucket {
 HAMMER_API int hammer_open(const char *config, hammer_t **out);
 
 /*! hammer_count_hit() :
- *  Adds `increment` (>= 0) hits to bucket `bucket` of `id`, stamped `now_ms`: count += increment, updated = now_ms;
- *  the bucket's first hit also sets created = now_ms and its TTL, expiry_ms. One atomic step, one
- *  round trip.
+ *  Adds `increment` (>= 0) hits to bucket `bucket` of `id`, stamped `now_ms`: count += increment, updated = now_ms
+ *  (the first hit also sets created = now_ms), and the bucket's TTL restarts at expiry_ms, so it lives expiry_ms
+ *  after its latest hit, as with Hammer's Elixir Redis backend. One atomic step, one round trip.
  *  `id` is any NUL-terminated bytes, empty included.
  *  @return HAMMER_OK and the bucket's new count in *count_out (may be NULL), or an error status. */
 HAMMER_API int hammer_count_hit(hammer_t *h, const char *id, int64_t bucket, int64_t now_ms, int64_t increment,
@@ -126,8 +126,11 @@ HAMMER_API int hammer_count_hit(hammer_t *h, const char *id, int64_t bucket, int
 HAMMER_API int hammer_get_bucket(hammer_t *h, const char *id, int64_t bucket, hammer_bucket *out);
 
 /*! hammer_delete_buckets() :
- *  Deletes every bucket and limiter state of exactly `id` (never those of other ids, whatever bytes `id` holds).
- *  This is Hammer's reset. Its cost grows with the id's own keys, not with the size of the keyspace.
+ *  Deletes the buckets and limiter state of exactly `id` (never those of other ids, whatever bytes `id` holds).
+ *  This is Hammer's reset. By default it deletes the buckets in the id's index: those this library created
+ *  (count_hit, check_rate, fixed window) and those count_hit has counted on since (Elixir's included); buckets
+ *  another client (Hammer's Elixir Redis backend) wrote and this library has not counted on with count_hit are
+ *  deleted with scan_delete=true only. Its cost grows with the id's own keys, not with the size of the keyspace.
  *  @return HAMMER_OK and the number of keys deleted in *deleted_out (may be NULL), or an error status. */
 HAMMER_API int hammer_delete_buckets(hammer_t *h, const char *id, int64_t *deleted_out);
 
@@ -163,7 +166,8 @@ typedef struct hammer_decision {
     int64_t remaining;        /* how many more unit hits would pass now; 0 when denied */
     int64_t retry_after_ms;   /* 0 when allowed; else the wait after which this same hit can pass (rounded up);
                                  -1 when it can never pass (cost above the limiter's capacity) */
-    int64_t reset_after_ms;   /* wait until the limiter is fully reset (window end / bucket full or empty) */
+    int64_t reset_after_ms;   /* wait until the limiter is fully reset: the fixed window's end, the sliding
+                                 window holding no hits, the bucket full (token) or empty (leaky, GCRA) */
     int32_t degraded;         /* 1 when Redis could not answer and the on_error / fallback policy decided */
     int32_t reserved32;
     int64_t reserved[4];      /* cleared by the library; see ABI above */
@@ -182,12 +186,16 @@ typedef struct hammer_inspection {
 /*! hammer_check_rate() :
  *  Hammer's check_rate(id, scale_ms, limit) / check_rate_inc: counts `increment` (>= 0) hits in bucket
  *  now_ms / scale_ms of `id` (the bucket layout above, so Elixir's Hammer shares it), even when denied, and allows when
- *  the count is at most `limit`. One round trip. hammer_delete_buckets(id) is the reset.
+ *  the count is at most `limit`. One round trip. hammer_delete_buckets(id) is the reset. The bucket's TTL is set
+ *  at its first hit, to the window's end and one second (unlike count_hit's: the window's end is known then).
  *  @return HAMMER_OK and the decision in *out, or an error status. */
 HAMMER_API int hammer_check_rate(hammer_t *h, const char *id, int64_t scale_ms, int64_t limit, int64_t increment,
                                  hammer_decision *out);
 
-/*! hammer_check_rate_at() : hammer_check_rate at the caller's time `now_ms` (tests, replays, Hammer's `now`). */
+/*! hammer_check_rate_at() : hammer_check_rate at the caller's time `now_ms` (tests, replays, Hammer's `now`).
+ *  Decisions use `now_ms`, but stored state expires on Redis's clock, in real time: each *_at call sets the TTLs
+ *  its state needs from `now_ms` on (and a second) from the moment it runs, so a replay slower than real time may
+ *  find state gone that its own times would still count. */
 HAMMER_API int hammer_check_rate_at(hammer_t *h, const char *id, int64_t scale_ms, int64_t limit, int64_t increment,
                                     int64_t now_ms, hammer_decision *out);
 
@@ -212,7 +220,9 @@ enum {
 typedef struct hammer_limit {
     int32_t algorithm;   /* HAMMER_FIXED_WINDOW ... HAMMER_GCRA */
     int64_t limit;       /* hits allowed per period (the refill / leak rate for the buckets), 1 .. 10^9 */
-    int64_t period_ms;   /* 1 .. 10 years */
+    int64_t period_ms;   /* 1 .. 10 years; the windows take both whole ranges, the buckets and GCRA need
+                            capacity (burst, or limit) x period_ms <= 2^52 (exact in Lua's doubles: 10^6 per day,
+                            10^4 per 10 years), else HAMMER_ERR_INVALID */
     int64_t burst;       /* bucket capacity / burst tolerance; 0 means = limit; ignored by the windows */
     int64_t reserved[2]; /* set to 0 (an initializer does); see ABI above */
 } hammer_limit;
@@ -228,7 +238,8 @@ HAMMER_API int hammer_hit(hammer_t *h, const char *id, const hammer_limit *lim, 
  *  count and remaining as they stand (nothing taken); when denied, retry_after_ms as that hit would get it. */
 HAMMER_API int hammer_peek(hammer_t *h, const char *id, const hammer_limit *lim, hammer_decision *out);
 
-/*! hammer_hit_at() : hammer_hit at the caller's time `now_ms` (0 .. 2^47): tests, replays, Hammer's `now`. */
+/*! hammer_hit_at() : hammer_hit at the caller's time `now_ms` (0 .. 2^47): tests, replays, Hammer's `now`.
+ *  As with hammer_check_rate_at, state TTLs run on Redis's clock. */
 HAMMER_API int hammer_hit_at(hammer_t *h, const char *id, const hammer_limit *lim, int64_t cost, int64_t now_ms,
                              hammer_decision *out);
 
