@@ -39,7 +39,6 @@ BIN = os.path.join(OUT, "bin")
 LIBDIR = os.path.join(ROOT, "build", "lib")
 LIB = os.path.join(LIBDIR, "libhammer.so")
 HEADER = os.path.join(ROOT, "include", "hammer.h")
-SCRIPTS_SWIFT = os.path.join(ROOT, "Sources", "HammerCore", "Scripts.swift")
 DOC = os.path.join(ROOT, "BENCHMARKS.md")
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
@@ -332,6 +331,124 @@ def bench_server_time(ctx):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# 1d. Redis time per decision: ours vs the Python `limits` library on the same server (issue 10)
+# ---------------------------------------------------------------------------------------------------------------
+
+def redis_usec(ctx, calls, per_call=1):
+    """Redis's own time (INFO commandstats, the scripts' redis.call()s included) per decision of calls(): CONFIG
+    RESETSTAT, the calls, then usec of EVALSHA and EVAL over the decisions made (per_call a script call)."""
+    ctx.server.cli("CONFIG", "RESETSTAT")
+    calls()
+    info = ctx.server.cli("INFO", "commandstats")
+    info = info.decode() if isinstance(info, bytes) else str(info)
+    usec = n = 0
+    for cmd in ("evalsha", "eval"):
+        m = re.search(r"^cmdstat_" + cmd + r":calls=(\d+),usec=(\d+)", info, re.M)
+        if m:
+            n, usec = n + int(m.group(1)), usec + int(m.group(2))
+    if not n:
+        raise RuntimeError("no script calls in INFO commandstats")
+    return usec / (n * per_call)
+
+
+def bench_redis_time(ctx):
+    """Redis's time per decision, the cost a fleet pays on its one Redis core: count_hit (existing bucket, new id),
+    check_rate, every algorithm (existing id, new id) and batches of 64, next to the Python `limits` library's
+    fixed window and moving window on the same server. Lower is better: targets are maxima."""
+    try:
+        import hammer
+        from limits import parse, storage, strategies
+    except ImportError as e:
+        return [skipped("redis_time", "Redis time per decision", f"skipped ({e.name} missing: pip install limits redis)")]
+    n = ctx.n(2_000, 300)
+    store = storage.storage_from_string(f"redis://127.0.0.1:{ctx.port}")
+    item = parse("1000000/minute")
+    fixed, moving = strategies.FixedWindowRateLimiter(store), strategies.MovingWindowRateLimiter(store)
+    period = 60_000
+    lims = {"fixed window": hammer.Limit.fixed_window(10**6, period),
+            "sliding window": hammer.Limit.sliding_window(10**6, period),
+            "token bucket": hammer.Limit.token_bucket(10**6, period),
+            "leaky bucket": hammer.Limit.leaky_bucket(10**6, period),
+            "GCRA": hammer.Limit.gcra(10**6, period)}
+    big = 100_000_000_000   # a check_rate window the clock does not leave during the run
+    rows, refs = [], {}
+    with hammer.Hammer(ctx.url(pool_size=1, expiry_ms=period)) as h:
+        def ours(kind, fresh):
+            """(calls, decisions per script call) for one row; fresh: a new id (or bucket) every call."""
+            def tag(r, i):
+                return f"rt:{ctx.tag}:{kind}:{r}:{i}" if fresh else f"rt:{ctx.tag}:{kind}"
+            if kind == "count_hit":
+                return lambda r: [h.count_hit(tag(r, i), 1, 1000 + i) for i in range(n)], 1
+            if kind == "check_rate":
+                return lambda r: [h.check_rate(tag(r, i), big, 10**9) for i in range(n)], 1
+            if kind == "count_hits x64":
+                return lambda r: [h.count_hits([(tag(r, j), 1, 1000 + j) for j in range(64)])
+                                  for _ in range(max(1, n // 64))], 64
+            if kind == "hit_many x64":
+                lim = lims["fixed window"]
+                return lambda r: [h.hit_many([(tag(r, j), lim) for j in range(64)]) for _ in range(max(1, n // 64))], 64
+            lim = lims[kind]
+            return lambda r: [h.hit(tag(r, i), lim) for i in range(n)], 1
+
+        def theirs(strategy, fresh):
+            side = "f" if strategy is fixed else "m"     # limits names both strategies' keys alike
+            def calls(r):
+                for i in range(n):
+                    if not strategy.hit(item, f"rt:{ctx.tag}:{r}:{side}", str(i) if fresh else "x"):
+                        raise RuntimeError("limits denied a hit")
+            return calls
+
+        sides = [("count_hit", "fixed"), ("check_rate", "fixed"), ("fixed window", "fixed"),
+                 ("sliding window", "moving"), ("token bucket", "fixed"), ("leaky bucket", "fixed"), ("GCRA", "fixed")]
+        for fresh in (False, True):
+            which = "new id" if fresh else "existing id"
+            for kind, ref in sides:
+                target = None
+                if ref == "moving" or kind in ("count_hit", "check_rate", "fixed window"):
+                    target = 0.8 if fresh and kind in ("count_hit", "check_rate", "fixed window") else 1.0
+                ref_name = "FixedWindowRateLimiter" if ref == "fixed" else "MovingWindowRateLimiter"
+                rows.append(Row(f"redis_us_{kind.replace(' ', '_')}_{'new' if fresh else 'existing'}",
+                                f"Redis time: {kind}, {which} / limits {ref_name}, {'new' if fresh else 'existing'} key",
+                                "us/decision", target=target, higher=False if target else None))
+        batch_rows = {k: Row(f"redis_us_{k.split()[0]}_batch", f"Redis time per request: {k} / single {single}",
+                             "us/decision", target=0.5, higher=False)
+                      for k, single in (("count_hits x64", "count_hit"), ("hit_many x64", "hit (fixed window)"))}
+        # Warm-up: every script loaded, connections open.
+        h.count_hit("rt:warm", 1, 1)
+        h.check_rate("rt:warm", big, 10**9)
+        for lim in lims.values():
+            h.hit("rt:warm", lim)
+        h.count_hits([("rt:warm", 1, 1)])
+        h.hit_many([("rt:warm", lims["fixed window"])])
+        fixed.hit(item, "rt:warm:f")
+        moving.hit(item, "rt:warm:m")
+        for r in range(ctx.rounds):
+            got = {}
+            for fresh in (False, True):
+                for ref in ("fixed", "moving"):
+                    got[(ref, fresh)] = redis_usec(ctx, lambda: theirs(fixed if ref == "fixed" else moving, fresh)(r))
+                for kind, _ in sides:
+                    calls, per = ours(kind, fresh)
+                    got[(kind, fresh)] = redis_usec(ctx, lambda: calls(r), per)
+            for kind in batch_rows:
+                calls, per = ours(kind, False)
+                got[(kind, False)] = redis_usec(ctx, lambda: calls(r), per)
+            i = 0
+            for fresh in (False, True):
+                for kind, ref in sides:
+                    rows[i].ours.append(got[(kind, fresh)])
+                    rows[i].ref.append(got[(ref, fresh)])
+                    i += 1
+            batch_rows["count_hits x64"].ours.append(got[("count_hits x64", False)])
+            batch_rows["count_hits x64"].ref.append(got[("count_hit", False)])
+            batch_rows["hit_many x64"].ours.append(got[("hit_many x64", False)])
+            batch_rows["hit_many x64"].ref.append(got[("fixed window", False)])
+            print(f"  round {r + 1}: " + ", ".join(f"{k}{' new' if f else ''} {v:.2f}" for (k, f), v in got.items())
+                  + " us")
+    return rows + list(batch_rows.values())
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # 2. N threads on one handle (pool_size N) vs redis-benchmark -c N
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -366,29 +483,14 @@ def bench_threads(ctx):
 # 3. Client CPU per decision: callgrind instructions of our library vs a minimal hiredis EVALSHA loop
 # ---------------------------------------------------------------------------------------------------------------
 
-def swift_string(src, name):
-    """The text of `static let NAME = ... \"\"\"...\"\"\"` in a Swift file (multi-line literal: the closing
-    delimiter's indentation is stripped from every line, and the last newline is not part of the text)."""
-    m = re.search(r"static let " + name + r"\b[^\"]*\"\"\"\n(.*?)\n([ \t]*)\"\"\"", src, re.S)
-    if not m:
-        raise RuntimeError(f"no multi-line string {name} in {SCRIPTS_SWIFT}")
-    body, indent = m.group(1), m.group(2)
-    return "\n".join(line[len(indent):] if line.startswith(indent) else line.lstrip(" \t")
-                     for line in body.split("\n"))
-
-
 def count_hit_sha(ctx):
-    """The SHA1 of the countHit script, read out of Scripts.swift (indexLua + countHit's own text), checked
-    against the server after one hammer_count_hit (which loads it); MONITOR is the fallback."""
-    with open(SCRIPTS_SWIFT) as f:
-        src = f.read()
-    sha = None
-    try:
-        sha = hashlib.sha1((swift_string(src, "indexLua") + swift_string(src, "countHit")).encode()).hexdigest()
-    except RuntimeError as e:
-        print("  ", e)
+    """The SHA1 of the count_hit script (lua/count_hit.lua put together by lua/generate.py), checked against the
+    server after one hammer_count_hit (which loads it); MONITOR is the fallback."""
+    sys.path.insert(0, os.path.join(ROOT, "lua"))
+    import generate  # noqa: E402 - lua/generate.py
+    sha = hashlib.sha1(generate.scripts()["count_hit"].encode()).hexdigest()
     run([prog("bench_core"), "cpu", ctx.url(pool_size=1), 1])
-    if sha and ctx.server.cli("SCRIPT", "EXISTS", sha) == [1]:
+    if ctx.server.cli("SCRIPT", "EXISTS", sha) == [1]:
         return sha
     return sha_from_monitor(ctx)
 
@@ -590,6 +692,7 @@ GROUPS = [
     ("single", "1. one thread: count_hit vs INCR", bench_single),
     ("check_rate", "1b. one thread: check_rate vs INCR", hook_check_rate),
     ("server", "1c. Redis's own time per call (INFO commandstats)", bench_server_time),
+    ("redis_time", "1d. Redis time per decision vs the limits library (INFO commandstats)", bench_redis_time),
     ("threads", "2. N threads on one handle vs redis-benchmark -c N", bench_threads),
     ("batches", "batches of 64 vs single calls", hook_batches),
     ("cpu", "3. client CPU per call (callgrind)", bench_cpu),
