@@ -8,11 +8,11 @@
 --#include lib/stamp.lua
 --#include lib/count_hit.lua
 --#include lib/err_of.lua
-local ttl = tonumber(ARGV[1])
+local ttl, rnow = tonumber(ARGV[1]), redis_now()   -- Redis's clock, read once for the index's expiry times
 local out = {}
 for r = 1, #KEYS / 2 do
   local a = 3 * r - 1
-  local ok, n = pcall(count_hit, KEYS[2 * r - 1], KEYS[2 * r], ARGV[a + 1], ARGV[a + 2], ttl, ARGV[a], true)
+  local ok, n = pcall(count_hit, KEYS[2 * r - 1], KEYS[2 * r], ARGV[a + 1], ARGV[a + 2], ttl, ARGV[a], true, rnow)
   if ok then out[r] = n else out[r] = err_of(n) end
 end
 return out

@@ -88,10 +88,10 @@ end
 -- The id's index: a sorted set of its bucket numbers, each scored with the time its bucket expires on Redis's
 -- clock, so that delete_buckets finds the id's buckets without a SCAN of the keyspace. It lives as long as its
 -- longest-lived bucket; a new bucket drops the entries of buckets that have expired, so it stays the size of the
--- id's live buckets. Called at the moment the bucket's TTL is set to ttl. member: the bucket's number, as the caller
--- sent it (text: it may exceed 2^53) or a window number (below 2^53).
-local function index_add(idx, member, ttl)
-  local now = redis_now()
+-- id's live buckets. Called at the moment the bucket's TTL is set to ttl; now: Redis's clock (redis_now(), read
+-- once by a batch). member: the bucket's number, as the caller sent it (text: it may exceed 2^53) or a window
+-- number (below 2^53).
+local function index_add(idx, member, ttl, now)
   if type(member) == 'number' then member = string.format('%d', member) end
   if redis.call('ZADD', idx, 'GT', string.format('%d', now + ttl), member) == 1 then
     if redis.call('PEXPIRE', idx, ttl, 'NX') == 1 then return end   -- a new index: nothing to prune
@@ -103,26 +103,27 @@ end
 -- its count n: stamps updated; a new bucket also gets created (one HSET for both), its TTL and its index entry.
 -- refresh: the TTL restarts at every hit, so the bucket lives ttl after its latest hit (count_hit, as the Elixir
 -- backend does); otherwise it is set at the first hit (check_rate and the fixed window, whose window's end is
--- known then). member: the bucket's number. Returns the count: a number, or its exact text beyond 2^53.
-local function stamp(k, idx, n, incr, nows, ttl, member, refresh)
+-- known then). member: the bucket's number; rnow: Redis's clock if the caller read it already (a batch), or nil.
+-- Returns the count: a number, or its exact text beyond 2^53.
+local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
   -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
   if n == tonumber(incr) and redis.call('PEXPIRE', k, ttl, 'NX') == 1 then
     redis.call('HSET', k, 'created', nows, 'updated', nows)
-    index_add(idx, member, ttl)
+    index_add(idx, member, ttl, rnow or redis_now())
   else
     redis.call('HSET', k, 'updated', nows)
     if refresh then
       redis.call('PEXPIRE', k, ttl)
-      index_add(idx, member, ttl)
+      index_add(idx, member, ttl, rnow or redis_now())
     end
   end
   if n >= 9007199254740992 then return redis.call('HGET', k, 'count') end
   return n
 end
 -- Hammer's count_hit on a bucket (k) of an id (idx, its index): adds incr and returns the new count.
-local function count_hit(k, idx, incr, nows, ttl, member, refresh)
+local function count_hit(k, idx, incr, nows, ttl, member, refresh, rnow)
   local n = redis.call('HINCRBY', k, 'count', incr)
-  return stamp(k, idx, n, incr, nows, ttl, member, refresh)
+  return stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
 end
 return count_hit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], false)
 
@@ -143,10 +144,10 @@ end
 -- The id's index: a sorted set of its bucket numbers, each scored with the time its bucket expires on Redis's
 -- clock, so that delete_buckets finds the id's buckets without a SCAN of the keyspace. It lives as long as its
 -- longest-lived bucket; a new bucket drops the entries of buckets that have expired, so it stays the size of the
--- id's live buckets. Called at the moment the bucket's TTL is set to ttl. member: the bucket's number, as the caller
--- sent it (text: it may exceed 2^53) or a window number (below 2^53).
-local function index_add(idx, member, ttl)
-  local now = redis_now()
+-- id's live buckets. Called at the moment the bucket's TTL is set to ttl; now: Redis's clock (redis_now(), read
+-- once by a batch). member: the bucket's number, as the caller sent it (text: it may exceed 2^53) or a window
+-- number (below 2^53).
+local function index_add(idx, member, ttl, now)
   if type(member) == 'number' then member = string.format('%d', member) end
   if redis.call('ZADD', idx, 'GT', string.format('%d', now + ttl), member) == 1 then
     if redis.call('PEXPIRE', idx, ttl, 'NX') == 1 then return end   -- a new index: nothing to prune
@@ -158,26 +159,27 @@ end
 -- its count n: stamps updated; a new bucket also gets created (one HSET for both), its TTL and its index entry.
 -- refresh: the TTL restarts at every hit, so the bucket lives ttl after its latest hit (count_hit, as the Elixir
 -- backend does); otherwise it is set at the first hit (check_rate and the fixed window, whose window's end is
--- known then). member: the bucket's number. Returns the count: a number, or its exact text beyond 2^53.
-local function stamp(k, idx, n, incr, nows, ttl, member, refresh)
+-- known then). member: the bucket's number; rnow: Redis's clock if the caller read it already (a batch), or nil.
+-- Returns the count: a number, or its exact text beyond 2^53.
+local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
   -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
   if n == tonumber(incr) and redis.call('PEXPIRE', k, ttl, 'NX') == 1 then
     redis.call('HSET', k, 'created', nows, 'updated', nows)
-    index_add(idx, member, ttl)
+    index_add(idx, member, ttl, rnow or redis_now())
   else
     redis.call('HSET', k, 'updated', nows)
     if refresh then
       redis.call('PEXPIRE', k, ttl)
-      index_add(idx, member, ttl)
+      index_add(idx, member, ttl, rnow or redis_now())
     end
   end
   if n >= 9007199254740992 then return redis.call('HGET', k, 'count') end
   return n
 end
 -- Hammer's count_hit on a bucket (k) of an id (idx, its index): adds incr and returns the new count.
-local function count_hit(k, idx, incr, nows, ttl, member, refresh)
+local function count_hit(k, idx, incr, nows, ttl, member, refresh, rnow)
   local n = redis.call('HINCRBY', k, 'count', incr)
-  return stamp(k, idx, n, incr, nows, ttl, member, refresh)
+  return stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
 end
 return count_hit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], true)
 
@@ -198,10 +200,10 @@ end
 -- The id's index: a sorted set of its bucket numbers, each scored with the time its bucket expires on Redis's
 -- clock, so that delete_buckets finds the id's buckets without a SCAN of the keyspace. It lives as long as its
 -- longest-lived bucket; a new bucket drops the entries of buckets that have expired, so it stays the size of the
--- id's live buckets. Called at the moment the bucket's TTL is set to ttl. member: the bucket's number, as the caller
--- sent it (text: it may exceed 2^53) or a window number (below 2^53).
-local function index_add(idx, member, ttl)
-  local now = redis_now()
+-- id's live buckets. Called at the moment the bucket's TTL is set to ttl; now: Redis's clock (redis_now(), read
+-- once by a batch). member: the bucket's number, as the caller sent it (text: it may exceed 2^53) or a window
+-- number (below 2^53).
+local function index_add(idx, member, ttl, now)
   if type(member) == 'number' then member = string.format('%d', member) end
   if redis.call('ZADD', idx, 'GT', string.format('%d', now + ttl), member) == 1 then
     if redis.call('PEXPIRE', idx, ttl, 'NX') == 1 then return end   -- a new index: nothing to prune
@@ -213,37 +215,38 @@ end
 -- its count n: stamps updated; a new bucket also gets created (one HSET for both), its TTL and its index entry.
 -- refresh: the TTL restarts at every hit, so the bucket lives ttl after its latest hit (count_hit, as the Elixir
 -- backend does); otherwise it is set at the first hit (check_rate and the fixed window, whose window's end is
--- known then). member: the bucket's number. Returns the count: a number, or its exact text beyond 2^53.
-local function stamp(k, idx, n, incr, nows, ttl, member, refresh)
+-- known then). member: the bucket's number; rnow: Redis's clock if the caller read it already (a batch), or nil.
+-- Returns the count: a number, or its exact text beyond 2^53.
+local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
   -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
   if n == tonumber(incr) and redis.call('PEXPIRE', k, ttl, 'NX') == 1 then
     redis.call('HSET', k, 'created', nows, 'updated', nows)
-    index_add(idx, member, ttl)
+    index_add(idx, member, ttl, rnow or redis_now())
   else
     redis.call('HSET', k, 'updated', nows)
     if refresh then
       redis.call('PEXPIRE', k, ttl)
-      index_add(idx, member, ttl)
+      index_add(idx, member, ttl, rnow or redis_now())
     end
   end
   if n >= 9007199254740992 then return redis.call('HGET', k, 'count') end
   return n
 end
 -- Hammer's count_hit on a bucket (k) of an id (idx, its index): adds incr and returns the new count.
-local function count_hit(k, idx, incr, nows, ttl, member, refresh)
+local function count_hit(k, idx, incr, nows, ttl, member, refresh, rnow)
   local n = redis.call('HINCRBY', k, 'count', incr)
-  return stamp(k, idx, n, incr, nows, ttl, member, refresh)
+  return stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
 end
 -- A failed request of a batch as an error reply of its own.
 local function err_of(e)
   if type(e) == 'table' and e.err then return e end
   return {err = 'ERR ' .. tostring(e)}
 end
-local ttl = tonumber(ARGV[1])
+local ttl, rnow = tonumber(ARGV[1]), redis_now()   -- Redis's clock, read once for the index's expiry times
 local out = {}
 for r = 1, #KEYS / 2 do
   local a = 3 * r - 1
-  local ok, n = pcall(count_hit, KEYS[2 * r - 1], KEYS[2 * r], ARGV[a + 1], ARGV[a + 2], ttl, ARGV[a], true)
+  local ok, n = pcall(count_hit, KEYS[2 * r - 1], KEYS[2 * r], ARGV[a + 1], ARGV[a + 2], ttl, ARGV[a], true, rnow)
   if ok then out[r] = n else out[r] = err_of(n) end
 end
 return out
@@ -276,10 +279,10 @@ end
 -- The id's index: a sorted set of its bucket numbers, each scored with the time its bucket expires on Redis's
 -- clock, so that delete_buckets finds the id's buckets without a SCAN of the keyspace. It lives as long as its
 -- longest-lived bucket; a new bucket drops the entries of buckets that have expired, so it stays the size of the
--- id's live buckets. Called at the moment the bucket's TTL is set to ttl. member: the bucket's number, as the caller
--- sent it (text: it may exceed 2^53) or a window number (below 2^53).
-local function index_add(idx, member, ttl)
-  local now = redis_now()
+-- id's live buckets. Called at the moment the bucket's TTL is set to ttl; now: Redis's clock (redis_now(), read
+-- once by a batch). member: the bucket's number, as the caller sent it (text: it may exceed 2^53) or a window
+-- number (below 2^53).
+local function index_add(idx, member, ttl, now)
   if type(member) == 'number' then member = string.format('%d', member) end
   if redis.call('ZADD', idx, 'GT', string.format('%d', now + ttl), member) == 1 then
     if redis.call('PEXPIRE', idx, ttl, 'NX') == 1 then return end   -- a new index: nothing to prune
@@ -291,17 +294,18 @@ end
 -- its count n: stamps updated; a new bucket also gets created (one HSET for both), its TTL and its index entry.
 -- refresh: the TTL restarts at every hit, so the bucket lives ttl after its latest hit (count_hit, as the Elixir
 -- backend does); otherwise it is set at the first hit (check_rate and the fixed window, whose window's end is
--- known then). member: the bucket's number. Returns the count: a number, or its exact text beyond 2^53.
-local function stamp(k, idx, n, incr, nows, ttl, member, refresh)
+-- known then). member: the bucket's number; rnow: Redis's clock if the caller read it already (a batch), or nil.
+-- Returns the count: a number, or its exact text beyond 2^53.
+local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
   -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
   if n == tonumber(incr) and redis.call('PEXPIRE', k, ttl, 'NX') == 1 then
     redis.call('HSET', k, 'created', nows, 'updated', nows)
-    index_add(idx, member, ttl)
+    index_add(idx, member, ttl, rnow or redis_now())
   else
     redis.call('HSET', k, 'updated', nows)
     if refresh then
       redis.call('PEXPIRE', k, ttl)
-      index_add(idx, member, ttl)
+      index_add(idx, member, ttl, rnow or redis_now())
     end
   end
   if n >= 9007199254740992 then return redis.call('HGET', k, 'count') end
@@ -589,10 +593,10 @@ end
 -- The id's index: a sorted set of its bucket numbers, each scored with the time its bucket expires on Redis's
 -- clock, so that delete_buckets finds the id's buckets without a SCAN of the keyspace. It lives as long as its
 -- longest-lived bucket; a new bucket drops the entries of buckets that have expired, so it stays the size of the
--- id's live buckets. Called at the moment the bucket's TTL is set to ttl. member: the bucket's number, as the caller
--- sent it (text: it may exceed 2^53) or a window number (below 2^53).
-local function index_add(idx, member, ttl)
-  local now = redis_now()
+-- id's live buckets. Called at the moment the bucket's TTL is set to ttl; now: Redis's clock (redis_now(), read
+-- once by a batch). member: the bucket's number, as the caller sent it (text: it may exceed 2^53) or a window
+-- number (below 2^53).
+local function index_add(idx, member, ttl, now)
   if type(member) == 'number' then member = string.format('%d', member) end
   if redis.call('ZADD', idx, 'GT', string.format('%d', now + ttl), member) == 1 then
     if redis.call('PEXPIRE', idx, ttl, 'NX') == 1 then return end   -- a new index: nothing to prune
@@ -604,17 +608,18 @@ end
 -- its count n: stamps updated; a new bucket also gets created (one HSET for both), its TTL and its index entry.
 -- refresh: the TTL restarts at every hit, so the bucket lives ttl after its latest hit (count_hit, as the Elixir
 -- backend does); otherwise it is set at the first hit (check_rate and the fixed window, whose window's end is
--- known then). member: the bucket's number. Returns the count: a number, or its exact text beyond 2^53.
-local function stamp(k, idx, n, incr, nows, ttl, member, refresh)
+-- known then). member: the bucket's number; rnow: Redis's clock if the caller read it already (a batch), or nil.
+-- Returns the count: a number, or its exact text beyond 2^53.
+local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
   -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
   if n == tonumber(incr) and redis.call('PEXPIRE', k, ttl, 'NX') == 1 then
     redis.call('HSET', k, 'created', nows, 'updated', nows)
-    index_add(idx, member, ttl)
+    index_add(idx, member, ttl, rnow or redis_now())
   else
     redis.call('HSET', k, 'updated', nows)
     if refresh then
       redis.call('PEXPIRE', k, ttl)
-      index_add(idx, member, ttl)
+      index_add(idx, member, ttl, rnow or redis_now())
     end
   end
   if n >= 9007199254740992 then return redis.call('HGET', k, 'count') end
