@@ -1,12 +1,13 @@
 -- The sliding window: a log of the hits (log, a sorted set: member "<seq>:<cost>", score = time) and its meta
--- (a string "<total> <seq>"). mode: h hit, p peek. Returns allowed, count, remaining, retry_after_ms and
--- reset_after_ms, the wait until the window holds no hits.
+-- (a string "<total> <seq> <newest>": the costs in the log, the last sequence number, the newest hit's time, so
+-- that no read of the log is needed for it; state written before it had two fields). mode: h hit, p peek.
+-- Returns allowed, count, remaining, retry_after_ms and reset_after_ms, the wait until the window holds no hits.
 local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
-  local total, seq = 0, 0
+  local total, seq, newest = 0, 0, nil
   local m = redis.call('GET', meta)
   if m then
-    local a, b = string.match(m, '^(%d+) (%d+)$')
-    total, seq = tonumber(a) or 0, tonumber(b) or 0
+    local a, b, t = string.match(m, '^(%d+) (%d+) ?(%d*)$')
+    total, seq, newest = tonumber(a) or 0, tonumber(b) or 0, tonumber(t)
   end
   local edge = now - P
   local edges = string.format('%d', edge)
@@ -14,8 +15,8 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
   local expired = 0
   for i = 1, #gone do expired = expired + tonumber(string.match(gone[i], ':(%d+)$')) end
   local live = total - expired
-  local newest = nil
-  if live > 0 then newest = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2]) or now end
+  if live <= 0 then newest = nil
+  elseif not newest then newest = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2]) or now end
   local need = c
   if mode == 'p' then need = 1 end
   local ok = 0
@@ -29,7 +30,7 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
     if newest == nil or now > newest then newest = now end
     -- Both keys live until the newest hit leaves the window, and a grace second.
     local ttl = newest - now + P + 1000
-    redis.call('SET', meta, string.format('%d %d', live, seq), 'PX', ttl)
+    redis.call('SET', meta, string.format('%d %d %d', live, seq, newest), 'PX', ttl)
     redis.call('PEXPIRE', log, ttl)
   end
   local rem, retry, reset = 0, 0, 0

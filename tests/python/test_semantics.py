@@ -111,3 +111,17 @@ def test_delete_buckets_default_takes_what_the_index_names(h, redis_server, uid)
     with hammer.Hammer(redis_server.url(expiry_ms=1500, prefix="sem:", scan_delete="true")) as scan:
         assert scan.delete_buckets(uid) == 2
     assert redis_server.cli("EXISTS", checked, untouched) == 0
+
+
+def test_sliding_window_reads_meta_of_either_format(h, redis_server, uid):
+    """The meta names the newest hit ("<total> <seq> <newest>"), so no read of the log is needed for it; state
+    written before that ("<total> <seq>") is read too, the newest hit then coming from the log."""
+    lim = hammer.Limit.sliding_window(1, 1000)
+    redis_server.cli("ZADD", f"sem:{uid}:sw", "5000", "1:1")
+    redis_server.cli("SET", f"sem:{uid}:swm", "1 1", "PX", "60000")
+    d = h.hit(uid, lim, 1, 5999)
+    assert not d.allowed and d.reset_after_ms == 1
+    assert h.hit(uid, lim, 1, 6000).allowed
+    assert redis_server.cli("GET", f"sem:{uid}:swm") == b"1 2 6000"
+    d = h.hit(uid, lim, 1, 6500)
+    assert not d.allowed and (d.reset_after_ms, d.retry_after_ms) == (500, 500)
