@@ -33,13 +33,12 @@ SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modul
 .PHONY: deps all lib lua demo test unit-test c-tests py-test install uninstall bench clean
 all: lib
 
-# What a fresh Debian 12 machine needs besides Swift (as root): hiredis, Redis, pkg-config, valgrind, luacheck, pytest,
-# hypothesis.
+# What a fresh Debian 12 machine needs besides Swift (as root): the Debian packages of deps/apt.txt and the PyPI
+# packages of deps/pip.txt (one a line, each with why in the file's comments; .ci/run reads the same lists).
 deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhiredis-dev redis-server redis-tools pkg-config valgrind \
-	    lua-check
-	$(PYTHON) -m pip install -q pytest hypothesis
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$(sed 's/#.*//' deps/apt.txt)
+	$(PYTHON) -m pip install -q $$(sed 's/#.*//' deps/pip.txt)
 
 lib: $(LIB)
 

@@ -17,12 +17,22 @@
  *
  * Errors: every function returns a status (HAMMER_OK or HAMMER_ERR_*) and writes its results through
  * out-parameters, which it clears first. hammer_strerror(status) is static text for a status;
- * hammer_last_error() is the detail of the calling thread's latest failure.
+ * hammer_last_error() is the detail of the calling thread's latest failure. Statuses follow errno and Redis's
+ * codes, never the text of messages, so they do not change with the host's locale.
+ *
+ * Dropped connections: a connection that fails or times out, or that receives a reply the library cannot use (not
+ * RESP, a header larger than any reply of the library, a type or shape the call did not ask for, or bytes beyond
+ * the call's replies), is closed and never lent again; the call fails (HAMMER_ERR_PROTOCOL for an unusable reply)
+ * and nothing is resent, so no call ever reads a reply meant for another. Batches the same: a chunk of an
+ * unexpected shape fails the whole batch with HAMMER_ERR_PROTOCOL.
  *
  * Time: every now_ms (arguments and the created/updated fields) is Unix time in milliseconds (CLOCK_REALTIME, or
  * the caller's own clock for the *_at calls); durations are milliseconds. A call blocks at most
  * connect_timeout_ms + timeout_ms (the URL's options; 2 s by default), pool wait included, also while Redis is
- * down, frozen or slow; with scan_delete=true, hammer_delete_buckets blocks that long per SCAN step.
+ * down, frozen or slow; with scan_delete=true, hammer_delete_buckets blocks that long per SCAN step. One deadline,
+ * from the call's start, covers the wait for a pooled connection, a connect when one is needed (TCP, AUTH, SELECT
+ * and PING, within connect_timeout_ms) and every write and read of its commands (within timeout_ms of the first),
+ * however slowly the server sends.
  *
  * Ids are any bytes up to the first NUL, at most HAMMER_MAX_ID_BYTES (65536); longer ids are HAMMER_ERR_INVALID.
  *
@@ -99,7 +109,7 @@ typedef struct hammer_bucket {
  *  user and password (percent-decoded) authenticate with AUTH (an ACL user when user is given); db (default 0)
  *  is SELECTed, from the path or the option db=N. IPv6 hosts go in brackets; the port defaults to 6379.
  *  Options: expiry_ms (mandatory, 1 ms .. 100 years: TTL of count_hit's buckets), prefix (default "Hammer:Redis:"),
- *  connect_timeout_ms (default 1000), timeout_ms (per command, default 1000), pool_size (default 8, 1..1024),
+ *  connect_timeout_ms (default 1000), timeout_ms (a call's commands, default 1000), pool_size (default 8, 1..1024),
  *  spin_us (default 100, 0..1000: microseconds a call polls for its reply before sleeping, while the process has
  *  no more calls in progress than the CPUs it may use, by its affinity mask and cgroup CPU quota; 0 never polls),
  *  clock=local|redis (time source of hammer_check_rate/hammer_hit, default local),

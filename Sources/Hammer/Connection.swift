@@ -1,39 +1,14 @@
-// One hiredis connection and its reusable argument buffers. Used by one thread at a time (the pool sees to it).
+// One connection to Redis: its transport, its reply reader, its reusable command buffers and the current call's
+// deadline. Used by one thread at a time (the pool sees to it). Any failure, timeout or reply the library cannot use
+// marks it broken: the pool then closes it and never lends it again, so no later call can read a reply that was
+// meant for another.
 import CHiredis
 import Glibc
-import Synchronization
 import HammerCore
 
-/// Arguments of one command, packed in one byte buffer; reused call after call so the hot path does not allocate.
-struct Args {
-    var bytes: [UInt8] = []
-    var ends: [Int] = []
-
-    init() {
-        bytes.reserveCapacity(1024)
-        ends.reserveCapacity(16)
-    }
-
-    mutating func reset() {
-        bytes.removeAll(keepingCapacity: true)
-        ends.removeAll(keepingCapacity: true)
-    }
-    mutating func add(_ s: StaticString) {
-        bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-        ends.append(bytes.count)
-    }
-    mutating func add(_ b: [UInt8]) { bytes.append(contentsOf: b); ends.append(bytes.count) }
-    mutating func add(_ v: Int64) { Decimal.append(v, to: &bytes); ends.append(bytes.count) }
-    /// Opens an argument built in pieces: append to `bytes`, then call `end()`.
-    mutating func end() { ends.append(bytes.count) }
-    var count: Int { ends.count }
-
-    /// The argument `i`'s bytes.
-    func arg(_ i: Int) -> ArraySlice<UInt8> { bytes[(i == 0 ? 0 : ends[i - 1])..<ends[i]] }
-}
-
 final class Connection {
-    var ctx: UnsafeMutablePointer<redisContext>?
+    private var transport: Transport?
+    private var reader: ReplyReader?
     var args = Args()
     /// Microseconds to poll for a reply (0: never), and the gate that allows it.
     let spinUs: Int64
@@ -42,70 +17,101 @@ final class Connection {
     /// Redis): 0, then 1, 3, 7 ... 63 as misses repeat.
     var spinSkip = 0
     var spinMisses = 0
-    /// The last connect() failed because nothing listened on the port (ECONNREFUSED): retrying costs no wait.
+    /// The last connect() failed because nothing listened (ECONNREFUSED, or no unix socket): retrying costs no wait.
     private(set) var refused = false
     /// When the pool last took it back (monotonic us).
     var releasedUs: Int64 = 0
-    /// The command in RESP, rebuilt per command from `args` (kept apart from it: no overlapping access).
-    private var wire: [UInt8] = []
+    /// Commands in RESP not yet sent (a pipeline), and how much of them went out.
+    private var out: [UInt8] = []
+    private var sent = 0
+    /// The current call's deadline (monotonic us), and what a timeout is reported as.
+    private(set) var deadlineUs: Int64 = 0
+    private var timeoutText = "Redis command timed out"
+    /// A failure or an unusable reply happened: the pool closes the connection instead of lending it again.
+    var broken = false
 
     init(spinUs: Int64 = 0, gate: SpinGate = .shared) {
         self.spinUs = spinUs
         self.gate = spinUs > 0 ? gate : nil
-        wire.reserveCapacity(1024)
+        out.reserveCapacity(1024)
     }
 
     deinit { close() }
 
+    var isOpen: Bool { transport != nil }
+    var isBroken: Bool { broken || transport == nil }
+
     func close() {
-        if let c = ctx { redisFree(c) }
-        ctx = nil
+        transport?.close()
+        drop()
     }
 
-    /// Forgets the connection without a byte sent: a fork's child closing its copy of the parent's socket. A
-    /// connection that a parent's thread was using at the fork may be half-way through a change of its buffers:
-    /// then only the descriptor is closed and the memory is left alone.
+    /// Forgets the connection without a byte sent (no TLS close_notify): a fork's child closing its copy of the
+    /// parent's socket. A connection that a parent's thread was using at the fork may be half-way through a change
+    /// of its buffers: then only the descriptor is closed and the memory is left alone.
     func abandon(inUse: Bool) {
-        guard let c = ctx else { return }
-        if inUse { Glibc.close(c.pointee.fd) } else { redisFree(c) }
-        ctx = nil
+        guard let t = transport else { return }
+        if inUse {
+            if t.fd >= 0 { Glibc.close(t.fd) }
+            return
+        }
+        t.abandon()
+        drop()
     }
 
-    var isBroken: Bool { ctx.map { $0.pointee.err != 0 } ?? true }
+    private func drop() {
+        transport = nil
+        reader = nil
+        out.removeAll(keepingCapacity: true)
+        sent = 0
+        broken = false
+    }
+
+    /// Starts a call: its deadline, what a timeout is reported as, and the largest reply it can expect.
+    @inline(__always)
+    func begin(until deadline: Int64, _ limits: RespLimits = .single, timeoutText: String? = nil) {
+        deadlineUs = deadline
+        if let timeoutText { self.timeoutText = timeoutText }
+        reader?.scanner.begin(limits)
+    }
+
+    /// A larger reply than a single call's is expected (batches, SCAN), from now until the call ends.
+    func expect(_ limits: RespLimits) { reader?.scanner.begin(limits) }
 
     /// An idle connection with something to read has been closed by the server (idle timeout, CLIENT KILL,
-    /// restart): a reply cannot be pending, since every command's reply is read before the connection goes back.
-    /// One poll() with no wait, so such a connection is replaced before a hit is sent on it.
+    /// restart) or is out of step (a reply nobody asked for): every command's reply is read before the connection
+    /// goes back, so nothing can be pending. One poll() with no wait, so such a connection is replaced before a hit
+    /// is sent on it.
     var isStale: Bool {
-        guard let c = ctx else { return true }
-        var p = pollfd(fd: c.pointee.fd, events: Int16(POLLIN), revents: 0)
+        guard let t = transport, let r = reader else { return true }
+        if t.hasBuffered || r.hasUnread { return true }
+        var p = pollfd(fd: t.fd, events: Int16(POLLIN), revents: 0)
         return Glibc.poll(&p, 1, 0) != 0
     }
 
-    static func timeval(ms: Int64) -> Glibc.timeval {
-        Glibc.timeval(tv_sec: Int(ms / 1000), tv_usec: Int((ms % 1000) * 1000))
-    }
+    /// Bytes received beyond the replies read: the server sent a reply no command asked for.
+    var hasUnread: Bool { reader?.hasUnread ?? false }
 
-    /// Connects, authenticates and selects the database. On failure the context is freed.
-    func connect(_ config: Config) -> Failure? {
+    /// Connects, authenticates and selects the database, all before `deadline` (monotonic us; by default
+    /// connect_timeout_ms from now). Afterwards commands get timeout_ms until the next begin().
+    func connect(_ config: Config, until deadline: Int64? = nil) -> Failure? {
         close()
-        let ctv = Connection.timeval(ms: config.connectTimeoutMs)
-        let c: UnsafeMutablePointer<redisContext>?
-        switch config.endpoint {
-        case let .tcp(host, port): c = redisConnectWithTimeout(host, port, ctv)
-        case let .unix(path): c = redisConnectUnixWithTimeout(path, ctv)
-        }
-        guard let c else { return Failure(.nomem, "cannot allocate a Redis connection") }
-        ctx = c
+        let d = deadline ?? Clock.monotonicUs() &+ config.connectTimeoutMs &* 1000
         refused = false
-        if c.pointee.err != 0 {
-            refused = Connection.errstr(c) == String(cString: strerror(ECONNREFUSED))
-            let f = contextFailure(connecting: true, config)
-            close()
-            return f
+        let fd: Int32
+        switch Socket.connect(config.endpoint, until: d) {
+        case let .failure(e):
+            refused = e.refused
+            if e.timedOut {
+                return Failure(.timeout, "connect to \(config.redacted) timed out (connect_timeout_ms=\(config.connectTimeoutMs))")
+            }
+            return Failure(.connect, "cannot connect to \(config.redacted): \(e.what == "connect" ? e.text : e.what)")
+        case let .success(s): fd = s
         }
-        if case .tcp = config.endpoint { _ = redisEnableKeepAlive(c) }
-        _ = redisSetTimeout(c, Connection.timeval(ms: config.timeoutMs))
+        transport = PlainTransport(fd: fd)
+        guard let r = ReplyReader() else { close(); return Failure(.nomem, "cannot allocate a reply reader") }
+        reader = r
+        begin(until: d, timeoutText: "connect to \(config.redacted) timed out waiting for Redis's answer (connect_timeout_ms=\(config.connectTimeoutMs))")
         if let password = config.password {
             args.reset()
             args.add("AUTH")
@@ -125,6 +131,8 @@ final class Connection {
             args.add("PING")
             if let f = expectOK(config, what: "PING") { close(); return f }
         }
+        begin(until: Clock.monotonicUs() &+ config.timeoutMs &* 1000,
+              timeoutText: "Redis command timed out (timeout_ms=\(config.timeoutMs))")
         return nil
     }
 
@@ -137,6 +145,9 @@ final class Connection {
                 // Never echo the command: AUTH carries the password.
                 return Failure(.redis, "\(what) on \(config.redacted) failed: \(Connection.text(r))")
             }
+            if r.pointee.type != REDIS_REPLY_STATUS {
+                return Failure(.protocol, "\(what) on \(config.redacted): the answer is not Redis's; is it a Redis server?")
+            }
             return nil
         }
     }
@@ -147,38 +158,32 @@ final class Connection {
         return read(poll: poll)
     }
 
-    /// Queues `args` in the output buffer (pipelining); read() sends the buffer and reads one reply. The command is
-    /// written in RESP into a buffer kept from call to call, then copied once into hiredis's output buffer.
+    /// Queues `args`, written in RESP, to be sent by the next read() (pipelining).
     func append() -> Failure? {
-        guard let c = ctx else { return Failure(.connect, "not connected") }
-        wire.removeAll(keepingCapacity: true)
-        Resp.appendCommand(bytes: args.bytes, ends: args.ends, to: &wire)
-        let rc = wire.withUnsafeBufferPointer { b in
-            UnsafeRawPointer(b.baseAddress!).withMemoryRebound(to: CChar.self, capacity: b.count) {
-                redisAppendFormattedCommand(c, $0, b.count)
-            }
-        }
-        return rc == REDIS_OK ? nil : contextFailure(connecting: false, nil)
+        guard transport != nil else { return Failure(.connect, "not connected") }
+        Resp.appendCommand(bytes: args.bytes, ends: args.ends, to: &out)
+        return nil
     }
 
-    /// Reads one reply (sending what is queued first). `poll: false` sleeps at once: a batch's reply takes longer
+    /// Reads one reply, sending what is queued first. `poll: false` sleeps at once: a batch's reply takes longer
     /// than any poll, and its misses would stop the connection's single calls from polling.
     func read(poll: Bool = true) -> Result<UnsafeMutablePointer<redisReply>, Failure> {
-        guard let c = ctx else { return .failure(Failure(.connect, "not connected")) }
-        var raw: UnsafeMutableRawPointer? = nil
+        guard let t = transport, let rd = reader else { return .failure(Failure(.connect, "not connected")) }
+        // A reply may be read already (pipelines).
+        switch rd.next() {
+        case let .failure(f): return fail(f)
+        case let .success(r?): return .success(r)
+        case .success(nil): break
+        }
+        if let f = flush(t) { return .failure(f) }
+        var ready = false
         if poll, let gate {
-            // A reply may be read already (pipelines); else send what is queued, then poll before sleeping.
-            if redisGetReplyFromReader(c, &raw) != REDIS_OK { return .failure(contextFailure(connecting: false, nil)) }
-            if let r = raw { return .success(r.assumingMemoryBound(to: redisReply.self)) }
-            var done: Int32 = 0
-            while done == 0 {
-                if redisBufferWrite(c, &done) != REDIS_OK { return .failure(contextFailure(connecting: false, nil)) }
-            }
             if spinSkip > 0 {
                 spinSkip -= 1
             } else if gate.active.load(ordering: .relaxed) <= gate.maxActive {
                 if gate.spinners.add(1, ordering: .relaxed).newValue <= gate.maxSpinners {
-                    if Connection.poll(fd: c.pointee.fd, forUs: spinUs) {
+                    ready = t.hasBuffered || Connection.poll(fd: t.fd, forUs: spinUs)
+                    if ready {
                         spinMisses = 0
                     } else {
                         spinMisses = min(spinMisses + 1, 6)
@@ -188,12 +193,63 @@ final class Connection {
                 gate.spinners.subtract(1, ordering: .relaxed)
             }
         }
-        let rc = redisGetReply(c, &raw)
-        guard rc == REDIS_OK, let reply = raw else {
-            if let raw { freeReplyObject(raw) }
-            return .failure(contextFailure(connecting: false, nil))
+        while true {
+            if !ready && !t.hasBuffered, let f = wait(t, Int16(POLLIN)) { return .failure(f) }
+            ready = false
+            switch t.read(rd.buffer, ReplyReader.chunk) {
+            case let .done(n):
+                if let f = rd.feed(n) { return fail(f) }
+                switch rd.next() {
+                case let .failure(f): return fail(f)
+                case let .success(r?): return .success(r)
+                case .success(nil): continue
+                }
+            case .wantRead: continue
+            case .wantWrite:
+                if let f = wait(t, Int16(POLLOUT)) { return .failure(f) }
+                ready = true
+            case .eof: return fail(Failure(.connect, "Redis closed the connection"))
+            case let .failed(e, why): return fail(ioFailure(e, why))
+            }
         }
-        return .success(reply.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Sends what is queued, within the deadline.
+    private func flush(_ t: Transport) -> Failure? {
+        while sent < out.count {
+            let r = out.withUnsafeBytes { t.write($0.baseAddress! + sent, $0.count - sent) }
+            switch r {
+            case let .done(n): sent += n
+            case .wantWrite: if let f = wait(t, Int16(POLLOUT)) { return f }
+            case .wantRead: if let f = wait(t, Int16(POLLIN)) { return f }
+            case .eof: broken = true; return Failure(.connect, "Redis closed the connection")
+            case let .failed(e, why): broken = true; return ioFailure(e, why)
+            }
+        }
+        out.removeAll(keepingCapacity: true)
+        sent = 0
+        return nil
+    }
+
+    /// Waits for the transport until the call's deadline.
+    private func wait(_ t: Transport, _ events: Int16) -> Failure? {
+        let e = Socket.wait(t.fd, events, until: deadlineUs)
+        if e == 0 { return nil }
+        broken = true
+        if e == ETIMEDOUT { return Failure(.timeout, timeoutText) }
+        return Failure(.connect, "waiting for Redis failed: \(String(cString: strerror(e)))")
+    }
+
+    private func fail<T>(_ f: Failure) -> Result<T, Failure> {
+        broken = true
+        return .failure(f)
+    }
+
+    /// A read or write that failed: by errno, never by its text.
+    private func ioFailure(_ e: Int32, _ why: String?) -> Failure {
+        let text = why ?? String(cString: strerror(e))
+        if e == ETIMEDOUT { return Failure(.timeout, "connection to Redis timed out: \(text)") }
+        return Failure(.connect, "connection to Redis lost: \(text)")
     }
 
     /// Polls `fd` without sleeping until it is readable (true) or `us` microseconds have passed (false).
@@ -236,30 +292,5 @@ final class Connection {
 
     static func bytes(_ r: UnsafeMutablePointer<redisReply>) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: r.pointee.str, count: r.pointee.str == nil ? 0 : r.pointee.len)
-    }
-
-    /// hiredis's text for the context's error (strerror's, for a system call that failed).
-    static func errstr(_ c: UnsafeMutablePointer<redisContext>) -> String {
-        withUnsafeBytes(of: c.pointee.errstr) { raw -> String in
-            let len = raw.firstIndex(of: 0) ?? raw.count
-            return String(decoding: raw[..<len], as: UTF8.self)
-        }
-    }
-
-    /// Turns the context's error into a status: timeouts apart from other transport failures.
-    func contextFailure(connecting: Bool, _ config: Config?) -> Failure {
-        guard let c = ctx else { return Failure(.connect, "not connected") }
-        let err = c.pointee.err
-        let text = Connection.errstr(c)
-        let where_ = config.map { " to \($0.redacted)" } ?? ""
-        let lower = text.lowercased()
-        if err == REDIS_ERR_OOM { return Failure(.nomem, "hiredis is out of memory") }
-        if err == REDIS_ERR_PROTOCOL { return Failure(.protocol, "Redis protocol error: \(text)") }
-        if lower.contains("timed out") || lower.contains("temporarily unavailable") || lower.contains("timeout") {
-            return Failure(.timeout, connecting ? "connect\(where_) timed out" : "Redis command timed out (\(text))")
-        }
-        if connecting { return Failure(.connect, "cannot connect\(where_): \(text)") }
-        if err == REDIS_ERR_EOF { return Failure(.connect, "Redis closed the connection") }
-        return Failure(.connect, "connection to Redis lost: \(text)")
     }
 }

@@ -219,6 +219,10 @@ final class Handle {
         var cursor: [UInt8] = [48]
         var deleted: Int64 = 0
         repeat {
+            // SCAN's replies hold up to COUNT keys (a hint Redis may exceed); each round trip gets its own timeout_ms,
+            // since the number of rounds grows with the keyspace.
+            conn.begin(until: Clock.monotonicUs() &+ config.timeoutMs &* 1000,
+                       RespLimits(elements: 1 << 16, totalBytes: 64 << 20))
             conn.args.reset()
             conn.args.add("SCAN")
             conn.args.add(cursor)
@@ -337,6 +341,7 @@ final class Handle {
         let chunks = stride(from: 0, to: todo.count, by: chunk).map { Array(todo[$0..<min($0 + chunk, todo.count)]) }
         var replies = [Reply?](repeating: nil, count: chunks.count)
         let whole: Result<Void, Failure> = pool.with { conn in
+            conn.expect(RespLimits(elements: chunk * width + 8, totalBytes: max(4, chunks.count) << 20))
             func build(_ c: Int, _ a: inout Args) {
                 var n = 0
                 for i in chunks[c] { n += keyCount(i) }
@@ -365,6 +370,20 @@ final class Handle {
                 guard case let .success(r)? = replies[c], Connection.isNoScript(r) else { continue }
                 freeReplyObject(r)
                 replies[c] = conn.eval(script, poll: false) { a in build(c, &a) }
+            }
+            // A chunk's reply of another shape, or a reply nobody asked for: the stream may be out of step, so no
+            // reply of this pipeline is trusted, and the connection goes (the pool drops it on PROTOCOL).
+            let unusable = conn.hasUnread || replies.indices.contains { c in
+                guard case let .success(r)? = replies[c] else { return false }
+                return !Replies.isUsableBatch(r, elements: chunks[c].count * width)
+            }
+            if unusable {
+                let f = Failure(.protocol, "batch: Redis sent a reply of an unexpected shape; the connection is dropped")
+                for c in replies.indices {
+                    if case let .success(r)? = replies[c] { freeReplyObject(r) }
+                    replies[c] = .failure(f)
+                }
+                return .failure(f)
             }
             return lost.map { .failure($0) } ?? .success(())
         }
@@ -409,6 +428,20 @@ enum Replies {
     static func error(_ r: UnsafeMutablePointer<redisReply>) -> Failure? {
         guard r.pointee.type == REDIS_REPLY_ERROR else { return nil }
         return RedisErrors.classify(Connection.text(r))
+    }
+
+    /// A batch chunk's reply the decoders can use: an error for the whole chunk, or an array of `elements`, each
+    /// an integer (or a bulk string holding one) or a request's own error.
+    static func isUsableBatch(_ r: UnsafeMutablePointer<redisReply>, elements: Int) -> Bool {
+        if r.pointee.type == REDIS_REPLY_ERROR { return true }
+        guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == elements, let el = r.pointee.element else {
+            return false
+        }
+        for i in 0..<elements {
+            guard let e = el[i] else { return false }
+            if e.pointee.type != REDIS_REPLY_ERROR && integer(e) == nil { return false }
+        }
+        return true
     }
 
     static func integer(_ e: UnsafeMutablePointer<redisReply>) -> Int64? {

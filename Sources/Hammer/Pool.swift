@@ -86,7 +86,8 @@ final class Pool {
         for c in idle { c.close() }
     }
 
-    /// Lends a connected connection to `body`, then takes it back (dropping it if its context broke).
+    /// Lends a connected connection to `body`, then takes it back (dropping it if it broke, or if the call got a
+    /// reply it could not use or more than its replies: a connection out of step is never lent again).
     /// Transport failures (connect, timeout) trip the breaker; a success resets it.
     func with<T>(_ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
         with(since: 0, outcome: { _ in nil }, body)
@@ -99,15 +100,27 @@ final class Pool {
         epoch.check(afterFork)
         gate.active.add(1, ordering: .relaxed)
         defer { gate.active.subtract(1, ordering: .relaxed) }
+        // One deadline for the whole call: the wait for a connection, the connect and every command's writes and
+        // reads. Commands get timeout_ms from when they start, within it.
+        let start = Clock.monotonicUs()
+        let deadline = start &+ (config.connectTimeoutMs &+ config.timeoutMs) &* 1000
         let conn: Connection
-        switch acquire() {
+        switch acquire(until: deadline) {
         case let .failure(f):
             let r = Result<T, Failure>.failure(f)
             if let o = outcome(r) { record(o, latencyUs: Clock.monotonicUs() - t0) }
             return r
         case let .success(c): conn = c
         }
-        let result = body(conn)
+        conn.begin(until: min(deadline, Clock.monotonicUs() &+ config.timeoutMs &* 1000))
+        var result = body(conn)
+        if case let .failure(f) = result {
+            // A reply the library could not use: the stream may be out of step, so the connection goes.
+            if f.status == .protocol { conn.broken = true }
+        } else if conn.hasUnread {
+            conn.broken = true
+            result = .failure(Failure(.protocol, "Redis sent a reply that no command asked for; the connection is dropped"))
+        }
         release(conn, result.failureValue, counting: outcome(result).map { ($0, Clock.monotonicUs() - t0) })
         return result
     }
@@ -136,7 +149,9 @@ final class Pool {
         return max(0, downUntilMs - Clock.monotonicMs())
     }
 
-    private func acquire() -> Result<Connection, Failure> {
+    /// A connection for a call that must end by `deadlineUs` (monotonic): the wait for a free one and the connect
+    /// both count.
+    private func acquire(until deadlineUs: Int64) -> Result<Connection, Failure> {
         lock.lock()
         let start = Clock.monotonicMs()
         if start < downUntilMs, let last = lastFailure {
@@ -145,9 +160,9 @@ final class Pool {
             return .failure(Failure(last.status, last.message + " (failing fast; next attempt in \(wait) ms)",
                                     transient: true))
         }
-        let deadline = start + config.connectTimeoutMs + config.timeoutMs
+        let deadline = deadlineUs / 1000
         while idle.isEmpty && lent >= config.poolSize {
-            // All connections are lent: wait for one, at most as long as a call may take.
+            // All connections are lent: wait for one, at most until the call's deadline.
             let now = Clock.monotonicMs()
             if now >= deadline {
                 lock.unlock()
@@ -171,12 +186,12 @@ final class Pool {
         }
         lent += 1
         lock.unlock()
-        if conn.ctx != nil {
+        if conn.isOpen {
             if Clock.monotonicUs() - conn.releasedUs < Pool.freshUs { return .success(conn) }
             if !conn.isStale { return .success(conn) }
             conn.close()
         }
-        if let f = conn.connect(config) {
+        if let f = conn.connect(config, until: min(deadlineUs, Clock.monotonicUs() &+ config.connectTimeoutMs &* 1000)) {
             release(conn, f, connectFailed: true)
             return .failure(f)
         }
@@ -234,7 +249,7 @@ final class Pool {
         epoch.check(afterFork)
         lock.lock()
         defer { lock.unlock() }
-        return (stats, idle.filter { $0.ctx != nil }.count + lent)
+        return (stats, idle.filter { $0.isOpen }.count + lent)
     }
 }
 

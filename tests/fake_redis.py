@@ -1,0 +1,114 @@
+"""A fake RESP server on loopback, for the few tests that need a server that misbehaves (a broken proxy, a buggy
+Redis-compatible server, a man in the middle). Everything else talks to a real redis-server.
+
+Each accepted connection runs in its own thread: commands are parsed as RESP arrays, PING gets +PONG, and every
+other command goes to `answer(conn_no, cmd_no, args) -> list of steps`; a step is bytes to send, a float (seconds
+to sleep), or None (close the connection). The answer's honest value for a call is derived from its id, so a
+reply that reaches the wrong call shows as a wrong value."""
+import socket
+import threading
+import time
+
+
+def honest(id_bytes):
+    """The value an honest server answers for an id: distinct per id, never 0 or 1."""
+    return 1000 * (sum(id_bytes) % 997 + len(id_bytes)) + 7
+
+
+def id_of_key(key, prefix=b"Hammer:Redis:"):
+    """The id inside a key or base `<prefix><id>:<suffix>`."""
+    assert key.startswith(prefix), key
+    return key[len(prefix):key.rindex(b":")]
+
+
+def read_command(f):
+    line = f.readline()
+    if not line:
+        return None
+    if not line.startswith(b"*"):
+        return [line.strip()]  # inline command
+    args = []
+    for _ in range(int(line[1:])):
+        n = int(f.readline()[1:])
+        args.append(f.read(n + 2)[:-2])
+    return args
+
+
+class FakeRedis:
+    def __init__(self, answer, ping=None):
+        self.answer = answer
+        self.ping = ping            # steps for PING (default +PONG)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.closed_by_client = 0   # connections the client closed (EOF while we waited for a command)
+        self.commands = []          # (conn_no, args) of every command but PING
+        self.stopping = False
+        self.threads = []
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def url(self, **opts):
+        opts.setdefault("expiry_ms", 60000)
+        return f"redis://127.0.0.1:{self.port}/?" + "&".join(f"{k}={v}" for k, v in opts.items())
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                n = self.connections
+                self.connections += 1
+            t = threading.Thread(target=self._serve, args=(c, n), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _serve(self, c, conn_no):
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        f = c.makefile("rb")
+        cmd_no = 0
+        try:
+            while not self.stopping:
+                args = read_command(f)
+                if args is None:
+                    with self.lock:
+                        self.closed_by_client += 1
+                    return
+                if args[0].upper() == b"PING":
+                    steps = self.ping if self.ping is not None else [b"+PONG\r\n"]
+                else:
+                    with self.lock:
+                        self.commands.append((conn_no, args))
+                    steps = self.answer(conn_no, cmd_no, args)
+                    cmd_no += 1
+                for s in steps:
+                    if s is None:
+                        return
+                    if isinstance(s, float):
+                        time.sleep(s)
+                    else:
+                        c.sendall(s)
+        except OSError:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

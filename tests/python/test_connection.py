@@ -1,0 +1,264 @@
+"""The connection layer against a server that speaks RESP badly (issue 14) and against a frozen Redis (issue 9.4).
+
+A fake server on loopback (tests/fake_redis.py) answers each call with a value derived from the call's id, so a
+reply that reaches another call shows as a wrong value. Rules under test:
+- a connection that received a reply the library could not use, or more than its replies, is closed and never
+  lent again; the call that saw it fails with HAMMER_ERR_PROTOCOL, and the same handle then answers correctly;
+- one deadline per call: a reply dripping byte by byte cannot stretch a call past timeout_ms, nor an open past
+  connect_timeout_ms; with more threads than pool_size, each call ends within connect_timeout_ms + timeout_ms;
+- array and bulk headers larger than any reply of the library are refused at once, before hiredis sees them."""
+import random
+import threading
+import time
+
+import pytest
+
+import hammer
+from fake_redis import FakeRedis, honest, id_of_key
+
+NOW = 1_700_000_000_000
+LIM = hammer.Limit.fixed_window(10, 60000)
+SLACK = 0.25   # seconds of scheduling slack on a loaded 2-core machine
+
+
+def int_reply(n):
+    return b":%d\r\n" % n
+
+
+def decision_reply(n):
+    return b"*5\r\n:1\r\n:%d\r\n:0\r\n:0\r\n:0\r\n" % n
+
+
+def bulk(b):
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def honest_reply(args):
+    """The honest answer to one of the library's commands, from the id inside it."""
+    cmd = args[0].upper()
+    if cmd == b"HMGET":                                   # get_bucket: count, created, updated
+        return b"*3\r\n" + bulk(b"%d" % honest(id_of_key(args[1]))) + bulk(b"1") + bulk(b"2")
+    assert cmd == b"EVALSHA", args
+    if args[2] == b"2":                                   # count_hit: KEYS[1] is the bucket
+        return int_reply(honest(id_of_key(args[3])))
+    if args[2] == b"1":                                   # a decision: ARGV[1] is the id's base
+        return decision_reply(honest(id_of_key(args[4])))
+    # count_hits: ARGV = expiry, then base, bucket, increment, now per request
+    bases = args[4::4]
+    return b"*%d\r\n" % len(bases) + b"".join(int_reply(honest(id_of_key(b))) for b in bases)
+
+
+CALLS = {
+    "count_hit": lambda h, i: h.count_hit(i, 1, NOW),
+    "hit": lambda h, i: h.hit(i, LIM, now_ms=NOW).count,
+    "get_bucket": lambda h, i: h.get_bucket(i, 1).count,
+}
+
+
+def misbehave_first(extra):
+    """The first command on the first connection gets `extra(args)`; everything else its honest reply."""
+    def answer(conn_no, cmd_no, args):
+        if conn_no == 0 and cmd_no == 0:
+            return extra(args)
+        return [honest_reply(args)]
+    return answer
+
+
+BROKEN_REPLIES = {
+    # Two replies in one read: its own and one more (issue 14's :701007\r\n:501007\r\n).
+    "two replies in one read": lambda a: [honest_reply(a) + int_reply(501007)],
+    # A bulk of the wrong shape, then the real answer.
+    "wrong-shape bulk then the reply": lambda a: [bulk(b"abc") + honest_reply(a)],
+    # A bulk whose CRLF is missing: hiredis would skip two bytes of the next reply unread.
+    "bulk without its CRLF": lambda a: [b"$6\r\n999999" + honest_reply(a)],
+    # An integer where an array is expected (or the reverse), then the reply.
+    "unexpected type then the reply": lambda a: [b"*2\r\n:1\r\n:2\r\n" + honest_reply(a)
+                                                 if a[0] == b"EVALSHA" and a[2] == b"2" else
+                                                 int_reply(99) + honest_reply(a)],
+}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+@pytest.mark.parametrize("case", sorted(BROKEN_REPLIES))
+def test_a_connection_out_of_step_is_dropped_and_no_call_gets_another_calls_reply(case, call):
+    with FakeRedis(misbehave_first(BROKEN_REPLIES[case])) as fake, hammer.Hammer(fake.url(pool_size=1)) as h:
+        with pytest.raises(hammer.ProtocolError):
+            CALLS[call](h, "first")
+        # The same handle answers each later call with that call's own reply.
+        for n in range(5):
+            assert CALLS[call](h, f"later:{n}") == honest(f"later:{n}".encode())
+        # They came on a new connection: the first was closed by the client, never lent again.
+        assert fake.connections == 2
+        assert [c for c, _ in fake.commands] == [0] + [1] * 5
+        assert fake.closed_by_client >= 1
+
+
+def test_a_reply_nobody_asked_for_that_arrives_while_idle_is_never_read_as_a_reply():
+    def answer(conn_no, cmd_no, args):
+        if conn_no == 0 and cmd_no == 0:
+            return [honest_reply(args), 0.02, int_reply(501007)]   # a stray reply, 20 ms later
+        return [honest_reply(args)]
+    with FakeRedis(answer) as fake, hammer.Hammer(fake.url(pool_size=1)) as h:
+        assert h.count_hit("a", 1, NOW) == honest(b"a")
+        time.sleep(0.1)
+        assert h.count_hit("b", 1, NOW) == honest(b"b")
+        assert fake.connections == 2   # the out-of-step connection was replaced before use
+
+
+def test_a_batch_reply_of_the_wrong_shape_fails_the_batch_and_drops_the_connection():
+    def answer(conn_no, cmd_no, args):
+        if conn_no == 0 and cmd_no == 0:
+            return [b"*2\r\n:1\r\n:2\r\n"]          # 2 elements for 3 requests
+        if conn_no == 1 and cmd_no == 0:
+            return [b"*3\r\n:1\r\n*1\r\n:2\r\n:3\r\n"]   # the right count, an element of the wrong type
+        return [honest_reply(args)]
+    with FakeRedis(answer) as fake, hammer.Hammer(fake.url(pool_size=1)) as h:
+        for _ in range(2):
+            out = h.count_hits([("x", 1, NOW, 1), ("y", 1, NOW, 1), ("z", 1, NOW, 1)])
+            assert all(isinstance(r, hammer.ProtocolError) for r in out), out
+        ids = [f"batch:{n}" for n in range(300)]      # 3 chunks in one pipeline
+        assert h.count_hits([(i, 1, NOW, 1) for i in ids]) == [honest(i.encode()) for i in ids]
+        assert fake.connections == 3
+
+
+HEADERS = {
+    "array of 2^31-1": b"*2147483647\r\n",
+    "bulk of 2^31-1": b"$2147483647\r\n",
+    "array of 100000": b"*100000\r\n",
+    "bulk of 99999999": b"$99999999\r\n",
+    "negative array": b"*-5\r\n",
+    "endless line": b"+" + b"x" * 70000,
+    "unknown type": b"!3\r\n",
+}
+
+
+@pytest.mark.parametrize("header", list(HEADERS.values()), ids=list(HEADERS))
+def test_a_header_larger_than_any_reply_fails_fast_with_protocol(header):
+    def answer(conn_no, cmd_no, args):
+        if conn_no == 0:
+            return [header, 0.5, None]   # then silence, then a close
+        return [honest_reply(args)]
+    with FakeRedis(answer) as fake, hammer.Hammer(fake.url(pool_size=1, timeout_ms=2000)) as h:
+        t = time.monotonic()
+        with pytest.raises(hammer.ProtocolError):
+            h.count_hit("giant", 1, NOW)
+        assert time.monotonic() - t < 0.4, "refused at the header, not at the close or the timeout"
+        assert h.count_hit("next", 1, NOW) == honest(b"next")
+        assert fake.connections == 2
+
+
+def dripping(data, every):
+    out = []
+    for b in data:
+        out += [bytes([b]), every]
+    return out
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_a_dripping_reply_cannot_stretch_a_call_past_timeout_ms(call):
+    def answer(conn_no, cmd_no, args):
+        if conn_no == 0:
+            return dripping(honest_reply(args), 0.1)
+        return [honest_reply(args)]
+    with FakeRedis(answer) as fake, hammer.Hammer(fake.url(pool_size=1, timeout_ms=300, connect_timeout_ms=300)) as h:
+        t = time.monotonic()
+        with pytest.raises(hammer.HammerTimeout):
+            CALLS[call](h, "slow")
+        took = time.monotonic() - t
+        assert 0.29 <= took <= 0.3 + SLACK, took
+        time.sleep(0.1)   # past the breaker's first back-off (25 ms)
+        assert CALLS[call](h, "fast") == honest(b"fast")
+
+
+def test_a_dripping_pong_cannot_stretch_open_past_connect_timeout_ms():
+    with FakeRedis(lambda *a: [], ping=dripping(b"+PONG\r\n", 0.25)) as fake:
+        t = time.monotonic()
+        with pytest.raises(hammer.HammerTimeout):
+            hammer.Hammer(fake.url(timeout_ms=300, connect_timeout_ms=300))
+        took = time.monotonic() - t
+        assert took <= 0.3 + SLACK, took
+
+
+def test_a_storm_of_threads_on_a_misbehaving_server_never_gets_a_crossed_reply():
+    rng = random.Random(14)
+    rng_lock = threading.Lock()
+    faults = [
+        lambda a: [honest_reply(a) + int_reply(honest(b"stray"))],
+        lambda a: [bulk(b"abc") + honest_reply(a)],
+        lambda a: [b"$6\r\n999999" + honest_reply(a)],
+        lambda a: [b"*1\r\n" + honest_reply(a)],
+        lambda a: [honest_reply(a)[:3], 0.001, honest_reply(a)[3:] + int_reply(7)],
+    ]
+
+    def answer(conn_no, cmd_no, args):
+        with rng_lock:
+            r = rng.random()
+            f = rng.choice(faults)
+        return f(args) if r < 0.3 else [honest_reply(args)]
+
+    ok, protocol, wrong, other = [0], [0], [], []
+    lock = threading.Lock()
+
+    def worker(t):
+        for n in range(60):
+            i = f"storm:{t}:{n}"
+            try:
+                v = CALLS["count_hit" if n % 2 else "hit"](h, i)
+            except hammer.ProtocolError:
+                with lock:
+                    protocol[0] += 1
+                continue
+            except hammer.HammerError as e:
+                with lock:
+                    other.append(repr(e))
+                continue
+            with lock:
+                if v == honest(i.encode()):
+                    ok[0] += 1
+                else:
+                    wrong.append((i, v))
+
+    with FakeRedis(answer) as fake, hammer.Hammer(fake.url(pool_size=3, timeout_ms=2000)) as h:
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not wrong, f"calls returned another call's value: {wrong[:5]}"
+        assert not other, other[:5]
+        assert ok[0] > 150 and protocol[0] > 20, (ok, protocol)
+        assert fake.connections >= protocol[0]   # each failed call's connection was replaced
+
+
+def test_more_threads_than_pool_size_against_a_frozen_redis_each_call_ends_within_the_bound(own_redis):
+    server = own_redis()
+    connect_ms, timeout_ms = 200, 200
+    with hammer.Hammer(server.url(pool_size=1, connect_timeout_ms=connect_ms, timeout_ms=timeout_ms)) as h:
+        h.count_hit("frozen", 1, NOW)
+        server.pause()
+        try:
+            took, errors = [], []
+            lock = threading.Lock()
+
+            def one():
+                t = time.monotonic()
+                try:
+                    h.count_hit("frozen", 1, NOW)
+                except hammer.HammerError as e:
+                    with lock:
+                        errors.append(type(e))
+                with lock:
+                    took.append(time.monotonic() - t)
+
+            threads = [threading.Thread(target=one) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            server.resume()
+        assert len(errors) == 4 and set(errors) <= {hammer.HammerTimeout, hammer.ConnectError}, errors
+        bound = (connect_ms + timeout_ms) / 1000
+        assert max(took) <= bound + 0.1, f"calls took {sorted(took)}, bound {bound}"
+        time.sleep(1.1)   # past the breaker's back-off
+        assert h.count_hit("frozen", 1, NOW) in (2, 3)   # the call in flight at the freeze may have counted
