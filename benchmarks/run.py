@@ -688,6 +688,49 @@ def hook_python_vs_limits(ctx):
     return list(rows.values())
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# TLS: single calls over TLS vs plaintext, on one server listening on both
+# ---------------------------------------------------------------------------------------------------------------
+
+def connections_received(server):
+    info = server.cli("INFO", "stats")
+    info = info.decode() if isinstance(info, bytes) else info
+    return int(re.search(r"total_connections_received:(\d+)", info).group(1))
+
+
+def bench_tls(ctx):
+    import tempfile
+    from tls_certs import Certs
+    n = ctx.n(4_000, 500)
+    rows = [Row("tls_single", "count_hit over TLS / plaintext, 1 thread, same server", "calls/s", target=0.8,
+                note="rediss:// and redis:// to one redis-server's tls-port and port"),
+            Row("tls_handshakes", "TLS handshakes per count_hit after the first (connections accepted per call)",
+                "per call", target=0, higher=False,
+                note="every TLS connection costs one handshake; a pooled connection is reused call after call")]
+    with tempfile.TemporaryDirectory(prefix="hammer-bench-tls-") as d, RedisServer(tls=Certs(d)) as server:
+        plain = server.url(pool_size=1)
+        tls = server.tls_url(pool_size=1)
+        for r in range(ctx.rounds):
+            accepted = [0, 0]
+
+            def ours(u, c, count=False):
+                before = connections_received(server) if count else 0
+                out = run([prog("bench_core"), "single", u, n, "same", f"{ctx.tag}:tls:{r}:{c}"])
+                if count:
+                    # The bench opens one handle (one connection) and makes WARMUP + n calls on it; cli() is one more.
+                    accepted[0] += connections_received(server) - before - 2
+                    accepted[1] += out["calls"]
+                return out["calls"], out["seconds"]
+            rate = interleaved([("plain", lambda c: ours(plain, c)), ("tls", lambda c: ours(tls, c, True))])
+            rows[0].ours.append(rate["tls"])
+            rows[0].ref.append(rate["plain"])
+            rows[1].ours.append(max(0, accepted[0]))
+            rows[1].ref.append(accepted[1])
+            print(f"  round {r + 1}: plaintext {rate['plain']:.0f}/s, TLS {rate['tls']:.0f}/s, "
+                  f"{accepted[0]} extra TLS connections over {accepted[1]:.0f} calls")
+    return rows
+
+
 GROUPS = [
     ("single", "1. one thread: count_hit vs INCR", bench_single),
     ("check_rate", "1b. one thread: check_rate vs INCR", hook_check_rate),
@@ -699,6 +742,7 @@ GROUPS = [
     ("delete", "4. delete_buckets with 1M unrelated keys vs empty", bench_delete),
     ("memory", "5. Redis memory per bucket vs the seed's layout", bench_memory),
     ("python", "Python binding vs the limits library", hook_python_vs_limits),
+    ("tls", "TLS: single calls over TLS vs plaintext", bench_tls),
 ]
 
 

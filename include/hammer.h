@@ -105,6 +105,7 @@ typedef struct hammer_bucket {
 /*! hammer_open() :
  *  Opens a handle on the Redis server named by `config`, a URL:
  *      redis://[[user]:password@]host[:port][/db][?opt=val&...]
+ *      rediss://[[user]:password@]host[:port][/db][?opt=val&...]     (TLS, OpenSSL 3)
  *      unix:///path/to/redis.sock[?db=N&opt=val...]
  *  user and password (percent-decoded) authenticate with AUTH (an ACL user when user is given); db (default 0)
  *  is SELECTed, from the path or the option db=N. IPv6 hosts go in brackets; the port defaults to 6379.
@@ -116,6 +117,12 @@ typedef struct hammer_bucket {
  *  on_error=error|allow|deny (what decision calls return while Redis cannot answer, default error),
  *  fallback=none|local (decide in-process with the same limits while Redis cannot answer, default none),
  *  scan_delete=true|false (hammer_delete_buckets also finds buckets other clients wrote, default false).
+ *  TLS options (rediss:// only; the names of redis-py): ssl_ca_certs=FILE and ssl_ca_path=DIR (the CAs to trust;
+ *  default the system's trust store), ssl_certfile=FILE and ssl_keyfile=FILE (a client certificate and its key,
+ *  PEM without a passphrase), ssl_cert_reqs=required|none (none verifies nothing: for tests), ssl_check_hostname=
+ *  true|false (false checks the chain only), ssl_server_name=NAME (SNI and the name verified, instead of the
+ *  host), ssl_min_version=TLSv1.2|TLSv1.3 (default TLSv1.2). The handshake counts toward connect_timeout_ms; TLS
+ *  failures are HAMMER_ERR_CONNECT with OpenSSL's reason, files that cannot be loaded HAMMER_ERR_INVALID.
  *  Anything malformed, unknown or out of range is HAMMER_ERR_INVALID. Connects once to check the server and
  *  credentials.
  *  @return HAMMER_OK and the handle in *out, or an error status and *out = NULL. */

@@ -10,12 +10,20 @@ sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
 os.environ.setdefault("HAMMER_LIBRARY", os.path.join(ROOT, "build", "lib", "libhammer.so"))
 
 from redis_server import RedisServer  # noqa: E402
+from tls_certs import Certs  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def redis_server():
-    """One shared redis-server for tests that do not disturb it (use a unique id or prefix per test)."""
-    with RedisServer(unix=True) as s:
+def tls_certs(tmp_path_factory):
+    """Test certificates made with openssl at the start of the session (see tls_certs.py)."""
+    return Certs(str(tmp_path_factory.mktemp("tls")))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tls_certs):
+    """One shared redis-server for tests that do not disturb it (use a unique id or prefix per test). It listens on
+    a TCP port, a unix socket and a TLS port (redis_server.tls_url()), all on the same data."""
+    with RedisServer(unix=True, tls=tls_certs) as s:
         yield s
 
 

@@ -3,6 +3,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -20,11 +21,16 @@ class RedisServer:
     """One redis-server bound to 127.0.0.1 (and optionally a unix socket), in its own temp dir.
 
     extra: further config lines, e.g. ["requirepass secret"]. The server keeps its port across restart().
+    tls: a tls_certs.Certs: the server also listens for TLS on tls_port (client certificates optional), and
+    tls_only=True closes the plaintext port (port is then the TLS one).
     """
 
-    def __init__(self, extra=(), unix=False, port=None):
+    def __init__(self, extra=(), unix=False, port=None, tls=None, tls_only=False):
         self.dir = tempfile.mkdtemp(prefix="hammer-redis-")
+        self.tls = tls
+        self.tls_only = tls_only
         self.port = port or free_port()
+        self.tls_port = (self.port if tls_only else free_port()) if tls else None
         self.unix_path = os.path.join(self.dir, "redis.sock") if unix else None
         self.extra = list(extra)
         self.proc = None
@@ -44,7 +50,25 @@ class RedisServer:
         ]
         if self.unix_path:
             lines += [f"unixsocket {self.unix_path}", "unixsocketperm 700"]
+        if self.tls:
+            if self.tls_only:
+                lines.append("port 0")
+            lines += [f"tls-port {self.tls_port}", f"tls-cert-file {self.tls.server}",
+                      f"tls-key-file {self.tls.server_key}", f"tls-ca-cert-file {self.tls.ca}",
+                      "tls-auth-clients optional"]
         return "\n".join(lines + self.extra) + "\n"
+
+    def connect(self, timeout=10):
+        """A raw socket to the server: TLS (with the client certificate, verifying nothing: some tests serve bad
+        certificates on purpose) when the server is TLS only."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        if not self.tls_only:
+            return s
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.load_cert_chain(self.tls.client, self.tls.client_key)
+        return ctx.wrap_socket(s, server_hostname="localhost")
 
     def start(self):
         path = os.path.join(self.dir, "redis.conf")
@@ -54,11 +78,11 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                with self.connect(timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
                     if s.recv(64):
                         return
-            except OSError:
+            except (OSError, ssl.SSLError):
                 time.sleep(0.02)
             if self.proc.poll() is not None:
                 break
@@ -103,11 +127,18 @@ class RedisServer:
     def url(self, **opts):
         opts.setdefault("expiry_ms", 60000)
         q = "&".join(f"{k}={v}" for k, v in opts.items())
-        return f"redis://127.0.0.1:{self.port}/?{q}" if q else f"redis://127.0.0.1:{self.port}"
+        scheme = "rediss" if self.tls_only else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/?{q}" if q else f"{scheme}://127.0.0.1:{self.port}"
+
+    def tls_url(self, host="127.0.0.1", **opts):
+        """The URL of the TLS port, trusting the test CA."""
+        opts.setdefault("expiry_ms", 60000)
+        opts.setdefault("ssl_ca_certs", self.tls.ca)
+        return f"rediss://{host}:{self.tls_port}/?" + "&".join(f"{k}={v}" for k, v in opts.items())
 
     def cli(self, *args, password=None, user=None):
         """Runs one command through a raw RESP connection; returns the decoded reply."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+        with self.connect() as s:
             f = s.makefile("rb")
             if password is not None:
                 auth = ["AUTH", user, password] if user else ["AUTH", password]

@@ -26,11 +26,17 @@ def test_there_are_c_tests():
 def server_url(server, transport):
     if transport == "unix":
         return f"unix://{server.unix_path}?expiry_ms=60000"
+    if transport == "tls":
+        return server.tls_url()
     return server.url()
 
 
-@pytest.mark.parametrize("transport", ["tcp", "unix"])
-@pytest.mark.parametrize("name", C_TESTS)
+# Every program over plain TCP, a unix socket and TLS; test_limits reads Redis's TIME itself over a raw plaintext
+# socket, so it runs over the first two only.
+RUNS = [(n, t) for t in ("tcp", "unix", "tls") for n in C_TESTS if not (t == "tls" and n == "test_limits")]
+
+
+@pytest.mark.parametrize("name,transport", RUNS, ids=[f"{n}-{t}" for n, t in RUNS])
 def test_c_program(name, transport, redis_server):
     exe = binary(os.path.join(ROOT, "build", "tests", name))
     r = subprocess.run([exe, server_url(redis_server, transport)], capture_output=True, text=True, timeout=TIMEOUT)

@@ -94,10 +94,12 @@ final class Connection {
 
     /// Connects, authenticates and selects the database, all before `deadline` (monotonic us; by default
     /// connect_timeout_ms from now). Afterwards commands get timeout_ms until the next begin().
-    func connect(_ config: Config, until deadline: Int64? = nil) -> Failure? {
+    /// `tls`: the handle's TLS context for rediss:// (or why it could not be made).
+    func connect(_ config: Config, tls: Result<TLSContext, Failure>? = nil, until deadline: Int64? = nil) -> Failure? {
         close()
         let d = deadline ?? Clock.monotonicUs() &+ config.connectTimeoutMs &* 1000
         refused = false
+        if case let .failure(f)? = tls { return f }
         let fd: Int32
         switch Socket.connect(config.endpoint, until: d) {
         case let .failure(e):
@@ -108,31 +110,51 @@ final class Connection {
             return Failure(.connect, "cannot connect to \(config.redacted): \(e.what == "connect" ? e.text : e.what)")
         case let .success(s): fd = s
         }
-        transport = PlainTransport(fd: fd)
+        if case let .success(context)? = tls, case let .tcp(host, _) = config.endpoint {
+            switch TLSTransport.handshake(fd: fd, context, host: host, where: config.redacted, until: d) {
+            case let .failure(f): return f
+            case let .success(t): transport = t
+            }
+        } else {
+            transport = PlainTransport(fd: fd)
+        }
         guard let r = ReplyReader() else { close(); return Failure(.nomem, "cannot allocate a reply reader") }
         reader = r
         begin(until: d, timeoutText: "connect to \(config.redacted) timed out waiting for Redis's answer (connect_timeout_ms=\(config.connectTimeoutMs))")
+        if let f = firstCommand(config) {
+            close()
+            // A TLS port drops a plaintext client at its first bytes.
+            if config.tls == nil && (f.status == .connect || f.status == .protocol) {
+                return Failure(.connect, f.message + " at the first command; if this port expects TLS, use rediss://")
+            }
+            return f
+        }
+        begin(until: Clock.monotonicUs() &+ config.timeoutMs &* 1000,
+              timeoutText: "Redis command timed out (timeout_ms=\(config.timeoutMs))")
+        return nil
+    }
+
+    /// AUTH, SELECT, or a PING: the first command shows a wrong password, database or peer.
+    private func firstCommand(_ config: Config) -> Failure? {
         if let password = config.password {
             args.reset()
             args.add("AUTH")
             if let user = config.user { args.add(Array(user.utf8)) }
             args.add(Array(password.utf8))
-            if let f = expectOK(config, what: "AUTH") { close(); return f }
+            if let f = expectOK(config, what: "AUTH") { return f }
         }
         if config.db != 0 {
             args.reset()
             args.add("SELECT")
             args.add(config.db)
-            if let f = expectOK(config, what: "SELECT \(config.db)") { close(); return f }
+            if let f = expectOK(config, what: "SELECT \(config.db)") { return f }
         } else if config.password == nil {
             // One PING, so that a server wanting a password we lack (NOAUTH), or a peer that is no Redis, shows now
             // (with a password, AUTH has shown it).
             args.reset()
             args.add("PING")
-            if let f = expectOK(config, what: "PING") { close(); return f }
+            if let f = expectOK(config, what: "PING") { return f }
         }
-        begin(until: Clock.monotonicUs() &+ config.timeoutMs &* 1000,
-              timeoutText: "Redis command timed out (timeout_ms=\(config.timeoutMs))")
         return nil
     }
 

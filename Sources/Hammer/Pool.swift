@@ -77,8 +77,12 @@ final class Pool {
     // Statistics (guarded by lock).
     private var stats = Stats()
 
+    /// The TLS context of a rediss:// handle, made once (or why not: every connect then fails with it).
+    let tls: Result<TLSContext, Failure>?
+
     init(config: Config) {
         self.config = config
+        self.tls = config.tls.map(TLSContext.make)
         idle.reserveCapacity(config.poolSize)
     }
 
@@ -191,7 +195,7 @@ final class Pool {
             if !conn.isStale { return .success(conn) }
             conn.close()
         }
-        if let f = conn.connect(config, until: min(deadlineUs, Clock.monotonicUs() &+ config.connectTimeoutMs &* 1000)) {
+        if let f = conn.connect(config, tls: tls, until: min(deadlineUs, Clock.monotonicUs() &+ config.connectTimeoutMs &* 1000)) {
             release(conn, f, connectFailed: true)
             return .failure(f)
         }

@@ -1,5 +1,6 @@
 // The configuration string: a Redis URL with hammer's options in its query.
 //   redis://[[user]:password@]host[:port][/db][?opt=val&...]
+//   rediss://... the same over TLS, with the ssl_* options of redis-py and Python's limits
 //   unix:///path/to/redis.sock[?db=N&opt=val...]
 
 public enum Endpoint: Equatable, Sendable {
@@ -14,6 +15,33 @@ public enum ClockSource: Equatable, Sendable {
 
 public enum ErrorPolicy: Equatable, Sendable {
     case error, allow, deny
+}
+
+public enum TLSVersion: Equatable, Sendable {
+    case tls12, tls13
+}
+
+/// TLS settings (rediss://). The defaults verify the server's chain against the system's trust store and its name
+/// against the URL's host, and accept TLS 1.2 and later.
+public struct TLSOptions: Equatable, Sendable {
+    /// ssl_ca_certs: a PEM file of trusted CAs; ssl_ca_path: a directory of them (hashed names, c_rehash). With
+    /// neither, the system's trust store.
+    public var caFile: String? = nil
+    public var caPath: String? = nil
+    /// ssl_certfile / ssl_keyfile: a client certificate (chain) and its key (in the certificate's file when no key
+    /// file is given).
+    public var certFile: String? = nil
+    public var keyFile: String? = nil
+    /// ssl_cert_reqs=required (true) | none (false: nothing is verified; for tests only).
+    public var verifyPeer: Bool = true
+    /// ssl_check_hostname: the certificate must name the host (or ssl_server_name); false keeps the chain check.
+    public var checkHostname: Bool = true
+    /// ssl_server_name: the name sent as SNI and verified, instead of the URL's host (needed when the host is an IP
+    /// address and the certificate names a host).
+    public var serverName: String? = nil
+    public var minVersion: TLSVersion = .tls12
+
+    public init() {}
 }
 
 public struct Config: Equatable, Sendable {
@@ -35,6 +63,8 @@ public struct Config: Equatable, Sendable {
     /// delete_buckets also SCANs for buckets of the id that other clients (Hammer's Elixir backend) wrote without
     /// our index. Exact still, but its cost grows with the keyspace.
     public var scanDelete: Bool = false
+    /// TLS, for rediss:// URLs; nil for plain connections.
+    public var tls: TLSOptions? = nil
 
     public init() {}
 
@@ -43,13 +73,14 @@ public struct Config: Equatable, Sendable {
     public static let maxPoolSize: Int64 = 1024
     public static let maxPrefixBytes = 1024
     public static let maxSpinUs: Int64 = 1000
+    public static let maxPathBytes = 4096
 
     /// A description safe to print: never the password.
     public var redacted: String {
         switch endpoint {
         case let .tcp(host, port):
             let h = host.contains(":") ? "[\(host)]" : host
-            return "\(h):\(port)"
+            return "\(h):\(port)" + (tls == nil ? "" : " (TLS)")
         case let .unix(path):
             return "unix:\(path)"
         }
@@ -65,7 +96,7 @@ public struct Config: Equatable, Sendable {
         var c = Config()
         let schemeEnd = find(url, Array("://".utf8), from: 0)
         guard let se = schemeEnd else {
-            return bad("expected a URL starting with redis:// or unix://")
+            return bad("expected a URL starting with redis://, rediss:// or unix://")
         }
         let scheme = String(decoding: url[0..<se], as: UTF8.self).lowercased()
         var rest = Array(url[(se + 3)...])
@@ -81,7 +112,8 @@ public struct Config: Equatable, Sendable {
         }
         var dbGiven = false
         switch scheme {
-        case "redis":
+        case "redis", "rediss":
+            if scheme == "rediss" { c.tls = TLSOptions() }
             var hostport = rest
             var pathPart: [UInt8] = []
             if let slash = rest.firstIndex(of: 47) {
@@ -156,10 +188,12 @@ public struct Config: Equatable, Sendable {
             c.endpoint = .unix(path: path)
         default:
             let plain = scheme.utf8.allSatisfy { isAlnum($0) || $0 == 43 || $0 == 45 || $0 == 46 }
-            return bad("unknown scheme \(plain && !mayHoldSecret ? "'" + String(scheme.prefix(16)) + "'" : "(not shown)"); use redis:// or unix://")
+            return bad("unknown scheme \(plain && !mayHoldSecret ? "'" + String(scheme.prefix(16)) + "'" : "(not shown)"); use redis://, rediss:// or unix://")
         }
 
         var seen: Set<String> = []
+        var tls = TLSOptions()
+        var sslGiven = false
         var expiryGiven = false
         for pair in query.split(separator: 38, omittingEmptySubsequences: true) {
             let p = Array(pair)
@@ -237,9 +271,53 @@ public struct Config: Equatable, Sendable {
                 case "1", "true", "yes": c.scanDelete = true
                 default: return bad("scan_delete must be true or false")
                 }
+            case "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile":
+                if value.isEmpty || value.utf8.contains(0) || value.utf8.count > maxPathBytes {
+                    return bad("\(name) must be a path (at most \(maxPathBytes) bytes, no NUL)")
+                }
+                switch name {
+                case "ssl_ca_certs": tls.caFile = value
+                case "ssl_ca_path": tls.caPath = value
+                case "ssl_certfile": tls.certFile = value
+                default: tls.keyFile = value
+                }
+                sslGiven = true
+            case "ssl_cert_reqs":
+                switch value.lowercased() {
+                case "required": tls.verifyPeer = true
+                case "none": tls.verifyPeer = false
+                default: return bad("ssl_cert_reqs must be required or none")
+                }
+                sslGiven = true
+            case "ssl_check_hostname":
+                switch value.lowercased() {
+                case "1", "true", "yes": tls.checkHostname = true
+                case "0", "false", "no": tls.checkHostname = false
+                default: return bad("ssl_check_hostname must be true or false")
+                }
+                sslGiven = true
+            case "ssl_server_name":
+                let b = Array(value.utf8)
+                if b.isEmpty || b.count > 253 || !b.allSatisfy({ isAlnum($0) || $0 == 45 || $0 == 46 || $0 == 95 }) {
+                    return bad("ssl_server_name must be a host name")
+                }
+                tls.serverName = value
+                sslGiven = true
+            case "ssl_min_version":
+                switch value.lowercased() {
+                case "tlsv1.2", "tlsv1_2": tls.minVersion = .tls12
+                case "tlsv1.3", "tlsv1_3": tls.minVersion = .tls13
+                default: return bad("ssl_min_version must be TLSv1.2 or TLSv1.3")
+                }
+                sslGiven = true
             default:
                 return bad("unknown option \(quote(Array(name.utf8)))")
             }
+        }
+        if sslGiven {
+            guard c.tls != nil else { return bad("ssl_* options need a rediss:// URL (TLS)") }
+            if tls.keyFile != nil && tls.certFile == nil { return bad("ssl_keyfile needs ssl_certfile") }
+            c.tls = tls
         }
         if c.user != nil && c.password == nil {
             return bad("a user name needs a password (redis://user:password@host)")

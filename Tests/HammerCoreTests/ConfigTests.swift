@@ -367,7 +367,7 @@ final class ConfigTests: XCTestCase {
         bad("localhost:6379", naming: ["redis://", "unix://"])
         bad("redis:/h?expiry_ms=1", naming: ["redis://"])
         bad("redis//h?expiry_ms=1", naming: ["redis://"])
-        bad("rediss://h?expiry_ms=1", naming: ["scheme", "rediss"])
+        bad("rediss+cluster://h?expiry_ms=1", naming: ["scheme", "rediss://"])
         bad("http://h?expiry_ms=1", naming: ["scheme", "http"])
         bad("://h?expiry_ms=1", naming: ["scheme"])
         let f = bad("\(String(repeating: "x", count: 100))://h?expiry_ms=1", naming: ["scheme"])
@@ -488,7 +488,8 @@ final class ConfigTests: XCTestCase {
             "redis://user:{PW}%@h?expiry_ms=1",
             "redis://user:{PW}%00@h?expiry_ms=1",
             "redis://{PW}%00@h?expiry_ms=1",
-            "rediss://:{PW}@h?expiry_ms=1",
+            "rediss://:{PW}@h?expiry_ms=1&ssl_cert_reqs=maybe",
+            "rediss+sentinel://:{PW}@h?expiry_ms=1",
             "http://:{PW}@h?expiry_ms=1",
             "redis:/:{PW}@h?expiry_ms=1",
             "redis//:{PW}@h?expiry_ms=1",
