@@ -34,6 +34,8 @@ static inline void hammer_ssl_ctx_setup(SSL_CTX *ctx)
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
+    /* A record's header and body in one recv(), and a reply's records together when they came together. */
+    SSL_CTX_set_read_ahead(ctx, 1);
 }
 
 /* Notes on the session that the server asked for a client certificate we do not have: with TLS 1.3 the server

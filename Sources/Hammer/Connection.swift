@@ -198,13 +198,15 @@ final class Connection {
         case .success(nil): break
         }
         if let f = flush(t) { return .failure(f) }
-        var ready = false
-        if poll, let gate {
+        // `ready`: read before waiting (the poll saw data, or TLS holds some); after a read that wants more from
+        // the socket, always wait.
+        var ready = t.hasBuffered
+        if poll, !ready, let gate {
             if spinSkip > 0 {
                 spinSkip -= 1
             } else if gate.active.load(ordering: .relaxed) <= gate.maxActive {
                 if gate.spinners.add(1, ordering: .relaxed).newValue <= gate.maxSpinners {
-                    ready = t.hasBuffered || Connection.poll(fd: t.fd, forUs: spinUs)
+                    ready = Connection.poll(fd: t.fd, forUs: spinUs)
                     if ready {
                         spinMisses = 0
                     } else {
@@ -216,7 +218,7 @@ final class Connection {
             }
         }
         while true {
-            if !ready && !t.hasBuffered, let f = wait(t, Int16(POLLIN)) { return .failure(f) }
+            if !ready, let f = wait(t, Int16(POLLIN)) { return .failure(f) }
             ready = false
             switch t.read(rd.buffer, ReplyReader.chunk) {
             case let .done(n):
@@ -224,7 +226,7 @@ final class Connection {
                 switch rd.next() {
                 case let .failure(f): return fail(f)
                 case let .success(r?): return .success(r)
-                case .success(nil): continue
+                case .success(nil): ready = t.hasBuffered
                 }
             case .wantRead: continue
             case .wantWrite:

@@ -206,8 +206,8 @@ final class TLSTransport: Transport {
         }
     }
 
-    /// Decrypted bytes waiting inside OpenSSL, which poll() cannot see.
-    var hasBuffered: Bool { ssl.map { SSL_pending($0) > 0 } ?? false }
+    /// Bytes read from the socket that OpenSSL holds (decrypted, or records read ahead), which poll() cannot see.
+    var hasBuffered: Bool { ssl.map { SSL_has_pending($0) == 1 } ?? false }
 
     func close() {
         if let ssl {
