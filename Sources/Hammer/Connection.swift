@@ -164,8 +164,11 @@ final class Connection {
         case let .success(r):
             defer { freeReplyObject(r) }
             if r.pointee.type == REDIS_REPLY_ERROR {
-                // Never echo the command: AUTH carries the password.
-                return Failure(.redis, "\(what) on \(config.redacted) failed: \(Connection.text(r))")
+                // Never echo the command: AUTH carries the password. A server still loading its dataset (restarted)
+                // answers LOADING: transient, as any call would see it.
+                let answer = RedisErrors.classify(Connection.text(r))
+                return Failure(.redis, "\(what) on \(config.redacted) failed: \(Connection.text(r))",
+                               transient: answer.transient)
             }
             if r.pointee.type != REDIS_REPLY_STATUS {
                 return Failure(.protocol, "\(what) on \(config.redacted): the answer is not Redis's; is it a Redis server?")

@@ -217,7 +217,9 @@ final class Pool {
         if let f = failure, connectFailed || f.status == .timeout {
             // A refused connection (nothing listens: Redis restarting) costs no wait to retry, so its back-off stops
             // at 100 ms and a restarted Redis is used again within that; timeouts back off to 1 s.
-            let cap = connectFailed && conn.refused ? Pool.refusedCapMs : Pool.backoffCapMs
+            // So does a server that answered it cannot serve yet (LOADING after a restart).
+            let answered = f.status == .redis && f.transient
+            let cap = connectFailed && (conn.refused || answered) ? Pool.refusedCapMs : Pool.backoffCapMs
             backoffMs = backoffMs == 0 ? Pool.backoffFirstMs : min(backoffMs * 2, cap)
             downUntilMs = Clock.monotonicMs() + backoffMs
             lastFailure = f
