@@ -38,7 +38,7 @@ all: lib
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$(sed 's/#.*//' deps/apt.txt)
-	$(PYTHON) -m pip install -q $$(sed 's/#.*//' deps/pip.txt)
+	PIP_BREAK_SYSTEM_PACKAGES=1 $(PYTHON) -m pip install -q $$(sed 's/#.*//' deps/pip.txt)
 
 lib: $(LIB)
 

@@ -180,6 +180,7 @@ final class Handle {
             conn.args.add("0")
             conn.args.add("-1")
             var members: [[UInt8]] = []
+            conn.expect(.listing)
             switch conn.run() {
             case let .failure(f): return .failure(f)
             case let .success(r):
@@ -231,6 +232,7 @@ final class Handle {
             conn.args.add("COUNT")
             conn.args.add("1000")
             var keys: [[UInt8]] = []
+            conn.expect(.listing)
             switch conn.run() {
             case let .failure(f): return .failure(f)
             case let .success(r):

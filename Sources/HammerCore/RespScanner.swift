@@ -22,6 +22,9 @@ public struct RespLimits: Equatable, Sendable {
 
     /// A single call: the longest reply is a decision's 5 integers; room is left for scripts that grow.
     public static let single = RespLimits(elements: 64)
+    /// A listing whose length Redis decides (an id's index, a SCAN page): bounded so that a header like *2147483647
+    /// is still refused before hiredis reserves its slots.
+    public static let listing = RespLimits(elements: 1 << 22, totalBytes: 1 << 28)
 }
 
 public struct RespScanner: Sendable {

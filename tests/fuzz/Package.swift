@@ -9,8 +9,10 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis"),
         .systemLibrary(name: "CHammer", path: "Sources/CHammer"),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl"),
         .target(name: "HammerCore", path: "Sources/HammerCore"),
-        .target(name: "Hammer", dependencies: ["HammerCore", "CHiredis", "CHammer"], path: "Sources/Hammer"),
+        .target(name: "Hammer", dependencies: ["HammerCore", "CHiredis", "COpenSSL", "CHammer"],
+                path: "Sources/Hammer"),
         // main for SwiftPM's debug executables (which it links with --defsym main=fuzz_hammer_main).
         .target(name: "FuzzMain", path: "Sources/FuzzMain"),
         .executableTarget(name: "fuzz-hammer", dependencies: ["Hammer", "HammerCore", "CHammer", "FuzzMain"],

@@ -7,7 +7,10 @@ reply that reaches another call shows as a wrong value. Rules under test:
 - one deadline per call: a reply dripping byte by byte cannot stretch a call past timeout_ms, nor an open past
   connect_timeout_ms; with more threads than pool_size, each call ends within connect_timeout_ms + timeout_ms;
 - array and bulk headers larger than any reply of the library are refused at once, before hiredis sees them."""
+import hashlib
+import os
 import random
+import sys
 import threading
 import time
 
@@ -33,19 +36,29 @@ def bulk(b):
     return b"$%d\r\n%s\r\n" % (len(b), b)
 
 
+def _script_names():
+    """{SHA1: name} of the library's scripts (lua/*.lua as lua/generate.py puts them together)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                    "lua"))
+    import generate
+    return {hashlib.sha1(t.encode()).hexdigest().encode(): n for n, t in generate.scripts().items()}
+
+
+SCRIPTS = _script_names()
+
+
 def honest_reply(args):
     """The honest answer to one of the library's commands, from the id inside it."""
     cmd = args[0].upper()
     if cmd == b"HMGET":                                   # get_bucket: count, created, updated
         return b"*3\r\n" + bulk(b"%d" % honest(id_of_key(args[1]))) + bulk(b"1") + bulk(b"2")
     assert cmd == b"EVALSHA", args
-    if args[2] == b"2":                                   # count_hit: KEYS[1] is the bucket
-        return int_reply(honest(id_of_key(args[3])))
-    if args[2] == b"1":                                   # a decision: ARGV[1] is the id's base
-        return decision_reply(honest(id_of_key(args[4])))
-    # count_hits: ARGV = expiry, then base, bucket, increment, now per request
-    bases = args[4::4]
-    return b"*%d\r\n" % len(bases) + b"".join(int_reply(honest(id_of_key(b))) for b in bases)
+    script, keys = SCRIPTS[args[1]], args[3:3 + int(args[2])]
+    if script == "count_hit":                             # KEYS[1] is the bucket
+        return int_reply(honest(id_of_key(keys[0])))
+    if script == "count_hits":                            # KEYS: bucket and index, per request
+        return b"*%d\r\n" % (len(keys) // 2) + b"".join(int_reply(honest(id_of_key(k))) for k in keys[::2])
+    return decision_reply(honest(id_of_key(keys[0])))    # a decision: KEYS[1] is a key of the id
 
 
 CALLS = {
