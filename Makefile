@@ -3,7 +3,8 @@
 #   make            build build/lib/libhammer.so (release, static Swift runtime, exports hammer_* only)
 #   make demo       build and run the C example (a throwaway redis-server on loopback unless HAMMER_URL is set)
 #   make test       every test: Swift unit tests, then C and Python tests against real redis-server processes
-#   make install    PREFIX=/usr/local (lib, include, pkgconfig); the installed .so is stripped (STRIP=true keeps debug info)
+#   make install    PREFIX=/usr/local (lib, include, pkgconfig, cmake); the installed .so is stripped (STRIP=true keeps debug info)
+#   make wheel      build/wheel/hammer_ratelimit-*.whl: the Python package with its own (stripped) libhammer.so
 #   make bench      benchmarks (see BENCHMARKS.md)
 #   make lua        Sources/HammerCore/Lua.generated.swift from lua/*.lua (the scripts' source; the output is committed)
 PREFIX     ?= /usr/local
@@ -30,7 +31,7 @@ LUA_GEN := Sources/HammerCore/Lua.generated.swift
 LUA := $(wildcard lua/*.lua lua/lib/*.lua) lua/generate.py
 SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') $(LUA_GEN) Package.swift include/hammer.h hammer.map
 
-.PHONY: deps all lib lua demo test unit-test c-tests py-test install uninstall bench clean
+.PHONY: deps all lib lua demo test unit-test c-tests py-test install install-cmake uninstall wheel bench clean
 all: lib
 
 # What a fresh Debian 12 machine needs besides Swift (as root): the Debian packages of deps/apt.txt and the PyPI
@@ -84,7 +85,7 @@ py-test: lib c-tests
 
 test: unit-test py-test
 
-install: lib
+install: lib install-cmake
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGDIR)
 	install -m 755 $(LIB) $(DESTDIR)$(LIBDIR)/libhammer.so.$(VERSION)
 	$(STRIP) $(DESTDIR)$(LIBDIR)/libhammer.so.$(VERSION)
@@ -94,8 +95,34 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' pkgconfig/hammer.pc.in > $(DESTDIR)$(PKGDIR)/hammer.pc
 
+# find_package(hammer) files: the imported target hammer::hammer, with paths relative to the config file's folder
+# (so DESTDIR staging and a moved prefix both work).
+CMAKEDIR ?= $(LIBDIR)/cmake/hammer
+install-cmake:
+	install -d $(DESTDIR)$(CMAKEDIR)
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SONAME@|$(SONAME)|g' \
+	    -e "s|@LIBDIR_REL@|$$(realpath -m --relative-to=$(CMAKEDIR) $(LIBDIR))|g" \
+	    -e "s|@INCLUDEDIR_REL@|$$(realpath -m --relative-to=$(CMAKEDIR) $(INCLUDEDIR))|g" \
+	    cmake/hammerConfig.cmake.in > $(DESTDIR)$(CMAKEDIR)/hammerConfig.cmake
+	sed -e 's|@VERSION@|$(VERSION)|g' cmake/hammerConfigVersion.cmake.in > $(DESTDIR)$(CMAKEDIR)/hammerConfigVersion.cmake
+
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libhammer.so* $(DESTDIR)$(INCLUDEDIR)/hammer.h $(DESTDIR)$(PKGDIR)/hammer.pc
+	rm -f $(DESTDIR)$(CMAKEDIR)/hammerConfig.cmake $(DESTDIR)$(CMAKEDIR)/hammerConfigVersion.cmake
+	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
+
+# The wheel carries a stripped copy of the library (hatch_build.py bundles what HAMMER_WHEEL_LIBRARY names); built
+# without build isolation, so hatchling must be installed (make deps).
+WHEEL_DIR := $(B)/wheel
+wheel: lib
+	@grep -q '^__version__ = "$(VERSION)"$$' bindings/python/hammer/_version.py || \
+	  { echo "bindings/python/hammer/_version.py is not $(VERSION) (include/hammer.h)" >&2; exit 1; }
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)/lib
+	cp $(LIB) $(WHEEL_DIR)/lib/$(SONAME) && $(STRIP) $(WHEEL_DIR)/lib/$(SONAME)
+	HAMMER_WHEEL_LIBRARY=$(CURDIR)/$(WHEEL_DIR)/lib/$(SONAME) \
+	  $(PYTHON) -m pip wheel -q --no-deps --no-build-isolation -w $(WHEEL_DIR) ./bindings/python
+	rm -rf $(WHEEL_DIR)/lib
+	@ls $(WHEEL_DIR)/*.whl
 
 bench: lib
 	$(PYTHON) benchmarks/run.py
