@@ -58,7 +58,7 @@ def _int64(name: str, value: Any) -> int:
 class Bucket(NamedTuple):
     """One fixed-window bucket, as Hammer's get_bucket returns it."""
     bucket: int
-    count: int
+    count: int  # type: ignore[assignment]  # the C field's name, over tuple.count
     created: int
     updated: int
 
@@ -142,7 +142,7 @@ class Decision(NamedTuple):
     Immutable (a named tuple: the cheapest object Python builds, and a decision is built on every call).
     """
     allowed: bool
-    count: int
+    count: int  # type: ignore[assignment]  # the C field's name, over tuple.count
     limit: int
     remaining: int
     retry_after_ms: int
@@ -390,7 +390,7 @@ class Hammer:
 
         def call(h: Any) -> int:
             nonlocal detail
-            rc = func(h, reqs, n, out, statuses)
+            rc: int = func(h, reqs, n, out, statuses)
             if rc != OK:
                 detail = last_error()
             return rc

@@ -138,7 +138,7 @@ for _name, (_restype, _argtypes) in SIGNATURES.items():
         _f.restype = ctypes.c_int if _restype is STATUS else _restype
         _f.argtypes = _argtypes
         if _errcheck is not None and _restype is STATUS:
-            _f.errcheck = _errcheck
+            _f.errcheck = _errcheck  # type: ignore[assignment]  # typeshed's errcheck type is narrower
         setattr(_table, _name, _f)
 del _name, _restype, _argtypes, _table, _errcheck, _f
 

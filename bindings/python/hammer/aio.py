@@ -218,8 +218,8 @@ class Limiter(LimiterBase):
     async def __aenter__(self) -> Decision:
         return await self.check()
 
-    async def __aexit__(self, *exc: Any) -> bool:
-        return False
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
 
     def limit(self, key: Key = None, cost: Optional[int] = None) -> Callable[[F], F]:
         """A decorator of coroutine functions that checks before each call, with this key (or the Limiter's)."""

@@ -99,8 +99,8 @@ class Limiter(LimiterBase):
     def __enter__(self) -> Decision:
         return self.check()
 
-    def __exit__(self, *exc: Any) -> bool:
-        return False
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
     def limit(self, key: Key = None, cost: Optional[int] = None) -> Callable[[F], F]:
         """A decorator that checks before each call, with this key (or the Limiter's) and cost."""

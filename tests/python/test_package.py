@@ -1,0 +1,200 @@
+"""The pip package: `make wheel` gives a Linux wheel carrying libhammer.so that works in a fresh venv with no
+environment variable; `pip install ./bindings/python` works against an installed library (`make install`); the
+loader's order (HAMMER_LIBRARY, the wheel's copy, the system, a checkout) holds; the package's version is the
+library's; its type hints are complete (mypy --strict) and exported (py.typed)."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import pytest
+
+import hammer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGE = os.path.join(ROOT, "bindings", "python", "hammer")
+HEADER = os.path.join(ROOT, "include", "hammer.h")
+MODULES = {"__init__.py", "__main__.py", "_api.py", "_http.py", "_loader.py", "_native.py", "_version.py", "aio.py",
+           "asgi.py", "cli.py", "errors.py", "limiter.py", "wsgi.py", "py.typed"}
+
+
+def clean_env(**changes):
+    """The environment without anything that would point Python at the repository or a library."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HAMMER_LIBRARY", "PYTHONPATH", "LD_LIBRARY_PATH", "MAKEFLAGS", "MFLAGS", "DESTDIR", "PREFIX")}
+    env.update(changes)
+    return env
+
+
+def run(cmd, timeout=300, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+def header_version():
+    return re.search(r'^#define HAMMER_VERSION_STRING "([^"]+)"', open(HEADER).read(), re.M).group(1)
+
+
+def test_version_is_the_librarys():
+    assert hammer.__version__ == header_version() == hammer.version()
+
+
+def test_exceptions_are_the_builtin_ones():
+    assert issubclass(hammer.InvalidError, ValueError) and issubclass(hammer.InvalidError, hammer.HammerError)
+    assert issubclass(hammer.HammerTimeout, TimeoutError) and issubclass(hammer.HammerTimeout, hammer.HammerError)
+    assert issubclass(hammer.ConnectError, ConnectionError) and issubclass(hammer.ConnectError, hammer.HammerError)
+    e = hammer.ConnectError("refused")
+    assert str(e) == "refused" and e.status == hammer.ERR_CONNECT and e.errno is None
+    with pytest.raises(ValueError):
+        hammer.Limit.gcra(1.5, 1000)
+
+
+def test_package_is_fully_typed():
+    mypy = pytest.importorskip("mypy")  # make deps installs it
+    assert mypy
+    out = run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "hammer"],
+              cwd=os.path.dirname(PACKAGE))
+    assert "Success" in out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The loader's order, on copies of the package outside the repository
+# ---------------------------------------------------------------------------------------------------------------------
+def import_from(path, **env):
+    """(LIBRARY_PATH, LIBRARY_SOURCE) of `import hammer` with only `path` on PYTHONPATH, or the ImportError text."""
+    r = subprocess.run([sys.executable, "-c", "import hammer; print(hammer.LIBRARY_PATH); print(hammer.LIBRARY_SOURCE)"],
+                       capture_output=True, text=True, timeout=60, env=clean_env(PYTHONPATH=str(path), **env),
+                       cwd=str(path))
+    if r.returncode != 0:
+        return "ImportError", r.stderr
+    return tuple(r.stdout.split("\n")[:2])
+
+
+def system_has_libhammer():
+    r = subprocess.run([sys.executable, "-c", "import ctypes; ctypes.CDLL('libhammer.so.0')"], env=clean_env(),
+                       capture_output=True, timeout=60)
+    return r.returncode == 0
+
+
+def test_loader_order(tmp_path):
+    real = os.path.realpath(hammer.LIBRARY_PATH)
+    site = tmp_path / "site"
+    shutil.copytree(PACKAGE, site / "hammer", ignore=shutil.ignore_patterns("_lib", "__pycache__"))
+    system_dir = tmp_path / "system"
+    system_dir.mkdir()
+    shutil.copy(real, system_dir / "libhammer.so.0")
+    other = tmp_path / "other.so"
+    shutil.copy(real, other)
+
+    # Nothing but the system: LD_LIBRARY_PATH stands for an ldconfig'd /usr/local/lib.
+    assert import_from(site, LD_LIBRARY_PATH=str(system_dir)) == (str(system_dir / "libhammer.so.0"), "system")
+    if not system_has_libhammer():
+        source, message = import_from(site)
+        assert source == "ImportError" and "make install" in message and "HAMMER_LIBRARY" in message
+    # The wheel's copy comes before the system.
+    (site / "hammer" / "_lib").mkdir()
+    shutil.copy(real, site / "hammer" / "_lib" / "libhammer.so.0")
+    wheel_copy = str(site / "hammer" / "_lib" / "libhammer.so.0")
+    assert import_from(site, LD_LIBRARY_PATH=str(system_dir)) == (wheel_copy, "wheel")
+    # HAMMER_LIBRARY comes first, and alone: a bad one is an ImportError, not a fallback.
+    assert import_from(site, HAMMER_LIBRARY=str(other), LD_LIBRARY_PATH=str(system_dir)) == (str(other),
+                                                                                            "HAMMER_LIBRARY")
+    source, message = import_from(site, HAMMER_LIBRARY=str(tmp_path / "missing.so"))
+    assert source == "ImportError" and "HAMMER_LIBRARY" in message and "missing.so" in message
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# make wheel + a fresh venv; pip install ./bindings/python against make install
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wheel():
+    pytest.importorskip("hatchling")  # make deps installs it (make wheel builds without build isolation)
+    out = run(["make", "--no-print-directory", "-C", ROOT, "wheel"], env=clean_env(), timeout=900)
+    path = out.strip().splitlines()[-1]
+    assert os.path.isfile(os.path.join(ROOT, path)), out
+    return os.path.join(ROOT, path)
+
+
+def venv(path, system_site=False):
+    """A new venv without pip of its own (pip --python installs into it); returns its python."""
+    run([sys.executable, "-m", "venv", "--without-pip", *(["--system-site-packages"] if system_site else []),
+         str(path)])
+    return str(path / "bin" / "python")
+
+
+def pip_into(python, *args):
+    return run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", *args],
+               env=clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1"))
+
+
+def test_wheel_contents(wheel):
+    name = os.path.basename(wheel)
+    assert re.fullmatch(rf"hammer_ratelimit-{re.escape(hammer.__version__)}-py3-none-linux_\w+\.whl", name), name
+    with zipfile.ZipFile(wheel) as z:
+        files = set(z.namelist())
+        package = {f[len("hammer/"):] for f in files if f.startswith("hammer/")}
+        assert package == MODULES | {"_lib/libhammer.so.0"}, package
+        lib = z.read("hammer/_lib/libhammer.so.0")
+        wheel_meta = z.read(f"hammer_ratelimit-{hammer.__version__}.dist-info/WHEEL").decode()
+    assert lib.startswith(b"\x7fELF") and b".debug_info" not in lib, "a stripped shared library"
+    assert "Root-Is-Purelib: false" in wheel_meta
+
+
+def test_wheel_in_a_fresh_venv(wheel, tmp_path, redis_server):
+    python = venv(tmp_path / "venv")
+    pip_into(python, wheel)
+    code = textwrap.dedent(f"""
+        import asyncio, os, hammer, hammer.aio
+        assert hammer.LIBRARY_SOURCE == "wheel", hammer.LIBRARY_SOURCE
+        assert hammer.LIBRARY_PATH.startswith({str(tmp_path)!r}), hammer.LIBRARY_PATH
+        assert hammer.__file__.startswith({str(tmp_path)!r}), hammer.__file__
+        assert os.path.exists(os.path.join(os.path.dirname(hammer.__file__), "py.typed"))
+        with hammer.Hammer({redis_server.url()!r}) as h:
+            print(h.hit("venv:wheel", hammer.Limit.gcra(5, 60_000)).remaining)
+        async def main():
+            async with hammer.aio.Hammer({redis_server.url()!r}) as h:
+                return (await h.peek("venv:wheel", hammer.Limit.gcra(5, 60_000))).remaining
+        print(asyncio.run(main()))
+        print(hammer.__version__)
+    """)
+    out = run([python, "-c", code], env=clean_env(), cwd=str(tmp_path))
+    assert out.split() == ["4", "4", hammer.__version__]
+    out = run([python, "-m", "hammer", f"redis://127.0.0.1:{redis_server.port}", "reset", "venv:wheel"],
+              env=clean_env(), cwd=str(tmp_path))
+    assert out.strip() == "venv:wheel: 1 keys deleted"
+
+
+def test_source_package_against_an_installed_library(tmp_path, redis_server):
+    pytest.importorskip("hatchling")
+    prefix = tmp_path / "prefix"
+    run(["make", "--no-print-directory", "-C", ROOT, "install", f"PREFIX={prefix}"], env=clean_env(), timeout=900)
+    # System site-packages only lend the build backend (hatchling) to pip install --no-build-isolation.
+    python = venv(tmp_path / "venv", system_site=True)
+    pip_into(python, "--no-build-isolation", os.path.join(ROOT, "bindings", "python"))
+    code = ("import hammer; print(hammer.LIBRARY_SOURCE); print(hammer.LIBRARY_PATH); print(hammer.__file__); "
+            f"h = hammer.Hammer({redis_server.url()!r}); print(h.count_hit('venv:src', 1, 1000)); h.close()")
+    out = run([python, "-c", code], env=clean_env(LD_LIBRARY_PATH=str(prefix / "lib")), cwd=str(tmp_path))
+    source, path, module, count = out.split()
+    assert source == "system" and path == str(prefix / "lib" / "libhammer.so.0")
+    assert module.startswith(str(tmp_path / "venv")), "the installed package, not the repository's"
+    assert not os.path.exists(os.path.join(os.path.dirname(module), "_lib")), "a source install carries no library"
+    assert count == "1"
+
+    # The installed package's types reach a user's mypy through py.typed.
+    if subprocess.run([python, "-c", "import mypy"], capture_output=True).returncode != 0:
+        return
+    user = tmp_path / "user.py"
+    user.write_text(textwrap.dedent("""
+        import hammer
+        def wait(h: hammer.Hammer) -> float:
+            return h.hit("x", hammer.Limit.gcra(1, 1000)).retry_after
+    """))
+    r = subprocess.run([python, "-m", "mypy", "--strict", "--no-incremental", str(user)], capture_output=True,
+                       text=True, env=clean_env(), cwd=str(tmp_path), timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.search(r'got "(float \| None|Optional\[float\])", expected "float"', r.stdout), r.stdout
+    assert "missing library stubs or py.typed" not in r.stdout
