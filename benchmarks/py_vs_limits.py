@@ -1,4 +1,4 @@
-"""The Python binding (bindings/python/hammer.py) against the Python `limits` library on the same redis-server.
+"""The Python binding (bindings/python/hammer) against the Python `limits` library on the same redis-server.
 
     python3 benchmarks/py_vs_limits.py PORT N TAG [CHUNKS]
 
