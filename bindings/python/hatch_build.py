@@ -1,5 +1,5 @@
 """Build hook: with HAMMER_WHEEL_LIBRARY set to a libhammer.so (`make wheel` sets it to a stripped copy of
-build/lib's), the wheel carries it as hammer/_lib/libhammer.so.0 and is tagged for this platform (py3-none-linux_*:
+build/lib's, named by its SONAME), the wheel carries it as hammer/_lib/<that name> and is tagged for this platform (py3-none-linux_*:
 ctypes needs no particular Python ABI). Without it the wheel is pure Python and uses the system's library."""
 import os
 import sysconfig
@@ -19,4 +19,4 @@ class BundleLibrary(BuildHookInterface):
         platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
         build_data["pure_python"] = False
         build_data["tag"] = f"py3-none-{platform}"
-        build_data["force_include"][library] = "hammer/_lib/libhammer.so.0"
+        build_data["force_include"][library] = "hammer/_lib/" + os.path.basename(library)

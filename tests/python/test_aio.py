@@ -104,7 +104,7 @@ def test_the_loop_keeps_ticking_while_redis_is_frozen(own_redis, uid):
             assert all(isinstance(r, (hammer.HammerTimeout, hammer.ConnectError)) for r in results), results
             assert elapsed >= 0.9, "the calls did wait for Redis"
             gaps = [b - a for a, b in zip(during, during[1:])]
-            assert len(during) >= elapsed / 0.01 * 0.5, (len(during), elapsed)
+            assert len(during) >= elapsed / 0.01 * 0.25, (len(during), elapsed)  # blocked, it would be 0 or 1
             assert max(gaps) < 0.5, f"the loop stalled for {max(gaps):.3f} s"
             for _ in range(100):   # the same handle recovers
                 try:
@@ -144,7 +144,7 @@ def test_thread_limiter_on_a_coroutine_does_not_block_the_loop(own_redis, uid):
                 stop.set()
                 await tick_task
             during = [t for t in ticks if t0 <= t <= t0 + elapsed]
-            assert elapsed >= 0.5 and len(during) >= elapsed / 0.01 * 0.5, (len(during), elapsed)
+            assert elapsed >= 0.5 and len(during) >= elapsed / 0.01 * 0.25, (len(during), elapsed)
 
     run(main())
 

@@ -471,8 +471,8 @@ def test_bad_hammer_library_is_an_import_error(tmp_path):
 
 
 def system_has_libhammer():
-    """Whether the dynamic loader finds libhammer.so.0 by itself (asked in a fresh process: this one has loaded it)."""
-    r = run_python("import ctypes; ctypes.CDLL('libhammer.so.0')", {"HAMMER_LIBRARY": None})
+    """Whether the dynamic loader finds libhammer.so.1 by itself (asked in a fresh process: this one has loaded it)."""
+    r = run_python("import ctypes; ctypes.CDLL('libhammer.so.1')", {"HAMMER_LIBRARY": None})
     return r.returncode == 0
 
 

@@ -35,12 +35,18 @@ def run(cmd, timeout=300, **kw):
     return r.stdout
 
 
+SONAME = re.search(r"^SONAME\s*:=\s*(\S+)", open(os.path.join(ROOT, "Makefile")).read(), re.M).group(1)
+
+
 def header_version():
     return re.search(r'^#define HAMMER_VERSION_STRING "([^"]+)"', open(HEADER).read(), re.M).group(1)
 
 
 def test_version_is_the_librarys():
     assert hammer.__version__ == header_version() == hammer.version()
+    major, minor, patch = map(int, hammer.__version__.split("."))
+    assert hammer.version_number() == major * 10000 + minor * 100 + patch
+    assert hammer._loader.SONAME == SONAME == f"libhammer.so.{major}", "the loader asks for the Makefile's SONAME"
 
 
 def test_exceptions_are_the_builtin_ones():
@@ -75,7 +81,7 @@ def import_from(path, **env):
 
 
 def system_has_libhammer():
-    r = subprocess.run([sys.executable, "-c", "import ctypes; ctypes.CDLL('libhammer.so.0')"], env=clean_env(),
+    r = subprocess.run([sys.executable, "-c", f"import ctypes; ctypes.CDLL('{SONAME}')"], env=clean_env(),
                        capture_output=True, timeout=60)
     return r.returncode == 0
 
@@ -86,19 +92,19 @@ def test_loader_order(tmp_path):
     shutil.copytree(PACKAGE, site / "hammer", ignore=shutil.ignore_patterns("_lib", "__pycache__"))
     system_dir = tmp_path / "system"
     system_dir.mkdir()
-    shutil.copy(real, system_dir / "libhammer.so.0")
+    shutil.copy(real, system_dir / SONAME)
     other = tmp_path / "other.so"
     shutil.copy(real, other)
 
     # Nothing but the system: LD_LIBRARY_PATH stands for an ldconfig'd /usr/local/lib.
-    assert import_from(site, LD_LIBRARY_PATH=str(system_dir)) == (str(system_dir / "libhammer.so.0"), "system")
+    assert import_from(site, LD_LIBRARY_PATH=str(system_dir)) == (str(system_dir / SONAME), "system")
     if not system_has_libhammer():
         source, message = import_from(site)
         assert source == "ImportError" and "make install" in message and "HAMMER_LIBRARY" in message
     # The wheel's copy comes before the system.
     (site / "hammer" / "_lib").mkdir()
-    shutil.copy(real, site / "hammer" / "_lib" / "libhammer.so.0")
-    wheel_copy = str(site / "hammer" / "_lib" / "libhammer.so.0")
+    shutil.copy(real, site / "hammer" / "_lib" / SONAME)
+    wheel_copy = str(site / "hammer" / "_lib" / SONAME)
     assert import_from(site, LD_LIBRARY_PATH=str(system_dir)) == (wheel_copy, "wheel")
     # HAMMER_LIBRARY comes first, and alone: a bad one is an ImportError, not a fallback.
     assert import_from(site, HAMMER_LIBRARY=str(other), LD_LIBRARY_PATH=str(system_dir)) == (str(other),
@@ -137,8 +143,8 @@ def test_wheel_contents(wheel):
     with zipfile.ZipFile(wheel) as z:
         files = set(z.namelist())
         package = {f[len("hammer/"):] for f in files if f.startswith("hammer/")}
-        assert package == MODULES | {"_lib/libhammer.so.0"}, package
-        lib = z.read("hammer/_lib/libhammer.so.0")
+        assert package == MODULES | {f"_lib/{SONAME}"}, package
+        lib = z.read(f"hammer/_lib/{SONAME}")
         wheel_meta = z.read(f"hammer_ratelimit-{hammer.__version__}.dist-info/WHEEL").decode()
     assert lib.startswith(b"\x7fELF") and b".debug_info" not in lib, "a stripped shared library"
     assert "Root-Is-Purelib: false" in wheel_meta
@@ -179,7 +185,7 @@ def test_source_package_against_an_installed_library(tmp_path, redis_server):
             f"h = hammer.Hammer({redis_server.url()!r}); print(h.count_hit('venv:src', 1, 1000)); h.close()")
     out = run([python, "-c", code], env=clean_env(LD_LIBRARY_PATH=str(prefix / "lib")), cwd=str(tmp_path))
     source, path, module, count = out.split()
-    assert source == "system" and path == str(prefix / "lib" / "libhammer.so.0")
+    assert source == "system" and path == str(prefix / "lib" / SONAME)
     assert module.startswith(str(tmp_path / "venv")), "the installed package, not the repository's"
     assert not os.path.exists(os.path.join(os.path.dirname(module), "_lib")), "a source install carries no library"
     assert count == "1"

@@ -7,7 +7,7 @@
         h.delete_buckets("user:42")                          # -> 1, the number of keys deleted
 
 The library is found through the environment variable HAMMER_LIBRARY (a path), then the wheel's own copy
-(hammer/_lib/), then the system (libhammer.so.0 as the dynamic loader finds it, e.g. after `make install`), then a
+(hammer/_lib/), then the system (libhammer.so.1 as the dynamic loader finds it, e.g. after `make install`), then a
 source checkout's build/lib/libhammer.so (built by `make lib`). LIBRARY_PATH is the file loaded, LIBRARY_SOURCE
 where it came from ("HAMMER_LIBRARY", "wheel", "system" or "checkout").
 

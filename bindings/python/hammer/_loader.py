@@ -1,8 +1,8 @@
 """Finds and loads libhammer, in this order:
 
 1. HAMMER_LIBRARY, a path: used alone (a failure is an ImportError, never a silent fallback);
-2. the wheel's copy, hammer/_lib/libhammer.so.0 (present in wheels built by `make wheel`);
-3. the system: the SONAME libhammer.so.0 as the dynamic loader finds it (ld.so.cache after `make install` and
+2. the wheel's copy, hammer/_lib/libhammer.so.1 (present in wheels built by `make wheel`);
+3. the system: the SONAME libhammer.so.1 as the dynamic loader finds it (ld.so.cache after `make install` and
    ldconfig, LD_LIBRARY_PATH, /usr/lib ...), then ctypes.util.find_library("hammer");
 4. a source checkout's build/lib/libhammer.so (built by `make lib`), when this package runs from the repository.
 """
@@ -11,7 +11,7 @@ import ctypes.util
 import os
 from typing import List, Optional, Tuple
 
-SONAME = "libhammer.so.0"
+SONAME = "libhammer.so.1"  # the Makefile's SONAME (tests/python/test_package.py keeps them equal)
 _HERE = os.path.dirname(os.path.abspath(__file__))
 WHEEL_COPY = os.path.join(_HERE, "_lib", SONAME)
 CHECKOUT_COPY = os.path.normpath(os.path.join(_HERE, os.pardir, os.pardir, os.pardir, "build", "lib", "libhammer.so"))
