@@ -1,5 +1,4 @@
 """Limiter: a Limit bound to a handle and a key, as a decorator or a guard (hammer.aio.Limiter is its asyncio twin)."""
-import asyncio
 import functools
 import inspect
 from typing import Any, Callable, Dict, Optional, Tuple, TypeVar, Union
@@ -111,6 +110,7 @@ class Limiter(LimiterBase):
             if inspect.iscoroutinefunction(func):
                 @functools.wraps(func)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    import asyncio  # here: `import hammer` stays free of asyncio's import cost
                     k = self._key(use_key, args, kwargs)
                     allowed_or_raise(await asyncio.to_thread(hit, k, spec, use_cost), k)
                     return await func(*args, **kwargs)
