@@ -449,3 +449,26 @@ def test_processes_allow_exactly_the_limit(redis_server, h, uid):
     for name in ALGORITHMS:
         assert sum(g[name] for g in got) == 50, f"{name}: {[g[name] for g in got]} of {procs * hits} hits allowed"
         assert not h.peek(f"{uid}:{name}", ALGORITHMS[name](50, 3_600_000), now_ms=T).allowed
+
+
+def test_limiter_decorators_keep_the_function(h, uid):
+    """functools.wraps: name, docstring, signature and __wrapped__ survive, for functions and coroutine functions."""
+    import inspect
+    lim = hammer.Limiter(h, hammer.Limit.gcra(100, 1000), key=uid)
+
+    @lim
+    def plain(a: int, *, b: str = "x") -> str:
+        """Plain's doc."""
+        return f"{a}{b}"
+
+    @lim.limit(key=lambda user: f"{uid}:{user}")
+    async def coro(user: str) -> str:
+        """Coro's doc."""
+        return user
+
+    assert (plain.__name__, plain.__doc__) == ("plain", "Plain's doc.")
+    assert str(inspect.signature(plain)) == "(a: int, *, b: str = 'x') -> str"
+    assert (coro.__name__, coro.__doc__) == ("coro", "Coro's doc.") and inspect.iscoroutinefunction(coro)
+    assert str(inspect.signature(coro)) == "(user: str) -> str"
+    assert plain.__wrapped__.__name__ == "plain"
+    assert plain(1) == "1x" and asyncio.run(coro("ann")) == "ann"
