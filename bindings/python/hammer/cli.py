@@ -56,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m hammer",
         description="Look at, reset and measure hammer rate limiters in Redis.",
-        epilog="URL is a hammer URL (redis://[user:password@]host[:port][/db][?prefix=...], unix:///path, rediss://"
-               " where the library has TLS); the key prefix comes from its prefix= option. LIMIT is "
+        epilog="URL is a hammer URL (redis://[user:password@]host[:port][/db][?prefix=...], unix:///path, or rediss://"
+               " for TLS); the key prefix comes from its prefix= option. LIMIT is "
                "ALGORITHM:LIMIT/PERIOD[:BURST], e.g. token_bucket:10/1s:20 or sliding_window:100/60s (algorithms: "
                + ", ".join(sorted(_BY_NAME)) + "). Exit status: 0 done, 1 Redis or the library failed, 2 bad usage.")
     p.add_argument("--version", action="version",
