@@ -21,11 +21,13 @@ async def ticker(ticks, stop, period=0.01):
         await asyncio.sleep(period)
 
 
-def test_same_answers_as_the_thread_api(redis_server, uid):
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_same_answers_as_the_thread_api(redis_server, uid, transport):
     lim = hammer.Limit.token_bucket(3, 1000)
+    url = redis_server.url() if transport == "tcp" else redis_server.tls_url()
 
     async def main():
-        async with hammer.aio.Hammer(redis_server.url()) as h:
+        async with hammer.aio.Hammer(url) as h:
             assert await h.count_hit(uid, 1, 1_000) == 1
             assert await h.count_hit(uid, 1, 1_001, 4) == 5
             assert await h.get_bucket(uid, 1) == hammer.Bucket(1, 5, 1_000, 1_001)

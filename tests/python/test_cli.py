@@ -140,3 +140,11 @@ def test_bench_against_a_dead_server_fails():
 def test_bench_bounds(redis_server, args):
     r = cli(plain_url(redis_server), "bench", *args)
     assert r.returncode == 2 and "bench:" in r.stderr
+
+
+def test_takes_the_librarys_tls_urls(redis_server, uid):
+    with hammer.Hammer(redis_server.url()) as h:
+        h.count_hit(uid, 3, 1_000, 2)
+    r = cli(redis_server.tls_url(), "inspect", uid, "--bucket", "3")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{uid}: bucket=3 count=2 created=1000 updated=1000"
