@@ -106,6 +106,8 @@ typedef struct hammer_bucket {
  *  Opens a handle on the Redis server named by `config`, a URL:
  *      redis://[[user]:password@]host[:port][/db][?opt=val&...]
  *      rediss://[[user]:password@]host[:port][/db][?opt=val&...]     (TLS, OpenSSL 3)
+ *      redis+sentinel://[[user]:password@]host1:port1[,host2:port2...]/service_name[/db][?opt=val&...]
+ *      rediss+sentinel://...                                           (Sentinel; TLS to sentinels and nodes)
  *      unix:///path/to/redis.sock[?db=N&opt=val...]
  *  user and password (percent-decoded) authenticate with AUTH (an ACL user when user is given); db (default 0)
  *  is SELECTed, from the path or the option db=N. IPv6 hosts go in brackets; the port defaults to 6379.
@@ -123,6 +125,10 @@ typedef struct hammer_bucket {
  *  true|false (false checks the chain only), ssl_server_name=NAME (SNI and the name verified, instead of the
  *  host), ssl_min_version=TLSv1.2|TLSv1.3 (default TLSv1.2). The handshake counts toward connect_timeout_ms; TLS
  *  failures are HAMMER_ERR_CONNECT with OpenSSL's reason, files that cannot be loaded HAMMER_ERR_INVALID.
+ *  Sentinel options: sentinel_user, sentinel_password (the sentinels' credentials; user and password are the data
+ *  nodes'). The master is found as Redis's client guide says (SENTINEL MASTER, then ROLE) and confirmed every
+ *  100 ms while calls are made and after any failure; during a failover calls fail with HAMMER_ERR_CONNECT, and
+ *  connections to an old master are closed. A service no sentinel knows is HAMMER_ERR_INVALID.
  *  Anything malformed, unknown or out of range is HAMMER_ERR_INVALID. Connects once to check the server and
  *  credentials.
  *  @return HAMMER_OK and the handle in *out, or an error status and *out = NULL. */

@@ -29,6 +29,8 @@ final class Connection {
     private var timeoutText = "Redis command timed out"
     /// A failure or an unusable reply happened: the pool closes the connection instead of lending it again.
     var broken = false
+    /// The pool's master generation when it connected (Sentinel: a connection to an old master is dropped).
+    var generation = 0
 
     init(spinUs: Int64 = 0, gate: SpinGate = .shared) {
         self.spinUs = spinUs

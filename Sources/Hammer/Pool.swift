@@ -79,15 +79,26 @@ final class Pool {
 
     /// The TLS context of a rediss:// handle, made once (or why not: every connect then fails with it).
     let tls: Result<TLSContext, Failure>?
+    // Sentinel (redis+sentinel://): the master in use, its generation (bumped when Sentinel names another, so that
+    // connections to the old one are dropped), and when a sentinel last confirmed it (guarded by lock). The watch
+    // itself is used by one thread at a time (watchLock).
+    private var sentinel: SentinelWatch?
+    private var watchLock = Lock()
+    private var master: Endpoint? = nil
+    private var masterGeneration = 0
+    private var masterCheckedUs: Int64 = 0
+    private var watching = false
 
     init(config: Config) {
         self.config = config
         self.tls = config.tls.map(TLSContext.make)
+        self.sentinel = config.sentinel == nil ? nil : SentinelWatch(config, tls: tls)
         idle.reserveCapacity(config.poolSize)
     }
 
     deinit {
         for c in idle { c.close() }
+        sentinel?.close()
     }
 
     /// Lends a connected connection to `body`, then takes it back (dropping it if it broke, or if the call got a
@@ -143,6 +154,17 @@ final class Pool {
         backoffMs = 0
         lastFailure = nil
         stats = Stats()
+        if let w = sentinel {
+            // The same for the sentinel's connection; a parent's thread may have been asking at the fork.
+            w.abandonAfterFork()
+            _ = Unmanaged.passRetained(w)
+            _ = Unmanaged.passRetained(watchLock)
+            watchLock = Lock()
+            sentinel = SentinelWatch(config, tls: tls)
+            master = nil
+            masterCheckedUs = 0
+            watching = false
+        }
     }
 
     /// Milliseconds until the breaker lets a call through (0 when closed).
@@ -190,19 +212,84 @@ final class Pool {
         }
         lent += 1
         lock.unlock()
+        var target = config
+        var generation = 0
+        if let watch = sentinel {
+            switch follow(watch, until: deadlineUs) {
+            case let .failure(f):
+                release(conn, f, connectFailed: true)
+                return .failure(f)
+            case let .success((addr, g)):
+                if conn.isOpen && conn.generation != g { conn.close() }   // a connection to an old master
+                target.endpoint = addr
+                target.sentinel = nil
+                generation = g
+            }
+        }
         if conn.isOpen {
             if Clock.monotonicUs() - conn.releasedUs < Pool.freshUs { return .success(conn) }
             if !conn.isStale { return .success(conn) }
             conn.close()
         }
-        if let f = conn.connect(config, tls: tls, until: min(deadlineUs, Clock.monotonicUs() &+ config.connectTimeoutMs &* 1000)) {
+        if let f = conn.connect(target, tls: tls, until: min(deadlineUs, Clock.monotonicUs() &+ config.connectTimeoutMs &* 1000)) {
             release(conn, f, connectFailed: true)
             return .failure(f)
         }
+        conn.generation = generation
         lock.lock()
         stats.reconnects &+= 1
         lock.unlock()
         return .success(conn)
+    }
+
+    /// Sentinel: the master to use and its generation. Asks a sentinel when none is known, when the last answer is
+    /// older than SentinelWatch.pollUs, or after a failure; while one thread asks, the others use what is known.
+    /// When no sentinel answers but a master is known, it stays in use (its own failures show).
+    private func follow(_ watch: SentinelWatch, until deadlineUs: Int64) -> Result<(Endpoint, Int), Failure> {
+        lock.lock()
+        if let m = master, watching || Clock.monotonicUs() &- masterCheckedUs < SentinelWatch.pollUs {
+            let g = masterGeneration
+            lock.unlock()
+            return .success((m, g))
+        }
+        watching = true
+        lock.unlock()
+        watchLock.lock()
+        lock.lock()
+        // Another thread may have asked while this one waited.
+        if let m = master, Clock.monotonicUs() &- masterCheckedUs < SentinelWatch.pollUs {
+            let g = masterGeneration
+            watching = false
+            lock.unlock()
+            watchLock.unlock()
+            return .success((m, g))
+        }
+        let known = master
+        lock.unlock()
+        let r = watch.master(known: known, until: deadlineUs)
+        watchLock.unlock()
+        lock.lock()
+        defer { lock.unlock() }
+        watching = false
+        switch r {
+        case let .success(addr):
+            if addr != master {
+                master = addr
+                masterGeneration &+= 1
+            }
+            masterCheckedUs = Clock.monotonicUs()
+            return .success((addr, masterGeneration))
+        case let .failure(f):
+            if watch.failingOver {
+                // No writes until the new master is named; the connections to the old one go.
+                master = nil
+                masterGeneration &+= 1
+                return .failure(f)
+            }
+            guard let m = master else { return .failure(f) }
+            masterCheckedUs = Clock.monotonicUs()
+            return .success((m, masterGeneration))
+        }
     }
 
     private func release(_ conn: Connection, _ failure: Failure?, connectFailed: Bool = false,
@@ -211,6 +298,11 @@ final class Pool {
         if broken { conn.close() }
         lock.lock()
         lent -= 1
+        // Sentinel: a failure to reach or write to the master (connect, timeout, a closed connection, READONLY and
+        // the like) makes the next call ask the sentinels again.
+        if sentinel != nil, let f = failure, f.status == .connect || f.status == .timeout || (f.status == .redis && f.transient) {
+            masterCheckedUs = 0
+        }
         if broken { idle.insert(conn, at: 0) } else { conn.releasedUs = Clock.monotonicUs(); idle.append(conn) }
         // Connect failures and timeouts trip the breaker; a connection that broke under a command does not (the
         // server may simply have closed it), nor does an answer from Redis.

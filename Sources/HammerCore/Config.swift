@@ -44,6 +44,21 @@ public struct TLSOptions: Equatable, Sendable {
     public init() {}
 }
 
+/// Redis Sentinel (redis+sentinel://): the sentinels to ask, in order, for the master of `service`.
+public struct SentinelOptions: Equatable, Sendable {
+    public var sentinels: [Endpoint]
+    public var service: String
+    /// sentinel_user / sentinel_password: the sentinels' own credentials (the URL's user and password are the data
+    /// nodes').
+    public var user: String? = nil
+    public var password: String? = nil
+
+    public init(sentinels: [Endpoint], service: String) {
+        self.sentinels = sentinels
+        self.service = service
+    }
+}
+
 public struct Config: Equatable, Sendable {
     public var endpoint: Endpoint = .tcp(host: "127.0.0.1", port: 6379)
     public var user: String? = nil
@@ -65,6 +80,8 @@ public struct Config: Equatable, Sendable {
     public var scanDelete: Bool = false
     /// TLS, for rediss:// URLs; nil for plain connections.
     public var tls: TLSOptions? = nil
+    /// Sentinel, for redis+sentinel:// URLs: `endpoint` is then the first sentinel, and the master is found.
+    public var sentinel: SentinelOptions? = nil
 
     public init() {}
 
@@ -112,8 +129,8 @@ public struct Config: Equatable, Sendable {
         }
         var dbGiven = false
         switch scheme {
-        case "redis", "rediss":
-            if scheme == "rediss" { c.tls = TLSOptions() }
+        case "redis", "rediss", "redis+sentinel", "rediss+sentinel":
+            if scheme.hasPrefix("rediss") { c.tls = TLSOptions() }
             var hostport = rest
             var pathPart: [UInt8] = []
             if let slash = rest.firstIndex(of: 47) {
@@ -139,39 +156,35 @@ public struct Config: Equatable, Sendable {
                     return bad("user and password may not contain NUL")
                 }
             }
-            var host: String
-            var portText: [UInt8]? = nil
-            if hostport.first == 91 {  // '[' IPv6 literal
-                guard let close = hostport.firstIndex(of: 93) else { return bad("IPv6 host has no closing ']'") }
-                host = String(decoding: hostport[1..<close], as: UTF8.self)
-                let after = hostport[(close + 1)...]
-                if !after.isEmpty {
-                    guard after.first == 58 else { return bad("unexpected text after the IPv6 host") }
-                    portText = Array(after.dropFirst())
+            let sentinel = scheme.hasSuffix("+sentinel")
+            var hosts: [Endpoint] = []
+            let parts = hostport.split(separator: 44, omittingEmptySubsequences: false)
+            if parts.count > 1 && parts.contains(where: { $0.isEmpty }) { return bad("an empty host in the host list") }
+            for one in parts {
+                switch hostAndPort(Array(one), defaultPort: sentinel ? 26379 : 6379) {
+                case let .failure(f): return .failure(f)
+                case let .success(e): hosts.append(e)
                 }
-                if host.isEmpty || !host.utf8.allSatisfy({ isHex($0) || $0 == 58 || $0 == 46 }) {
-                    return bad("bad IPv6 host")
-                }
-            } else {
-                if let colon = hostport.firstIndex(of: 58) {
-                    host = String(decoding: hostport[..<colon], as: UTF8.self)
-                    portText = Array(hostport[(colon + 1)...])
+            }
+            guard let first = hosts.first else { return bad("no host") }
+            if hosts.count > 1 && !sentinel { return bad("several hosts are for redis+sentinel:// only") }
+            if hosts.count > 16 { return bad("at most 16 sentinels") }
+            c.endpoint = first
+            if sentinel {
+                // /service_name[/db]
+                var service = pathPart
+                if let slash = pathPart.firstIndex(of: 47) {
+                    service = Array(pathPart[..<slash])
+                    pathPart = Array(pathPart[(slash + 1)...])
                 } else {
-                    host = String(decoding: hostport, as: UTF8.self)
+                    pathPart = []
                 }
-                if host.isEmpty { host = "127.0.0.1" }
-                if !host.utf8.allSatisfy({ isAlnum($0) || $0 == 45 || $0 == 46 || $0 == 95 }) {
-                    return bad("bad host name")
+                guard let name = percentDecode(service), !name.isEmpty, name.utf8.count <= 256,
+                      name.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else {
+                    return bad("redis+sentinel:// needs the service name as the path: redis+sentinel://host:26379/mymaster")
                 }
+                c.sentinel = SentinelOptions(sentinels: hosts, service: name)
             }
-            var port: Int64 = 6379
-            if let pt = portText {
-                guard let p = Decimal.parse(pt), p >= 1, p <= 65535, pt.first != 45 else {
-                    return bad("port must be a number from 1 to 65535")
-                }
-                port = p
-            }
-            c.endpoint = .tcp(host: host, port: Int32(port))
             if !pathPart.isEmpty {
                 guard let d = Decimal.parse(pathPart), d >= 0, d <= 1_000_000, pathPart.first != 45 else {
                     return bad("the path must be a database number (/0, /1, ...)")
@@ -188,7 +201,7 @@ public struct Config: Equatable, Sendable {
             c.endpoint = .unix(path: path)
         default:
             let plain = scheme.utf8.allSatisfy { isAlnum($0) || $0 == 43 || $0 == 45 || $0 == 46 }
-            return bad("unknown scheme \(plain && !mayHoldSecret ? "'" + String(scheme.prefix(16)) + "'" : "(not shown)"); use redis://, rediss:// or unix://")
+            return bad("unknown scheme \(plain && !mayHoldSecret ? "'" + String(scheme.prefix(16)) + "'" : "(not shown)"); use redis://, rediss://, redis+sentinel:// or unix://")
         }
 
         var seen: Set<String> = []
@@ -271,6 +284,11 @@ public struct Config: Equatable, Sendable {
                 case "1", "true", "yes": c.scanDelete = true
                 default: return bad("scan_delete must be true or false")
                 }
+            case "sentinel_password", "sentinel_user":
+                guard c.sentinel != nil else { return bad("\(name) needs a redis+sentinel:// URL") }
+                if value.utf8.contains(0) { return bad("\(name) may not contain NUL") }
+                if name == "sentinel_user" { c.sentinel?.user = value.isEmpty ? nil : value }
+                else { c.sentinel?.password = value.isEmpty ? nil : value }
             case "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile":
                 if value.isEmpty || value.utf8.contains(0) || value.utf8.count > maxPathBytes {
                     return bad("\(name) must be a path (at most \(maxPathBytes) bytes, no NUL)")
@@ -319,6 +337,9 @@ public struct Config: Equatable, Sendable {
             if tls.keyFile != nil && tls.certFile == nil { return bad("ssl_keyfile needs ssl_certfile") }
             c.tls = tls
         }
+        if let st = c.sentinel, st.user != nil && st.password == nil {
+            return bad("sentinel_user needs sentinel_password")
+        }
         if c.user != nil && c.password == nil {
             return bad("a user name needs a password (redis://user:password@host)")
         }
@@ -326,6 +347,44 @@ public struct Config: Equatable, Sendable {
             return bad("expiry_ms is mandatory (e.g. ?expiry_ms=7200000), as in Hammer's Redis backend")
         }
         return .success(c)
+    }
+
+    /// One `host[:port]` (IPv6 in brackets) of a URL.
+    public static func hostAndPort(_ hostport: [UInt8], defaultPort: Int64) -> Result<Endpoint, Failure> {
+        func bad(_ m: String) -> Result<Endpoint, Failure> { .failure(Failure(.invalid, "config: " + m)) }
+        var host: String
+        var portText: [UInt8]? = nil
+        if hostport.first == 91 {  // '[' IPv6 literal
+            guard let close = hostport.firstIndex(of: 93) else { return bad("IPv6 host has no closing ']'") }
+            host = String(decoding: hostport[1..<close], as: UTF8.self)
+            let after = hostport[(close + 1)...]
+            if !after.isEmpty {
+                guard after.first == 58 else { return bad("unexpected text after the IPv6 host") }
+                portText = Array(after.dropFirst())
+            }
+            if host.isEmpty || !host.utf8.allSatisfy({ isHex($0) || $0 == 58 || $0 == 46 }) {
+                return bad("bad IPv6 host")
+            }
+        } else {
+            if let colon = hostport.firstIndex(of: 58) {
+                host = String(decoding: hostport[..<colon], as: UTF8.self)
+                portText = Array(hostport[(colon + 1)...])
+            } else {
+                host = String(decoding: hostport, as: UTF8.self)
+            }
+            if host.isEmpty { host = "127.0.0.1" }
+            if !host.utf8.allSatisfy({ isAlnum($0) || $0 == 45 || $0 == 46 || $0 == 95 }) {
+                return bad("bad host name")
+            }
+        }
+        var port: Int64 = defaultPort
+        if let pt = portText {
+            guard let p = Decimal.parse(pt), p >= 1, p <= 65535, pt.first != 45 else {
+                return bad("port must be a number from 1 to 65535")
+            }
+            port = p
+        }
+        return .success(.tcp(host: host, port: Int32(port)))
     }
 
     static func clip(_ b: [UInt8]) -> String {
