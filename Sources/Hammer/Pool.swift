@@ -88,6 +88,7 @@ final class Pool {
     private var masterGeneration = 0
     private var masterCheckedUs: Int64 = 0
     private var watching = false
+    private var failingOver = false
 
     init(config: Config) {
         self.config = config
@@ -164,6 +165,7 @@ final class Pool {
             master = nil
             masterCheckedUs = 0
             watching = false
+            failingOver = false
         }
     }
 
@@ -273,6 +275,7 @@ final class Pool {
         watching = false
         switch r {
         case let .success(addr):
+            failingOver = false
             if addr != master {
                 master = addr
                 masterGeneration &+= 1
@@ -280,7 +283,8 @@ final class Pool {
             masterCheckedUs = Clock.monotonicUs()
             return .success((addr, masterGeneration))
         case let .failure(f):
-            if watch.failingOver {
+            failingOver = watch.failingOver
+            if failingOver {
                 // No writes until the new master is named; the connections to the old one go.
                 master = nil
                 masterGeneration &+= 1
@@ -311,7 +315,8 @@ final class Pool {
             // at 100 ms and a restarted Redis is used again within that; timeouts back off to 1 s.
             // So does a server that answered it cannot serve yet (LOADING after a restart).
             let answered = f.status == .redis && f.transient
-            let cap = connectFailed && (conn.refused || answered) ? Pool.refusedCapMs : Pool.backoffCapMs
+            // And a Sentinel failover in progress: the new master is used within 100 ms of being named.
+            let cap = connectFailed && (conn.refused || answered || failingOver) ? Pool.refusedCapMs : Pool.backoffCapMs
             backoffMs = backoffMs == 0 ? Pool.backoffFirstMs : min(backoffMs * 2, cap)
             downUntilMs = Clock.monotonicMs() + backoffMs
             lastFailure = f

@@ -115,7 +115,7 @@ def evalsha_calls(server, password=None):
 def test_a_failover_during_a_storm_is_followed_and_the_old_master_gets_no_write_once_replaced(uid):
     with SentinelSet() as ss:
         assert ss.master_port() == ss.master.port
-        ok, failed = [], {}
+        ok, failed, failed_at = [], {}, []
         lock = threading.Lock()
         stop = [False]
         with hammer.Hammer(ss.url(connect_timeout_ms=300, timeout_ms=300, pool_size=4)) as h:
@@ -129,6 +129,7 @@ def test_a_failover_during_a_storm_is_followed_and_the_old_master_gets_no_write_
                     except hammer.HammerError as e:
                         with lock:
                             failed[type(e).__name__] = failed.get(type(e).__name__, 0) + 1
+                            failed_at.append(time.monotonic())
                         time.sleep(0.01)
                         continue
                     with lock:
@@ -139,6 +140,7 @@ def test_a_failover_during_a_storm_is_followed_and_the_old_master_gets_no_write_
             for t in threads:
                 t.start()
             time.sleep(1)
+            asked = time.monotonic()
             assert ask(ss.ports[0], "SENTINEL", "FAILOVER", SERVICE) == "OK"
             deadline = time.monotonic() + 10
             while ss.master_port() != ss.replica.port:
@@ -170,7 +172,9 @@ def test_a_failover_during_a_storm_is_followed_and_the_old_master_gets_no_write_
             # The handle stops writing when the sentinel reports the failover in progress (before the replica is
             # promoted), so what the old master acknowledged had time to reach the replica.
             assert len(ok) - total <= len(ok) // 100, "acknowledged hits lost"
-            print(f"failover: {len(ok)} OK calls, failures {failed}, count on the new master {total} (old master: "
+            span = f"{min(failed_at) - asked:.2f} s to {max(failed_at) - asked:.2f} s" if failed_at else "none"
+            print(f"failover: calls failed from {span} after SENTINEL FAILOVER (named at {switched - asked:.2f} s); "
+                  f"{len(ok)} OK calls, failures {failed}, count on the new master {total} (old master: "
                   f"{ss.master.cli('HGET', f'Hammer:Redis:{uid}:1', 'count')}), "
                   f"acknowledged hits lost: {len(ok) - total}")
 
