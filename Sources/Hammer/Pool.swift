@@ -130,12 +130,13 @@ final class Pool {
         }
         conn.begin(until: min(deadline, Clock.monotonicUs() &+ config.timeoutMs &* 1000))
         var result = body(conn)
-        if case let .failure(f) = result {
-            // A reply the library could not use: the stream may be out of step, so the connection goes.
-            if f.status == .protocol { conn.broken = true }
-        } else if conn.hasUnread {
+        if conn.hasUnread && !conn.isBroken {
+            // More than the call's replies (after an answer or a Redis error alike): out of step.
             conn.broken = true
             result = .failure(Failure(.protocol, "Redis sent a reply that no command asked for; the connection is dropped"))
+        } else if case let .failure(f) = result, f.status == .protocol {
+            // A reply the library could not use: the stream may be out of step, so the connection goes.
+            conn.broken = true
         }
         release(conn, result.failureValue, counting: outcome(result).map { ($0, Clock.monotonicUs() - t0) })
         return result

@@ -84,6 +84,8 @@ BROKEN_REPLIES = {
     "wrong-shape bulk then the reply": lambda a: [bulk(b"abc") + honest_reply(a)],
     # A bulk whose CRLF is missing: hiredis would skip two bytes of the next reply unread.
     "bulk without its CRLF": lambda a: [b"$6\r\n999999" + honest_reply(a)],
+    # A Redis error, then one more reply: the error is not the call's answer either.
+    "error reply then another reply": lambda a: [b"-ERR boom\r\n" + honest_reply(a)],
     # An integer where an array is expected (or the reverse), then the reply.
     "unexpected type then the reply": lambda a: [b"*2\r\n:1\r\n:2\r\n" + honest_reply(a)
                                                  if a[0] == b"EVALSHA" and a[2] == b"2" else
