@@ -205,3 +205,35 @@ def test_sentinels_and_data_nodes_with_passwords(uid):
         with pytest.raises(hammer.HammerError) as e:
             hammer.Hammer(ss.url(password="wrong-pw", sentinel_password="sent-pw"))
         assert "wrong-pw" not in str(e.value) and "sent-pw" not in str(e.value), str(e.value)
+
+
+def test_a_frozen_master_replaced_by_sentinel_is_never_used_again_after_it_comes_back(uid):
+    with SentinelSet() as ss:
+        with hammer.Hammer(ss.url(connect_timeout_ms=200, timeout_ms=200, pool_size=2)) as h:
+            assert h.count_hit(uid, 1, NOW) == 1
+            ss.master.pause()
+            try:
+                # Sentinel needs down-after (1 s) and an election to promote the replica: calls fail meanwhile, each
+                # within its bound, then go to the new master.
+                deadline = time.monotonic() + 15
+                recovered = None
+                while time.monotonic() < deadline:
+                    t = time.monotonic()
+                    try:
+                        recovered = h.count_hit(uid, 1, NOW)
+                    except hammer.HammerError:
+                        assert time.monotonic() - t < 0.4 + 0.3
+                        time.sleep(0.05)
+                        continue
+                    break
+                assert recovered is not None, "the handle never reached the new master"
+                assert ss.master_port() == ss.replica.port
+            finally:
+                ss.master.resume()
+            time.sleep(0.5)   # the frozen master runs what was queued on its sockets before the freeze
+            before = evalsha_calls(ss.master)
+            for _ in range(200):
+                h.count_hit(uid, 1, NOW)
+            time.sleep(0.5)
+            assert evalsha_calls(ss.master) == before, "the old master ran calls after it came back"
+            assert int(ss.replica.cli("HGET", f"Hammer:Redis:{uid}:1", "count")) >= 201
