@@ -45,7 +45,8 @@ class Certs:
         self._ca("ca", "hammer test CA")
         self._ca("other-ca", "another CA")
         self._key("server.key")
-        server_ext = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+        # clientAuth too: a replica and a sentinel present it when they connect to another node over TLS.
+        server_ext = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"
         self._sign("server.key", "localhost", server_ext, "server.crt", 30)
         self._sign("server.key", "localhost", server_ext, "expired.crt", -1)   # ended yesterday
         self._key("client.key")

@@ -86,6 +86,7 @@ final class SentinelWatch {
         conn.begin(until: min(deadlineUs, Clock.monotonicUs() &+ config.timeoutMs &* 1000))
         // SENTINEL MASTER rather than get-master-addr-by-name: its flags show a failover in progress, during which
         // the old master still takes writes that the promoted replica will not have.
+        conn.expect(RespLimits(elements: 1024))   // some 20 field-value pairs, more in newer versions
         conn.args.reset()
         conn.args.add("SENTINEL")
         conn.args.add("MASTER")
@@ -145,6 +146,7 @@ final class SentinelWatch {
             return "master \(mc.redacted): \(f.message)"
         }
         conn.begin(until: min(deadlineUs, Clock.monotonicUs() &+ config.timeoutMs &* 1000))
+        conn.expect(RespLimits(elements: 1 << 16))   // ROLE lists the master's replicas
         conn.args.reset()
         conn.args.add("ROLE")
         switch conn.run(poll: false) {

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -19,8 +20,12 @@ NOW = 1_700_000_000_000
 SERVICE = "rl"
 
 
-def ask(port, *args, password=None):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+def ask(port, *args, password=None, tls=None):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        s = raw
+        if tls:
+            ctx = ssl.create_default_context(cafile=tls.ca)
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
         f = s.makefile("rb")
         if password:
             s.sendall(encode(["AUTH", password]))
@@ -32,11 +37,15 @@ def ask(port, *args, password=None):
 class SentinelSet:
     """A master, a replica and three sentinels watching them as SERVICE."""
 
-    def __init__(self, password=None, sentinel_password=None):
+    def __init__(self, password=None, sentinel_password=None, tls=None):
+        """tls: a tls_certs.Certs: every node and sentinel speaks TLS only (replication too)."""
         auth = [f"requirepass {password}", f"masterauth {password}"] if password else []
         # Redis 7 waits 5 s before a diskless full sync by default: none here.
-        self.master = RedisServer(extra=auth + ["repl-diskless-sync-delay 0"])
-        self.replica = RedisServer(extra=auth + ["repl-diskless-sync-delay 0", f"replicaof 127.0.0.1 {self.master.port}"])
+        auth += ["repl-diskless-sync-delay 0"] + (["tls-replication yes"] if tls else [])
+        self.tls = tls
+        self.master = RedisServer(extra=auth, tls=tls, tls_only=bool(tls))
+        self.replica = RedisServer(extra=auth + [f"replicaof 127.0.0.1 {self.master.port}"], tls=tls,
+                                   tls_only=bool(tls))
         deadline = time.monotonic() + 20
         while b"master_link_status:up" not in self.replica.cli("INFO", "replication", password=password):
             if time.monotonic() > deadline:
@@ -58,6 +67,11 @@ class SentinelSet:
                 lines.append(f"sentinel auth-pass {SERVICE} {password}")
             if sentinel_password:
                 lines += [f"requirepass {sentinel_password}", f"sentinel sentinel-pass {sentinel_password}"]
+            if tls:
+                lines = [line for line in lines if not line.startswith("port ")]
+                lines += ["port 0", f"tls-port {port}", f"tls-cert-file {tls.server}",
+                          f"tls-key-file {tls.server_key}", f"tls-ca-cert-file {tls.ca}", "tls-replication yes",
+                          "tls-auth-clients optional"]
             with open(conf, "w") as f:
                 f.write("\n".join(lines) + "\n")
             self.ports.append(port)
@@ -66,10 +80,10 @@ class SentinelSet:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                if all(len(ask(p, "SENTINEL", "REPLICAS", SERVICE, password=sentinel_password)) >= 1
+                if all(len(ask(p, "SENTINEL", "REPLICAS", SERVICE, password=sentinel_password, tls=tls)) >= 1
                        for p in self.ports):
                     break
-            except (OSError, ConnectionError, TypeError):
+            except (OSError, ConnectionError, TypeError, ssl.SSLError):
                 pass
             time.sleep(0.1)
         else:
@@ -77,13 +91,16 @@ class SentinelSet:
 
     def url(self, password=None, **opts):
         opts.setdefault("expiry_ms", 60000)
+        if self.tls:
+            opts.setdefault("ssl_ca_certs", self.tls.ca)
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.ports)
         auth = f":{password}@" if password else ""
-        return f"redis+sentinel://{auth}{hosts}/{SERVICE}?" + "&".join(f"{k}={v}" for k, v in opts.items())
+        scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
+        return f"{scheme}://{auth}{hosts}/{SERVICE}?" + "&".join(f"{k}={v}" for k, v in opts.items())
 
     def master_port(self):
         host, port = ask(self.ports[0], "SENTINEL", "get-master-addr-by-name", SERVICE,
-                         password=self.sentinel_password)
+                         password=self.sentinel_password, tls=self.tls)
         return int(port)
 
     def close(self):
@@ -237,3 +254,23 @@ def test_a_frozen_master_replaced_by_sentinel_is_never_used_again_after_it_comes
             time.sleep(0.5)
             assert evalsha_calls(ss.master) == before, "the old master ran calls after it came back"
             assert int(ss.replica.cli("HGET", f"Hammer:Redis:{uid}:1", "count")) >= 201
+
+
+def test_rediss_sentinel_reaches_the_master_over_tls_and_follows_a_failover(tls_certs, uid):
+    with SentinelSet(tls=tls_certs) as ss:
+        with hammer.Hammer(ss.url(connect_timeout_ms=500, timeout_ms=500)) as h:
+            assert [h.count_hit(uid, 1, NOW) for _ in range(3)] == [1, 2, 3]
+            assert ss.master.cli("HGET", f"Hammer:Redis:{uid}:1", "count") == b"3"
+            assert ask(ss.ports[0], "SENTINEL", "FAILOVER", SERVICE, tls=tls_certs) == "OK"
+            deadline = time.monotonic() + 10
+            while ss.master_port() != ss.replica.port:
+                assert time.monotonic() < deadline, "Sentinel did not switch"
+                time.sleep(0.05)
+            time.sleep(0.3)
+            counts = []
+            for _ in range(20):
+                try:
+                    counts.append(h.count_hit(uid, 1, NOW))
+                except hammer.ConnectError:
+                    time.sleep(0.05)
+            assert counts and counts[-1] == int(ss.replica.cli("HGET", f"Hammer:Redis:{uid}:1", "count"))
