@@ -193,7 +193,11 @@ final class Handle {
                     guard let e = r.pointee.element?[i], e.pointee.type == REDIS_REPLY_STRING else {
                         return .failure(Failure(.protocol, "delete_buckets: unexpected ZRANGE reply"))
                     }
-                    members.append(Array(Connection.bytes(e)))
+                    // Only a bucket number names a bucket of this id (another client may have written the index);
+                    // the script's test too: digits, maybe after '-'.
+                    let m = Array(Connection.bytes(e))
+                    let digits = m.first == 45 ? m.dropFirst() : m[...]
+                    if !digits.isEmpty && digits.allSatisfy({ (48...57).contains($0) }) { members.append(m) }
                 }
             }
             let n = Replies.int64(conn.eval(Scripts.deleteBuckets) { a in

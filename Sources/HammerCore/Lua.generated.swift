@@ -552,8 +552,9 @@ return out
     /// lua/delete_buckets.lua
     static let deleteBuckets = #"""
 -- delete_buckets: the buckets an id's index names and the id's state of the other algorithms.
--- KEYS[1] the id's index, KEYS[2] to KEYS[6] the state keys (sw, swm, tb, lb, gcra), then the buckets the caller
--- read from the index just before (ZRANGE). ARGV[1] the id's key base (prefix .. id .. ':').
+-- KEYS[1] the id's index, KEYS[2] to KEYS[6] the state keys (sw, swm, tb, lb, gcra), then the buckets the
+-- caller read from the index just before (ZRANGE): those of its members that are bucket numbers. ARGV[1] the id's
+-- key base (prefix .. id .. ':').
 -- When the index still names only buckets among KEYS, deletes them all and the index, and returns how many buckets
 -- and state keys it deleted; otherwise (a bucket was made in between) deletes nothing and returns -1, and the
 -- caller reads the index again.
@@ -563,7 +564,8 @@ local declared = {}
 for i = 7, #KEYS do declared[KEYS[i]] = true end
 local members = redis.call('ZRANGE', KEYS[1], 0, -1)
 for i = 1, #members do
-  if not declared[ARGV[1] .. members[i]] then return -1 end
+  -- Only bucket numbers name buckets: anything else another client wrote in the index could name another id's key.
+  if string.match(members[i], '^%-?%d+$') and not declared[ARGV[1] .. members[i]] then return -1 end
 end
 local n = 0
 for i = 2, #KEYS, 256 do n = n + redis.call('DEL', unpack(KEYS, i, math.min(i + 255, #KEYS))) end

@@ -125,3 +125,15 @@ def test_sliding_window_reads_meta_of_either_format(h, redis_server, uid):
     assert redis_server.cli("GET", f"sem:{uid}:swm") == b"1 2 6000"
     d = h.hit(uid, lim, 1, 6500)
     assert not d.allowed and (d.reset_after_ms, d.retry_after_ms) == (500, 500)
+
+
+def test_delete_buckets_ignores_index_members_that_are_not_bucket_numbers(h, redis_server, uid):
+    """Another client may write the index: a member that is not a bucket number could name another id's key
+    (member "x:1" of id I is the key of bucket 1 of id I:x). Such members are left alone, and the call succeeds."""
+    h.count_hit(uid, 5, T)
+    other = f"sem:{uid}:x:1"
+    h.count_hit(uid + ":x", 1, T)
+    redis_server.cli("ZADD", f"sem:{uid}:index", "99999999999999", "x:1")
+    assert h.delete_buckets(uid) == 1
+    assert redis_server.cli("EXISTS", other) == 1
+    assert redis_server.cli("EXISTS", f"sem:{uid}:5", f"sem:{uid}:index") == 0
