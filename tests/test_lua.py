@@ -175,3 +175,36 @@ def test_every_key_a_script_touches_is_in_its_keys(own_redis):
             assert ok, f"{args} touches {k!r}, not among KEYS {sorted(declared)}"
             checked += 1
     assert evals > 50 and checked > 200, (evals, checked)
+
+
+def script_commands(server, call):
+    """The commands the scripts sent during call(), as Redis saw them (MONITOR), upper-cased."""
+    return [args[0].upper() for args, from_lua in map(parse_monitor, monitored(server, call)) if from_lua]
+
+
+def test_commands_per_decision_are_the_documented_ones(own_redis):
+    """BENCHMARKS.md ("Redis time per decision") lists the commands each decision sends; a change shows here."""
+    server = own_redis()
+    with hammer.Hammer(server.url()) as h:
+        t = 1_700_000_000_000
+        h.count_hit("cmd", 1, t)
+        assert script_commands(server, lambda: h.count_hit("cmd", 1, t + 1)) == \
+            [b"HINCRBY", b"HSET", b"PEXPIRE", b"TIME", b"ZADD", b"PEXPIRE"]
+        assert script_commands(server, lambda: h.count_hit("cmd:new", 1, t)) == \
+            [b"HINCRBY", b"PEXPIRE", b"HSET", b"TIME", b"ZADD", b"PEXPIRE"]
+        h.check_rate_at("cmd", 60_000, 100, t)
+        assert script_commands(server, lambda: h.check_rate_at("cmd", 60_000, 100, t + 1)) == [b"HINCRBY", b"HSET"]
+        fixed = hammer.Limit.fixed_window(100, 60_000)
+        h.hit("cmd", fixed, 1, t)
+        assert script_commands(server, lambda: h.hit("cmd", fixed, 1, t + 1)) == [b"HINCRBY", b"HSET"]
+        sliding = hammer.Limit.sliding_window(100, 60_000)
+        h.hit("cmd", sliding, 1, t)
+        assert script_commands(server, lambda: h.hit("cmd", sliding, 1, t + 1)) == \
+            [b"GET", b"ZRANGEBYSCORE", b"ZADD", b"SET", b"PEXPIRE"]
+        for lim in (hammer.Limit.token_bucket(100, 60_000), hammer.Limit.leaky_bucket(100, 60_000),
+                    hammer.Limit.gcra(100, 60_000)):
+            h.hit("cmd", lim, 1, t)
+            assert script_commands(server, lambda: h.hit("cmd", lim, 1, t + 1)) == [b"GET", b"SET"], lim
+        # A batch of count_hits reads Redis's clock once.
+        cmds = script_commands(server, lambda: h.count_hits([("cmd", 1, t + 2)] * 4))
+        assert cmds.count(b"TIME") == 1 and cmds.count(b"HINCRBY") == 4
