@@ -136,8 +136,9 @@ HAMMER_API int hammer_open(const char *config, hammer_t **out);
 
 /*! hammer_count_hit() :
  *  Adds `increment` (>= 0) hits to bucket `bucket` of `id`, stamped `now_ms`: count += increment, updated = now_ms
- *  (the first hit also sets created = now_ms), and the bucket's TTL restarts at expiry_ms, so it lives expiry_ms
- *  after its latest hit, as with Hammer's Elixir Redis backend. One atomic step, one round trip.
+ *  (the first hit also sets created = now_ms), and the bucket lives expiry_ms to expiry_ms + 1 s after its latest
+ *  hit, as with Hammer's Elixir Redis backend (which sets whole seconds, expiry_ms / 1000 + 1): its TTL is set to
+ *  expiry_ms + 1 s and set again once it has fallen below expiry_ms. One atomic step, one round trip.
  *  `id` is any NUL-terminated bytes, empty included.
  *  @return HAMMER_OK and the bucket's new count in *count_out (may be NULL), or an error status. */
 HAMMER_API int hammer_count_hit(hammer_t *h, const char *id, int64_t bucket, int64_t now_ms, int64_t increment,

@@ -84,11 +84,11 @@ def test_count_hit_by_hand_refreshes_its_ttl_each_hit(scripts, own_redis):
         return int(r.stdout)
 
     assert hit() == 1
-    time.sleep(0.6)
-    assert int(server.cli("PTTL", "h:a:1")) < 500
+    time.sleep(1.1)
+    assert int(server.cli("PTTL", "h:a:1")) < 1000
     assert hit() == 2
-    assert int(server.cli("PTTL", "h:a:1")) > 800
-    assert int(server.cli("PTTL", "h:a:index")) > 800
+    assert int(server.cli("PTTL", "h:a:1")) > 1800
+    assert int(server.cli("PTTL", "h:a:index")) > 1800
     assert server.cli("ZRANGE", "h:a:index", "0", "-1") == [b"1"]
 
 
@@ -188,8 +188,7 @@ def test_commands_per_decision_are_the_documented_ones(own_redis):
     with hammer.Hammer(server.url()) as h:
         t = 1_700_000_000_000
         h.count_hit("cmd", 1, t)
-        assert script_commands(server, lambda: h.count_hit("cmd", 1, t + 1)) == \
-            [b"HINCRBY", b"HSET", b"PEXPIRE", b"TIME", b"ZADD", b"PEXPIRE"]
+        assert script_commands(server, lambda: h.count_hit("cmd", 1, t + 1)) == [b"HINCRBY", b"HSET", b"PTTL"]
         assert script_commands(server, lambda: h.count_hit("cmd:new", 1, t)) == \
             [b"HINCRBY", b"PEXPIRE", b"HSET", b"TIME", b"ZADD", b"PEXPIRE"]
         h.check_rate_at("cmd", 60_000, 100, t)

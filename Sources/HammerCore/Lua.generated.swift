@@ -101,20 +101,26 @@ local function index_add(idx, member, ttl, now)
 end
 -- Hammer's bucket (a hash {count, created, updated}, as Hammer's Elixir Redis backend writes it) after HINCRBY made
 -- its count n: stamps updated; a new bucket also gets created (one HSET for both), its TTL and its index entry.
--- refresh: the TTL restarts at every hit, so the bucket lives ttl after its latest hit (count_hit, as the Elixir
--- backend does); otherwise it is set at the first hit (check_rate and the fixed window, whose window's end is
--- known then). member: the bucket's number; rnow: Redis's clock if the caller read it already (a batch), or nil.
--- Returns the count: a number, or its exact text beyond 2^53.
+-- refresh: the bucket lives ttl after its latest hit (count_hit, as the Elixir backend does: it sets whole seconds,
+-- expiry_ms / 1000 + 1). The TTL is set to ttl + 1 s, and set again only once it is outside ttl .. ttl + 1 s (fallen
+-- below, or longer: another client's), so a hot bucket pays a PTTL per hit and its TTL and index upkeep at most once
+-- a second, and every bucket lives from ttl to ttl + 1 s after its latest hit. Without refresh the TTL is set at the
+-- first hit (check_rate and the fixed window, whose window's end is known then). member: the bucket's number; rnow:
+-- Redis's clock if the caller read it already (a batch), or nil. Returns the count: a number, or its exact text
+-- beyond 2^53.
 local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
+  local life = ttl
+  if refresh then life = ttl + 1000 end
   -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
-  if n == tonumber(incr) and redis.call('PEXPIRE', k, ttl, 'NX') == 1 then
+  if n == tonumber(incr) and redis.call('PEXPIRE', k, life, 'NX') == 1 then
     redis.call('HSET', k, 'created', nows, 'updated', nows)
-    index_add(idx, member, ttl, rnow or redis_now())
+    index_add(idx, member, life, rnow or redis_now())
   else
     redis.call('HSET', k, 'updated', nows)
-    if refresh then
-      redis.call('PEXPIRE', k, ttl)
-      index_add(idx, member, ttl, rnow or redis_now())
+    local left = refresh and redis.call('PTTL', k)
+    if left and (left < ttl or left > life) then
+      redis.call('PEXPIRE', k, life)
+      index_add(idx, member, life, rnow or redis_now())
     end
   end
   if n >= 9007199254740992 then return redis.call('HGET', k, 'count') end
@@ -132,7 +138,7 @@ return count_hit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4],
     /// lua/count_hit.lua
     static let countHit = #"""
 -- Hammer's count_hit: adds an increment to a bucket of an id and returns the new count. The bucket lives expiry_ms
--- after its latest hit, as with Hammer's Elixir Redis backend.
+-- (to expiry_ms + 1 s) after its latest hit, as with Hammer's Elixir Redis backend.
 -- KEYS[1] the bucket (prefix .. id .. ':' .. bucket), KEYS[2] the id's index (prefix .. id .. ':index').
 -- ARGV[1] increment, ARGV[2] now_ms, ARGV[3] expiry_ms, ARGV[4] the bucket's number.
 --   redis-cli --eval count_hit.lua Hammer:Redis:a:7 Hammer:Redis:a:index , 1 1700000000000 60000 7
@@ -157,20 +163,26 @@ local function index_add(idx, member, ttl, now)
 end
 -- Hammer's bucket (a hash {count, created, updated}, as Hammer's Elixir Redis backend writes it) after HINCRBY made
 -- its count n: stamps updated; a new bucket also gets created (one HSET for both), its TTL and its index entry.
--- refresh: the TTL restarts at every hit, so the bucket lives ttl after its latest hit (count_hit, as the Elixir
--- backend does); otherwise it is set at the first hit (check_rate and the fixed window, whose window's end is
--- known then). member: the bucket's number; rnow: Redis's clock if the caller read it already (a batch), or nil.
--- Returns the count: a number, or its exact text beyond 2^53.
+-- refresh: the bucket lives ttl after its latest hit (count_hit, as the Elixir backend does: it sets whole seconds,
+-- expiry_ms / 1000 + 1). The TTL is set to ttl + 1 s, and set again only once it is outside ttl .. ttl + 1 s (fallen
+-- below, or longer: another client's), so a hot bucket pays a PTTL per hit and its TTL and index upkeep at most once
+-- a second, and every bucket lives from ttl to ttl + 1 s after its latest hit. Without refresh the TTL is set at the
+-- first hit (check_rate and the fixed window, whose window's end is known then). member: the bucket's number; rnow:
+-- Redis's clock if the caller read it already (a batch), or nil. Returns the count: a number, or its exact text
+-- beyond 2^53.
 local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
+  local life = ttl
+  if refresh then life = ttl + 1000 end
   -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
-  if n == tonumber(incr) and redis.call('PEXPIRE', k, ttl, 'NX') == 1 then
+  if n == tonumber(incr) and redis.call('PEXPIRE', k, life, 'NX') == 1 then
     redis.call('HSET', k, 'created', nows, 'updated', nows)
-    index_add(idx, member, ttl, rnow or redis_now())
+    index_add(idx, member, life, rnow or redis_now())
   else
     redis.call('HSET', k, 'updated', nows)
-    if refresh then
-      redis.call('PEXPIRE', k, ttl)
-      index_add(idx, member, ttl, rnow or redis_now())
+    local left = refresh and redis.call('PTTL', k)
+    if left and (left < ttl or left > life) then
+      redis.call('PEXPIRE', k, life)
+      index_add(idx, member, life, rnow or redis_now())
     end
   end
   if n >= 9007199254740992 then return redis.call('HGET', k, 'count') end
@@ -213,20 +225,26 @@ local function index_add(idx, member, ttl, now)
 end
 -- Hammer's bucket (a hash {count, created, updated}, as Hammer's Elixir Redis backend writes it) after HINCRBY made
 -- its count n: stamps updated; a new bucket also gets created (one HSET for both), its TTL and its index entry.
--- refresh: the TTL restarts at every hit, so the bucket lives ttl after its latest hit (count_hit, as the Elixir
--- backend does); otherwise it is set at the first hit (check_rate and the fixed window, whose window's end is
--- known then). member: the bucket's number; rnow: Redis's clock if the caller read it already (a batch), or nil.
--- Returns the count: a number, or its exact text beyond 2^53.
+-- refresh: the bucket lives ttl after its latest hit (count_hit, as the Elixir backend does: it sets whole seconds,
+-- expiry_ms / 1000 + 1). The TTL is set to ttl + 1 s, and set again only once it is outside ttl .. ttl + 1 s (fallen
+-- below, or longer: another client's), so a hot bucket pays a PTTL per hit and its TTL and index upkeep at most once
+-- a second, and every bucket lives from ttl to ttl + 1 s after its latest hit. Without refresh the TTL is set at the
+-- first hit (check_rate and the fixed window, whose window's end is known then). member: the bucket's number; rnow:
+-- Redis's clock if the caller read it already (a batch), or nil. Returns the count: a number, or its exact text
+-- beyond 2^53.
 local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
+  local life = ttl
+  if refresh then life = ttl + 1000 end
   -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
-  if n == tonumber(incr) and redis.call('PEXPIRE', k, ttl, 'NX') == 1 then
+  if n == tonumber(incr) and redis.call('PEXPIRE', k, life, 'NX') == 1 then
     redis.call('HSET', k, 'created', nows, 'updated', nows)
-    index_add(idx, member, ttl, rnow or redis_now())
+    index_add(idx, member, life, rnow or redis_now())
   else
     redis.call('HSET', k, 'updated', nows)
-    if refresh then
-      redis.call('PEXPIRE', k, ttl)
-      index_add(idx, member, ttl, rnow or redis_now())
+    local left = refresh and redis.call('PTTL', k)
+    if left and (left < ttl or left > life) then
+      redis.call('PEXPIRE', k, life)
+      index_add(idx, member, life, rnow or redis_now())
     end
   end
   if n >= 9007199254740992 then return redis.call('HGET', k, 'count') end
@@ -292,20 +310,26 @@ local function index_add(idx, member, ttl, now)
 end
 -- Hammer's bucket (a hash {count, created, updated}, as Hammer's Elixir Redis backend writes it) after HINCRBY made
 -- its count n: stamps updated; a new bucket also gets created (one HSET for both), its TTL and its index entry.
--- refresh: the TTL restarts at every hit, so the bucket lives ttl after its latest hit (count_hit, as the Elixir
--- backend does); otherwise it is set at the first hit (check_rate and the fixed window, whose window's end is
--- known then). member: the bucket's number; rnow: Redis's clock if the caller read it already (a batch), or nil.
--- Returns the count: a number, or its exact text beyond 2^53.
+-- refresh: the bucket lives ttl after its latest hit (count_hit, as the Elixir backend does: it sets whole seconds,
+-- expiry_ms / 1000 + 1). The TTL is set to ttl + 1 s, and set again only once it is outside ttl .. ttl + 1 s (fallen
+-- below, or longer: another client's), so a hot bucket pays a PTTL per hit and its TTL and index upkeep at most once
+-- a second, and every bucket lives from ttl to ttl + 1 s after its latest hit. Without refresh the TTL is set at the
+-- first hit (check_rate and the fixed window, whose window's end is known then). member: the bucket's number; rnow:
+-- Redis's clock if the caller read it already (a batch), or nil. Returns the count: a number, or its exact text
+-- beyond 2^53.
 local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
+  local life = ttl
+  if refresh then life = ttl + 1000 end
   -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
-  if n == tonumber(incr) and redis.call('PEXPIRE', k, ttl, 'NX') == 1 then
+  if n == tonumber(incr) and redis.call('PEXPIRE', k, life, 'NX') == 1 then
     redis.call('HSET', k, 'created', nows, 'updated', nows)
-    index_add(idx, member, ttl, rnow or redis_now())
+    index_add(idx, member, life, rnow or redis_now())
   else
     redis.call('HSET', k, 'updated', nows)
-    if refresh then
-      redis.call('PEXPIRE', k, ttl)
-      index_add(idx, member, ttl, rnow or redis_now())
+    local left = refresh and redis.call('PTTL', k)
+    if left and (left < ttl or left > life) then
+      redis.call('PEXPIRE', k, life)
+      index_add(idx, member, life, rnow or redis_now())
     end
   end
   if n >= 9007199254740992 then return redis.call('HGET', k, 'count') end
@@ -609,20 +633,26 @@ local function index_add(idx, member, ttl, now)
 end
 -- Hammer's bucket (a hash {count, created, updated}, as Hammer's Elixir Redis backend writes it) after HINCRBY made
 -- its count n: stamps updated; a new bucket also gets created (one HSET for both), its TTL and its index entry.
--- refresh: the TTL restarts at every hit, so the bucket lives ttl after its latest hit (count_hit, as the Elixir
--- backend does); otherwise it is set at the first hit (check_rate and the fixed window, whose window's end is
--- known then). member: the bucket's number; rnow: Redis's clock if the caller read it already (a batch), or nil.
--- Returns the count: a number, or its exact text beyond 2^53.
+-- refresh: the bucket lives ttl after its latest hit (count_hit, as the Elixir backend does: it sets whole seconds,
+-- expiry_ms / 1000 + 1). The TTL is set to ttl + 1 s, and set again only once it is outside ttl .. ttl + 1 s (fallen
+-- below, or longer: another client's), so a hot bucket pays a PTTL per hit and its TTL and index upkeep at most once
+-- a second, and every bucket lives from ttl to ttl + 1 s after its latest hit. Without refresh the TTL is set at the
+-- first hit (check_rate and the fixed window, whose window's end is known then). member: the bucket's number; rnow:
+-- Redis's clock if the caller read it already (a batch), or nil. Returns the count: a number, or its exact text
+-- beyond 2^53.
 local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
+  local life = ttl
+  if refresh then life = ttl + 1000 end
   -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
-  if n == tonumber(incr) and redis.call('PEXPIRE', k, ttl, 'NX') == 1 then
+  if n == tonumber(incr) and redis.call('PEXPIRE', k, life, 'NX') == 1 then
     redis.call('HSET', k, 'created', nows, 'updated', nows)
-    index_add(idx, member, ttl, rnow or redis_now())
+    index_add(idx, member, life, rnow or redis_now())
   else
     redis.call('HSET', k, 'updated', nows)
-    if refresh then
-      redis.call('PEXPIRE', k, ttl)
-      index_add(idx, member, ttl, rnow or redis_now())
+    local left = refresh and redis.call('PTTL', k)
+    if left and (left < ttl or left > life) then
+      redis.call('PEXPIRE', k, life)
+      index_add(idx, member, life, rnow or redis_now())
     end
   end
   if n >= 9007199254740992 then return redis.call('HGET', k, 'count') end

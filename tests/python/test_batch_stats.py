@@ -283,7 +283,7 @@ def test_batches_write_the_layout_single_calls_write(h, uid, redis_server, redis
     assert h.count_hits([(f"{uid}:c", 5, now, 2), (f"{uid}:c", 6, now, 1)]) == [2, 1]
     assert [d.allowed for d in h.hit_many([(f"{uid}:f", fw, 3, now)])] == [True]
     p = "Hammer:Redis:"
-    for key, count, ttl_max in ((f"{p}{uid}:c:5", 2, 60_000), (f"{p}{uid}:c:6", 1, 60_000),
+    for key, count, ttl_max in ((f"{p}{uid}:c:5", 2, 61_000), (f"{p}{uid}:c:6", 1, 61_000),
                                 (f"{p}{uid}:f:{w}", 3, (w + 1) * 60_000 - now + 1000)):
         got = redis_cmd(redis_server, "HGETALL", key)
         fields = dict(zip(got[::2], got[1::2]))
