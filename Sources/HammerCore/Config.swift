@@ -82,6 +82,12 @@ public struct Config: Equatable, Sendable {
     public var tls: TLSOptions? = nil
     /// Sentinel, for redis+sentinel:// URLs: `endpoint` is then the first sentinel, and the master is found.
     public var sentinel: SentinelOptions? = nil
+    /// The braced key layout <prefix>{<id>}:... (hash_tags=true; always on a cluster). See Keys, ClusterURL.
+    public var hashTags: Bool = false
+    var hashTagsGiven = false
+    /// A cluster's seed nodes (redis+cluster://); empty for a single Redis.
+    public var seeds: [Endpoint] = []
+    public var isCluster: Bool { !seeds.isEmpty }
 
     public init() {}
 
@@ -116,6 +122,9 @@ public struct Config: Equatable, Sendable {
             return bad("expected a URL starting with redis://, rediss:// or unix://")
         }
         let scheme = String(decoding: url[0..<se], as: UTF8.self).lowercased()
+        if scheme == "redis+cluster" || scheme == "rediss+cluster" {
+            return parseCluster(url, schemeEnd: se, tls: scheme == "rediss+cluster")
+        }
         var rest = Array(url[(se + 3)...])
         // A password may hold raw '?', '&' or '=' that end up read as the query: when the URL may carry a secret,
         // messages quote none of its text.
@@ -201,7 +210,7 @@ public struct Config: Equatable, Sendable {
             c.endpoint = .unix(path: path)
         default:
             let plain = scheme.utf8.allSatisfy { isAlnum($0) || $0 == 43 || $0 == 45 || $0 == 46 }
-            return bad("unknown scheme \(plain && !mayHoldSecret ? "'" + String(scheme.prefix(16)) + "'" : "(not shown)"); use redis://, rediss://, redis+sentinel:// or unix://")
+            return bad("unknown scheme \(plain && !mayHoldSecret ? "'" + String(scheme.prefix(16)) + "'" : "(not shown)"); use redis://, rediss://, redis+sentinel://, redis+cluster:// or unix://")
         }
 
         var seen: Set<String> = []
@@ -328,6 +337,13 @@ public struct Config: Equatable, Sendable {
                 default: return bad("ssl_min_version must be TLSv1.2 or TLSv1.3")
                 }
                 sslGiven = true
+            case "hash_tags":
+                switch value {
+                case "0", "false", "no": c.hashTags = false
+                case "1", "true", "yes": c.hashTags = true
+                default: return bad("hash_tags must be true or false")
+                }
+                c.hashTagsGiven = true
             default:
                 return bad("unknown option \(quote(Array(name.utf8)))")
             }
@@ -343,6 +359,7 @@ public struct Config: Equatable, Sendable {
         if c.user != nil && c.password == nil {
             return bad("a user name needs a password (redis://user:password@host)")
         }
+        if let m = c.prefixTagProblem { return bad(m) }
         if !expiryGiven {
             return bad("expiry_ms is mandatory (e.g. ?expiry_ms=7200000), as in Hammer's Redis backend")
         }

@@ -6,28 +6,33 @@
 //   <prefix><id>:sw ...     state of the other algorithms (see stateSuffixes)
 // Every suffix is either a decimal integer or a fixed word without ':', so the split at the last ':' is unique and
 // no id's keys can be another id's keys.
+// With hash tags (a cluster, or hash_tags=true) the id is braced, <prefix>{<id>}:<suffix>, so that every key of an
+// id hashes to one slot and each script stays on one node (Redis's rule: see ClusterSlot).
 
 public enum Keys {
     public static let indexSuffix: [UInt8] = Array("index".utf8)
 
-    /// Appends prefix + id + ":" to `out`: every key of `id` starts so.
+    /// Appends prefix + id + ":" to `out` (prefix + "{" + id + "}:" with `tags`): every key of `id` starts so.
     @inline(__always)
-    public static func appendIdBase(prefix: [UInt8], id: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    public static func appendIdBase(prefix: [UInt8], id: UnsafeBufferPointer<UInt8>, tags: Bool = false,
+                                    to out: inout [UInt8]) {
         out.append(contentsOf: prefix)
+        if tags { out.append(123) }
         out.append(contentsOf: id)
+        if tags { out.append(125) }
         out.append(58)
     }
 
-    public static func bucket(prefix: [UInt8], id: [UInt8], bucket: Int64) -> [UInt8] {
+    public static func bucket(prefix: [UInt8], id: [UInt8], bucket: Int64, tags: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
-        id.withUnsafeBufferPointer { appendIdBase(prefix: prefix, id: $0, to: &out) }
+        id.withUnsafeBufferPointer { appendIdBase(prefix: prefix, id: $0, tags: tags, to: &out) }
         Decimal.append(bucket, to: &out)
         return out
     }
 
-    public static func index(prefix: [UInt8], id: [UInt8]) -> [UInt8] {
+    public static func index(prefix: [UInt8], id: [UInt8], tags: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
-        id.withUnsafeBufferPointer { appendIdBase(prefix: prefix, id: $0, to: &out) }
+        id.withUnsafeBufferPointer { appendIdBase(prefix: prefix, id: $0, tags: tags, to: &out) }
         out.append(contentsOf: indexSuffix)
         return out
     }
@@ -43,13 +48,20 @@ public enum Keys {
         return out
     }
 
-    /// For a key found by SCAN: is it exactly a bucket of `id` (prefix + id + ":" + decimal)?
-    public static func isBucketKey(_ key: [UInt8], prefix: [UInt8], id: [UInt8]) -> Bool {
-        let base = prefix.count + id.count + 1
-        guard key.count > base, key.starts(with: prefix),
-              key[prefix.count..<(prefix.count + id.count)].elementsEqual(id),
-              key[base - 1] == 58 else { return false }
-        return Decimal.parse(key[base...]) != nil
+    /// For a key found by SCAN: is it exactly a bucket of `id` (its base, then a decimal)?
+    public static func isBucketKey(_ key: [UInt8], prefix: [UInt8], id: [UInt8], tags: Bool = false) -> Bool {
+        var base: [UInt8] = []
+        id.withUnsafeBufferPointer { appendIdBase(prefix: prefix, id: $0, tags: tags, to: &base) }
+        guard key.count > base.count, key.starts(with: base) else { return false }
+        return Decimal.parse(key[base.count...]) != nil
+    }
+
+    /// Why an id cannot have the braced layout, or nil. Redis hashes a whole key whose tag is empty, so an empty id
+    /// or one starting with '}' would spread its keys over several slots.
+    public static func tagProblem(id: UnsafeBufferPointer<UInt8>) -> String? {
+        if id.isEmpty { return "an empty id cannot be used with hash tags (a cluster or hash_tags=true)" }
+        if id[0] == 125 { return "an id starting with '}' cannot be used with hash tags (a cluster or hash_tags=true)" }
+        return nil
     }
 }
 

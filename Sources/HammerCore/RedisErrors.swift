@@ -4,6 +4,11 @@ public enum RedisErrors {
     public static func classify(_ text: String) -> Failure {
         // Errors raised inside a script come wrapped: "ERR Error running script ...: <the real error>".
         let t = text
+        if let r = Redirect.parse(t.utf8) {
+            var f = Failure(.redis, "Redis Cluster redirection: \(t)", transient: true)
+            f.redirect = r
+            return f
+        }
         func has(_ s: String) -> Bool { t.contains(s) }
         if has("would overflow") || has("overflow") {
             return Failure(.invalid, "the counter would overflow int64 (Redis: \(t))")

@@ -35,6 +35,8 @@ public struct Failure: Error, Equatable, Sendable {
     public var message: String
     /// Redis could not answer for now (down, slow, loading, busy, out of memory): the on_error policy may decide.
     public var transient: Bool
+    /// A cluster's answer that the command did not run and where it belongs (MOVED, ASK, TRYAGAIN, CLUSTERDOWN).
+    public var redirect: Redirect? = nil
     public init(_ status: Status, _ message: String, transient: Bool? = nil) {
         self.status = status
         self.message = message
