@@ -369,10 +369,10 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
         hd.batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, keyCount: { _ in Scripts.countHitManyKeys },
                    keys: { i, a in
             guard let idb = ids[i] else { return }
-            Keys.appendIdBase(prefix: hd.config.prefix, id: idb, to: &a.bytes)
+            Keys.appendIdBase(prefix: hd.config.prefix, id: idb, tags: hd.tags, to: &a.bytes)
             Decimal.append(reqs[i].bucket, to: &a.bytes)
             a.end()
-            Keys.appendIdBase(prefix: hd.config.prefix, id: idb, to: &a.bytes)
+            Keys.appendIdBase(prefix: hd.config.prefix, id: idb, tags: hd.tags, to: &a.bytes)
             a.bytes.append(contentsOf: Keys.indexSuffix)
             a.end()
         }, header: { _, a in
@@ -394,7 +394,7 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
             case let .failure(f): bs.set(i, f); o.fail(f.status)
             case let .success(c): countsOut[i] = c; bs.set(i, nil)
             }
-        })
+        }, idOf: { ids[$0] })
         hd.pool.record(o, latencyUs: Clock.monotonicUs() - t0)
     }
     return rc != 0 ? rc : bs.first
@@ -466,6 +466,9 @@ func decisionBatch(_ fn: StaticString, _ hd: Handle, _ n: Int, _ out: UnsafeMuta
         case let .failure(f): bs.set(i, f)
         case let .success(dec): put(out + i, dec); bs.set(i, nil)
         }
+    }, idOf: { i in
+        if case let .success(r) = checked[i] { return r.id }
+        return nil
     })
     hd.pool.record(o, latencyUs: Clock.monotonicUs() - t0)
 }

@@ -20,18 +20,25 @@ typealias Reply = Result<UnsafeMutablePointer<redisReply>, Failure>
 
 final class Handle {
     let config: Config
+    /// A single Redis's connections; on a cluster only the statistics (the nodes' pools are the router's).
     let pool: Pool
+    let router: Router?
     let local: LocalLimiter?
+    let tags: Bool
 
     init(config: Config) {
         self.config = config
         self.pool = Pool(config: config)
+        self.router = config.isCluster ? Router(config: config) : nil
         self.local = config.localFallback ? LocalLimiter() : nil
+        self.tags = config.hashTags
     }
 
-    /// Opens the first connection, so that a wrong address or password shows at open.
+    /// Opens the first connection (on a cluster: reads the slot map), so that a wrong address or password shows
+    /// at open.
     func check() -> Failure? {
-        pool.with({ _ in Result<Void, Failure>.success(()) }).failureValue
+        if let router { return router.open() }
+        return pool.with({ _ in Result<Void, Failure>.success(()) }).failureValue
     }
 
     /// The time a script should use: the caller's, the library's clock, or nil for Redis's TIME.
@@ -46,10 +53,10 @@ final class Handle {
                       ttlMs: Int64? = nil) {
         let prefix = config.prefix
         a.add("2")
-        Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+        Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
         Decimal.append(bucket, to: &a.bytes)
         a.end()
-        Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+        Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
         a.bytes.append(contentsOf: Keys.indexSuffix)
         a.end()
         a.add(increment)
@@ -65,7 +72,7 @@ final class Handle {
         let suffixes: [[UInt8]]
         switch lim.algorithm {
         case .fixedWindow:
-            Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+            Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
             if let now { Decimal.append(idiv(now, lim.periodMs), to: &a.bytes) }
             a.end()
             suffixes = [Keys.indexSuffix]
@@ -75,7 +82,7 @@ final class Handle {
         case .gcra: suffixes = Keys.gcraKeys
         }
         for s in suffixes {
-            Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+            Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
             a.bytes.append(contentsOf: s)
             a.end()
         }
@@ -131,7 +138,7 @@ final class Handle {
     // MARK: single calls
 
     func countHit(id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64, increment: Int64) -> Result<Int64, Failure> {
-        measured(Outcome(calls: 1)) { conn in
+        measured(id, Outcome(calls: 1)) { conn in
             Replies.int64(conn.eval(Scripts.countHit) { a in
                 fillCountHit(&a, id: id, bucket: bucket, nowMs: nowMs, increment: increment)
             }, what: "count_hit")
@@ -140,10 +147,10 @@ final class Handle {
 
     func getBucket(id: UnsafeBufferPointer<UInt8>, bucket: Int64) -> Result<BucketInfo?, Failure> {
         let prefix = config.prefix
-        return measured(Outcome(calls: 1)) { conn in
+        return measured(id, Outcome(calls: 1)) { conn in
             conn.args.reset()
             conn.args.add("HMGET")
-            Keys.appendIdBase(prefix: prefix, id: id, to: &conn.args.bytes)
+            Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &conn.args.bytes)
             Decimal.append(bucket, to: &conn.args.bytes)
             conn.args.end()
             conn.args.add("count")
@@ -159,7 +166,7 @@ final class Handle {
     }
 
     func deleteBuckets(id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
-        measured(Outcome(calls: 1)) { conn in
+        measured(id, Outcome(calls: 1)) { conn in
             let indexed = deleteIndexed(conn, id: id)
             guard config.scanDelete, case let .success(n) = indexed else { return indexed }
             return scanDelete(conn, id: Array(id)).map { n.addingClamped($0) }
@@ -174,7 +181,7 @@ final class Handle {
         for _ in 0..<16 {
             conn.args.reset()
             conn.args.add("ZRANGE")
-            Keys.appendIdBase(prefix: prefix, id: id, to: &conn.args.bytes)
+            Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &conn.args.bytes)
             conn.args.bytes.append(contentsOf: Keys.indexSuffix)
             conn.args.end()
             conn.args.add("0")
@@ -203,11 +210,11 @@ final class Handle {
             let n = Replies.int64(conn.eval(Scripts.deleteBuckets) { a in
                 a.add(Int64(1 + Keys.stateSuffixes.count + members.count))
                 for s in [Keys.indexSuffix] + Keys.stateSuffixes + members {
-                    Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+                    Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
                     a.bytes.append(contentsOf: s)
                     a.end()
                 }
-                Keys.appendIdBase(prefix: prefix, id: id, to: &a.bytes)
+                Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
                 a.end()
             }, what: "delete_buckets")
             if case .success(-1) = n { continue }
@@ -219,7 +226,9 @@ final class Handle {
     /// Deletes buckets of exactly `id` that are not in its index (written by other clients): SCAN with the id
     /// escaped for the glob, then only keys that are prefix + id + ":" + an integer.
     private func scanDelete(_ conn: Connection, id: [UInt8]) -> Result<Int64, Failure> {
-        var pattern = Keys.globEscape(config.prefix + id + [58])
+        var base: [UInt8] = []
+        id.withUnsafeBufferPointer { Keys.appendIdBase(prefix: config.prefix, id: $0, tags: tags, to: &base) }
+        var pattern = Keys.globEscape(base)
         pattern.append(42)
         var cursor: [UInt8] = [48]
         var deleted: Int64 = 0
@@ -250,7 +259,7 @@ final class Handle {
                 for i in 0..<list.pointee.elements {
                     guard let k = list.pointee.element?[i] else { continue }
                     let key = Array(Connection.bytes(k))
-                    if Keys.isBucketKey(key, prefix: config.prefix, id: id) { keys.append(key) }
+                    if Keys.isBucketKey(key, prefix: config.prefix, id: id, tags: tags) { keys.append(key) }
                 }
             }
             if !keys.isEmpty {
@@ -272,7 +281,7 @@ final class Handle {
         let t0 = Clock.monotonicUs()
         let t = time(now)
         // Counted as the connection goes back, unless Redis could not answer: then after the policy decided.
-        let r = pool.with(since: t0, outcome: { r in
+        let r = with(id, since: t0, outcome: { r in
             if case let .failure(f) = r, f.transient { return nil }
             var o = Outcome(calls: 1)
             o.add(r)
@@ -304,7 +313,7 @@ final class Handle {
     func inspect(id: UnsafeBufferPointer<UInt8>, scaleMs: Int64, limit: Int64) -> Result<Inspection, Failure> {
         let t = time(nil)
         let lim = Limit(algorithm: .fixedWindow, limit: limit, periodMs: scaleMs)
-        return measured(Outcome(calls: 1)) { conn in
+        return measured(id, Outcome(calls: 1)) { conn in
             let r = conn.eval(Scripts.fixedWindow) { a in fillLimiter(&a, id: id, lim, mode: "i", cost: 0, now: t) }
             switch Replies.integers(r, count: 4, what: "inspect_bucket") {
             case let .failure(f): return .failure(f)
@@ -324,8 +333,9 @@ final class Handle {
 
     /// Runs `body` on a pooled connection and counts it (and its failure) in the statistics.
     @inline(__always)
-    func measured<T>(_ outcome: Outcome, _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
-        pool.with(since: Clock.monotonicUs(), outcome: { r in
+    func measured<T>(_ id: UnsafeBufferPointer<UInt8>, _ outcome: Outcome,
+                     _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        with(id, since: Clock.monotonicUs(), outcome: { r in
             var o = outcome
             if let f = r.failureValue { o.fail(f.status) }
             return o
@@ -335,78 +345,46 @@ final class Handle {
     // MARK: batches
 
     /// Sends the requests `todo` (indices) in chunks, each chunk one call of `script` (which answers with one
-    /// element per request), all chunks as one pipeline on one connection. `keys` appends a request's keys (KEYS, as
-    /// many as `keyCount` says), `header` a chunk's first arguments, `fill` a request's fields;
-    /// `take` gets each request's reply element (freed after it returns) or failure. A NOSCRIPT answer (a flushed
-    /// or restarted server) is met by sending that chunk again with EVAL, after the pipeline is read.
+    /// element per request), all chunks as one pipeline on one connection (on a cluster: a chunk per slot, a
+    /// pipeline per node, all in flight at once; see Routing). `keys` appends a request's keys (KEYS, as many as
+    /// `keyCount` says), `header` a chunk's first arguments, `fill` a request's fields; `take` gets each request's
+    /// reply element (freed after it returns) or failure; `idOf` gives a request's id (its slot, the hash-tag check).
+    /// A NOSCRIPT answer (a flushed or restarted server) is met by sending that chunk again with EVAL, after the
+    /// pipeline is read.
     func batches(_ todo: [Int], chunk: Int, _ script: Script, width: Int = 1,
                  keyCount: (Int) -> Int, keys: (Int, inout Args) -> Void,
                  header: ([Int], inout Args) -> Void = { _, _ in },
                  fill: (Int, inout Args) -> Void,
-                 take: (Int, Result<UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>, Failure>) -> Void) {
-        let chunks = stride(from: 0, to: todo.count, by: chunk).map { Array(todo[$0..<min($0 + chunk, todo.count)]) }
-        var replies = [Reply?](repeating: nil, count: chunks.count)
-        let whole: Result<Void, Failure> = pool.with { conn in
-            conn.expect(RespLimits(elements: chunk * width + 8, totalBytes: max(4, chunks.count) << 20))
-            func build(_ c: Int, _ a: inout Args) {
-                var n = 0
-                for i in chunks[c] { n += keyCount(i) }
-                a.add(Int64(n))
-                for i in chunks[c] { keys(i, &a) }
-                header(chunks[c], &a)
-                for i in chunks[c] { fill(i, &a) }
+                 take: (Int, Result<UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>, Failure>) -> Void,
+                 idOf: (Int) -> UnsafeBufferPointer<UInt8>?) {
+        var todo = todo
+        if tags {
+            todo = todo.filter { i in
+                guard let id = idOf(i), let m = Keys.tagProblem(id: id) else { return true }
+                take(i, .failure(Failure(.invalid, m)))
+                return false
             }
-            var sent = 0
-            for c in chunks.indices {
-                conn.args.reset()
-                conn.args.add("EVALSHA")
-                conn.args.add(script.sha)
-                build(c, &conn.args)
-                if let f = conn.append() { replies[c] = .failure(f); break }
-                sent += 1
-            }
-            var lost: Failure? = nil
-            for c in 0..<sent {
-                if let f = lost { replies[c] = .failure(f); continue }
-                let r = conn.read(poll: false)
-                if case let .failure(f) = r { lost = f }
-                replies[c] = r
-            }
-            for c in 0..<sent {
-                guard case let .success(r)? = replies[c], Connection.isNoScript(r) else { continue }
-                freeReplyObject(r)
-                replies[c] = conn.eval(script, poll: false) { a in build(c, &a) }
-            }
-            // A chunk's reply of another shape, or a reply nobody asked for: the stream may be out of step, so no
-            // reply of this pipeline is trusted, and the connection goes (the pool drops it on PROTOCOL).
-            let unusable = conn.hasUnread || replies.indices.contains { c in
-                guard case let .success(r)? = replies[c] else { return false }
-                return !Replies.isUsableBatch(r, elements: chunks[c].count * width)
-            }
-            if unusable {
-                let f = Failure(.protocol, "batch: Redis sent a reply of an unexpected shape; the connection is dropped")
-                for c in replies.indices {
-                    if case let .success(r)? = replies[c] { freeReplyObject(r) }
-                    replies[c] = .failure(f)
-                }
-                return .failure(f)
-            }
-            return lost.map { .failure($0) } ?? .success(())
         }
-        for c in chunks.indices {
-            switch replies[c] ?? .failure(whole.failureValue ?? Failure(.connect, "batch not sent")) {
-            case let .failure(f):
-                for i in chunks[c] { take(i, .failure(f)) }
-            case let .success(r):
-                if let f = Replies.error(r) {
-                    for i in chunks[c] { take(i, .failure(f)) }
-                } else if r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == chunks[c].count * width,
-                          let el = r.pointee.element {
-                    for (k, i) in chunks[c].enumerated() { take(i, .success(el + k * width)) }
-                } else {
-                    for i in chunks[c] { take(i, .failure(Failure(.protocol, "batch: reply of an unexpected shape"))) }
+        withoutActuallyEscaping(keyCount) { keyCount in
+            withoutActuallyEscaping(keys) { keys in
+                withoutActuallyEscaping(header) { header in
+                    withoutActuallyEscaping(fill) { fill in
+                        let p = Pipeline(script: script, width: width, chunk: chunk, keyCount: keyCount, keys: keys,
+                                         header: header, fill: fill)
+                        if let router {
+                            clusterBatches(router, todo, p, take: take, idOf: idOf)
+                            return
+                        }
+                        var run = PipelineRun(chunks: stride(from: 0, to: todo.count, by: chunk).map {
+                            Array(todo[$0..<min($0 + chunk, todo.count)])
+                        })
+                        let whole: Result<Void, Failure> = pool.with { conn in
+                            p.send(conn, &run)
+                            return p.receive(conn, &run)
+                        }
+                        p.deliver(run, whole.failureValue, take)
+                    }
                 }
-                freeReplyObject(r)
             }
         }
     }

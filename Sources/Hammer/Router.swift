@@ -1,0 +1,262 @@
+// A cluster handle's routing: the slot map, a pool per master, and the redirections Redis answers with.
+// Every key of an id is in the id's slot (the braced layout), so each call goes whole to one node. A command is sent
+// again only when the cluster said it did not run it (MOVED, ASK, TRYAGAIN, CLUSTERDOWN); a timeout or a lost
+// connection is never resent, it only makes the map be read again.
+import CHiredis
+import Glibc
+import HammerCore
+
+final class Router {
+    let config: Config
+    private var lock = Lock()
+    private let epoch = ForkEpoch()
+    private var map = SlotMap()
+    private var pools: [NodeAddress: Pool] = [:]
+    /// When the map was last read (monotonic ms), and whether a read is under way or wanted.
+    private var refreshedMs: Int64 = -1_000_000
+    private var refreshing = false
+    private var refreshWanted = false
+    private(set) var counters = RouterCounters()
+
+    /// Reads of the map are at most this often, whatever the redirections and failures asking for one.
+    static let refreshEveryMs: Int64 = 100
+    /// Redirections followed for one request before its last answer is returned.
+    static let maxRedirections = 16
+
+    init(config: Config) {
+        self.config = config
+    }
+
+    /// Reads the map from a seed at open: a wrong address or password shows here.
+    func open() -> Failure? {
+        refresh(force: true)
+    }
+
+    private func afterFork() {
+        _ = Unmanaged.passRetained(lock)
+        lock = Lock()
+        refreshing = false
+        counters = RouterCounters()
+    }
+
+    /// The pool of `node`, made on first use.
+    func pool(_ node: NodeAddress) -> Pool {
+        lock.lock()
+        defer { lock.unlock() }
+        if let p = pools[node] { return p }
+        var c = config
+        c.endpoint = .tcp(host: node.host, port: node.port)
+        let p = Pool(config: c)
+        pools[node] = p
+        return p
+    }
+
+    func owner(_ slot: Int) -> NodeAddress? {
+        lock.lock()
+        defer { lock.unlock() }
+        return map.node(ofSlot: slot)
+    }
+
+    func count(_ r: Redirect) {
+        lock.lock()
+        switch r {
+        case .moved: counters.moved &+= 1
+        case .ask: counters.ask &+= 1
+        case .tryAgain: counters.tryAgain &+= 1
+        case .clusterDown: counters.clusterDown &+= 1
+        }
+        lock.unlock()
+    }
+
+    /// A MOVED: the slot is `to`'s from now on; the rest of the map may have changed too, so it is read again soon.
+    func moved(slot: Int, to: NodeAddress) {
+        lock.lock()
+        map.assign(slot: slot, to: to)
+        refreshWanted = true
+        lock.unlock()
+    }
+
+    func wantRefresh() {
+        lock.lock()
+        refreshWanted = true
+        lock.unlock()
+    }
+
+    /// Reads the map again if one is wanted and none was read in the last refreshEveryMs (one thread at a time;
+    /// the others go on with the map they have).
+    func refreshIfWanted() {
+        epoch.check(afterFork)
+        lock.lock()
+        let due = refreshWanted && !refreshing && Clock.monotonicMs() - refreshedMs >= Router.refreshEveryMs
+        lock.unlock()
+        if due { _ = refresh(force: false) }
+    }
+
+    /// Asks the known masters, then the seeds, for CLUSTER SHARDS (CLUSTER SLOTS on servers without it) until one
+    /// answers with a map.
+    @discardableResult
+    func refresh(force: Bool) -> Failure? {
+        lock.lock()
+        if refreshing && !force { lock.unlock(); return nil }
+        refreshing = true
+        refreshWanted = false
+        var candidates = map.nodes
+        lock.unlock()
+        for case let .tcp(h, p) in config.seeds {
+            let a = NodeAddress(host: h, port: p)
+            if !candidates.contains(a) { candidates.append(a) }
+        }
+        var last = Failure(.connect, "no cluster node to ask for the slot map")
+        var got: SlotMap? = nil
+        for node in candidates {
+            switch readMap(from: node) {
+            case let .failure(f): last = Failure(f.status, "\(node): " + f.message, transient: f.transient)
+            case let .success(m):
+                if m.coveredSlots == 0 { last = Failure(.redis, "\(node): the cluster serves no slot"); continue }
+                got = m
+            }
+            if got != nil { break }
+        }
+        lock.lock()
+        if let got {
+            map = got
+            counters.refreshes &+= 1
+        }
+        refreshedMs = Clock.monotonicMs()
+        refreshing = false
+        lock.unlock()
+        return got == nil ? last : nil
+    }
+
+    private func readMap(from node: NodeAddress) -> Result<SlotMap, Failure> {
+        pool(node).with { conn in
+            conn.args.reset()
+            conn.args.add("CLUSTER")
+            conn.args.add("SHARDS")
+            conn.expect(.listing)   // a map of many nodes is larger than any decision's reply
+            let shards = Router.value(conn.run())
+            if case let .success(v) = shards, case .error = v {
+                // Redis before 7.0 has no CLUSTER SHARDS.
+                conn.args.reset()
+                conn.args.add("CLUSTER")
+                conn.args.add("SLOTS")
+                conn.expect(.listing)
+                return Router.value(conn.run()).flatMap { v in
+                    if case let .error(e) = v { return .failure(RedisErrors.classify(String(decoding: e, as: UTF8.self))) }
+                    return SlotMap.parseSlots(v, seedHost: node.host)
+                }
+            }
+            return shards.flatMap { SlotMap.parseShards($0, seedHost: node.host) }
+        }
+    }
+
+    /// A hiredis reply as a RedisValue (freed here); bounded depth, as the map's replies are 4 levels deep.
+    static func value(_ res: Reply) -> Result<RedisValue, Failure> {
+        switch res {
+        case let .failure(f): return .failure(f)
+        case let .success(r):
+            defer { freeReplyObject(r) }
+            guard let v = convert(r, depth: 0) else {
+                return .failure(Failure(.protocol, "cluster map: reply nested too deep"))
+            }
+            return .success(v)
+        }
+    }
+
+    private static func convert(_ r: UnsafeMutablePointer<redisReply>, depth: Int) -> RedisValue? {
+        if depth > 8 { return nil }
+        switch r.pointee.type {
+        case REDIS_REPLY_INTEGER: return .integer(r.pointee.integer)
+        case REDIS_REPLY_STRING, REDIS_REPLY_STATUS: return .bulk(Array(Connection.bytes(r)))
+        case REDIS_REPLY_ERROR: return .error(Array(Connection.bytes(r)))
+        case REDIS_REPLY_ARRAY:
+            var out: [RedisValue] = []
+            out.reserveCapacity(r.pointee.elements)
+            for i in 0..<r.pointee.elements {
+                guard let e = r.pointee.element?[i], let v = convert(e, depth: depth + 1) else { return nil }
+                out.append(v)
+            }
+            return .array(out)
+        default: return .null
+        }
+    }
+
+    /// Runs `body` on a connection to the node serving `slot`, following the cluster's redirections within the
+    /// call's time (connect_timeout_ms + timeout_ms from t0). `body` sends the command and reads its reply.
+    func with<T>(slot: Int, since t0: Int64, _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        refreshIfWanted()
+        let deadlineUs = t0 &+ (config.connectTimeoutMs &+ config.timeoutMs) &* 1000
+        var ask: NodeAddress? = nil
+        var pauseMs: Int64 = 5
+        var redirections = 0
+        while true {
+            guard let node = ask ?? owner(slot) else {
+                // No master serves the slot as far as we know (a failover under way): read the map, and say so.
+                wantRefresh()
+                refreshIfWanted()
+                if let n = owner(slot), Clock.monotonicUs() < deadlineUs { _ = n; continue }
+                return .failure(Failure(.connect, "Redis Cluster: no master serves slot \(slot) now", transient: true))
+            }
+            let asking = ask != nil
+            ask = nil
+            let r = pool(node).with { conn -> Result<T, Failure> in
+                if asking {
+                    // ASK: this one command may run on the importing node, if it comes right after ASKING.
+                    conn.args.reset()
+                    conn.args.add("ASKING")
+                    switch conn.run() {
+                    case let .failure(f): return .failure(f)
+                    case let .success(rep):
+                        defer { freeReplyObject(rep) }
+                        if let f = Replies.error(rep) { return .failure(f) }
+                    }
+                }
+                return body(conn)
+            }
+            guard case let .failure(f) = r else { return r }
+            guard let red = f.redirect else {
+                // A lost connection or a timeout: the node may be gone (a failover); the next calls read the map.
+                if f.status == .connect || f.status == .timeout { wantRefresh() }
+                return r
+            }
+            count(red)
+            redirections += 1
+            if redirections > Router.maxRedirections || Clock.monotonicUs() >= deadlineUs { return r }
+            switch red {
+            case let .moved(s, to):
+                moved(slot: s, to: to)
+            case let .ask(_, to):
+                ask = to
+            case .tryAgain, .clusterDown:
+                if case .clusterDown = red { wantRefresh() }
+                let left = (deadlineUs - Clock.monotonicUs()) / 1000
+                if left <= 0 { return r }
+                usleep(UInt32(min(pauseMs, left)) * 1000)
+                pauseMs = min(pauseMs * 2, 100)
+                refreshIfWanted()
+            }
+        }
+    }
+
+    /// Every pool, for statistics.
+    func allPools() -> [Pool] {
+        lock.lock()
+        defer { lock.unlock() }
+        return Array(pools.values)
+    }
+
+    func snapshotCounters() -> RouterCounters {
+        epoch.check(afterFork)
+        lock.lock()
+        defer { lock.unlock() }
+        return counters
+    }
+}
+
+struct RouterCounters {
+    var moved: UInt64 = 0
+    var ask: UInt64 = 0
+    var tryAgain: UInt64 = 0
+    var clusterDown: UInt64 = 0
+    var refreshes: UInt64 = 0
+}

@@ -1,0 +1,260 @@
+// Where a handle's commands go: the one pool of a single Redis, or, on a cluster, the node serving the id's slot
+// (Router). Batches are pipelines of script calls ("chunks"); on a cluster each chunk holds one slot's requests
+// (a script's keys must share a slot), each node gets its own pipeline, and all of them are written before any is
+// read, so the nodes work at the same time.
+import CHiredis
+import Glibc
+import HammerCore
+
+extension Handle {
+    /// Runs `body` on a connection that reaches `id`'s keys, and counts the call as `outcome` says.
+    @inline(__always)
+    func with<T>(_ id: UnsafeBufferPointer<UInt8>, since t0: Int64, outcome: (Result<T, Failure>) -> Outcome?,
+                 _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        guard tags else { return pool.with(since: t0, outcome: outcome, body) }
+        var r: Result<T, Failure>
+        if let m = Keys.tagProblem(id: id) {
+            r = .failure(Failure(.invalid, m))
+        } else if let router {
+            r = router.with(slot: ClusterSlot.ofId(id), since: t0, body)
+        } else {
+            return pool.with(since: t0, outcome: outcome, body)
+        }
+        if let o = outcome(r) { pool.record(o, latencyUs: Clock.monotonicUs() - t0) }
+        return r
+    }
+
+    func clusterBatches(_ router: Router, _ todo: [Int], _ p: Pipeline,
+                        take: (Int, Result<UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>, Failure>) -> Void,
+                        idOf: (Int) -> UnsafeBufferPointer<UInt8>?) {
+        /// A chunk's slot, and whether it follows an ASK (then it is sent after ASKING).
+        struct Part: Hashable {
+            var slot: Int
+            var asking: Bool
+        }
+        let deadlineUs = Clock.monotonicUs() &+ (config.connectTimeoutMs &+ config.timeoutMs) &* 1000
+        var pending = todo
+        var askTo: [Int: NodeAddress] = [:]
+        var pauseMs: Int64 = 5
+        var round = 0
+        while !pending.isEmpty {
+            router.refreshIfWanted()
+            // Requests by node, then by slot, in request order.
+            var groups: [NodeAddress: [Part: [Int]]] = [:]
+            var partOrder: [NodeAddress: [Part]] = [:]
+            for i in pending {
+                guard let id = idOf(i) else { take(i, .failure(Failure(.internal, "batch: request without an id"))); continue }
+                let slot = ClusterSlot.ofId(id)
+                let t: NodeAddress
+                let part = Part(slot: slot, asking: askTo[i] != nil)
+                if let to = askTo[i] {
+                    t = to
+                } else if let n = router.owner(slot) {
+                    t = n
+                } else {
+                    router.wantRefresh()
+                    take(i, .failure(Failure(.connect, "Redis Cluster: no master serves slot \(slot) now", transient: true)))
+                    continue
+                }
+                if groups[t, default: [:]][part] == nil { partOrder[t, default: []].append(part) }
+                groups[t, default: [:]][part, default: []].append(i)
+            }
+            // Connections are taken in one order (by node) so that two batches never wait for each other's.
+            let targets = groups.keys.sorted { ($0.host, $0.port) < ($1.host, $1.port) }
+            var runs: [PipelineRun] = targets.map { t in
+                var chunks: [[Int]] = []
+                var asking: [Bool] = []
+                for part in partOrder[t] ?? [] {
+                    let reqs = groups[t]?[part] ?? []
+                    for c in stride(from: 0, to: reqs.count, by: p.chunk) {
+                        chunks.append(Array(reqs[c..<min(c + p.chunk, reqs.count)]))
+                        asking.append(part.asking)
+                    }
+                }
+                var r = PipelineRun(chunks: chunks)
+                r.asking = asking
+                return r
+            }
+            var wholes = [Failure?](repeating: nil, count: targets.count)
+            func nest(_ k: Int, _ conns: [Connection?]) {
+                if k == targets.count {
+                    for (j, c) in conns.enumerated() { if let c { p.send(c, &runs[j]) } }
+                    for (j, c) in conns.enumerated() { if let c { wholes[j] = p.receive(c, &runs[j]).failureValue } }
+                    return
+                }
+                var entered = false
+                let r: Result<Void, Failure> = router.pool(targets[k]).with { conn in
+                    entered = true
+                    nest(k + 1, conns + [conn])
+                    return wholes[k].map { .failure($0) } ?? .success(())
+                }
+                if !entered {
+                    wholes[k] = r.failureValue
+                    nest(k + 1, conns + [nil])
+                }
+            }
+            nest(0, [])
+            var retry: [Int] = []
+            var nextAsk: [Int: NodeAddress] = [:]
+            var pause = false
+            let canRetry = round < Router.maxRedirections && Clock.monotonicUs() < deadlineUs
+            for j in targets.indices {
+                p.deliver(runs[j], wholes[j]) { i, res in
+                    if case let .failure(f) = res {
+                        if let red = f.redirect, canRetry {
+                            router.count(red)
+                            switch red {
+                            case let .moved(s, to): router.moved(slot: s, to: to)
+                            case let .ask(_, to): nextAsk[i] = to
+                            case .tryAgain: pause = true
+                            case .clusterDown: pause = true; router.wantRefresh()
+                            }
+                            retry.append(i)
+                            return
+                        }
+                        if f.status == .connect || f.status == .timeout { router.wantRefresh() }
+                    }
+                    take(i, res)
+                }
+            }
+            if pause {
+                let left = (deadlineUs - Clock.monotonicUs()) / 1000
+                if left > 0 { usleep(UInt32(min(pauseMs, left)) * 1000) }
+                pauseMs = min(pauseMs * 2, 100)
+            }
+            retry.sort()
+            pending = retry
+            askTo = nextAsk
+            round += 1
+        }
+    }
+}
+
+/// One batch pipeline's chunks and their replies.
+struct PipelineRun {
+    var chunks: [[Int]]
+    var replies: [Reply?]
+    var sent = 0
+    /// Which chunks follow an ASKING (an ASK redirection).
+    var asking: [Bool]
+
+    init(chunks: [[Int]]) {
+        self.chunks = chunks
+        replies = [Reply?](repeating: nil, count: chunks.count)
+        asking = [Bool](repeating: false, count: chunks.count)
+    }
+}
+
+/// How a batch's script calls are written and read.
+struct Pipeline {
+    let script: Script
+    let width: Int
+    /// Requests per chunk, at most.
+    let chunk: Int
+    let keyCount: (Int) -> Int
+    let keys: (Int, inout Args) -> Void
+    let header: ([Int], inout Args) -> Void
+    let fill: (Int, inout Args) -> Void
+
+    /// A chunk's call after "EVALSHA sha": numkeys, every request's keys (on a cluster all in one slot), the
+    /// chunk's header, every request's fields.
+    func build(_ run: PipelineRun, _ c: Int, _ a: inout Args) {
+        var n = 0
+        for i in run.chunks[c] { n += keyCount(i) }
+        a.add(Int64(n))
+        for i in run.chunks[c] { keys(i, &a) }
+        header(run.chunks[c], &a)
+        for i in run.chunks[c] { fill(i, &a) }
+    }
+
+    /// Queues every chunk's call (not yet written: receive() writes them all and reads).
+    func send(_ conn: Connection, _ run: inout PipelineRun) {
+        conn.expect(RespLimits(elements: chunk * width + 8, totalBytes: max(4, run.chunks.count) << 20))
+        for c in run.chunks.indices {
+            if run.asking[c] {
+                conn.args.reset()
+                conn.args.add("ASKING")
+                if let f = conn.append() { run.replies[c] = .failure(f); break }
+            }
+            conn.args.reset()
+            conn.args.add("EVALSHA")
+            conn.args.add(script.sha)
+            build(run, c, &conn.args)
+            if let f = conn.append() { run.replies[c] = .failure(f); break }
+            run.sent += 1
+        }
+    }
+
+    /// Reads the replies of the queued calls; NOSCRIPT chunks are sent again by EVAL.
+    func receive(_ conn: Connection, _ run: inout PipelineRun) -> Result<Void, Failure> {
+        var lost: Failure? = nil
+        for c in 0..<run.sent {
+            if let f = lost { run.replies[c] = .failure(f); continue }
+            var askError: UnsafeMutablePointer<redisReply>? = nil
+            if run.asking[c] {
+                switch conn.read(poll: false) {
+                case let .failure(f): lost = f; run.replies[c] = .failure(f); continue
+                case let .success(a):
+                    if a.pointee.type == REDIS_REPLY_ERROR { askError = a } else { freeReplyObject(a) }
+                }
+            }
+            let r = conn.read(poll: false)
+            if case let .failure(f) = r { lost = f }
+            if let askError {
+                if case let .success(x) = r { freeReplyObject(x) }
+                run.replies[c] = .success(askError)
+            } else {
+                run.replies[c] = r
+            }
+        }
+        if lost == nil {
+            for c in 0..<run.sent {
+                guard case let .success(r)? = run.replies[c], Connection.isNoScript(r) else { continue }
+                freeReplyObject(r)
+                if run.asking[c] {
+                    conn.args.reset()
+                    conn.args.add("ASKING")
+                    if case let .success(a) = conn.run(poll: false) { freeReplyObject(a) }
+                }
+                run.replies[c] = conn.eval(script, poll: false) { a in build(run, c, &a) }
+            }
+        }
+        // A chunk's reply of another shape, or a reply nobody asked for: the stream may be out of step, so no
+        // reply of this pipeline is trusted, and the connection goes (the pool drops it on PROTOCOL).
+        let unusable = conn.hasUnread || run.replies.indices.contains { c in
+            guard case let .success(r)? = run.replies[c] else { return false }
+            return !Replies.isUsableBatch(r, elements: run.chunks[c].count * width)
+        }
+        if unusable {
+            let f = Failure(.protocol, "batch: Redis sent a reply of an unexpected shape; the connection is dropped")
+            for c in run.replies.indices {
+                if case let .success(r)? = run.replies[c] { freeReplyObject(r) }
+                run.replies[c] = .failure(f)
+            }
+            return .failure(f)
+        }
+        return lost.map { .failure($0) } ?? .success(())
+    }
+
+    /// Hands each request its element of its chunk's reply (or the chunk's failure), and frees the replies.
+    func deliver(_ run: PipelineRun, _ whole: Failure?,
+                 _ take: (Int, Result<UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>, Failure>) -> Void) {
+        for c in run.chunks.indices {
+            let chunk = run.chunks[c]
+            switch run.replies[c] ?? .failure(whole ?? Failure(.connect, "batch not sent")) {
+            case let .failure(f):
+                for i in chunk { take(i, .failure(f)) }
+            case let .success(r):
+                if let f = Replies.error(r) {
+                    for i in chunk { take(i, .failure(f)) }
+                } else if r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == chunk.count * width,
+                          let el = r.pointee.element {
+                    for (k, i) in chunk.enumerated() { take(i, .success(el + k * width)) }
+                } else {
+                    for i in chunk { take(i, .failure(Failure(.protocol, "batch: reply of an unexpected shape"))) }
+                }
+                freeReplyObject(r)
+            }
+        }
+    }
+}
