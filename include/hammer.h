@@ -330,6 +330,13 @@ typedef struct hammer_stats_t {
     int64_t  p99_us;
     int64_t  p999_us;
     int64_t  connections;    /* connections open now */
+    /* Redis Cluster (redis+cluster://; 0 elsewhere). Requests the cluster redirected, each counted per request: */
+    uint64_t cluster_moved;        /* MOVED: the slot had moved for good (the map is patched and read again) */
+    uint64_t cluster_ask;          /* ASK: the key was being migrated (resent once to the importing node) */
+    uint64_t cluster_tryagain;     /* TRYAGAIN: the slot was being migrated (resent after a pause) */
+    uint64_t cluster_down;         /* CLUSTERDOWN: the slot was not served (resent after a pause, map read again) */
+    uint64_t cluster_map_reads;    /* slot map reads (CLUSTER SHARDS), the one at open included */
+    uint64_t cluster_nodes;        /* masters in the slot map now */
 } hammer_stats_t;
 #ifdef __cplusplus
 #  define HAMMER_STATS_INIT { sizeof(hammer_stats_t) }

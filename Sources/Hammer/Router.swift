@@ -2,6 +2,7 @@
 // Every key of an id is in the id's slot (the braced layout), so each call goes whole to one node. A command is sent
 // again only when the cluster said it did not run it (MOVED, ASK, TRYAGAIN, CLUSTERDOWN); a timeout or a lost
 // connection is never resent, it only makes the map be read again.
+import CHammer
 import CHiredis
 import Glibc
 import HammerCore
@@ -259,4 +260,25 @@ struct RouterCounters {
     var tryAgain: UInt64 = 0
     var clusterDown: UInt64 = 0
     var refreshes: UInt64 = 0
+}
+
+extension Router {
+    /// Adds the nodes' connections and the cluster's counters to a handle's statistics (whose calls, outcomes and
+    /// latencies the handle's own pool counts).
+    func fill(_ o: inout hammer_stats_t) {
+        for p in allPools() {
+            let (s, open) = p.snapshot()
+            o.reconnects &+= s.reconnects
+            o.connections &+= Int64(open)
+        }
+        let c = snapshotCounters()
+        o.cluster_moved = c.moved
+        o.cluster_ask = c.ask
+        o.cluster_tryagain = c.tryAgain
+        o.cluster_down = c.clusterDown
+        o.cluster_map_reads = c.refreshes
+        lock.lock()
+        o.cluster_nodes = UInt64(map.nodes.count)
+        lock.unlock()
+    }
 }

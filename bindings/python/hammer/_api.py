@@ -197,6 +197,14 @@ class Stats:
     p999_us: int
     connections: int
     spin_cpus: int = 0
+    # Redis Cluster only (see hammer_stats_t): requests redirected by MOVED, ASK, TRYAGAIN, CLUSTERDOWN; map reads;
+    # masters in the map.
+    cluster_moved: int = 0
+    cluster_ask: int = 0
+    cluster_tryagain: int = 0
+    cluster_down: int = 0
+    cluster_map_reads: int = 0
+    cluster_nodes: int = 0
 
 
 def _row(row: Any, what: str, names: Tuple[str, ...], defaults: Tuple[Any, ...]) -> Tuple[Any, ...]:
@@ -447,6 +455,8 @@ class Hammer:
         o = hammer_stats_t(size=ctypes.sizeof(hammer_stats_t))
         self._call(checked.hammer_stats, ctypes.byref(o))
         return Stats(o.calls, o.allowed, o.denied, {name: o.errors[st] for st, name in STATUS_NAMES.items()},
-                     o.reconnects, o.degraded, o.p50_us, o.p99_us, o.p999_us, o.connections, o.spin_cpus)
+                     o.reconnects, o.degraded, o.p50_us, o.p99_us, o.p999_us, o.connections, o.spin_cpus,
+                     o.cluster_moved, o.cluster_ask, o.cluster_tryagain, o.cluster_down, o.cluster_map_reads,
+                     o.cluster_nodes)
 
 

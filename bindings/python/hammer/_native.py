@@ -56,7 +56,9 @@ class hammer_check_request(ctypes.Structure):
 class hammer_stats_t(ctypes.Structure):
     _fields_ = [("size", ctypes.c_uint32), ("spin_cpus", ctypes.c_uint32), ("calls", _u64), ("allowed", _u64),
                 ("denied", _u64), ("errors", _u64 * STATUS_LIMIT), ("reconnects", _u64), ("degraded", _u64),
-                ("p50_us", _i64), ("p99_us", _i64), ("p999_us", _i64), ("connections", _i64)]
+                ("p50_us", _i64), ("p99_us", _i64), ("p999_us", _i64), ("connections", _i64),
+                ("cluster_moved", _u64), ("cluster_ask", _u64), ("cluster_tryagain", _u64), ("cluster_down", _u64),
+                ("cluster_map_reads", _u64), ("cluster_nodes", _u64)]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
