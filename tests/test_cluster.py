@@ -289,6 +289,11 @@ def test_resharding_during_a_storm(cluster):
             time.sleep(0.2)
             for s in slots:
                 cluster.begin_migration(s, src, dst)
+                # One id's bucket first, alone: its index stays behind for a while, so its calls meet TRYAGAIN
+                # (keys split between the nodes); ids whose keys all moved meet ASK.
+                first = next(i for i in moving if key_slot(i.encode()) == s)
+                src.cli("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", bucket_key(first, 1))
+                time.sleep(0.1)
                 while cluster.migrate_keys(s, src, dst, count=3):
                     time.sleep(0.02)
                 cluster.end_migration(s, dst)
@@ -307,8 +312,9 @@ def test_resharding_during_a_storm(cluster):
 
 
 def test_manual_failover_during_a_storm(cluster):
-    """CLUSTER FAILOVER on a replica: no acknowledged hit is lost (a manual failover waits for the replica) and
-    calls on the other masters' slots never fail."""
+    """CLUSTER FAILOVER on a replica: calls on the other masters' slots never fail; calls on the target's slots may
+    time out while its clients are paused for the switch (a timeout is not resent, and may have run); no
+    acknowledged hit is lost (a manual failover waits for the replica to catch up)."""
     target = cluster.masters()[2]
     replica = cluster.replica_of(target)
     on_target = ids_on(cluster, target, 20, tag="fo")
@@ -323,10 +329,13 @@ def test_manual_failover_during_a_storm(cluster):
             time.sleep(0.5)
         assert replica.cli("ROLE")[0] == b"master"
         assert not [e for i in others for e in storm.failed[i]]
-        assert not [e for i in on_target for e in storm.failed[i]]
+        assert all(isinstance(e, hammer.HammerTimeout) or isinstance(e, hammer.ConnectError)
+                   for i in on_target for _, e in storm.failed[i]), storm.failed
         assert sum(storm.ok.values()) > 0
-        for i in on_target + others:
+        for i in others:
             assert hd.get_bucket(i, 1).count == storm.ok[i], i
+        for i in on_target:
+            assert storm.ok[i] <= hd.get_bucket(i, 1).count <= storm.ok[i] + len(storm.failed[i]), i
         assert hd.stats().cluster_moved > 0
     cluster.wait_ok()
 
@@ -338,7 +347,7 @@ def test_stopped_master_replaced_by_its_replica(cluster):
     replica = cluster.replica_of(victim)
     on_victim = ids_on(cluster, victim, 10, tag="ss")
     others = [i for m in cluster.masters() if m is not victim for i in ids_on(cluster, m, 10, tag="ss")]
-    with hammer.Hammer(cluster.url(timeout_ms=500, connect_timeout_ms=500)) as hd:
+    with hammer.Hammer(cluster.url(timeout_ms=2000, connect_timeout_ms=500)) as hd:
         with Storm(hd, on_victim + others) as storm:
             time.sleep(0.3)
             victim.pause()

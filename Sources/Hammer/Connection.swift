@@ -21,6 +21,8 @@ final class Connection {
     private(set) var refused = false
     /// When the pool last took it back (monotonic us).
     var releasedUs: Int64 = 0
+    /// The command being sent follows an ASKING (a cluster's ASK redirection; see Router).
+    var asking = false
     /// Commands in RESP not yet sent (a pipeline), and how much of them went out.
     private var out: [UInt8] = []
     private var sent = 0
@@ -306,6 +308,15 @@ final class Connection {
         let first = run(poll: poll)
         guard case let .success(r) = first, Connection.isNoScript(r) else { return first }
         freeReplyObject(r)
+        if asking {
+            // An ASK redirection's ASKING held for one command only: the EVAL needs its own.
+            args.reset()
+            args.add("ASKING")
+            switch run(poll: poll) {
+            case let .failure(f): return .failure(f)
+            case let .success(a): freeReplyObject(a)
+            }
+        }
         args.reset()
         args.add("EVAL")
         args.add(script.source)

@@ -211,6 +211,9 @@ final class Router {
                         defer { freeReplyObject(rep) }
                         if let f = Replies.error(rep) { return .failure(f) }
                     }
+                    conn.asking = true
+                    defer { conn.asking = false }
+                    return body(conn)
                 }
                 return body(conn)
             }
