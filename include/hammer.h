@@ -109,6 +109,9 @@ typedef struct hammer_bucket {
  *      redis+sentinel://[[user]:password@]host1:port1[,host2:port2...]/service_name[/db][?opt=val&...]
  *      rediss+sentinel://...                                           (Sentinel; TLS to sentinels and nodes)
  *      unix:///path/to/redis.sock[?db=N&opt=val...]
+ *      redis+cluster://[[user]:password@]host:port[,host:port...][/0][?opt=val&...]   (Redis Cluster: the hosts
+ *          are seeds, one reachable is enough; db must be 0; ids may not be empty nor start with '}';
+ *          rediss+cluster:// is the same over TLS, with the TLS options)
  *  user and password (percent-decoded) authenticate with AUTH (an ACL user when user is given); db (default 0)
  *  is SELECTed, from the path or the option db=N. IPv6 hosts go in brackets; the port defaults to 6379.
  *  Options: expiry_ms (mandatory, 1 ms .. 100 years: TTL of count_hit's buckets), prefix (default "Hammer:Redis:"),
@@ -118,7 +121,10 @@ typedef struct hammer_bucket {
  *  clock=local|redis (time source of hammer_check_rate/hammer_hit, default local),
  *  on_error=error|allow|deny (what decision calls return while Redis cannot answer, default error),
  *  fallback=none|local (decide in-process with the same limits while Redis cannot answer, default none),
- *  scan_delete=true|false (hammer_delete_buckets also finds buckets other clients wrote, default false).
+ *  scan_delete=true|false (hammer_delete_buckets also finds buckets other clients wrote, default false),
+ *  hash_tags=true|false (keys as <prefix>{<id>}:<suffix>, so an id's keys share a cluster slot; default false,
+ *  always true on a cluster; with it the prefix may not hold '{' or '}', and empty ids or ids starting with '}' are
+ *  HAMMER_ERR_INVALID).
  *  TLS options (rediss:// only; the names of redis-py): ssl_ca_certs=FILE and ssl_ca_path=DIR (the CAs to trust;
  *  default the system's trust store), ssl_certfile=FILE and ssl_keyfile=FILE (a client certificate and its key,
  *  PEM without a passphrase), ssl_cert_reqs=required|none (none verifies nothing: for tests), ssl_check_hostname=
@@ -139,7 +145,7 @@ HAMMER_API int hammer_open(const char *config, hammer_t **out);
  *  (the first hit also sets created = now_ms), and the bucket lives expiry_ms to expiry_ms + 1 s after its latest
  *  hit, as with Hammer's Elixir Redis backend (which sets whole seconds, expiry_ms / 1000 + 1): its TTL is set to
  *  expiry_ms + 1 s and set again once it has fallen below expiry_ms. One atomic step, one round trip.
- *  `id` is any NUL-terminated bytes, empty included.
+ *  `id` is any NUL-terminated bytes, empty included (with hash_tags / on a cluster: not empty, not starting with '}').
  *  @return HAMMER_OK and the bucket's new count in *count_out (may be NULL), or an error status. */
 HAMMER_API int hammer_count_hit(hammer_t *h, const char *id, int64_t bucket, int64_t now_ms, int64_t increment,
                                 int64_t *count_out);

@@ -6,6 +6,7 @@ import CHammer
 import CHiredis
 import Glibc
 import HammerCore
+import Synchronization
 
 final class Router {
     let config: Config
@@ -13,10 +14,12 @@ final class Router {
     private let epoch = ForkEpoch()
     private var map = SlotMap()
     private var pools: [NodeAddress: Pool] = [:]
+    /// Each slot's master and its pool, as the map says: one look-up per call.
+    private var slotRoutes = [(NodeAddress, Pool)?](repeating: nil, count: ClusterSlot.count)
     /// When the map was last read (monotonic ms), and whether a read is under way or wanted.
     private var refreshedMs: Int64 = -1_000_000
     private var refreshing = false
-    private var refreshWanted = false
+    private let refreshWanted = Atomic<Bool>(false)
     private(set) var counters = RouterCounters()
 
     /// Reads of the map are at most this often, whatever the redirections and failures asking for one.
@@ -44,6 +47,10 @@ final class Router {
     func pool(_ node: NodeAddress) -> Pool {
         lock.lock()
         defer { lock.unlock() }
+        return poolLocked(node)
+    }
+
+    private func poolLocked(_ node: NodeAddress) -> Pool {
         if let p = pools[node] { return p }
         var c = config
         c.endpoint = .tcp(host: node.host, port: node.port)
@@ -52,10 +59,24 @@ final class Router {
         return p
     }
 
-    func owner(_ slot: Int) -> NodeAddress? {
+    /// The master serving `slot` and its pool, or nil when the map has none.
+    func route(_ slot: Int) -> (NodeAddress, Pool)? {
+        guard slot >= 0, slot < ClusterSlot.count else { return nil }
         lock.lock()
         defer { lock.unlock() }
-        return map.node(ofSlot: slot)
+        return slotRoutes[slot]
+    }
+
+    func owner(_ slot: Int) -> NodeAddress? { route(slot)?.0 }
+
+    /// slotRoutes from the map (lock held).
+    private func routeAll() {
+        var byIndex: [(NodeAddress, Pool)] = map.nodes.map { ($0, poolLocked($0)) }
+        for s in 0..<ClusterSlot.count {
+            let i = Int(map.owner[s])
+            slotRoutes[s] = i >= 0 && i < byIndex.count ? byIndex[i] : nil
+        }
+        byIndex.removeAll()
     }
 
     func count(_ r: Redirect) {
@@ -73,22 +94,22 @@ final class Router {
     func moved(slot: Int, to: NodeAddress) {
         lock.lock()
         map.assign(slot: slot, to: to)
-        refreshWanted = true
+        if slot >= 0, slot < ClusterSlot.count { slotRoutes[slot] = (to, poolLocked(to)) }
         lock.unlock()
+        refreshWanted.store(true, ordering: .relaxed)
     }
 
     func wantRefresh() {
-        lock.lock()
-        refreshWanted = true
-        lock.unlock()
+        refreshWanted.store(true, ordering: .relaxed)
     }
 
     /// Reads the map again if one is wanted and none was read in the last refreshEveryMs (one thread at a time;
     /// the others go on with the map they have).
     func refreshIfWanted() {
         epoch.check(afterFork)
+        guard refreshWanted.load(ordering: .relaxed) else { return }
         lock.lock()
-        let due = refreshWanted && !refreshing && Clock.monotonicMs() - refreshedMs >= Router.refreshEveryMs
+        let due = !refreshing && Clock.monotonicMs() - refreshedMs >= Router.refreshEveryMs
         lock.unlock()
         if due { _ = refresh(force: false) }
     }
@@ -100,7 +121,7 @@ final class Router {
         lock.lock()
         if refreshing && !force { lock.unlock(); return nil }
         refreshing = true
-        refreshWanted = false
+        refreshWanted.store(false, ordering: .relaxed)
         var candidates = map.nodes
         lock.unlock()
         for case let .tcp(h, p) in config.seeds {
@@ -121,6 +142,7 @@ final class Router {
         lock.lock()
         if let got {
             map = got
+            routeAll()
             counters.refreshes &+= 1
         }
         refreshedMs = Clock.monotonicMs()
@@ -191,7 +213,7 @@ final class Router {
         var pauseMs: Int64 = 5
         var redirections = 0
         while true {
-            guard let node = ask ?? owner(slot) else {
+            guard let (node, pool) = ask.map({ ($0, self.pool($0)) }) ?? route(slot) else {
                 // No master serves the slot as far as we know (a failover under way): read the map, and say so.
                 wantRefresh()
                 refreshIfWanted()
@@ -200,7 +222,7 @@ final class Router {
             }
             let asking = ask != nil
             ask = nil
-            let r = pool(node).with { conn -> Result<T, Failure> in
+            let r = pool.with { conn -> Result<T, Failure> in
                 if asking {
                     // ASK: this one command may run on the importing node, if it comes right after ASKING.
                     conn.args.reset()
