@@ -349,7 +349,7 @@ def test_stopped_master_replaced_by_its_replica(cluster):
     replica = cluster.replica_of(victim)
     on_victim = ids_on(cluster, victim, 10, tag="ss")
     others = [i for m in cluster.masters() if m is not victim for i in ids_on(cluster, m, 10, tag="ss")]
-    with hammer.Hammer(cluster.url(timeout_ms=2000, connect_timeout_ms=500)) as hd:
+    with hammer.Hammer(cluster.url()) as hd:   # default timeouts: 2 s per call covers CLUSTERDOWN
         with Storm(hd, on_victim + others) as storm:
             time.sleep(0.3)
             victim.pause()
