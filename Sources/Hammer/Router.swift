@@ -21,6 +21,10 @@ final class Router {
     private var refreshing = false
     private let refreshWanted = Atomic<Bool>(false)
     private(set) var counters = RouterCounters()
+    /// Nodes that lately timed out or could not be reached (monotonic ms of the failure): a map read asks them
+    /// last, so that a call reading the map does not wait on a hung master while others could answer.
+    private var suspects: [NodeAddress: Int64] = [:]
+    static let suspectMs: Int64 = 10_000
 
     /// Reads of the map are at most this often, whatever the redirections and failures asking for one.
     static let refreshEveryMs: Int64 = 100
@@ -103,6 +107,14 @@ final class Router {
         refreshWanted.store(true, ordering: .relaxed)
     }
 
+    /// A node failed a call with a timeout or a lost or refused connection: read the map soon, asking it last.
+    func failed(_ node: NodeAddress) {
+        lock.lock()
+        suspects[node] = Clock.monotonicMs()
+        lock.unlock()
+        wantRefresh()
+    }
+
     /// Reads the map again if one is wanted and none was read in the last refreshEveryMs (one thread at a time;
     /// the others go on with the map they have).
     func refreshIfWanted() {
@@ -123,11 +135,15 @@ final class Router {
         refreshing = true
         refreshWanted.store(false, ordering: .relaxed)
         var candidates = map.nodes
-        lock.unlock()
         for case let .tcp(h, p) in config.seeds {
             let a = NodeAddress(host: h, port: p)
             if !candidates.contains(a) { candidates.append(a) }
         }
+        let now = Clock.monotonicMs()
+        suspects = suspects.filter { now - $0.value < Router.suspectMs }
+        let healthy = candidates.filter { suspects[$0] == nil && (pools[$0]?.backoffLeftMs ?? 0) == 0 }
+        candidates = healthy + candidates.filter { !healthy.contains($0) }
+        lock.unlock()
         var last = Failure(.connect, "no cluster node to ask for the slot map")
         var got: SlotMap? = nil
         for node in candidates {
@@ -242,7 +258,7 @@ final class Router {
             guard case let .failure(f) = r else { return r }
             guard let red = f.redirect else {
                 // A lost connection or a timeout: the node may be gone (a failover); the next calls read the map.
-                if f.status == .connect || f.status == .timeout { wantRefresh() }
+                if f.status == .connect || f.status == .timeout { failed(node) }
                 return r
             }
             count(red)

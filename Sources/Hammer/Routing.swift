@@ -112,7 +112,7 @@ extension Handle {
                             retry.append(i)
                             return
                         }
-                        if f.status == .connect || f.status == .timeout { router.wantRefresh() }
+                        if f.status == .connect || f.status == .timeout { router.failed(targets[j]) }
                     }
                     take(i, res)
                 }

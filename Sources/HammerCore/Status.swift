@@ -36,10 +36,21 @@ public struct Failure: Error, Equatable, Sendable {
     /// Redis could not answer for now (down, slow, loading, busy, out of memory): the on_error policy may decide.
     public var transient: Bool
     /// A cluster's answer that the command did not run and where it belongs (MOVED, ASK, TRYAGAIN, CLUSTERDOWN).
-    public var redirect: Redirect? = nil
+    /// Boxed: one reference keeps Failure (and the Results that carry it) as small as before.
+    public var redirect: Redirect? {
+        get { redirectBox?.value }
+        set { redirectBox = newValue.map(RedirectBox.init) }
+    }
+    var redirectBox: RedirectBox? = nil
     public init(_ status: Status, _ message: String, transient: Bool? = nil) {
         self.status = status
         self.message = message
         self.transient = transient ?? (status == .connect || status == .timeout)
     }
+}
+
+final class RedirectBox: Equatable, Sendable {
+    let value: Redirect
+    init(_ value: Redirect) { self.value = value }
+    static func == (a: RedirectBox, b: RedirectBox) -> Bool { a.value == b.value }
 }

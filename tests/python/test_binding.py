@@ -134,7 +134,8 @@ STRUCTS = {
     "hammer_hit_request": ["id", "lim", "cost", "now_ms", "reserved"],
     "hammer_check_request": ["id", "scale_ms", "limit", "increment", "reserved"],
     "hammer_stats_t": ["size", "spin_cpus", "calls", "allowed", "denied", "errors", "reconnects", "degraded",
-                       "p50_us", "p99_us", "p999_us", "connections"],
+                       "p50_us", "p99_us", "p999_us", "connections", "cluster_moved", "cluster_ask",
+                       "cluster_tryagain", "cluster_down", "cluster_map_reads", "cluster_nodes"],
 }
 
 
