@@ -367,7 +367,7 @@ final class ConfigTests: XCTestCase {
         bad("localhost:6379", naming: ["redis://", "unix://"])
         bad("redis:/h?expiry_ms=1", naming: ["redis://"])
         bad("redis//h?expiry_ms=1", naming: ["redis://"])
-        bad("rediss+cluster://h?expiry_ms=1", naming: ["scheme", "rediss://"])
+        bad("rediss+foo://h?expiry_ms=1", naming: ["scheme", "rediss://"])
         bad("http://h?expiry_ms=1", naming: ["scheme", "http"])
         bad("://h?expiry_ms=1", naming: ["scheme"])
         let f = bad("\(String(repeating: "x", count: 100))://h?expiry_ms=1", naming: ["scheme"])
