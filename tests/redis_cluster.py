@@ -49,17 +49,24 @@ def key_slot(key: bytes) -> int:
 
 
 class RedisCluster:
-    def __init__(self, masters=3, replicas=1, extra=()):
+    def __init__(self, masters=3, replicas=1, extra=(), tls=None):
+        """tls: a tls_certs.Certs: every node listens for TLS only, and the bus and replication use TLS too; the
+        bus always verifies the connecting node's certificate, so the nodes connect with the client certificate
+        (the server's is for serverAuth only)."""
+        self.tls = tls
         self.nodes = []
+        tls_lines = ["tls-cluster yes", "tls-replication yes", "tls-auth-clients no",
+                     f"tls-client-cert-file {tls.client}", f"tls-client-key-file {tls.client_key}"] if tls else []
         for _ in range(masters * (1 + replicas)):
-            self.nodes.append(RedisServer(port=_port_with_bus(), extra=[
+            self.nodes.append(RedisServer(port=_port_with_bus(), tls=tls, tls_only=bool(tls), extra=[
                 "cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 2000",
-                "cluster-require-full-coverage yes"] + list(extra)))
+                "cluster-require-full-coverage yes"] + tls_lines + list(extra)))
         try:
             addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
-            subprocess.run([REDIS_CLI, "--cluster", "create", *addrs, "--cluster-replicas", str(replicas),
-                            "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           timeout=60)
+            tls_args = ["--tls", "--cacert", tls.ca] if tls else []
+            subprocess.run([REDIS_CLI, *tls_args, "--cluster", "create", *addrs, "--cluster-replicas",
+                            str(replicas), "--cluster-yes"], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=60)
             self.wait_ok()
         except BaseException:
             self.close()
@@ -119,8 +126,11 @@ class RedisCluster:
 
     def url(self, **opts):
         opts.setdefault("expiry_ms", 60000)
+        if self.tls:
+            opts.setdefault("ssl_ca_certs", self.tls.ca)
         seeds = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:2])
-        return f"redis+cluster://{seeds}/?" + "&".join(f"{k}={v}" for k, v in opts.items())
+        scheme = "rediss+cluster" if self.tls else "redis+cluster"
+        return f"{scheme}://{seeds}/?" + "&".join(f"{k}={v}" for k, v in opts.items())
 
     def keys_total(self, pattern="*"):
         """Keys matching `pattern` over every master."""

@@ -378,3 +378,28 @@ def test_stopped_master_replaced_by_its_replica(cluster):
         assert fails and all(t0 <= t <= recovered for t in fails)
         print(f"stopped master: promoted after {promoted - t0:.2f} s, calls recovered after {recovered - t0:.2f} s")
     cluster.wait_ok()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# TLS: rediss+cluster:// to a cluster whose nodes speak only TLS (tls-cluster, tls-replication)
+# ---------------------------------------------------------------------------------------------------------------------
+def test_tls_cluster(tls_certs):
+    c = RedisCluster(tls=tls_certs)
+    try:
+        with hammer.Hammer(c.url()) as hd:
+            ranges = c.slot_ranges()
+            ids = [f"tls:{i}" for i in range(30)]
+            assert len({slot_owner(ranges, key_slot(i.encode())) for i in ids}) == 3
+            for i in ids:
+                assert hd.count_hit(i, 1, 1, 2) == 2
+                owner = c.node(slot_owner(ranges, key_slot(i.encode())))
+                assert owner.cli("HGET", bucket_key(i, 1), "count") == b"2"
+            assert hd.count_hits([(i, 1, 1, 1) for i in ids]) == [3] * 30
+            assert all(d.allowed for d in hd.hit_many([(i, hammer.Limit.gcra(5, 1000)) for i in ids]))
+            st = hd.stats()
+            assert st.cluster_nodes == 3 and st.connections >= 3
+        # The chain is verified on every node: a CA that signed nothing of ours is refused.
+        with pytest.raises(hammer.ConnectError, match="certificate verify failed"):
+            hammer.Hammer(c.url(ssl_ca_certs=tls_certs.other_ca))
+    finally:
+        c.close()

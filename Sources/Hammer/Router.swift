@@ -185,7 +185,7 @@ final class Router {
                     return SlotMap.parseSlots(v, seedHost: node.host)
                 }
             }
-            return shards.flatMap { SlotMap.parseShards($0, seedHost: node.host) }
+            return shards.flatMap { SlotMap.parseShards($0, seedHost: node.host, tls: config.tls != nil) }
         }
     }
 

@@ -69,7 +69,8 @@ public struct SlotMap: Equatable, Sendable {
                 guard let nf = pairs(m) else { return bad("a node is not a list of name/value pairs") }
                 guard text(nf["role"]) == "master" else { continue }
                 if let h = text(nf["health"]), h != "online" { continue }
-                let portField = tls ? nf["tls-port"] : nf["port"]
+                // The port for our kind of connection; a TLS-only node (port 0) lists only its tls-port.
+                let portField = (tls ? nf["tls-port"] : nf["port"]) ?? nf["port"] ?? nf["tls-port"]
                 guard case let .integer(p)? = portField, p >= 1, p <= 65535 else { continue }
                 var host = text(nf["endpoint"]) ?? text(nf["ip"]) ?? ""
                 if host == "?" || host.isEmpty { host = text(nf["ip"]) ?? "" }
