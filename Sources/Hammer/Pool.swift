@@ -105,13 +105,14 @@ final class Pool {
     /// Lends a connected connection to `body`, then takes it back (dropping it if it broke, or if the call got a
     /// reply it could not use or more than its replies: a connection out of step is never lent again).
     /// Transport failures (connect, timeout) trip the breaker; a success resets it.
-    func with<T>(_ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
-        with(since: 0, outcome: { _ in nil }, body)
+    /// `until`: the call's deadline (monotonic us) when it began before this (a cluster's redirected command).
+    func with<T>(until: Int64? = nil, _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        with(since: 0, until: until, outcome: { _ in nil }, body)
     }
 
     /// As with(_:), and counts the call (started at t0) in the statistics under the lock that takes the
     /// connection back: `outcome` says what the result counts as, or nil when the caller counts it itself.
-    func with<T>(since t0: Int64, outcome: (Result<T, Failure>) -> Outcome?,
+    func with<T>(since t0: Int64, until: Int64? = nil, outcome: (Result<T, Failure>) -> Outcome?,
                  _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
         epoch.check(afterFork)
         gate.active.add(1, ordering: .relaxed)
@@ -119,7 +120,7 @@ final class Pool {
         // One deadline for the whole call: the wait for a connection, the connect and every command's writes and
         // reads. Commands get timeout_ms from when they start, within it.
         let start = Clock.monotonicUs()
-        let deadline = start &+ (config.connectTimeoutMs &+ config.timeoutMs) &* 1000
+        let deadline = until ?? start &+ (config.connectTimeoutMs &+ config.timeoutMs) &* 1000
         let conn: Connection
         switch acquire(until: deadline) {
         case let .failure(f):

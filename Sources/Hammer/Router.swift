@@ -238,7 +238,7 @@ final class Router {
             }
             let asking = ask != nil
             ask = nil
-            let r = pool.with { conn -> Result<T, Failure> in
+            let r = pool.with(until: deadlineUs) { conn -> Result<T, Failure> in
                 if asking {
                     // ASK: this one command may run on the importing node, if it comes right after ASKING.
                     conn.args.reset()

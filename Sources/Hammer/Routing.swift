@@ -83,7 +83,7 @@ extension Handle {
                     return
                 }
                 var entered = false
-                let r: Result<Void, Failure> = router.pool(targets[k]).with { conn in
+                let r: Result<Void, Failure> = router.pool(targets[k]).with(until: deadlineUs) { conn in
                     entered = true
                     nest(k + 1, conns + [conn])
                     return wholes[k].map { .failure($0) } ?? .success(())
