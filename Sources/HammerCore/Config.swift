@@ -210,7 +210,7 @@ public struct Config: Equatable, Sendable {
             c.endpoint = .unix(path: path)
         default:
             let plain = scheme.utf8.allSatisfy { isAlnum($0) || $0 == 43 || $0 == 45 || $0 == 46 }
-            return bad("unknown scheme \(plain && !mayHoldSecret ? "'" + String(scheme.prefix(16)) + "'" : "(not shown)"); use redis://, rediss://, redis+sentinel://, redis+cluster:// or unix://")
+            return bad("unknown scheme \(plain && !mayHoldSecret ? "'" + String(scheme.prefix(16)) + "'" : "(not shown)"); use redis://, rediss://, redis+sentinel:// or unix://")
         }
 
         var seen: Set<String> = []
