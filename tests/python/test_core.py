@@ -711,7 +711,7 @@ BAD_URLS = [
     ("redis://127.0.0.1:abc/?expiry_ms=1000", "port"),
     ("redis://127.0.0.1:/?expiry_ms=1000", "port"),
     ("http://127.0.0.1:{port}/?expiry_ms=1000", "scheme"),
-    ("rediss+cluster://127.0.0.1:{port}/?expiry_ms=1000", "scheme"),
+    ("rediss+foo://127.0.0.1:{port}/?expiry_ms=1000", "scheme"),
     ("redis://127.0.0.1:{port}/?expiry_ms=1000&ssl_ca_certs=/ca.pem", "rediss"),
     ("127.0.0.1:{port}?expiry_ms=1000", "redis://"),
     ("", "redis://"),
