@@ -75,7 +75,7 @@ final class InteropTests: XCTestCase {
         var worst = 0, liveMax = 0
         for i in 0..<60 {
             XCTAssertEqual(hammer_count_hit(h, "ix", Int64(i), Int64(i), 1, &c), 0)
-            usleep(10_000)  // at least 600 ms in all: buckets of 300 ms must expire along the way
+            usleep(40_000)  // 2.4 s in all: buckets living 1.3 s (expiry_ms + 1 s) must expire along the way
             let size = Int(server.cli("ZCARD", "Hammer:Redis:ix:index").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
             let live = server.cli("KEYS", "Hammer:Redis:ix:[0-9]*").split(separator: "\n").count
             liveMax = max(liveMax, live)
@@ -91,7 +91,7 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(server.cli("KEYS", "Hammer:Redis:ix:*").trimmingCharacters(in: .whitespacesAndNewlines), "")
         usleep(400_000)
         XCTAssertEqual(hammer_count_hit(h, "ix2", 1, 1, 1, &c), 0)
-        usleep(400_000)
+        usleep(1_500_000)   // the bucket and its index live expiry_ms to expiry_ms + 1 s
         XCTAssertEqual(server.cli("EXISTS", "Hammer:Redis:ix2:index").trimmingCharacters(in: .whitespacesAndNewlines), "0")
     }
 }
