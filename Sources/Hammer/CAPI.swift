@@ -77,10 +77,10 @@ public func hammer_count_hit(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _
                              _ increment: Int64, _ countOut: UnsafeMutablePointer<Int64>?) -> Int32 {
     countOut?.pointee = 0
     guard let hd = handle(h) else { return invalid("hammer_count_hit: handle is NULL or not open") }
-    if increment < 0 { return hd.refuse(Failure(.invalid, "hammer_count_hit: increment must be >= 0")) }
+    if increment < 0 { return fail(hd.refuse(Failure(.invalid, "hammer_count_hit: increment must be >= 0"))) }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, "hammer_count_hit") {
-    case let .failure(f): return hd.refuse(f)
+    case let .failure(f): return fail(hd.refuse(f))
     case let .success(b): idb = b
     }
     switch hd.countHit(id: idb, bucket: bucket, nowMs: nowMs, increment: increment) {
@@ -100,7 +100,7 @@ public func hammer_get_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, 
     guard let hd = handle(h) else { return invalid("hammer_get_bucket: handle is NULL or not open") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, "hammer_get_bucket") {
-    case let .failure(f): return hd.refuse(f)
+    case let .failure(f): return fail(hd.refuse(f))
     case let .success(b): idb = b
     }
     switch hd.getBucket(id: idb, bucket: bucket) {
@@ -123,7 +123,7 @@ public func hammer_delete_buckets(_ h: OpaquePointer?, _ id: UnsafePointer<CChar
     guard let hd = handle(h) else { return invalid("hammer_delete_buckets: handle is NULL or not open") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, "hammer_delete_buckets") {
-    case let .failure(f): return hd.refuse(f)
+    case let .failure(f): return fail(hd.refuse(f))
     case let .success(b): idb = b
     }
     switch hd.deleteBuckets(id: idb) {
@@ -185,13 +185,13 @@ func decisionCall(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<C
     guard let hd = handle(h) else { return invalid("\(fn): handle is NULL or not open") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, fn) {
-    case let .failure(f): return hd.refuse(f)
+    case let .failure(f): return fail(hd.refuse(f))
     case let .success(b): idb = b
     }
-    if let now, let f = Limit.validateNow(now) { return hd.refuse(f.from(fn)) }
+    if let now, let f = Limit.validateNow(now) { return fail(hd.refuse(f.from(fn))) }
     let lim: Limit
     switch validate() {
-    case let .failure(f): return hd.refuse(f.from(fn))
+    case let .failure(f): return fail(hd.refuse(f.from(fn)))
     case let .success(l): lim = l
     }
     switch decide(hd, idb, lim) {
@@ -262,10 +262,12 @@ public func hammer_inspect_bucket(_ h: OpaquePointer?, _ id: UnsafePointer<CChar
     guard let hd = handle(h) else { return invalid("\(fn): handle is NULL or not open") }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, fn) {
-    case let .failure(f): return hd.refuse(f)
+    case let .failure(f): return fail(hd.refuse(f))
     case let .success(b): idb = b
     }
-    if case let .failure(f) = validCheck(scaleMs: scaleMs, limit: limit, increment: 0) { return hd.refuse(f.from(fn)) }
+    if case let .failure(f) = validCheck(scaleMs: scaleMs, limit: limit, increment: 0) {
+        return fail(hd.refuse(f.from(fn)))
+    }
     switch hd.inspect(id: idb, scaleMs: scaleMs, limit: limit) {
     case let .failure(f): return fail(f)
     case let .success(i):

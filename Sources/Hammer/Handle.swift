@@ -323,12 +323,12 @@ final class Handle {
         }
     }
 
-    /// Counts a request refused for its arguments (after the handle was found), and fails it.
-    func refuse(_ f: Failure) -> Int32 {
+    /// Counts a request refused for its arguments (after the handle was found); the C layer reports it.
+    func refuse(_ f: Failure) -> Failure {
         var o = Outcome(calls: 1)
         o.fail(f.status)
         pool.record(o, latencyUs: nil)
-        return fail(f)
+        return f
     }
 
     /// Runs `body` on a pooled connection and counts it (and its failure) in the statistics.
