@@ -354,125 +354,34 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
     let rc = batchCall("hammer_count_hits", h, reqs, n, countsOut, statuses) { hd in
         guard let reqs, let countsOut else { return }
         countsOut.initialize(repeating: 0, count: n)
-        let t0 = Clock.monotonicUs()
-        var o = Outcome(calls: UInt64(n))
         // Every request is checked before anything is sent: a bad one fails alone, whatever Redis's state.
-        var todo: [Int] = []
-        var ids = [UnsafeBufferPointer<UInt8>?](repeating: nil, count: n)
-        for i in 0..<n {
+        let checked = (0..<n).map { i -> Result<CountRequest, Failure> in
             let r = reqs[i]
-            if r.increment < 0 { bs.set(i, Failure(.invalid, "increment must be >= 0")); o.fail(.invalid); continue }
-            if r.reserved != (0, 0) { bs.set(i, reservedNotZero("request")); o.fail(.invalid); continue }
-            switch idBytes(r.id, "hammer_count_hits") {
-            case let .failure(f): bs.set(i, f); o.fail(f.status)
-            case let .success(idb): ids[i] = idb; todo.append(i)
+            if r.increment < 0 { return .failure(Failure(.invalid, "increment must be >= 0")) }
+            if r.reserved != (0, 0) { return .failure(reservedNotZero("request")) }
+            return idBytes(r.id, "hammer_count_hits").map {
+                CountRequest(id: $0, bucket: r.bucket, nowMs: r.now_ms, increment: r.increment)
             }
         }
-        hd.batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, keyCount: { _ in Scripts.countHitManyKeys },
-                   keys: { i, a in
-            guard let idb = ids[i] else { return }
-            Keys.appendIdBase(prefix: hd.config.prefix, id: idb, tags: hd.tags, to: &a.bytes)
-            Decimal.append(reqs[i].bucket, to: &a.bytes)
-            a.end()
-            Keys.appendIdBase(prefix: hd.config.prefix, id: idb, tags: hd.tags, to: &a.bytes)
-            a.bytes.append(contentsOf: Keys.indexSuffix)
-            a.end()
-        }, header: { _, a in
-            a.add(hd.config.expiryMs)
-        }, fill: { i, a in
-            let r = reqs[i]
-            a.add(r.bucket)
-            a.add(r.increment)
-            a.add(r.now_ms)
-        }, take: { i, reply in
-            let v: Result<Int64, Failure>
-            switch reply {
-            case let .failure(f): v = .failure(f)
-            case let .success(e):
-                v = e[0].map { Replies.int64Value($0, what: "count_hit") }
-                    ?? .failure(Failure(.protocol, "batch: missing element"))
-            }
-            switch v {
-            case let .failure(f): bs.set(i, f); o.fail(f.status)
+        for (i, res) in hd.countHits(checked).enumerated() {
+            switch res {
+            case let .failure(f): bs.set(i, f)
             case let .success(c): countsOut[i] = c; bs.set(i, nil)
             }
-        }, idOf: { ids[$0] })
-        hd.pool.record(o, latencyUs: Clock.monotonicUs() - t0)
+        }
     }
     return rc != 0 ? rc : bs.first
 }
 
-/// A limiter and mode as a batch names it once per chunk.
-struct LimiterSpec: Hashable {
-    let lim: Limit
-    let mode: Mode
-}
-
-/// Shared by hammer_hit_many and hammer_check_rates: validated limits per request, one pipeline.
-func decisionBatch(_ fn: StaticString, _ hd: Handle, _ n: Int, _ out: UnsafeMutablePointer<hammer_decision>,
-                   _ bs: inout BatchStatus,
-                   _ request: (Int) -> Result<(id: UnsafeBufferPointer<UInt8>, lim: Limit, mode: Mode, cost: Int64, now: Int64?), Failure>) {
-    out.initialize(repeating: zeroDecision, count: n)
-    let t0 = Clock.monotonicUs()
-    var o = Outcome(calls: UInt64(n))
-    // Each request is checked once, and its time fixed once, so a NOSCRIPT resend decides at the same time.
-    let checked = (0..<n).map { request($0) }
-    var times = [Int64?](repeating: nil, count: n)
-    for i in 0..<n { if case let .success(r) = checked[i] { times[i] = hd.time(r.now) } }
-    var todo: [Int] = []
-    for i in 0..<n {
-        if case let .failure(f) = checked[i] { bs.set(i, f); o.fail(f.status) } else { todo.append(i) }
-    }
-    // Each chunk names its distinct limiters once; a request carries its limiter's number in the chunk.
-    var spec = [Int](repeating: 0, count: n)
-    hd.batches(todo, chunk: Handle.batchChunk, Scripts.limiterMany, width: 5, keyCount: { i in
-        guard case let .success(r) = checked[i] else { return 0 }
-        return Keys.decisionKeyCount(r.lim.algorithm)
-    }, keys: { i, a in
-        guard case let .success(r) = checked[i] else { return }
-        hd.appendDecisionKeys(&a, id: r.id, r.lim, now: times[i])
-    }, header: { chunk, a in
-        var numbers: [LimiterSpec: Int] = [:]
-        var specs: [LimiterSpec] = []
-        for i in chunk {
-            guard case let .success(r) = checked[i] else { continue }
-            let key = LimiterSpec(lim: r.lim, mode: r.mode)
-            if let k = numbers[key] { spec[i] = k; continue }
-            specs.append(key)
-            numbers[key] = specs.count
-            spec[i] = specs.count
-        }
-        a.add(Int64(specs.count))
-        for s in specs {
-            a.add(Int64(s.lim.algorithm.rawValue))
-            a.add(s.mode.letter)
-            a.add(s.lim.limit)
-            a.add(s.lim.periodMs)
-            a.add(s.lim.capacity)
-        }
-    }, fill: { i, a in
-        guard case let .success(r) = checked[i] else { return }
-        a.add(Int64(spec[i]))
-        a.add(r.cost)
-        if let t = times[i] { a.add(t) } else { a.add("") }
-    }, take: { i, reply in
-        guard case let .success(r) = checked[i] else { return }
-        var d: Result<Decision, Failure>
-        switch reply {
-        case let .failure(f): d = .failure(f)
-        case let .success(e): d = Handle.decisionValues(e, r.lim)
-        }
-        if case let .failure(f) = d, f.transient { d = hd.degrade(f, id: r.id, r.lim, mode: r.mode, cost: r.cost, now: r.now) }
-        o.add(d)
+/// Writes each decision of a batch and its status.
+func putDecisions(_ results: [Result<Decision, Failure>], _ out: UnsafeMutablePointer<hammer_decision>,
+                  _ bs: inout BatchStatus) {
+    for (i, d) in results.enumerated() {
         switch d {
         case let .failure(f): bs.set(i, f)
         case let .success(dec): put(out + i, dec); bs.set(i, nil)
         }
-    }, idOf: { i in
-        if case let .success(r) = checked[i] { return r.id }
-        return nil
-    })
-    hd.pool.record(o, latencyUs: Clock.monotonicUs() - t0)
+    }
 }
 
 @_cdecl("hammer_hit_many")
@@ -481,7 +390,8 @@ public func hammer_hit_many(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_hi
     var bs = BatchStatus(statuses: statuses)
     let rc = batchCall("hammer_hit_many", h, reqs, n, out, statuses) { hd in
         guard let reqs, let out else { return }
-        decisionBatch("hammer_hit_many", hd, n, out, &bs) { i in
+        out.initialize(repeating: zeroDecision, count: n)
+        let checked = (0..<n).map { i -> Result<DecisionRequest, Failure> in
             let r = reqs[i]
             if r.reserved != (0, 0) { return .failure(reservedNotZero("request")) }
             let lim: Limit
@@ -491,11 +401,11 @@ public func hammer_hit_many(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_hi
             }
             let now: Int64? = r.now_ms < 0 ? nil : r.now_ms
             if let now, let f = Limit.validateNow(now) { return .failure(f) }
-            switch idBytes(r.id, "hammer_hit_many") {
-            case let .failure(f): return .failure(f)
-            case let .success(idb): return .success((idb, lim, .hit, r.cost, now))
+            return idBytes(r.id, "hammer_hit_many").map {
+                DecisionRequest(id: $0, lim: lim, mode: .hit, cost: r.cost, now: now)
             }
         }
+        putDecisions(hd.decide(checked), out, &bs)
     }
     return rc != 0 ? rc : bs.first
 }
@@ -506,7 +416,8 @@ public func hammer_check_rates(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer
     var bs = BatchStatus(statuses: statuses)
     let rc = batchCall("hammer_check_rates", h, reqs, n, out, statuses) { hd in
         guard let reqs, let out else { return }
-        decisionBatch("hammer_check_rates", hd, n, out, &bs) { i in
+        out.initialize(repeating: zeroDecision, count: n)
+        let checked = (0..<n).map { i -> Result<DecisionRequest, Failure> in
             let r = reqs[i]
             if r.reserved != (0, 0) { return .failure(reservedNotZero("request")) }
             let lim: Limit
@@ -514,11 +425,11 @@ public func hammer_check_rates(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer
             case let .failure(f): return .failure(f)
             case let .success(l): lim = l
             }
-            switch idBytes(r.id, "hammer_check_rates") {
-            case let .failure(f): return .failure(f)
-            case let .success(idb): return .success((idb, lim, .check, r.increment, nil))
+            return idBytes(r.id, "hammer_check_rates").map {
+                DecisionRequest(id: $0, lim: lim, mode: .check, cost: r.increment, now: nil)
             }
         }
+        putDecisions(hd.decide(checked), out, &bs)
     }
     return rc != 0 ? rc : bs.first
 }
