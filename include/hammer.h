@@ -351,8 +351,9 @@ typedef struct hammer_stats_t {
 #endif
 
 /*! hammer_stats() : copies the handle's statistics (since it was opened, or since the fork that made this
- *  process) to *out. out->size must be at least the 1.0 size (208 bytes); the library clears and fills the first
- *  min(out->size, its own sizeof(hammer_stats_t)) bytes, never one past them, and sets out->size to that number.
+ *  process) to *out. out->size must be at least 208 bytes (the fields up to `connections`; 1.0's whole struct is
+ *  256); the library clears and fills the first min(out->size, its own sizeof(hammer_stats_t)) bytes, never one
+ *  past them, and sets out->size to that number.
  *  @return HAMMER_OK, or HAMMER_ERR_INVALID for a NULL handle or out, or a size below 208. */
 HAMMER_API int hammer_stats(hammer_t *h, hammer_stats_t *out);
 

@@ -57,14 +57,17 @@ PINNED(offsetof(hammer_check_request, id) == 0 && offsetof(hammer_check_request,
 PINNED(offsetof(hammer_check_request, limit) == 16 && offsetof(hammer_check_request, increment) == 24);
 PINNED(offsetof(hammer_check_request, reserved) == 32);
 
-#define STATS_1_0 208
-PINNED(sizeof(hammer_stats_t) >= STATS_1_0);
+#define STATS_1_0 208   /* the least a caller may pass: the fields up to connections */
+PINNED(sizeof(hammer_stats_t) == 256);
 PINNED(offsetof(hammer_stats_t, size) == 0 && offsetof(hammer_stats_t, spin_cpus) == 4);
 PINNED(offsetof(hammer_stats_t, calls) == 8 && offsetof(hammer_stats_t, allowed) == 16);
 PINNED(offsetof(hammer_stats_t, denied) == 24 && offsetof(hammer_stats_t, errors) == 32);
 PINNED(offsetof(hammer_stats_t, reconnects) == 160 && offsetof(hammer_stats_t, degraded) == 168);
 PINNED(offsetof(hammer_stats_t, p50_us) == 176 && offsetof(hammer_stats_t, p99_us) == 184);
 PINNED(offsetof(hammer_stats_t, p999_us) == 192 && offsetof(hammer_stats_t, connections) == 200);
+PINNED(offsetof(hammer_stats_t, cluster_moved) == 208 && offsetof(hammer_stats_t, cluster_ask) == 216);
+PINNED(offsetof(hammer_stats_t, cluster_tryagain) == 224 && offsetof(hammer_stats_t, cluster_down) == 232);
+PINNED(offsetof(hammer_stats_t, cluster_map_reads) == 240 && offsetof(hammer_stats_t, cluster_nodes) == 248);
 
 static int all_zero(const void *p, size_t n)
 {
@@ -156,14 +159,14 @@ static void test_stats_size(hammer_t *h)
         unsigned char canary[64];
     } old;
     memset(&old, 0xab, sizeof old);
-    old.s.size = STATS_1_0; /* a caller built against the 1.0 header */
+    old.s.size = STATS_1_0; /* a caller that knows the fields up to connections only (the smallest allowed) */
     CHECK_STATUS(hammer_stats(h, &old.s), HAMMER_OK);
     int untouched = 1;
     for (size_t i = 0; i < sizeof old.canary; i++) untouched &= old.canary[i] == 0xab;
     const unsigned char *raw = (const unsigned char *)&old.s;
     for (size_t i = STATS_1_0; i < sizeof old.s; i++) untouched &= raw[i] == 0xab;
     CHECK(untouched && old.s.size == STATS_1_0 && old.s.connections >= 1,
-          "a 1.0-sized hammer_stats_t: filled (%lld connections), size stays %u, nothing written past it",
+          "a 208-byte hammer_stats_t: filled (%lld connections), size stays %u, nothing written past it",
           (long long)old.s.connections, old.s.size);
 
     struct {
@@ -181,7 +184,7 @@ static void test_stats_size(hammer_t *h)
     hammer_stats_t small = HAMMER_STATS_INIT;
     small.size = STATS_1_0 - 8;
     CHECK_STATUS(hammer_stats(h, &small), HAMMER_ERR_INVALID);
-    CHECK(test_contains_ci(hammer_last_error(), "size"), "a size below 1.0's is refused: \"%s\"", hammer_last_error());
+    CHECK(test_contains_ci(hammer_last_error(), "size"), "a size below 208 is refused: \"%s\"", hammer_last_error());
     hammer_stats_t unset;
     memset(&unset, 0, sizeof unset);
     CHECK_STATUS(hammer_stats(h, &unset), HAMMER_ERR_INVALID);
