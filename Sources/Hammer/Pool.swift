@@ -98,6 +98,9 @@ final class Pool {
     }
 
     deinit {
+        // A child closing the handle it inherited (a worker exiting) must not say goodbye on its parent's
+        // connections (a TLS close_notify would end the parent's session): they are abandoned first.
+        epoch.check(afterFork)
         for c in idle { c.close() }
         sentinel?.close()
     }

@@ -97,3 +97,26 @@ def test_child_statistics_start_afresh(h, uid):
     assert (c0, c1) == (0, 1), "a child counts its own calls only"
     assert conns == 1, "the child opened one connection of its own"
     assert h.count_hit(f"{uid}:s", 1, 1000) == 7, "the parent's handle goes on"
+
+
+def test_a_child_closing_the_inherited_handle_leaves_the_parents_connections(h, uid):
+    """A worker that exits closes the handle it inherited: nothing may reach the parent's connections (over TLS a
+    close_notify would end the parent's sessions, and each connection would have to be made again)."""
+    for i in range(16):
+        h.count_hit(f"{uid}:warm", 1, 1000)
+    before = h.stats()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            h.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    for i in range(40):
+        assert h.count_hit(f"{uid}:after", 1, 1000) == i + 1
+    after = h.stats()
+    assert after.reconnects == before.reconnects, "the parent had to reconnect: the child touched its connections"
+    assert after.errors == before.errors
