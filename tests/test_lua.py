@@ -190,7 +190,7 @@ def test_commands_per_decision_are_the_documented_ones(own_redis):
         h.count_hit("cmd", 1, t)
         assert script_commands(server, lambda: h.count_hit("cmd", 1, t + 1)) == [b"HINCRBY", b"HSET", b"PTTL"]
         assert script_commands(server, lambda: h.count_hit("cmd:new", 1, t)) == \
-            [b"HINCRBY", b"PEXPIRE", b"HSET", b"TIME", b"ZADD", b"PEXPIRE"]
+            [b"HINCRBY", b"PTTL", b"PEXPIRE", b"HSET", b"TIME", b"ZADD", b"PTTL", b"PEXPIRE"]
         h.check_rate_at("cmd", 60_000, 100, t)
         assert script_commands(server, lambda: h.check_rate_at("cmd", 60_000, 100, t + 1)) == [b"HINCRBY", b"HSET"]
         fixed = hammer.Limit.fixed_window(100, 60_000)

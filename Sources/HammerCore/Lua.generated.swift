@@ -179,14 +179,14 @@ end
 -- longest-lived bucket; a new bucket drops the entries of buckets that have expired, so it stays the size of the
 -- id's live buckets. Called at the moment the bucket's TTL is set to ttl; now: Redis's clock (redis_now(), read
 -- once by a batch). member: the bucket's number, as the caller sent it (text: it may exceed 2^53) or a window
--- number (below 2^53).
+-- number (below 2^53). Only what Redis 6.2 has (PEXPIRE's NX and GT are 7.0's): PTTL, then PEXPIRE if longer.
 local function index_add(idx, member, ttl, now)
   if type(member) == 'number' then member = string.format('%d', member) end
-  if redis.call('ZADD', idx, 'GT', string.format('%d', now + ttl), member) == 1 then
-    if redis.call('PEXPIRE', idx, ttl, 'NX') == 1 then return end   -- a new index: nothing to prune
-    redis.call('ZREMRANGEBYSCORE', idx, '-inf', string.format('(%d', now))
-  end
-  redis.call('PEXPIRE', idx, ttl, 'GT')
+  local added = redis.call('ZADD', idx, 'GT', string.format('%d', now + ttl), member)
+  local left = redis.call('PTTL', idx)
+  -- A new entry in an index that has a TTL (one that has none is new: nothing to prune).
+  if added == 1 and left >= 0 then redis.call('ZREMRANGEBYSCORE', idx, '-inf', string.format('(%d', now)) end
+  if left < ttl then redis.call('PEXPIRE', idx, ttl) end
 end
 
 """#
@@ -292,8 +292,10 @@ end
 local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
   local life = ttl
   if refresh then life = ttl + 1000 end
-  -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
-  if n == tonumber(incr) and redis.call('PEXPIRE', k, life, 'NX') == 1 then
+  -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL). PTTL then PEXPIRE:
+  -- Redis 6.2 has no PEXPIRE NX.
+  if n == tonumber(incr) and redis.call('PTTL', k) == -1 then
+    redis.call('PEXPIRE', k, life)
     redis.call('HSET', k, 'created', nows, 'updated', nows)
     index_add(idx, member, life, rnow or redis_now())
   else

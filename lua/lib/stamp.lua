@@ -10,8 +10,10 @@
 local function stamp(k, idx, n, incr, nows, ttl, member, refresh, rnow)
   local life = ttl
   if refresh then life = ttl + 1000 end
-  -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL).
-  if n == tonumber(incr) and redis.call('PEXPIRE', k, life, 'NX') == 1 then
+  -- The count was 0 and the key has no TTL: HINCRBY just made it (every bucket has a TTL). PTTL then PEXPIRE:
+  -- Redis 6.2 has no PEXPIRE NX.
+  if n == tonumber(incr) and redis.call('PTTL', k) == -1 then
+    redis.call('PEXPIRE', k, life)
     redis.call('HSET', k, 'created', nows, 'updated', nows)
     index_add(idx, member, life, rnow or redis_now())
   else
