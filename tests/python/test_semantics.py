@@ -122,17 +122,31 @@ def test_delete_buckets_default_takes_what_the_index_names(h, redis_server, uid)
 
 
 def test_sliding_window_reads_meta_of_either_format(h, redis_server, uid):
-    """The meta names the newest hit ("<total> <seq> <newest>"), so no read of the log is needed for it; state
-    written before that ("<total> <seq>") is read too, the newest hit then coming from the log."""
+    """The meta names the newest hit and the log's running sum of costs ("<total> <cum> <newest>", cum padded to 16
+    digits, members "<cum>:<cost>"); state of older versions ("<total> <seq>", then "<total> <seq> <newest>",
+    members "<seq>:<cost>") is read too, and converted by the first allowed hit."""
     lim = hammer.Limit.sliding_window(1, 1000)
     redis_server.cli("ZADD", f"sem:{uid}:sw", "5000", "1:1")
     redis_server.cli("SET", f"sem:{uid}:swm", "1 1", "PX", "60000")
     d = h.hit(uid, lim, 1, 5999)
     assert not d.allowed and d.reset_after_ms == 1
     assert h.hit(uid, lim, 1, 6000).allowed
-    assert redis_server.cli("GET", f"sem:{uid}:swm") == b"1 2 6000"
+    assert redis_server.cli("GET", f"sem:{uid}:swm") == b"1 0000000000000001 6000"
+    assert redis_server.cli("ZRANGE", f"sem:{uid}:sw", "0", "-1") == [b"0000000000000001:1"]
     d = h.hit(uid, lim, 1, 6500)
     assert not d.allowed and (d.reset_after_ms, d.retry_after_ms) == (500, 500)
+    # Three fields, a log of two costs: read exactly, converted with its order and sum kept.
+    lim = hammer.Limit.sliding_window(5, 1000)
+    redis_server.cli("ZADD", f"sem:{uid}:b:sw", "5000", "1:2", "5400", "2:1")
+    redis_server.cli("SET", f"sem:{uid}:b:swm", "3 2 5400", "PX", "60000")
+    d = h.peek(uid + ":b", lim, 5500)
+    assert d.allowed and (d.count, d.remaining, d.reset_after_ms) == (3, 2, 900)
+    d = h.hit(uid + ":b", lim, 3, 5500)
+    assert not d.allowed and d.retry_after_ms == 500
+    assert h.hit(uid + ":b", lim, 2, 5500).allowed
+    assert redis_server.cli("GET", f"sem:{uid}:b:swm") == b"5 0000000000000005 5500"
+    assert redis_server.cli("ZRANGE", f"sem:{uid}:b:sw", "0", "-1") == \
+        [b"0000000000000002:2", b"0000000000000003:1", b"0000000000000005:2"]
 
 
 def test_delete_buckets_ignores_index_members_that_are_not_bucket_numbers(h, redis_server, uid):
