@@ -238,22 +238,31 @@ HAMMER_API int hammer_inspect_bucket(hammer_t *h, const char *id, int64_t scale_
  *  SLIDING_WINDOW  exact: never more than `limit` in ANY period_ms; memory grows with the hits in a window.
  *  TOKEN_BUCKET    steady rate `limit` per period_ms with bursts up to `burst`; constant memory.
  *  LEAKY_BUCKET    the same meter seen as a level that leaks at `limit` per period_ms, capacity `burst`.
- *  GCRA            the token bucket's decisions stored as one timestamp (as redis-cell / redis_rate). */
+ *  GCRA            the token bucket's decisions stored as one timestamp (as redis-cell / redis_rate).
+ *  SLIDING_COUNTER constant memory, close to SLIDING_WINDOW: two fixed windows, the previous one weighted by its
+ *                  overlap with the sliding window (Cloudflare's approximation; `limits`' sliding window counter).
+ *                  A cost c passes when prev * (period_ms - e) + (cur + c) * period_ms <= limit * period_ms, e the
+ *                  ms into the current window, in exact integers. Error bound against the exact log: never more
+ *                  than `limit` in a calendar window of period_ms, and at most limit + floor(limit * e / period_ms)
+ *                  (< 2 x limit) in a sliding one ending e ms into a window; the excess needs the previous window's
+ *                  hits crowded at its end. State: one hash field per period_ms of the id. */
 enum {
     HAMMER_FIXED_WINDOW = 0,
     HAMMER_SLIDING_WINDOW = 1,
     HAMMER_TOKEN_BUCKET = 2,
     HAMMER_LEAKY_BUCKET = 3,
-    HAMMER_GCRA = 4
+    HAMMER_GCRA = 4,
+    HAMMER_SLIDING_COUNTER = 5
 };
 
 typedef struct hammer_limit {
-    int32_t algorithm;   /* HAMMER_FIXED_WINDOW ... HAMMER_GCRA */
+    int32_t algorithm;   /* HAMMER_FIXED_WINDOW ... HAMMER_SLIDING_COUNTER */
     int64_t limit;       /* hits allowed per period (the refill / leak rate for the buckets), 1 .. 10^9 */
-    int64_t period_ms;   /* 1 .. 10 years; the windows take both whole ranges, the buckets and GCRA need
-                            capacity (burst, or limit) x period_ms <= 2^52 (exact in Lua's doubles: 10^6 per day,
-                            10^4 per 10 years), else HAMMER_ERR_INVALID */
-    int64_t burst;       /* bucket capacity / burst tolerance; 0 means = limit; ignored by the windows */
+    int64_t period_ms;   /* 1 .. 10 years; the two windows take both whole ranges, the buckets, GCRA and the
+                            sliding counter need capacity (burst, or limit) x period_ms <= 2^52 (exact in Lua's
+                            doubles: 10^6 per day, 10^4 per 10 years), else HAMMER_ERR_INVALID */
+    int64_t burst;       /* bucket capacity / burst tolerance; 0 means = limit; ignored by the windows and the
+                            sliding counter */
     int64_t reserved[2]; /* set to 0 (an initializer does); see ABI above */
 } hammer_limit;
 

@@ -2,7 +2,7 @@
 -- algorithm, mode, limit, period_ms, capacity; then three fields a request: its limiter's number (from 1), cost,
 -- now_ms or '' for Redis's TIME (read once a call). KEYS: each request's keys in request order, as the single
 -- scripts take them: the fixed window two (its window's bucket, or the id's key base with Redis's clock, and the
--- id's index), the sliding window two (log, meta), the buckets and GCRA one (their state).
+-- id's index), the sliding window two (log, meta), the buckets, GCRA and the sliding counter one (their state).
 -- Returns five elements a request in one flat array: its decision, or an error reply of its own and four zeros
 -- (a failed request does not stop the others).
 --   redis-cli --eval decide_many.lua Hammer:Redis:a:tb Hammer:Redis:b:tb , 1 2 h 10 60000 10 1 1 1700000000000 1 1 ''
@@ -16,9 +16,10 @@
 --#include lib/meter.lua
 --#include lib/bucket.lua
 --#include lib/gcra.lua
+--#include lib/sliding_counter.lua
 --#include lib/err_of.lua
-local run = {[0] = fixed_window, [1] = sliding_window, [2] = bucket, [3] = bucket, [4] = gcra}
-local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1}
+local run = {[0] = fixed_window, [1] = sliding_window, [2] = bucket, [3] = bucket, [4] = gcra, [5] = sliding_counter}
+local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1, [5] = 1}
 local ns = tonumber(ARGV[1])
 local specs = {}
 for s = 1, ns do

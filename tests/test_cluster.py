@@ -84,7 +84,8 @@ def test_every_call_writes_the_braced_layout_on_the_owner(cluster, h):
     assert h.stats().cluster_nodes == 3
 
 
-@pytest.mark.parametrize("algo", ["fixed_window", "sliding_window", "token_bucket", "leaky_bucket", "gcra"])
+@pytest.mark.parametrize("algo", ["fixed_window", "sliding_window", "token_bucket", "leaky_bucket", "gcra",
+                                  "sliding_counter"])
 def test_limiters_on_the_cluster(h, algo):
     lim = getattr(hammer.Limit, algo)(3, 60000)
     for i in range(12):

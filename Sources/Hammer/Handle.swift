@@ -80,6 +80,7 @@ final class Handle {
         case .tokenBucket: suffixes = Keys.tokenBucketKeys
         case .leakyBucket: suffixes = Keys.leakyBucketKeys
         case .gcra: suffixes = Keys.gcraKeys
+        case .slidingCounter: suffixes = Keys.slidingCounterKeys
         }
         for s in suffixes {
             Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
@@ -216,6 +217,7 @@ final class Handle {
                 }
                 Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
                 a.end()
+                a.add(Int64(2 + Keys.stateSuffixes.count))
             }, what: "delete_buckets")
             if case .success(-1) = n { continue }
             return n

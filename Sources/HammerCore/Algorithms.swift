@@ -3,7 +3,7 @@
 // decision; the model also decides in-process while Redis is unreachable (fallback=local).
 
 public enum Algorithm: Int32, CaseIterable, Sendable {
-    case fixedWindow = 0, slidingWindow = 1, tokenBucket = 2, leakyBucket = 3, gcra = 4
+    case fixedWindow = 0, slidingWindow = 1, tokenBucket = 2, leakyBucket = 3, gcra = 4, slidingCounter = 5
 }
 
 public struct Limit: Hashable, Sendable {
@@ -14,15 +14,15 @@ public struct Limit: Hashable, Sendable {
     /// Hits the limiter holds at once: burst, or limit when burst is 0. Windows use limit.
     public var capacity: Int64 {
         switch algorithm {
-        case .fixedWindow, .slidingWindow: return limit
+        case .fixedWindow, .slidingWindow, .slidingCounter: return limit
         default: return burst == 0 ? limit : burst
         }
     }
 
     public static let maxLimit: Int64 = 1_000_000_000
     public static let maxPeriodMs: Int64 = 315_360_000_000          // 10 years
-    /// The buckets and GCRA count in units of capacity * period_ms, which must stay exact in Lua's doubles; the
-    /// windows never multiply the two and take the whole ranges.
+    /// The buckets, GCRA and the sliding counter count in units of capacity * period_ms, which must stay exact in
+    /// Lua's doubles; the two windows never multiply the two and take the whole ranges.
     public static let maxUnits: Int64 = 1 << 52
     public static let maxNowMs: Int64 = 1 << 47                     // about the year 6429
 
@@ -37,7 +37,7 @@ public struct Limit: Hashable, Sendable {
                                 periodName: String = "period_ms") -> Result<Limit, Failure> {
         func bad(_ m: String) -> Result<Limit, Failure> { .failure(Failure(.invalid, m)) }
         guard let a = Algorithm(rawValue: algorithm) else {
-            return bad("unknown algorithm \(algorithm) (use HAMMER_FIXED_WINDOW ... HAMMER_GCRA, 0 to 4)")
+            return bad("unknown algorithm \(algorithm) (use HAMMER_FIXED_WINDOW ... HAMMER_SLIDING_COUNTER, 0 to 5)")
         }
         if limit < 1 || limit > maxLimit { return bad("limit must be from 1 to \(maxLimit)") }
         if periodMs < 1 || periodMs > maxPeriodMs { return bad("\(periodName) must be from 1 to \(maxPeriodMs)") }
@@ -128,6 +128,10 @@ public struct LimiterModel: Sendable {
     // GCRA theoretical arrival time: tat ms + f / limit
     var tat: Int64? = nil
     var f: Int64 = 0
+    // sliding-window counter: the current window's number and the hits counted in it and in the window before
+    var cw: Int64? = nil
+    var ccur: Int64 = 0
+    var cprev: Int64 = 0
 
     public init() {}
 
@@ -242,6 +246,55 @@ public struct LimiterModel: Sendable {
                 f = Da - q * L
             }
             return result(ok, Da, retry)
+
+        case .slidingCounter:
+            // Two fixed windows, the previous one weighted by its overlap with the sliding window: in units of
+            // 1/P hit, W = prev * (P - e) + cur * P, and a cost c passes when W + c * P <= L * P (exact: L * P <= 2^52
+            // and both counts are held to L, so W <= 2^53).
+            var at = now
+            var cur: Int64 = 0, prev: Int64 = 0
+            if let sw = cw {
+                // The stored window is ahead (the caller's clock stepped back): decide at that window's start.
+                if sw > idiv(now, P) { at = sw * P }
+                let w = idiv(at, P)
+                if sw == w { cur = ccur; prev = cprev } else if sw == w - 1 { prev = ccur }
+            }
+            cur = min(max(0, cur), L)
+            prev = min(max(0, prev), L)
+            let w = idiv(at, P), e = at - w * P
+            let W = prev * (P - e) + cur * P
+            let need = mode == .peek ? 1 : c
+            var ok: Bool, Da = W, retry: Int64 = 0
+            if mode == .hit && c > L { ok = false; retry = -1 } else if mode == .hit && c == 0 { ok = true } else if W <= (L - need) * P {
+                ok = true
+                if mode == .hit { Da = W + need * P; cw = w; ccur = cur + need; cprev = prev; cur += need }
+            } else {
+                ok = false
+                retry = w * P + SlidingCounter.passOffset(L: L, P: P, cur: cur, prev: prev, e: e, need: need) - now
+            }
+            let reset: Int64 = cur > 0 ? (w + 2) * P - now : (prev > 0 ? (w + 1) * P - now : 0)
+            return Decision(allowed: ok, count: cdiv(Da, P), limit: L, remaining: ok ? max(0, idiv(L * P - Da, P)) : 0,
+                            retryAfterMs: retry, resetAfterMs: reset)
         }
+    }
+}
+
+/// The sliding-window counter's wait (lua/lib/sliding_counter.lua has the same arithmetic).
+public enum SlidingCounter {
+    /// The least offset from the current window's start at which `need` unit hits pass, with no hit in between:
+    /// within this window, where the previous window's weight falls as e grows (prev * (P - x) <= R * P), else in
+    /// the next, where this window's count is the previous one and nothing is counted yet, else at the start of
+    /// the one after (then nothing weighs). The weighted count never rises with time, so the first such x is the
+    /// wait, and one ms less does not pass. 1 <= need <= L; every product is at most L * P.
+    public static func passOffset(L: Int64, P: Int64, cur: Int64, prev: Int64, e: Int64, need: Int64) -> Int64 {
+        let R = L - cur - need
+        if R >= 0 {
+            if prev == 0 { return e }
+            let x = P - idiv(R * P, prev)
+            if x < P { return max(x, e) }
+        }
+        if cur == 0 { return P }
+        let x = P - idiv((L - need) * P, cur)
+        return x < P ? P + max(x, 0) : 2 * P
     }
 }

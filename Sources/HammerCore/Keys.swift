@@ -67,14 +67,14 @@ public enum Keys {
 
 extension Keys {
     /// Suffixes of the per-id limiter state of the other algorithms, in the order delete_buckets takes them.
-    public static let stateSuffixes: [[UInt8]] = ["sw", "swm", "tb", "lb", "gcra"].map { Array($0.utf8) }
+    public static let stateSuffixes: [[UInt8]] = ["sw", "swm", "tb", "lb", "gcra", "swc"].map { Array($0.utf8) }
 
     /// How many keys a decision of `a` passes in KEYS (lua/*.lua): the fixed window its bucket and the index, the
     /// sliding window its log and meta, the others their state.
     public static func decisionKeyCount(_ a: Algorithm) -> Int {
         switch a {
         case .fixedWindow, .slidingWindow: return 2
-        case .tokenBucket, .leakyBucket, .gcra: return 1
+        case .tokenBucket, .leakyBucket, .gcra, .slidingCounter: return 1
         }
     }
 
@@ -85,4 +85,6 @@ extension Keys {
     public static let tokenBucketKeys = [stateSuffixes[2]]
     public static let leakyBucketKeys = [stateSuffixes[3]]
     public static let gcraKeys = [stateSuffixes[4]]
+    /// The sliding counter's hash: one field a period, so counters of several periods of one id coexist.
+    public static let slidingCounterKeys = [stateSuffixes[5]]
 }

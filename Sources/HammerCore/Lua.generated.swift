@@ -218,6 +218,78 @@ end
 
 """#
 
+    /// lua/lib/sliding_counter.lua
+    static let libSlidingCounter = #"""
+-- The sliding-window counter (Cloudflare's approximation; `limits`' SlidingWindowCounterRateLimiter): two fixed
+-- windows of P ms, the previous one weighted by its overlap with the sliding window. key is the id's hash of
+-- counters, one field a period (the decimal P) holding "<window number> <hits in it> <hits in the window before>".
+-- In units of 1/P hit, W = prev * (P - e) + cur * P at e ms into the window, and c hits pass when
+-- W + c * P <= L * P: exact in doubles, as L * P <= 2^52 (checked by the caller) and both counts are held to L.
+-- Written only when an allowed hit changes it; the hash lives until its longest-lived field weighs nothing, and a
+-- grace second. mode: h hit, p peek. Returns allowed, count, remaining, retry_after_ms, reset_after_ms.
+local function counter_pass_offset(L, P, cur, prev, e, need)
+  -- The least offset from this window's start at which need hits pass (the weighted count never rises with time):
+  -- in this window as prev's weight falls, else in the next (cur becomes prev), else when nothing weighs.
+  local R = L - cur - need
+  if R >= 0 then
+    if prev == 0 then return e end
+    local x = P - idiv(R * P, prev)
+    if x < P then return math.max(x, e) end
+  end
+  if cur == 0 then return P end
+  local x = P - idiv((L - need) * P, cur)
+  if x < P then return P + math.max(x, 0) end
+  return 2 * P
+end
+
+local function sliding_counter(key, _, _, mode, L, P, _, c, now, _)
+  local field = string.format('%d', P)
+  local at, cur, prev = now, 0, 0
+  local v = redis.call('HGET', key, field)
+  if v then
+    local a, b, d = string.match(v, '^(%d+) (%d+) (%d+)$')
+    local sw = tonumber(a)
+    -- A window beyond any valid time is another client's garbage: no state.
+    if sw and sw <= idiv(140737488355328, P) + 1 then
+      -- The stored window is ahead (the caller's clock stepped back): decide at that window's start.
+      if sw > idiv(now, P) then at = sw * P end
+      local w = idiv(at, P)
+      if sw == w then cur, prev = tonumber(b), tonumber(d)
+      elseif sw == w - 1 then prev = tonumber(b) end
+    end
+  end
+  cur = math.min(math.max(0, cur), L)
+  prev = math.min(math.max(0, prev), L)
+  local w = idiv(at, P)
+  local e = at - w * P
+  local W = prev * (P - e) + cur * P
+  local need = c
+  if mode == 'p' then need = 1 end
+  local ok, Da, retry = 0, W, 0
+  if mode == 'h' and c > L then retry = -1
+  elseif mode == 'h' and c == 0 then ok = 1
+  elseif W <= (L - need) * P then
+    ok = 1
+    if mode == 'h' then
+      Da = W + need * P
+      cur = cur + need
+      redis.call('HSET', key, field, string.format('%d %d %d', w, cur, prev))
+      -- The field weighs something until the end of the next window.
+      local ttl = (w + 2) * P - now + 1000
+      if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+    end
+  else
+    retry = w * P + counter_pass_offset(L, P, cur, prev, e, need) - now
+  end
+  local reset = 0
+  if cur > 0 then reset = (w + 2) * P - now elseif prev > 0 then reset = (w + 1) * P - now end
+  local rem = 0
+  if ok == 1 then rem = math.max(0, idiv(L * P - Da, P)) end
+  return ok, cdiv(Da, P), rem, retry, reset
+end
+
+"""#
+
     /// lua/lib/sliding_window.lua
     static let libSlidingWindow = #"""
 -- The sliding window: a log of the hits (log, a sorted set: score = the hit's time, member "<cum>:<cost>", cum the
@@ -509,7 +581,7 @@ return out
 -- algorithm, mode, limit, period_ms, capacity; then three fields a request: its limiter's number (from 1), cost,
 -- now_ms or '' for Redis's TIME (read once a call). KEYS: each request's keys in request order, as the single
 -- scripts take them: the fixed window two (its window's bucket, or the id's key base with Redis's clock, and the
--- id's index), the sliding window two (log, meta), the buckets and GCRA one (their state).
+-- id's index), the sliding window two (log, meta), the buckets, GCRA and the sliding counter one (their state).
 -- Returns five elements a request in one flat array: its decision, or an error reply of its own and four zeros
 -- (a failed request does not stop the others).
 --   redis-cli --eval decide_many.lua Hammer:Redis:a:tb Hammer:Redis:b:tb , 1 2 h 10 60000 10 1 1 1700000000000 1 1 ''
@@ -525,10 +597,11 @@ return out
         libMeter,
         libBucket,
         libGcra,
+        libSlidingCounter,
         libErrOf,
         #"""
-local run = {[0] = fixed_window, [1] = sliding_window, [2] = bucket, [3] = bucket, [4] = gcra}
-local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1}
+local run = {[0] = fixed_window, [1] = sliding_window, [2] = bucket, [3] = bucket, [4] = gcra, [5] = sliding_counter}
+local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1, [5] = 1}
 local ns = tonumber(ARGV[1])
 local specs = {}
 for s = 1, ns do
@@ -582,16 +655,16 @@ return out
     static let deleteBuckets = [
         #"""
 -- delete_buckets: the buckets an id's index names and the id's state of the other algorithms.
--- KEYS[1] the id's index, KEYS[2] to KEYS[6] the state keys (sw, swm, tb, lb, gcra), then the buckets the
--- caller read from the index just before (ZRANGE): those of its members that are bucket numbers. ARGV[1] the id's
--- key base (prefix .. id .. ':').
+-- KEYS[1] the id's index, KEYS[2] to KEYS[ARGV[2] - 1] the state keys (sw, swm, tb, lb, gcra, swc), then the
+-- buckets the caller read from the index just before (ZRANGE): those of its members that are bucket numbers.
+-- ARGV[1] the id's key base (prefix .. id .. ':'), ARGV[2] the first bucket's place in KEYS.
 -- When the index still names only buckets among KEYS, deletes them all and the index, and returns how many buckets
 -- and state keys it deleted; otherwise (a bucket was made in between) deletes nothing and returns -1, and the
 -- caller reads the index again.
 --   redis-cli --eval delete_buckets.lua Hammer:Redis:a:index Hammer:Redis:a:sw Hammer:Redis:a:swm \
---     Hammer:Redis:a:tb Hammer:Redis:a:lb Hammer:Redis:a:gcra Hammer:Redis:a:7 , Hammer:Redis:a:
+--     Hammer:Redis:a:tb Hammer:Redis:a:lb Hammer:Redis:a:gcra Hammer:Redis:a:swc Hammer:Redis:a:7 , Hammer:Redis:a: 8
 local declared = {}
-for i = 7, #KEYS do declared[KEYS[i]] = true end
+for i = tonumber(ARGV[2]), #KEYS do declared[KEYS[i]] = true end
 local members = redis.call('ZRANGE', KEYS[1], 0, -1)
 for i = 1, #members do
   -- Only bucket numbers name buckets: anything else another client wrote in the index could name another id's key.
@@ -651,6 +724,26 @@ return {fixed_window(key, KEYS[2], 0, ARGV[2], tonumber(ARGV[3]), P, 0, tonumber
 local now = tonumber(ARGV[7]) or redis_now()
 return {gcra(KEYS[1], nil, 4, ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),
   now, nil)}
+
+"""#,
+    ].joined()
+
+    /// lua/sliding_counter.lua
+    static let slidingCounter = [
+        #"""
+-- One sliding-window counter decision (hit, peek). KEYS[1] the id's counters (prefix .. id .. ':swc').
+-- ARGV: algorithm (5), mode (h, p), limit, period_ms, capacity, cost, now_ms or '' for Redis's TIME.
+--   redis-cli --eval sliding_counter.lua Hammer:Redis:a:swc , 5 h 10 60000 10 1 1700000000000
+
+"""#,
+        libIdiv,
+        libCdiv,
+        libClock,
+        libSlidingCounter,
+        #"""
+local now = tonumber(ARGV[7]) or redis_now()
+return {sliding_counter(KEYS[1], nil, 5, ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
+  tonumber(ARGV[6]), now, nil)}
 
 """#,
     ].joined()

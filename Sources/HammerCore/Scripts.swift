@@ -22,8 +22,9 @@ public enum Scripts {
     public static let slidingWindow = Script(LuaSource.slidingWindow)
     public static let bucket = Script(LuaSource.bucket)
     public static let gcra = Script(LuaSource.gcra)
+    public static let slidingCounter = Script(LuaSource.slidingCounter)
     /// delete_buckets (lua/delete_buckets.lua): KEYS index, the state keys (Keys.stateSuffixes), the buckets read
-    /// from the index; ARGV the id's key base. Returns the keys deleted, or -1 when the index changed meanwhile.
+    /// from the index; ARGV the id's key base and the first bucket's place in KEYS. Returns the keys deleted, or -1 when the index changed meanwhile.
     public static let deleteBuckets = Script(LuaSource.deleteBuckets)
 
     /// The script of an algorithm: one EVALSHA per decision, with no Lua of the other algorithms to load.
@@ -33,6 +34,7 @@ public enum Scripts {
         case .slidingWindow: return slidingWindow
         case .tokenBucket, .leakyBucket: return bucket
         case .gcra: return gcra
+        case .slidingCounter: return slidingCounter
         }
     }
 

@@ -9,7 +9,7 @@ final class ScriptTextTests: XCTestCase {
         ("bucket", LuaSource.bucket), ("check_rate", LuaSource.checkRate), ("count_hit", LuaSource.countHit),
         ("count_hits", LuaSource.countHits), ("decide_many", LuaSource.decideMany),
         ("delete_buckets", LuaSource.deleteBuckets), ("fixed_window", LuaSource.fixedWindow),
-        ("gcra", LuaSource.gcra), ("sliding_window", LuaSource.slidingWindow),
+        ("gcra", LuaSource.gcra), ("sliding_counter", LuaSource.slidingCounter), ("sliding_window", LuaSource.slidingWindow),
     ]
 
     /// A file of lua/ with each `--#include <path>` line replaced by that file's text, as lua/generate.py does.
@@ -51,6 +51,7 @@ final class ScriptTextTests: XCTestCase {
             case .slidingWindow: name = LuaSource.slidingWindow
             case .tokenBucket, .leakyBucket: name = LuaSource.bucket
             case .gcra: name = LuaSource.gcra
+            case .slidingCounter: name = LuaSource.slidingCounter
             }
             XCTAssertEqual(Scripts.limiter(a).source, Array(name.utf8), "\(a)")
         }
@@ -65,7 +66,7 @@ final class ScriptTextTests: XCTestCase {
         XCTAssertTrue(LuaSource.countHits.contains("local a = 3 * r - 1"))
         XCTAssertEqual(Scripts.countHitManyFields, 3)
         XCTAssertEqual(Scripts.countHitManyKeys, 2)
-        XCTAssertTrue(LuaSource.decideMany.contains("local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1}"))
+        XCTAssertTrue(LuaSource.decideMany.contains("local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1, [5] = 1}"))
         for a in Algorithm.allCases {
             XCTAssertEqual(Keys.decisionKeyCount(a), a == .fixedWindow || a == .slidingWindow ? 2 : 1)
         }

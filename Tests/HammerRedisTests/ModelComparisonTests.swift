@@ -112,6 +112,10 @@ final class ModelComparisonTests: XCTestCase {
     /// Never more than the limiter allows in any stretch of time.
     func checkBound(_ lim: Limit, _ hits: [(Int64, Int64)], _ what: String) {
         let P = lim.periodMs
+        if lim.algorithm == .slidingCounter {
+            checkCounterBound(lim, hits, what)
+            return
+        }
         for (i, start) in hits.enumerated() {
             var sum: Int64 = 0
             for j in i..<hits.count {
@@ -133,6 +137,49 @@ final class ModelComparisonTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// The sliding counter's error bound against the exact log (hammer.h): a calendar window holds at most L, and a
+    /// span (t - P, t] ending e ms into its window at most L + floor(L * e / P). The hits in a span change only at
+    /// hit times and the bound only falls at window starts, so spans ending there are the ones to check.
+    func checkCounterBound(_ lim: Limit, _ hits: [(Int64, Int64)], _ what: String) {
+        let L = lim.limit, P = lim.periodMs
+        guard let first = hits.first?.0, let last = hits.last?.0 else { return }
+        var ends = hits.map { $0.0 }
+        var w = idiv(first, P) + 1
+        while w * P <= last + P && ends.count < hits.count + 2000 { ends.append(w * P); w += 1 }
+        for t in ends {
+            let e = t - idiv(t, P) * P
+            let inSpan = hits.reduce(Int64(0)) { $1.0 > t - P && $1.0 <= t ? $0 + $1.1 : $0 }
+            XCTAssertLessThanOrEqual(inSpan, L + L * e / P, "\(what): span ending \(t) over the counter's bound")
+            let inWindow = hits.reduce(Int64(0)) { idiv($1.0, P) == idiv(t, P) ? $0 + $1.1 : $0 }
+            XCTAssertLessThanOrEqual(inWindow, L, "\(what): calendar window over limit")
+        }
+    }
+
+    /// The bound is reached: a previous window's hits crowded at its end, then the counter lets through nearly L
+    /// more within one period (the exact log would not), in Redis as in the model.
+    func testSlidingCounterWorstCaseIsTheDocumentedBound() {
+        let lim = Limit(algorithm: .slidingCounter, limit: 10, periodMs: 1000)
+        let log = Limit(algorithm: .slidingWindow, limit: 10, periodMs: 1000)
+        let base: Int64 = 1_700_000_000_000     // a window start
+        var allowed: Int64 = 0, exact: Int64 = 0
+        for _ in 0..<10 {
+            XCTAssertTrue(decide("worst:c", lim, cost: 1, now: base + 999, peek: false).allowed)
+            XCTAssertTrue(decide("worst:l", log, cost: 1, now: base + 999, peek: false).allowed)
+        }
+        for _ in 0..<12 {
+            if decide("worst:c", lim, cost: 1, now: base + 1900, peek: false).allowed { allowed += 1 }
+            if decide("worst:l", log, cost: 1, now: base + 1900, peek: false).allowed { exact += 1 }
+        }
+        // Span (base + 900, base + 1900]: 10 + 9 = 19 = L + floor(L * 900 / 1000) hits; the exact log allows none.
+        XCTAssertEqual(allowed, 9)
+        XCTAssertEqual(exact, 0)
+        let d = decide("worst:c", lim, cost: 1, now: base + 1900, peek: true)
+        XCTAssertFalse(d.allowed)
+        XCTAssertEqual(d.count, 10)   // 10 * 100 / 1000 + 9, rounded up
+        // The next hit passes at the next window's start: the crowded window weighs nothing, and 9 + 1 <= 10.
+        XCTAssertEqual(d.retryAfterMs, 100)
     }
 
     func testEveryAlgorithmMatchesItsModel() {
@@ -230,7 +277,7 @@ final class ModelComparisonTests: XCTestCase {
         var out: [String] = []
         let hd = handle(h)!
         _ = hd.pool.with { conn -> Result<Void, Failure> in
-            for suffix in ["sw", "swm", "tb", "lb", "gcra", "\(window)"] {
+            for suffix in ["sw", "swm", "tb", "lb", "gcra", "swc", "\(window)"] {
                 conn.args.reset()
                 conn.args.add("DUMP")
                 conn.args.add(Array("Hammer:Redis:\(id):\(suffix)".utf8))

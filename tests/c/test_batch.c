@@ -44,8 +44,8 @@ static void test_hit_many_equals_sequential(hammer_t *h, const char *base)
         snprintf(bid[k], sizeof bid[k], "%s:b%d", base, k);
         snprintf(sid[k], sizeof sid[k], "%s:s%d", base, k);
     }
-    hammer_limit lims[5];
-    for (int a = 0; a < 5; a++) {
+    hammer_limit lims[6];
+    for (int a = 0; a < 6; a++) {
         memset(&lims[a], 0, sizeof lims[a]);
         lims[a].algorithm = a;
         lims[a].limit = 3;
@@ -54,7 +54,7 @@ static void test_hit_many_equals_sequential(hammer_t *h, const char *base)
     }
     hammer_hit_request batch[N], seq[N];
     for (int i = 0; i < N; i++) {
-        int k = i % IDS, a = (i / IDS) % 5;
+        int k = i % IDS, a = (i / IDS) % 6;
         int64_t cost = (i * 7) % 4;              /* 0..3 */
         if (i % 13 == 5) cost = 5;               /* above every capacity here: retry -1 */
         int64_t now = T0 + (int64_t)i * 450;     /* refills and window ends happen along the way */
@@ -89,7 +89,7 @@ static void test_hit_many_equals_sequential(hammer_t *h, const char *base)
     /* The state the batch left equals the sequential one: peeks agree for every id and algorithm. */
     int peeks = 1;
     for (int k = 0; k < IDS; k++)
-        for (int a = 0; a < 5; a++) {
+        for (int a = 0; a < 6; a++) {
             hammer_decision pb, ps;
             if (hammer_peek_at(h, bid[k], &lims[a], T0 + N * 450, &pb) != HAMMER_OK ||
                 hammer_peek_at(h, sid[k], &lims[a], T0 + N * 450, &ps) != HAMMER_OK || !same_decision(&pb, &ps))

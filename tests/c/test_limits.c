@@ -21,7 +21,10 @@
 #define P  60000                     /* period_ms */
 #define T0 INT64_C(1700000040000)    /* a multiple of P: a fixed window starts here */
 
-static const char *const NAMES[] = {"fixed window", "sliding window", "token bucket", "leaky bucket", "gcra"};
+#define NALG 6                       /* HAMMER_FIXED_WINDOW .. HAMMER_SLIDING_COUNTER */
+
+static const char *const NAMES[] = {"fixed window", "sliding window", "token bucket", "leaky bucket", "gcra",
+                                    "sliding counter"};
 
 static hammer_limit limit_of(int32_t algorithm, int64_t limit, int64_t period, int64_t burst)
 {
@@ -95,7 +98,8 @@ static void test_burst(hammer_t *h, const char *base, int a)
             counted_down = 0;
     }
     CHECK(counted_down, "%s: remaining counted down from %d to 0", NAMES[a], L - 1);
-    CHECK_EQ_I64(d.reset_after_ms, P); /* every algorithm: the burst at T0 is fully forgotten after one period */
+    /* Every algorithm forgets the burst at T0 after one period, except the counter: it weighs in the next window too. */
+    CHECK_EQ_I64(d.reset_after_ms, a == HAMMER_SLIDING_COUNTER ? 2 * P : P);
 
     /* Peek when exhausted: denied, and the same twice. */
     CHECK_STATUS(hammer_peek_at(h, id, &lim, T0, &before), HAMMER_OK);
@@ -107,7 +111,10 @@ static void test_burst(hammer_t *h, const char *base, int a)
     CHECK(d.allowed == 0 && d.retry_after_ms > 0 && d.remaining == 0 && d.count == L && d.limit == L,
           "%s: hit %d denied, retry_after_ms %" PRId64 " > 0, count %" PRId64 ", remaining %" PRId64, NAMES[a],
           L + 1, d.retry_after_ms, d.count, d.remaining);
-    int64_t expect_retry = (a == HAMMER_FIXED_WINDOW || a == HAMMER_SLIDING_WINDOW) ? P : P / L;
+    /* The windows wait for the period's end; the buckets for one unit; the counter for its full window to weigh
+     * L - 1 in the next: P + P / L. */
+    int64_t expect_retry = (a == HAMMER_FIXED_WINDOW || a == HAMMER_SLIDING_WINDOW) ? P
+                           : a == HAMMER_SLIDING_COUNTER ? P + P / L : P / L;
     CHECK(d.retry_after_ms == expect_retry, "%s: retry_after_ms %" PRId64 " == %" PRId64, NAMES[a],
           d.retry_after_ms, expect_retry);
     CHECK(same_decision(&d, &before), "%s: the denied hit decided as the peek before it", NAMES[a]);
@@ -173,7 +180,7 @@ static void test_costs_and_burst(hammer_t *h, const char *base, int a)
     }
     CHECK(all, "%s burst %d: %" PRId64 " unit hits at one instant allowed", NAMES[a], 2 * L, cap);
     CHECK_STATUS(hammer_hit_at(h, id, &lim, 1, T0, &d), HAMMER_OK);
-    CHECK(d.allowed == 0 && d.retry_after_ms == (bucket ? P / L : P),
+    CHECK(d.allowed == 0 && d.retry_after_ms == (bucket ? P / L : a == HAMMER_SLIDING_COUNTER ? P + P / L : P),
           "%s burst %d: hit %" PRId64 " denied, retry %" PRId64, NAMES[a], 2 * L, cap + 1, d.retry_after_ms);
     CHECK_STATUS(hammer_hit_at(h, id, &lim, 1, T0 + d.retry_after_ms, &d), HAMMER_OK);
     CHECK(d.allowed == 1, "%s burst %d: allowed after the wait", NAMES[a], 2 * L);
@@ -218,7 +225,7 @@ static void test_bad_parameters(hammer_t *h, const char *base)
         {"NULL handle", 1, 0, 0, ok, 1, now, "handle is NULL", 1},
         {"NULL id", 0, 1, 0, ok, 1, now, "id is NULL", 1},
         {"NULL lim", 0, 0, 1, ok, 1, now, "lim is NULL", 1},
-        {"algorithm 5", 0, 0, 0, limit_of(5, L, P, 0), 1, now, "algorithm", 1},
+        {"algorithm 6", 0, 0, 0, limit_of(6, L, P, 0), 1, now, "algorithm", 1},
         {"algorithm -1", 0, 0, 0, limit_of(-1, L, P, 0), 1, now, "algorithm", 1},
         {"algorithm INT32_MAX", 0, 0, 0, limit_of(INT32_MAX, L, P, 0), 1, now, "algorithm", 1},
         {"limit 0", 0, 0, 0, limit_of(HAMMER_GCRA, 0, P, 0), 1, now, "limit", 1},
@@ -472,7 +479,7 @@ static void exhaust(hammer_t *h, const char *id)
 {
     hammer_decision d;
     int ok = 1;
-    for (int a = 0; a < 5; a++) {
+    for (int a = 0; a < NALG; a++) {
         hammer_limit lim = limit_of(a, L, P, 0);
         if (hammer_hit_at(h, id, &lim, L, T0, &d) != HAMMER_OK || !d.allowed) ok = 0;
     }
@@ -486,7 +493,7 @@ static int exhausted(hammer_t *h, const char *id, int *fresh)
 {
     hammer_decision d;
     int all = 1, none = 1;
-    for (int a = 0; a < 5; a++) {
+    for (int a = 0; a < NALG; a++) {
         hammer_limit lim = limit_of(a, L, P, 0);
         if (hammer_peek_at(h, id, &lim, T0, &d) != HAMMER_OK) return all = none = 0;
         if (d.allowed) all = 0;
@@ -510,8 +517,8 @@ static void test_delete(hammer_t *h)
 
     int64_t deleted = 0;
     CHECK_STATUS(hammer_delete_buckets(h, "a", &deleted), HAMMER_OK);
-    /* 2 fixed windows (hit and check_rate) + sliding log and meta + token + leaky + gcra */
-    CHECK(deleted >= 7 && deleted <= 8, "delete_buckets(\"a\") deleted %" PRId64 " keys (7 states, + index?)",
+    /* 2 fixed windows (hit and check_rate) + sliding log and meta + token + leaky + gcra + sliding counter */
+    CHECK(deleted >= 8 && deleted <= 9, "delete_buckets(\"a\") deleted %" PRId64 " keys (8 states, + index?)",
           deleted);
     CHECK(!exhausted(h, "a", &fresh) && fresh, "\"a\": every algorithm has full capacity again");
     CHECK(exhausted(h, "a:x", &fresh), "\"a:x\" untouched by delete(\"a\")");
@@ -520,7 +527,7 @@ static void test_delete(hammer_t *h)
     /* A fresh burst on "a" gets the whole capacity of every algorithm at the very instant it was exhausted. */
     hammer_decision d;
     int all = 1;
-    for (int a = 0; a < 5; a++) {
+    for (int a = 0; a < NALG; a++) {
         hammer_limit lim = limit_of(a, L, P, 0);
         for (int i = 1; i <= L; i++)
             if (hammer_hit_at(h, "a", &lim, 1, T0, &d) != HAMMER_OK || !d.allowed || d.remaining != L - i) all = 0;
@@ -665,7 +672,7 @@ static void test_clock_redis(const char *url, const char *base)
 
     /* Fresh ids on Redis's clock: sane decisions for every algorithm. */
     int sane = 1;
-    for (int a = 0; a < 5; a++) {
+    for (int a = 0; a < NALG; a++) {
         char id3[256];
         id_of(id3, sizeof id3, base, "clock-fresh", a);
         hammer_limit lim = limit_of(a, L, INT64_C(315360000000), 0); /* the next fixed window starts in 2029 */
@@ -704,7 +711,7 @@ int main(int argc, char **argv)
     CHECK_STATUS(hammer_open(url, &h), HAMMER_OK);
     if (h == NULL) return test_summary("test_limits");
 
-    for (int a = 0; a < 5; a++) {
+    for (int a = 0; a < NALG; a++) {
         test_burst(h, base, a);
         test_costs_and_burst(h, base, a);
     }

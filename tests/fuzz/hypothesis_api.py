@@ -140,7 +140,7 @@ def c_length(b):
     return len(b) if i < 0 else i
 
 
-limits = st.builds(Limit, algorithm=st.one_of(st.integers(0, 4), st.sampled_from([-1, 5, 2**31 - 1, -2**31])),
+limits = st.builds(Limit, algorithm=st.one_of(st.integers(0, 5), st.sampled_from([-1, 6, 2**31 - 1, -2**31])),
                    limit=ints, period_ms=ints, burst=ints)
 
 
@@ -149,14 +149,14 @@ def valid_limits(draw):
     """Any limit the library accepts, boundaries included: capacity * period_ms <= 2^52."""
     period = draw(st.one_of(st.sampled_from([1, 1000, 10**9, 315360000000]), st.integers(1, 315360000000)))
     top = min(10**9, 2**52 // period)
-    algorithm = draw(st.integers(0, 4))
+    algorithm = draw(st.integers(0, 5))
     limit = draw(st.one_of(st.sampled_from([1, top]), st.integers(1, top)))
     burst = draw(st.one_of(st.just(0), st.sampled_from([1, top]), st.integers(0, top)))
     return Limit(algorithm, limit, period, burst)
 
 
 any_limit = st.one_of(st.none(), limits, valid_limits())
-sane_limits = st.builds(Limit, algorithm=st.integers(0, 4), limit=st.integers(1, 100),
+sane_limits = st.builds(Limit, algorithm=st.integers(0, 5), limit=st.integers(1, 100),
                         period_ms=st.sampled_from([1, 10, 1000, 60000]), burst=st.integers(0, 200))
 
 
@@ -329,7 +329,7 @@ texts = st.one_of(st.sampled_from(NUMBERS), st.binary(max_size=24),
                   st.integers(-2**70, 2**70).map(lambda n: str(n).encode()))
 scores = st.one_of(st.sampled_from([b"0", b"-1", b"1e300", b"-1e300", b"inf", b"-inf", b"9223372036854775807",
                                     b"1000000000000"]), st.integers(-2**60, 2**60).map(lambda n: str(n).encode()))
-FIELDS = [b"count", b"created", b"updated", b"tat", b"f", b"level", b"t"]
+FIELDS = [b"count", b"created", b"updated", b"tat", b"f", b"level", b"t", b"1000", b"60000"]
 values = st.one_of(
     st.none(),
     st.tuples(st.just("string"), texts),
@@ -347,7 +347,7 @@ def state_keys(idb):
     base = STATE_PREFIX + idb + b":"
     buckets = {0, 1, 2} | {STATE_NOW // p for p in STATE_PERIODS}
     return [base + str(b).encode() for b in sorted(buckets)] + [
-        base + s for s in (b"index", b"sw", b"swm", b"tb", b"lb", b"gcra")]
+        base + s for s in (b"index", b"sw", b"swm", b"tb", b"lb", b"gcra", b"swc")]
 
 
 def seed_state(conn, f, idb, chosen):

@@ -65,7 +65,7 @@ def seeds():
                 body += bytes([mode]) + num(cost) + num(now)
             yield bytes([MODEL]) + body
     # The limit lowered mid-sequence (mode byte | 0x80): hits under limit 30, then a free hit and a peek under 10.
-    for alg in range(5):
+    for alg in range(6):
         steps = [(0, 7, 1000), (0, 7, 1000), (0, 7, 1000), (0x80, 0, 1000), (0x81, 1, 1000), (0x80, 1, 1000)]
         body = bytes([alg + 1]) + num(30) + num(60000) + num(0) + bytes([len(steps)])
         for mode, cost, now in steps:

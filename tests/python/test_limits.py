@@ -19,6 +19,7 @@ ALGORITHMS = {
     "token_bucket": hammer.Limit.token_bucket,
     "leaky_bucket": hammer.Limit.leaky_bucket,
     "gcra": hammer.Limit.gcra,
+    "sliding_counter": hammer.Limit.sliding_counter,
 }
 BUCKETS = ("token_bucket", "leaky_bucket", "gcra")   # the algorithms that take a burst
 
@@ -29,9 +30,9 @@ def algo(request):
 
 
 def test_constants_and_constructors():
-    assert (hammer.FIXED_WINDOW, hammer.SLIDING_WINDOW, hammer.TOKEN_BUCKET, hammer.LEAKY_BUCKET, hammer.GCRA) == \
-        (0, 1, 2, 3, 4)
-    assert [ALGORITHMS[n](5, 1000).algorithm for n in ALGORITHMS] == [0, 1, 2, 3, 4]
+    assert (hammer.FIXED_WINDOW, hammer.SLIDING_WINDOW, hammer.TOKEN_BUCKET, hammer.LEAKY_BUCKET, hammer.GCRA,
+            hammer.SLIDING_COUNTER) == (0, 1, 2, 3, 4, 5)
+    assert [ALGORITHMS[n](5, 1000).algorithm for n in ALGORITHMS] == [0, 1, 2, 3, 4, 5]
     assert hammer.Limit.token_bucket(10, 1000, burst=20) == hammer.Limit(hammer.TOKEN_BUCKET, 10, 1000, 20)
     assert hammer.Limit.fixed_window(3, 60) == hammer.Limit(0, 3, 60, 0)
     assert len({hammer.Limit.gcra(1, 2), hammer.Limit.gcra(1, 2), hammer.Limit.gcra(1, 3)}) == 2, "hashable by value"
@@ -123,9 +124,118 @@ def test_limit_as_a_tuple(h, uid):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# The sliding-window counter against a model of its own (Swift's LimiterModel has the same arithmetic), decision by
+# decision, and its error bound against the exact log
+# ---------------------------------------------------------------------------------------------------------------------
+class CounterModel:
+    """Two fixed windows of P ms; the previous one weighs prev * (P - e) / P, e ms into the current one."""
+
+    def __init__(self):
+        self.window = None
+        self.cur = self.prev = 0
+
+    @staticmethod
+    def pass_offset(L, P, cur, prev, e, need):
+        """The first offset from this window's start at which `need` hits pass: in this window as prev's weight
+        falls, else in the next (cur becomes prev), else at the one after (the Swift tests check it by brute force)."""
+        R = L - cur - need
+        if R >= 0:
+            if prev == 0:
+                return e
+            x = P - (R * P) // prev
+            if x < P:
+                return max(x, e)
+        if cur == 0:
+            return P
+        x = P - ((L - need) * P) // cur
+        return P + max(x, 0) if x < P else 2 * P
+
+    def apply(self, L, P, cost, now, peek=False):
+        at, cur, prev = now, 0, 0
+        if self.window is not None:
+            if self.window > now // P:
+                at = self.window * P
+            w = at // P
+            if self.window == w:
+                cur, prev = self.cur, self.prev
+            elif self.window == w - 1:
+                prev = self.cur
+        cur, prev = min(cur, L), min(prev, L)
+        w = at // P
+        e = at - w * P
+        W = prev * (P - e) + cur * P
+        need = 1 if peek else cost
+        retry, Da = 0, W
+        if not peek and cost > L:
+            ok, retry = False, -1
+        elif not peek and cost == 0:
+            ok = True
+        elif W + need * P <= L * P:
+            ok = True
+            if not peek:
+                Da = W + need * P
+                cur += need
+                self.window, self.cur, self.prev = w, cur, prev
+        else:
+            ok = False
+            retry = w * P + self.pass_offset(L, P, cur, prev, e, need) - now
+        reset = (w + 2) * P - now if cur > 0 else (w + 1) * P - now if prev > 0 else 0
+        rem = max(0, (L * P - Da) // P) if ok else 0
+        return hammer.Decision(ok, -(-Da // P), L, rem, retry, reset)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sliding_counter_matches_its_model(h, uid, seed):
+    import random
+    rng = random.Random(seed)
+    L, P = rng.choice([1, 3, 10]), rng.choice([50, 1000, 60_000])
+    lim, model, now, hits = hammer.Limit.sliding_counter(L, P), CounterModel(), T + rng.randrange(P), []
+    for step in range(250):
+        r = rng.random()
+        now += 0 if r < 0.2 else rng.randrange(P // 5 + 1) if r < 0.7 else rng.randrange(2 * P)
+        if rng.random() < 0.03:
+            now -= rng.randrange(2 * P)      # the caller's clock steps back: decided at the stored window's start
+        peek = rng.random() < 0.15
+        cost = rng.choice([0, 1, 1, 1, 2, L, L + 1])
+        want = model.apply(L, P, cost, now, peek)
+        got = h.peek(uid, lim, now_ms=now) if peek else h.hit(uid, lim, cost, now_ms=now)
+        assert got == want, f"seed {seed} step {step}: cost {cost} peek {peek} now {now}"
+        if got.allowed and not peek and cost:
+            hits.append((now, cost))
+        if not got.allowed and got.retry_after_ms > 0:
+            probe = copy_model(model)
+            assert probe.apply(L, P, cost or 1, now + got.retry_after_ms, peek).allowed, "waiting retry_after passes"
+    # The documented bound against the exact log, for the hits allowed in time order (the clock never stepped
+    # back past them): at most L + L * e // P in a span ending e ms into its window.
+    ordered = all(a[0] <= b[0] for a, b in zip(hits, hits[1:]))
+    if ordered:
+        for t, _ in hits:
+            e = t % P
+            assert sum(c for u, c in hits if t - P < u <= t) <= L + L * e // P
+            assert sum(c for u, c in hits if u // P == t // P) <= L
+
+
+def copy_model(m):
+    c = CounterModel()
+    c.window, c.cur, c.prev = m.window, m.cur, m.prev
+    return c
+
+
+def test_sliding_counter_periods_of_one_id_are_apart(h, uid):
+    """One hash per id, a field per period: a per-second and a per-minute counter of one id keep their own counts."""
+    sec, minute = hammer.Limit.sliding_counter(2, 1000), hammer.Limit.sliding_counter(5, 60_000)
+    assert [h.hit(uid, sec, now_ms=T).allowed for _ in range(3)] == [True, True, False]
+    assert [h.hit(uid, minute, now_ms=T).allowed for _ in range(6)] == [True] * 5 + [False]
+    assert h.peek(uid, sec, now_ms=T + 2000).remaining == 2
+    assert h.delete_buckets(uid) == 1, "one key holds both"
+    assert h.peek(uid, minute, now_ms=T).remaining == 5
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Bad limits, costs and times: InvalidError, never TypeError, and nothing written
 # ---------------------------------------------------------------------------------------------------------------------
 BAD_LIMITS = {
+    "algorithm 6": ((6, 5, 1000), "algorithm"),
     "algorithm 7": ((7, 5, 1000), "algorithm"),
     "algorithm -1": ((-1, 5, 1000), "algorithm"),
     "algorithm beyond int32": ((1 << 31, 5, 1000), "algorithm"),
@@ -434,7 +544,7 @@ def _limit_worker(url, id_, hits, queue):
             got = {}
             for name, make in (("fixed_window", hm.Limit.fixed_window), ("sliding_window", hm.Limit.sliding_window),
                                ("token_bucket", hm.Limit.token_bucket), ("leaky_bucket", hm.Limit.leaky_bucket),
-                               ("gcra", hm.Limit.gcra)):
+                               ("gcra", hm.Limit.gcra), ("sliding_counter", hm.Limit.sliding_counter)):
                 lim = make(50, 3_600_000)
                 got[name] = sum(h.hit(f"{id_}:{name}", lim, now_ms=T).allowed for _ in range(hits))
             queue.put(got)

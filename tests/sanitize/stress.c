@@ -84,12 +84,13 @@ static int expect(int rc, int want, const char *what, int line)
         }                                                                                        \
     } while (0)
 
-static const hammer_limit limits[5] = {
+static const hammer_limit limits[6] = {
     {HAMMER_FIXED_WINDOW, 50, 1000, 0},
     {HAMMER_SLIDING_WINDOW, 50, 1000, 0},
     {HAMMER_TOKEN_BUCKET, 50, 1000, 80},
     {HAMMER_LEAKY_BUCKET, 50, 1000, 80},
     {HAMMER_GCRA, 50, 1000, 10},
+    {HAMMER_SLIDING_COUNTER, 50, 1000, 0},
 };
 
 static int valid_decision(const hammer_decision *d)
@@ -276,7 +277,7 @@ static void *worker(void *p)
         EXPECT(hammer_inspect_bucket(shared, shared_id, 1000, 1000000, &in), HAMMER_OK);
         CHECK(in.count >= 0 && in.remaining >= 0 && in.ms_to_next_bucket >= 0);
 
-        for (int a = 0; a < 5; a++) {
+        for (int a = 0; a < 6; a++) {
             snprintf(sub, sizeof sub, "%s:a%d", own, a);
             EXPECT(hammer_hit(shared, shared_id, &limits[a], 1, &d), HAMMER_OK);
             CHECK(valid_decision(&d) && d.limit == limits[a].limit);

@@ -59,8 +59,8 @@ Layout of the package: errors.py (statuses, exceptions), _loader.py (finding the
 mirror of every struct of include/hammer.h and one table SIGNATURES of every C function), _api.py (Hammer and its
 results), limiter.py, aio.py, asgi.py / wsgi.py / _http.py (middleware), cli.py (python -m hammer).
 """
-from ._api import (ALGORITHMS, FIXED_WINDOW, GCRA, LEAKY_BUCKET, SLIDING_WINDOW, TOKEN_BUCKET, Bucket, Decision,
-                   Hammer, Id, Inspection, Limit, LimitSpec, Stats)
+from ._api import (ALGORITHMS, FIXED_WINDOW, GCRA, LEAKY_BUCKET, SLIDING_COUNTER, SLIDING_WINDOW, TOKEN_BUCKET, Bucket,
+                   Decision, Hammer, Id, Inspection, Limit, LimitSpec, Stats)
 # The ctypes layer stays reachable (hammer.raw, hammer.checked, the structs) for tests and callers of the C API.
 from ._native import (LIBRARY_PATH, LIBRARY_SOURCE, SIGNATURES, STATUS_LIMIT, checked, hammer_bucket,
                       hammer_check_request, hammer_count_request, hammer_decision, hammer_hit_request,
@@ -79,7 +79,7 @@ __all__ = [
     "__version__", "Hammer", "Bucket", "version", "version_number", "strerror", "last_error", "LIBRARY_PATH",
     "LIBRARY_SOURCE",
     "Limit", "LimitSpec", "Id", "Decision", "Inspection", "Stats", "Limiter", "RateLimited",
-    "FIXED_WINDOW", "SLIDING_WINDOW", "TOKEN_BUCKET", "LEAKY_BUCKET", "GCRA", "ALGORITHMS",
+    "FIXED_WINDOW", "SLIDING_WINDOW", "TOKEN_BUCKET", "LEAKY_BUCKET", "GCRA", "SLIDING_COUNTER", "ALGORITHMS",
     "HammerError", "InvalidError", "ConnectError", "HammerTimeout", "RedisError", "ProtocolError", "NoMemoryError",
     "InternalError", "STATUS_NAMES",
     "OK", "ERR_INVALID", "ERR_CONNECT", "ERR_TIMEOUT", "ERR_REDIS", "ERR_PROTOCOL", "ERR_NOMEM", "ERR_INTERNAL",

@@ -17,8 +17,10 @@ SLIDING_WINDOW = 1
 TOKEN_BUCKET = 2
 LEAKY_BUCKET = 3
 GCRA = 4
+SLIDING_COUNTER = 5
 ALGORITHMS: Dict[int, str] = {FIXED_WINDOW: "fixed_window", SLIDING_WINDOW: "sliding_window",
-                              TOKEN_BUCKET: "token_bucket", LEAKY_BUCKET: "leaky_bucket", GCRA: "gcra"}
+                              TOKEN_BUCKET: "token_bucket", LEAKY_BUCKET: "leaky_bucket", GCRA: "gcra",
+                              SLIDING_COUNTER: "sliding_counter"}
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -118,6 +120,13 @@ class Limit:
     def gcra(cls, rate: int, period_ms: int, burst: int = 0) -> "Limit":
         """The token bucket's decisions stored as one timestamp (as redis-cell / redis_rate)."""
         return cls(GCRA, rate, period_ms, burst)
+
+    @classmethod
+    def sliding_counter(cls, limit: int, period_ms: int) -> "Limit":
+        """About `limit` hits per sliding period_ms in constant memory: two fixed windows, the previous one weighted
+        by its overlap (Cloudflare's approximation). Never more than `limit` in a calendar window, under
+        2 x limit in a sliding one (when the previous window's hits crowd its end)."""
+        return cls(SLIDING_COUNTER, limit, period_ms)
 
 
 LimitSpec = Union[Limit, Sequence[int]]

@@ -147,7 +147,7 @@ func fuzzKeys(_ r: inout Reader) {
 
 func fuzzModel(_ r: inout Reader) {
     let lim: Limit
-    switch Limit.validate(algorithm: Int32(r.u8() % 7) - 1, limit: r.number(), periodMs: r.number(), burst: r.number()) {
+    switch Limit.validate(algorithm: Int32(r.u8() % 8) - 1, limit: r.number(), periodMs: r.number(), burst: r.number()) {
     case .failure: return
     case let .success(l): lim = l
     }
@@ -176,7 +176,7 @@ func fuzzAPI(_ r: inout Reader) {
     let h = flags & 4 != 0 ? nil : live
     let id = r.id(max: 1 << 20)
     let a = r.number(), b = r.number(), c = r.number(), d = r.number()
-    var lim = hammer_limit(algorithm: Int32(r.u8() % 7) - 1, limit: r.number(), period_ms: r.number(), burst: r.number())
+    var lim = hammer_limit(algorithm: Int32(r.u8() % 8) - 1, limit: r.number(), period_ms: r.number(), burst: r.number())
     var dec = hammer_decision()
     var bucket = hammer_bucket()
     var ins = hammer_inspection()
@@ -241,7 +241,7 @@ func fuzzBatch(_ r: inout Reader) {
             p[b.count] = 0
             ids[i] = p
         }
-        limits[i] = hammer_limit(algorithm: Int32(r.u8() % 7) - 1, limit: r.number(), period_ms: r.number(),
+        limits[i] = hammer_limit(algorithm: Int32(r.u8() % 8) - 1, limit: r.number(), period_ms: r.number(),
                                  burst: r.number())
     }
     defer {
