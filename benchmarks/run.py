@@ -155,6 +155,7 @@ def build():
         "bench_core": ("hammer_count_hit", "hammer_delete_buckets"),
         "bench_rate": ("hammer_check_rate",),
         "bench_batch": ("hammer_count_hits", "hammer_hit_many", "hammer_hit", "hammer_count_hit"),
+        "bench_deny": ("hammer_hit", "hammer_stats"),
     }
     built = set()
     for name, calls in needs.items():

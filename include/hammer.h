@@ -122,6 +122,13 @@ typedef struct hammer_bucket {
  *  on_error=error|allow|deny (what decision calls return while Redis cannot answer, default error),
  *  fallback=none|local (decide in-process with the same limits while Redis cannot answer, default none),
  *  scan_delete=true|false (hammer_delete_buckets also finds buckets other clients wrote, default false),
+ *  deny_cache=ENTRIES (0 .. 10^7, default 0 = off: a denial from Redis that says when a unit hit can pass again is
+ *  kept in-process, and later hammer_hit / hammer_peek calls of that id and limit on the handle's clock are denied
+ *  there until then, with the decision Redis would give: same count and limit, remaining 0, retry_after_ms and
+ *  reset_after_ms counting down; at most ENTRIES entries, the least recently used dropped first; a reset through
+ *  this handle (hammer_delete_buckets) drops the id's entries; a reset made by another process is not seen, so
+ *  until the time Redis named this process may deny what Redis would allow. The *_at calls, check_rate, batches and
+ *  cost 0 always go to Redis; hammer_stats_t.deny_cache_hits counts the local denials),
  *  hash_tags=true|false (keys as <prefix>{<id>}:<suffix>, so an id's keys share a cluster slot; default false,
  *  always true on a cluster; with it the prefix may not hold '{' or '}', and empty ids or ids starting with '}' are
  *  HAMMER_ERR_INVALID).
@@ -352,6 +359,8 @@ typedef struct hammer_stats_t {
     uint64_t cluster_down;         /* CLUSTERDOWN: the slot was not served (resent after a pause, map read again) */
     uint64_t cluster_map_reads;    /* slot map reads (CLUSTER SHARDS), the one at open included */
     uint64_t cluster_nodes;        /* masters in the slot map now */
+    /* The deny cache (deny_cache=ENTRIES; 0 elsewhere): */
+    uint64_t deny_cache_hits;      /* decisions denied in-process from the cache (also counted in calls and denied) */
 } hammer_stats_t;
 #ifdef __cplusplus
 #  define HAMMER_STATS_INIT { sizeof(hammer_stats_t) }
@@ -360,8 +369,8 @@ typedef struct hammer_stats_t {
 #endif
 
 /*! hammer_stats() : copies the handle's statistics (since it was opened, or since the fork that made this
- *  process) to *out. out->size must be at least 208 bytes (the fields up to `connections`; 1.0's whole struct is
- *  256); the library clears and fills the first min(out->size, its own sizeof(hammer_stats_t)) bytes, never one
+ *  process) to *out. out->size must be at least 208 bytes (the fields up to `connections`; 256 up to the cluster's,
+ *  264 with deny_cache_hits); the library clears and fills the first min(out->size, its own sizeof(hammer_stats_t)) bytes, never one
  *  past them, and sets out->size to that number.
  *  @return HAMMER_OK, or HAMMER_ERR_INVALID for a NULL handle or out, or a size below 208. */
 HAMMER_API int hammer_stats(hammer_t *h, hammer_stats_t *out);

@@ -466,6 +466,12 @@ public func hammer_stats(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<hammer
     o.p999_us = Int64(clamping: s.latency.quantile(0.999))
     o.connections = Int64(open)
     if let router = hd.router { router.fill(&o) }
+    if let cache = hd.denyCache {
+        let served = cache.totals().hits
+        o.calls &+= served
+        o.denied &+= served
+        o.deny_cache_hits = served
+    }
     withUnsafeBytes(of: &o) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: filled) }
     return Status.ok.rawValue
 }

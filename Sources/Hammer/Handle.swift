@@ -24,6 +24,7 @@ final class Handle {
     let pool: Pool
     let router: Router?
     let local: LocalLimiter?
+    let denyCache: DenyCache?
     let tags: Bool
 
     init(config: Config) {
@@ -31,6 +32,7 @@ final class Handle {
         self.pool = Pool(config: config)
         self.router = config.isCluster ? Router(config: config) : nil
         self.local = config.localFallback ? LocalLimiter() : nil
+        self.denyCache = config.denyCacheEntries > 0 ? DenyCache(capacity: config.denyCacheEntries) : nil
         self.tags = config.hashTags
     }
 
@@ -167,7 +169,10 @@ final class Handle {
     }
 
     func deleteBuckets(id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
-        measured(id, Outcome(calls: 1)) { conn in
+        // The id's cached denials go once the reset may have run (whatever it answered), and an answer Redis gave
+        // before it is not kept after it (DenyShard.resets).
+        defer { denyCache?.reset(id: id) }
+        return measured(id, Outcome(calls: 1)) { conn in
             let indexed = deleteIndexed(conn, id: id)
             guard config.scanDelete, case let .success(n) = indexed else { return indexed }
             return scanDelete(conn, id: Array(id)).map { n.addingClamped($0) }
@@ -282,6 +287,15 @@ final class Handle {
                now: Int64?) -> Result<Decision, Failure> {
         let t0 = Clock.monotonicUs()
         let t = time(now)
+        // The deny cache serves the handle's clock only (the *_at calls pass their own time) and not check_rate,
+        // which counts even a denied hit in a bucket others read.
+        var cached: (now: Int64, resets: UInt64)? = nil
+        if let denyCache, now == nil, mode != .check {
+            let cnow = DenyCache.now(config, sent: t)
+            let (d, resets) = denyCache.answer(id: id, lim, mode: mode, cost: cost, now: cnow)
+            if let d { return .success(d) }
+            cached = (cnow, resets)
+        }
         // Counted as the connection goes back, unless Redis could not answer: then after the policy decided.
         let r = with(id, since: t0, outcome: { r in
             if case let .failure(f) = r, f.transient { return nil }
@@ -303,6 +317,9 @@ final class Handle {
             return Handle.decision(conn.eval(Scripts.limiter(lim.algorithm)) { a in
                 fillLimiter(&a, id: id, lim, mode: mode.letter, cost: cost, now: t)
             }, lim)
+        }
+        if let denyCache, let cached, case let .success(d) = r {
+            denyCache.offer(id: id, lim, d, mode: mode, cost: cost, now: cached.now, resetsBefore: cached.resets)
         }
         guard case let .failure(f) = r, f.transient else { return r }
         let d = degrade(f, id: id, lim, mode: mode, cost: cost, now: now)

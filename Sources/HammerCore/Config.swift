@@ -78,6 +78,8 @@ public struct Config: Equatable, Sendable {
     /// delete_buckets also SCANs for buckets of the id that other clients (Hammer's Elixir backend) wrote without
     /// our index. Exact still, but its cost grows with the keyspace.
     public var scanDelete: Bool = false
+    /// deny_cache=ENTRIES: denials kept in-process until Redis said a unit hit can pass (0: off). See DenyCache.
+    public var denyCacheEntries: Int = 0
     /// TLS, for rediss:// URLs; nil for plain connections.
     public var tls: TLSOptions? = nil
     /// Sentinel, for redis+sentinel:// URLs: `endpoint` is then the first sentinel, and the master is found.
@@ -97,6 +99,7 @@ public struct Config: Equatable, Sendable {
     public static let maxPrefixBytes = 1024
     public static let maxSpinUs: Int64 = 1000
     public static let maxPathBytes = 4096
+    public static let maxDenyCacheEntries: Int64 = 10_000_000
 
     /// A description safe to print: never the password.
     public var redacted: String {
@@ -287,6 +290,11 @@ public struct Config: Equatable, Sendable {
                 case "local": c.localFallback = true
                 default: return bad("fallback must be none or local")
                 }
+            case "deny_cache":
+                guard let v = number(0, maxDenyCacheEntries) else {
+                    return bad("deny_cache must be a number of entries from 0 (off) to \(maxDenyCacheEntries)")
+                }
+                c.denyCacheEntries = Int(v)
             case "scan_delete":
                 switch value {
                 case "0", "false", "no": c.scanDelete = false

@@ -58,7 +58,7 @@ PINNED(offsetof(hammer_check_request, limit) == 16 && offsetof(hammer_check_requ
 PINNED(offsetof(hammer_check_request, reserved) == 32);
 
 #define STATS_1_0 208   /* the least a caller may pass: the fields up to connections */
-PINNED(sizeof(hammer_stats_t) == 256);
+PINNED(sizeof(hammer_stats_t) == 264);
 PINNED(offsetof(hammer_stats_t, size) == 0 && offsetof(hammer_stats_t, spin_cpus) == 4);
 PINNED(offsetof(hammer_stats_t, calls) == 8 && offsetof(hammer_stats_t, allowed) == 16);
 PINNED(offsetof(hammer_stats_t, denied) == 24 && offsetof(hammer_stats_t, errors) == 32);
@@ -68,6 +68,7 @@ PINNED(offsetof(hammer_stats_t, p999_us) == 192 && offsetof(hammer_stats_t, conn
 PINNED(offsetof(hammer_stats_t, cluster_moved) == 208 && offsetof(hammer_stats_t, cluster_ask) == 216);
 PINNED(offsetof(hammer_stats_t, cluster_tryagain) == 224 && offsetof(hammer_stats_t, cluster_down) == 232);
 PINNED(offsetof(hammer_stats_t, cluster_map_reads) == 240 && offsetof(hammer_stats_t, cluster_nodes) == 248);
+PINNED(offsetof(hammer_stats_t, deny_cache_hits) == 256);
 
 static int all_zero(const void *p, size_t n)
 {

@@ -135,7 +135,8 @@ STRUCTS = {
     "hammer_check_request": ["id", "scale_ms", "limit", "increment", "reserved"],
     "hammer_stats_t": ["size", "spin_cpus", "calls", "allowed", "denied", "errors", "reconnects", "degraded",
                        "p50_us", "p99_us", "p999_us", "connections", "cluster_moved", "cluster_ask",
-                       "cluster_tryagain", "cluster_down", "cluster_map_reads", "cluster_nodes"],
+                       "cluster_tryagain", "cluster_down", "cluster_map_reads", "cluster_nodes",
+                       "deny_cache_hits"],
 }
 
 

@@ -214,6 +214,8 @@ class Stats:
     cluster_down: int = 0
     cluster_map_reads: int = 0
     cluster_nodes: int = 0
+    # deny_cache=ENTRIES only: decisions denied in-process from the cache (also counted in calls and denied).
+    deny_cache_hits: int = 0
 
 
 def _row(row: Any, what: str, names: Tuple[str, ...], defaults: Tuple[Any, ...]) -> Tuple[Any, ...]:
@@ -466,6 +468,6 @@ class Hammer:
         return Stats(o.calls, o.allowed, o.denied, {name: o.errors[st] for st, name in STATUS_NAMES.items()},
                      o.reconnects, o.degraded, o.p50_us, o.p99_us, o.p999_us, o.connections, o.spin_cpus,
                      o.cluster_moved, o.cluster_ask, o.cluster_tryagain, o.cluster_down, o.cluster_map_reads,
-                     o.cluster_nodes)
+                     o.cluster_nodes, o.deny_cache_hits)
 
 

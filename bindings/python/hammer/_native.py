@@ -58,7 +58,7 @@ class hammer_stats_t(ctypes.Structure):
                 ("denied", _u64), ("errors", _u64 * STATUS_LIMIT), ("reconnects", _u64), ("degraded", _u64),
                 ("p50_us", _i64), ("p99_us", _i64), ("p999_us", _i64), ("connections", _i64),
                 ("cluster_moved", _u64), ("cluster_ask", _u64), ("cluster_tryagain", _u64), ("cluster_down", _u64),
-                ("cluster_map_reads", _u64), ("cluster_nodes", _u64)]
+                ("cluster_map_reads", _u64), ("cluster_nodes", _u64), ("deny_cache_hits", _u64)]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
