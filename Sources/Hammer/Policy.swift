@@ -4,7 +4,9 @@
 import Glibc
 import HammerCore
 
-/// In-process limiter state per (id, limit), guarded by a lock. Bounded: past `capacity` entries it starts afresh.
+/// In-process limiter state per (id, limit), in shards by the id's hash, each under its own lock, so that threads
+/// deciding for different ids seldom wait for each other. A model is changed in place (held by a class: no copy of
+/// its state per decision). Bounded: past `capacity / shards` entries a shard starts afresh.
 final class LocalLimiter {
     struct Key: Hashable {
         var id: [UInt8]
@@ -14,39 +16,59 @@ final class LocalLimiter {
         var burst: Int64
         var check: Bool
     }
-    final class States { var map: [Key: LimiterModel] = [:] }
-    private var lock = Lock()
-    private var states = States()
+    final class Slot { var model = LimiterModel() }
+    final class States { var map: [Key: Slot] = [:] }
+    final class Shard {
+        var lock = Lock()
+        var states = States()
+    }
+    static let shardCount = 64
     let capacity = 100_000
+    private let shards = (0..<LocalLimiter.shardCount).map { _ in Shard() }
     private let epoch = ForkEpoch()
 
-    /// In a child after fork(): a parent's thread may have held the lock, half-way through changing the states;
-    /// both are left as they are, never freed.
+    /// In a child after fork(): a parent's thread may have held a shard's lock, half-way through changing its
+    /// states; each shard's lock and states are left as they are, never freed, and the child starts afresh.
     private func afterFork() {
-        _ = Unmanaged.passRetained(lock)
-        _ = Unmanaged.passRetained(states)
-        lock = Lock()
-        states = States()
+        for s in shards {
+            _ = Unmanaged.passRetained(s.lock)
+            _ = Unmanaged.passRetained(s.states)
+            s.lock = Lock()
+            s.states = States()
+        }
+    }
+
+    @inline(__always) static func shardIndex(_ id: UnsafeBufferPointer<UInt8>) -> Int {
+        Int(truncatingIfNeeded: fnv1a(id) >> 32) & (shardCount - 1)
     }
 
     func decide(id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64, now: Int64) -> Decision {
         let key = Key(id: Array(id), algorithm: lim.algorithm.rawValue, limit: lim.limit, period: lim.periodMs,
                       burst: lim.burst, check: mode == .check)
         epoch.check(afterFork)
-        lock.lock()
-        defer { lock.unlock() }
-        if states.map.count >= capacity && states.map[key] == nil { states.map.removeAll(keepingCapacity: true) }
-        var m = states.map[key] ?? LimiterModel()
-        let d = m.apply(lim, mode: mode, cost: cost, now: now)
-        if mode != .peek { states.map[key] = m }
-        return d
+        let s = shards[LocalLimiter.shardIndex(id)]
+        s.lock.lock()
+        defer { s.lock.unlock() }
+        if let slot = s.states.map[key] { return slot.model.apply(lim, mode: mode, cost: cost, now: now) }
+        if mode == .peek {
+            var m = LimiterModel()
+            return m.apply(lim, mode: mode, cost: cost, now: now)
+        }
+        if s.states.map.count >= capacity / LocalLimiter.shardCount { s.states.map.removeAll(keepingCapacity: true) }
+        let slot = Slot()
+        s.states.map[key] = slot
+        return slot.model.apply(lim, mode: mode, cost: cost, now: now)
     }
 
     var count: Int {
         epoch.check(afterFork)
-        lock.lock()
-        defer { lock.unlock() }
-        return states.map.count
+        var n = 0
+        for s in shards {
+            s.lock.lock()
+            n += s.states.map.count
+            s.lock.unlock()
+        }
+        return n
     }
 }
 

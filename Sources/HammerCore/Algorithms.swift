@@ -120,8 +120,8 @@ public enum Mode: Hashable, Sendable {
 public struct LimiterModel: Sendable {
     // fixed window
     var windows: [Int64: Int64] = [:]
-    // sliding window log: (time, cost), in insertion order (times non-decreasing when callers' clocks are)
-    var log: [(time: Int64, cost: Int64)] = []
+    // sliding window log: (time, cost) in time order
+    var log = SlidingLog()
     // token bucket (free units) / leaky bucket (level units), and the time of the last change
     var u: Int64? = nil
     var t: Int64 = 0
@@ -179,32 +179,7 @@ public struct LimiterModel: Sendable {
             return Decision(allowed: ok, count: count, limit: L, remaining: rem, retryAfterMs: retry, resetAfterMs: reset)
 
         case .slidingWindow:
-            let edge = now - P
-            let live = log.reduce(Int64(0)) { $1.time > edge ? $0 + $1.cost : $0 }
-            let need = mode == .peek ? 1 : c
-            var ok = false
-            if mode == .hit && c == 0 { ok = true } else if need <= L && live + need <= L { ok = true }
-            var total = live
-            if ok && mode == .hit && c > 0 {
-                log.removeAll { $0.time <= edge }
-                log.append((now, c))
-                total += c
-            }
-            var rem: Int64 = 0, retry: Int64 = 0
-            // The window holds no hits once its newest hit has left it.
-            let newest = log.map { $0.time }.max() ?? now
-            let reset: Int64 = total > 0 ? newest + P - now : 0
-            // total may exceed L: hits of a larger limit (the id's limit was lowered).
-            if ok { rem = max(0, L - total) } else if need > L { retry = -1 } else {
-                let want = total + need - L
-                var freed: Int64 = 0
-                retry = -1
-                for e in log.filter({ $0.time > edge }).sorted(by: { $0.time < $1.time }) {
-                    freed += e.cost
-                    if freed >= want { retry = e.time + P - now; break }
-                }
-            }
-            return Decision(allowed: ok, count: total, limit: L, remaining: rem, retryAfterMs: retry, resetAfterMs: reset)
+            return SlidingLog.decide(&log, L: L, P: P, mode: mode, cost: c, now: now)
 
         case .tokenBucket, .leakyBucket:
             let token = lim.algorithm == .tokenBucket

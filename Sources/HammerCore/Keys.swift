@@ -88,3 +88,10 @@ extension Keys {
     /// The sliding counter's hash: one field a period, so counters of several periods of one id coexist.
     public static let slidingCounterKeys = [stateSuffixes[5]]
 }
+
+/// FNV-1a over bytes: a cheap, stable hash that picks an id's shard of in-process state.
+@inline(__always) public func fnv1a(_ b: UnsafeBufferPointer<UInt8>) -> UInt64 {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for x in b { h = (h ^ UInt64(x)) &* 0x0000_0100_0000_01B3 }
+    return h
+}

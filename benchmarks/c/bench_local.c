@@ -1,0 +1,112 @@
+/*
+ * bench_local.c — the cost of a decision made in the process: fallback=local while Redis is down, or memory://.
+ * A sliding window's log is filled with SIZE hits at distinct times (untimed), then M more hits are timed.
+ *
+ *   bench_local URL SIZES M THREADS
+ *
+ * SIZES: comma-separated log sizes. With THREADS > 1, each size is also run on THREADS threads at once, each on an
+ * id of its own, and the decisions/s of all of them are printed beside the one-thread figure. When URL is not
+ * memory://, the program opens the handle, prints "ready" and waits for a line on stdin (the driver stops Redis
+ * meanwhile), so that every decision is the fallback's. Prints one line of key=value pairs per size.
+ */
+#include "bench_util.h"
+
+#include <inttypes.h>
+
+#include "hammer.h"
+
+struct job {
+    hammer_t *h;
+    char id[64];
+    int64_t size, m, t0;
+    pthread_barrier_t *start;   /* threads: every log filled before any is timed */
+    double fill_s, run_s, start_s, end_s;
+};
+
+static void hit_at(hammer_t *h, const char *id, const hammer_limit *lim, int64_t now)
+{
+    hammer_decision d;
+    int st = hammer_hit_at(h, id, lim, 1, now, &d);
+    if (st != HAMMER_OK) DIE("hammer_hit_at: %s: %s", hammer_strerror(st), hammer_last_error());
+    if (!d.allowed) DIE("hammer_hit_at: denied at count %" PRId64, d.count);
+}
+
+static void *run(void *arg)
+{
+    struct job *j = arg;
+    hammer_limit lim = {HAMMER_SLIDING_WINDOW, j->size + j->m + 10, 3600000, 0, {0, 0}};
+    double a = mono_s();
+    for (int64_t i = 0; i < j->size; i++) hit_at(j->h, j->id, &lim, j->t0 + i);
+    if (j->start) pthread_barrier_wait(j->start);
+    double b = j->start_s = mono_s();
+    for (int64_t i = 0; i < j->m; i++) hit_at(j->h, j->id, &lim, j->t0 + j->size + i);
+    j->end_s = mono_s();
+    j->fill_s = b - a;
+    j->run_s = j->end_s - b;
+    return NULL;
+}
+
+/* THREADS jobs at once; returns the seconds from the barrier (all logs filled) to the last thread's end. */
+static double run_threads(hammer_t *h, long threads, int64_t size, int64_t m, const char *tag, int64_t t0)
+{
+    struct job jobs[64];
+    pthread_t tid[64];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    for (long t = 0; t < threads; t++) {
+        jobs[t] = (struct job){.h = h, .size = size, .m = m, .t0 = t0, .start = &start};
+        snprintf(jobs[t].id, sizeof jobs[t].id, "bench_local:%s:%" PRId64 ":%ld", tag, size, t);
+    }
+    for (long t = 0; t < threads; t++)
+        if (pthread_create(&tid[t], NULL, run, &jobs[t]) != 0) DIE("pthread_create");
+    pthread_barrier_wait(&start);
+    for (long t = 0; t < threads; t++) pthread_join(tid[t], NULL);
+    double go = jobs[0].start_s, last = jobs[0].end_s;
+    for (long t = 1; t < threads; t++) {
+        if (jobs[t].start_s < go) go = jobs[t].start_s;
+        if (jobs[t].end_s > last) last = jobs[t].end_s;
+    }
+    pthread_barrier_destroy(&start);
+    return last - go;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) DIE("usage: bench_local URL SIZES M THREADS");
+    const char *url = argv[1];
+    int64_t m = arg_long(argv[3], "M");
+    long threads = arg_long(argv[4], "THREADS");
+    if (threads < 1 || threads > 64) DIE("THREADS must be 1..64");
+    hammer_t *h = NULL;
+    int st = hammer_open(url, &h);
+    if (st != HAMMER_OK) DIE("hammer_open: %s: %s", hammer_strerror(st), hammer_last_error());
+    if (strncmp(url, "memory://", 9) != 0) {
+        printf("ready\n");
+        fflush(stdout);
+        char line[16];
+        if (!fgets(line, sizeof line, stdin)) DIE("no go line");
+    }
+    int64_t t0 = wall_ms() - 1000;
+    char *sizes = strdup(argv[2]);
+    for (char *s = strtok(sizes, ","); s; s = strtok(NULL, ",")) {
+        int64_t size = arg_long(s, "size");
+        struct job one = {.h = h, .size = size, .m = m, .t0 = t0};
+        snprintf(one.id, sizeof one.id, "bench_local:one:%" PRId64, size);
+        run(&one);
+        printf("size=%" PRId64 " fill_s=%.3f us_per_decision=%.3f", size, one.fill_s, one.run_s * 1e6 / (double)m);
+        if (threads > 1) {
+            double one_s = run_threads(h, 1, size, m, "t1", t0);
+            double many_s = run_threads(h, threads, size, m, "tn", t0);
+            printf(" threads=%ld one_thread_per_s=%.0f all_threads_per_s=%.0f", threads, (double)m / one_s,
+                   (double)(m * threads) / many_s);
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+    hammer_stats_t stats = HAMMER_STATS_INIT;
+    if (hammer_stats(h, &stats) == HAMMER_OK)
+        printf("calls=%" PRIu64 " degraded=%" PRIu64 "\n", stats.calls, stats.degraded);
+    free(sizes);
+    hammer_close(h);
+    return 0;
+}
