@@ -73,14 +73,39 @@ def _int32(name: str, value: Any) -> int:
     return value
 
 
+# hammer_limit's ranges (include/hammer.h; Sources/HammerCore/Algorithms.swift's Limit.validate).
+MAX_LIMIT = 1_000_000_000
+MAX_PERIOD_MS = 315_360_000_000     # 10 years
+MAX_UNITS = 1 << 52                 # capacity x period_ms of the buckets and GCRA: exact in Lua's doubles
+
+
+def _check_limit(algorithm: int, limit: int, period_ms: int, burst: int) -> None:
+    """InvalidError naming the first field out of include/hammer.h's range (the library makes the same checks)."""
+    if algorithm not in ALGORITHMS:
+        raise InvalidError(f"Limit: unknown algorithm {algorithm} (FIXED_WINDOW ... GCRA, 0 to 4)")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidError(f"Limit: limit must be from 1 to {MAX_LIMIT:_}, not {limit}")
+    if not 1 <= period_ms <= MAX_PERIOD_MS:
+        raise InvalidError(f"Limit: period_ms must be from 1 to {MAX_PERIOD_MS:_} (10 years), not {period_ms}")
+    if not 0 <= burst <= MAX_LIMIT:
+        raise InvalidError(f"Limit: burst must be from 0 (= limit) to {MAX_LIMIT:_}, not {burst}")
+    if algorithm not in (FIXED_WINDOW, SLIDING_WINDOW) and (burst or limit) * period_ms > MAX_UNITS:
+        raise InvalidError(f"Limit: {'burst' if burst else 'limit'} x period_ms must be at most 2^52 for "
+                           f"{ALGORITHMS[algorithm]}, not {burst or limit} x {period_ms}")
+
+
 @dataclass(frozen=True)
 class Limit:
     """A limiter description, include/hammer.h's hammer_limit: `limit` hits per `period_ms` with `algorithm`.
 
     burst is the capacity of the token / leaky bucket and GCRA's burst tolerance (0 means = limit); the windows
-    ignore it. Build one with a constructor named after the algorithm, e.g. Limit.token_bucket(10, 1000, burst=20).
-    The fields must be ints (InvalidError otherwise); their ranges are checked by the library at the first call.
-    A Limit is immutable and may be shared by any number of threads and calls.
+    ignore it. Build one with a constructor named after the algorithm, e.g. Limit.token_bucket(10, 1000, burst=20),
+    or from a string with hammer.parse("10/second").
+    The fields are checked here, with include/hammer.h's ranges, so that a bad limit fails at start-up and not at
+    every request: InvalidError (a ValueError) naming the field and its range when algorithm is not 0..4, limit not
+    1..10^9, period_ms not 1 ms..10 years (315_360_000_000), burst not 0..10^9, or, for the buckets and GCRA,
+    capacity (burst, or limit) x period_ms above 2^52. A Limit is immutable and may be shared by any number of
+    threads and calls.
     """
     algorithm: int
     limit: int
@@ -92,6 +117,7 @@ class Limit:
     def __post_init__(self) -> None:
         c = hammer_limit(_int32("algorithm", self.algorithm), _int64("limit", self.limit),
                          _int64("period_ms", self.period_ms), _int64("burst", self.burst))
+        _check_limit(self.algorithm, self.limit, self.period_ms, self.burst)
         object.__setattr__(self, "_c", c)
         object.__setattr__(self, "_p", ctypes.pointer(c))
 
