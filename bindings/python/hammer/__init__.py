@@ -32,6 +32,10 @@ buckets, and five algorithms through a `Limit`. A denied decision is a `Decision
         h.hit_many([("a", per_second, 1), ("b", per_second, 2, 1_700_000_000_000)])   # one pipeline
         h.stats().allowed                                       # counters and latency percentiles of the handle
 
+Limits may also be written in the notation of the `limits` package (Flask-Limiter, slowapi):
+hammer.parse("10/second;1000/day") is [Limit.fixed_window(10, 1000), Limit.fixed_window(1000, 86_400_000)], and
+parse(s, algorithm="sliding_window") picks the algorithm (hammer._parse says the whole notation).
+
 A `Limiter` guards code with one Limit, raising `RateLimited` (an Exception, not a HammerError: being limited is
 not a failure of the library) that carries `.retry_after` in seconds and the `.decision`:
 
@@ -53,11 +57,13 @@ hammer.aio has the same calls as coroutines and an async Limiter; hammer.asgi an
 
 Integers only: every count, time and limit must be an int (bool, float and str are refused with InvalidError, never
 rounded or parsed), and every value the C library refuses (unknown algorithm, limit < 1, period < 1, burst < 0,
-cost < 0, now_ms outside 0 .. 2^47) is an InvalidError too; so a bad limit is always InvalidError, never TypeError.
+cost < 0, now_ms outside 0 .. 2^47) is an InvalidError too; so a bad limit is always InvalidError, never TypeError,
+and a Limit is checked when it is made (a bad one fails at start-up, not at the first request).
 
 Layout of the package: errors.py (statuses, exceptions), _loader.py (finding the library), _native.py (the ctypes
 mirror of every struct of include/hammer.h and one table SIGNATURES of every C function), _api.py (Hammer and its
-results), limiter.py, aio.py, asgi.py / wsgi.py / _http.py (middleware), cli.py (python -m hammer).
+results), _parse.py (limit strings), limiter.py, aio.py, asgi.py / wsgi.py / _http.py (middleware), cli.py
+(python -m hammer).
 """
 from ._api import (ALGORITHMS, FIXED_WINDOW, GCRA, LEAKY_BUCKET, SLIDING_COUNTER, SLIDING_WINDOW, TOKEN_BUCKET, Bucket,
                    Decision, Hammer, Id, Inspection, Limit, LimitSpec, Stats)
@@ -71,6 +77,7 @@ from ._version import __version__
 from .errors import (ERR_CONNECT, ERR_INTERNAL, ERR_INVALID, ERR_NOMEM, ERR_PROTOCOL, ERR_REDIS, ERR_TIMEOUT, OK,
                      STATUS_NAMES, ConnectError, HammerError, HammerTimeout, InternalError, InvalidError,
                      NoMemoryError, ProtocolError, RedisError)
+from ._parse import parse, parse_one
 from .limiter import Limiter, RateLimited
 
 _SIGNATURES = SIGNATURES  # the name of earlier releases
@@ -78,7 +85,7 @@ _SIGNATURES = SIGNATURES  # the name of earlier releases
 __all__ = [
     "__version__", "Hammer", "Bucket", "version", "version_number", "strerror", "last_error", "LIBRARY_PATH",
     "LIBRARY_SOURCE",
-    "Limit", "LimitSpec", "Id", "Decision", "Inspection", "Stats", "Limiter", "RateLimited",
+    "Limit", "LimitSpec", "parse", "parse_one", "Id", "Decision", "Inspection", "Stats", "Limiter", "RateLimited",
     "FIXED_WINDOW", "SLIDING_WINDOW", "TOKEN_BUCKET", "LEAKY_BUCKET", "GCRA", "SLIDING_COUNTER", "ALGORITHMS",
     "HammerError", "InvalidError", "ConnectError", "HammerTimeout", "RedisError", "ProtocolError", "NoMemoryError",
     "InternalError", "STATUS_NAMES",
