@@ -4,19 +4,26 @@
     app = hammer.asgi.RateLimitMiddleware(app, hammer.aio.Hammer(URL), hammer.Limit.token_bucket(10, 1000),
                                           key=lambda scope: dict(scope["headers"]).get(b"x-api-key"))
 
-Each HTTP request takes `cost` from the limiter `prefix + key`; the key is the client address by default (behind a
-proxy, give a key function that reads the header your proxy sets). A key function gets the ASGI scope and returns
-str, bytes, or None to let the request through unlimited. A denied request gets 429 with Retry-After; every limited
-response carries RateLimit-Policy and RateLimit (hammer._http says which draft). The call to Redis runs off the event
-loop (hammer.aio). A Redis failure raises (a 500) unless the URL's on_error= or fallback= policy decides. Other scope
-types (websocket, lifespan) pass through.
+Each HTTP request takes `cost` from the limiter `prefix + key`. The key is the client address by default
+(hammer.keys.client_address; a request without one, as on a unix socket, raises hammer.keys.NoClientAddress rather
+than sharing one key); behind a proxy give key=hammer.keys.forwarded_address(trusted_proxies=N). A key function gets
+the ASGI scope and returns str, bytes, or None to let the request through unlimited. `limit` is a Limit or one limit
+in `limits`' notation ("100/minute": hammer.parse). A denied request gets 429 with Retry-After; every limited
+response carries RateLimit-Policy and RateLimit (hammer._http says what they hold per algorithm). The call to Redis
+runs off the event loop (hammer.aio); a URL handle opens at the first request and again after a failed open, so the
+app starts while Redis is down.
+
+When Redis fails, the request is answered all the same, never with an exception into the server: decided by the URL's
+on_error= or fallback= policy when it has one (a Decision with degraded=True), else 503 Service Unavailable with
+Retry-After: 1 and a plain-text body, the error logged on the "hammer" logger. Other scope types (websocket,
+lifespan) pass through.
 """
 from typing import Any, Awaitable, Callable, List, MutableMapping, Optional, Tuple, Union
 
-from . import _api, aio
+from . import _api, aio, keys
 from ._api import LimitSpec
-from ._http import Policy, address_key
-from .errors import InvalidError
+from ._http import Policy, unavailable
+from .errors import HammerError, InvalidError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,8 +36,8 @@ __all__ = ["RateLimitMiddleware"]
 
 
 def client_address(scope: Scope) -> str:
-    client = scope.get("client")
-    return address_key(client[0] if client else None)
+    """The client's address of an ASGI scope (hammer.keys.client_address): NoClientAddress when it has none."""
+    return keys.client_address(scope)
 
 
 def _encode(headers: List[Tuple[str, str]]) -> List[Tuple[bytes, bytes]]:
@@ -41,7 +48,8 @@ class RateLimitMiddleware:
     """Limits the HTTP requests of an ASGI app (see the module's docstring). `hammer` is a hammer.aio.Hammer, a
     hammer.Hammer (used through a hammer.aio.Hammer) or a URL."""
 
-    def __init__(self, app: ASGIApp, hammer: Union["aio.Hammer", "_api.Hammer", str], limit: LimitSpec, *,
+    def __init__(self, app: ASGIApp, hammer: Union["aio.Hammer", "_api.Hammer", str],
+                 limit: Union[LimitSpec, str], *,
                  key: Optional[KeyFunc] = None, prefix: str = "http:", cost: int = 1,
                  policy: str = "default") -> None:
         if isinstance(hammer, (str, _api.Hammer)):
@@ -64,7 +72,14 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         p = self.policy
-        d = await self.hammer.hit(p.key(key), p.limit, p.cost)
+        id = p.key(key)
+        try:
+            d = await self.hammer.hit(id, p.limit, p.cost)
+        except HammerError as e:   # ConnectError is an OSError: servers take those for a broken client socket
+            headers, body = unavailable(e, "asgi")
+            await send({"type": "http.response.start", "status": 503, "headers": _encode(headers)})
+            await send({"type": "http.response.body", "body": body})
+            return
         if not d.allowed:
             headers, body = p.denied(d)
             await send({"type": "http.response.start", "status": 429, "headers": _encode(headers)})

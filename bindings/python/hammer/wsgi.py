@@ -3,17 +3,24 @@
     import hammer, hammer.wsgi
     app = hammer.wsgi.RateLimitMiddleware(app, hammer.Hammer(URL), hammer.Limit.sliding_window(100, 60_000))
 
-As hammer.asgi's middleware, on the WSGI environ: the key is REMOTE_ADDR by default; a key function gets the environ
-and returns str, bytes, or None to let the request through unlimited. A denied request gets 429 with Retry-After;
-every limited response carries RateLimit-Policy and RateLimit. A Redis failure raises (a 500) unless the URL's
-on_error= or fallback= policy decides.
+As hammer.asgi's middleware, on the WSGI environ: the key is REMOTE_ADDR by default (hammer.keys.client_address:
+NoClientAddress when the server gives none); a key function gets the environ and returns str, bytes, or None to let
+the request through unlimited. A denied request gets 429 with Retry-After; every limited response carries
+RateLimit-Policy and RateLimit.
+
+When Redis fails, the request is answered all the same, never with an exception into the server (gunicorn takes an
+OSError, as hammer.ConnectError is, for a broken client socket and closes the connection without a reply): decided by
+the URL's on_error= or fallback= policy when it has one, else 503 Service Unavailable with Retry-After: 1, the error
+logged on the "hammer" logger. Given a URL, the middleware opens its handle at once, and when Redis cannot be reached
+then (a ConnectError or a timeout; a bad URL still raises) at a later request, so the app starts while Redis is down.
 """
+import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-from . import _api
+from . import _api, keys
 from ._api import LimitSpec
-from ._http import Policy, address_key
-from .errors import InvalidError
+from ._http import Policy, log, unavailable
+from .errors import ConnectError, HammerError, HammerTimeout, InvalidError
 
 Environ = Dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -24,32 +31,58 @@ __all__ = ["RateLimitMiddleware"]
 
 
 def client_address(environ: Environ) -> str:
-    return address_key(environ.get("REMOTE_ADDR"))
+    """The client's address of a WSGI environ (hammer.keys.client_address): NoClientAddress when it has none."""
+    return keys.client_address(environ)
 
 
 class RateLimitMiddleware:
     """Limits the requests of a WSGI app (see the module's docstring). `hammer` is a hammer.Hammer or a URL."""
 
-    def __init__(self, app: WSGIApp, hammer: Union["_api.Hammer", str], limit: LimitSpec, *,
+    def __init__(self, app: WSGIApp, hammer: Union["_api.Hammer", str], limit: Union[LimitSpec, str], *,
                  key: Optional[KeyFunc] = None, prefix: str = "http:", cost: int = 1,
                  policy: str = "default") -> None:
-        if isinstance(hammer, str):
-            hammer = _api.Hammer(hammer)
-        if not isinstance(hammer, _api.Hammer):
+        if not isinstance(hammer, (str, _api.Hammer)):
             raise InvalidError(f"hammer must be a hammer.Hammer or a URL, not {type(hammer).__name__}")
         if key is not None and not callable(key):
             raise InvalidError("key must be a function of the WSGI environ")
         self.app = app
-        self.hammer = hammer
         self.policy = Policy(limit, prefix, cost, policy)
         self.key_func: KeyFunc = key or client_address
+        self._url: Optional[str] = None
+        self._lock = threading.Lock()
+        self.hammer: Optional[_api.Hammer] = None
+        if isinstance(hammer, _api.Hammer):
+            self.hammer = hammer
+            return
+        try:
+            self.hammer = _api.Hammer(hammer)
+        except (ConnectError, HammerTimeout) as e:   # Redis down: open at a later request; a bad URL raises
+            log.warning("hammer wsgi: cannot reach Redis at start-up (%s: %s); will try again at each request",
+                        type(e).__name__, e)
+            self._url = hammer
+
+    def _handle(self) -> "_api.Hammer":
+        h = self.hammer
+        if h is not None:
+            return h
+        with self._lock:   # one open at a time; the others wait for it (bounded by the URL's connect timeout)
+            if self.hammer is None:
+                assert self._url is not None
+                self.hammer = _api.Hammer(self._url)
+            return self.hammer
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         key = self.key_func(environ)
         if key is None:
             return self.app(environ, start_response)
         p = self.policy
-        d = self.hammer.hit(p.key(key), p.limit, p.cost)
+        id = p.key(key)
+        try:
+            d = self._handle().hit(id, p.limit, p.cost)
+        except HammerError as e:   # ConnectError is an OSError: gunicorn would close the socket without a reply
+            headers, body = unavailable(e, "wsgi")
+            start_response("503 Service Unavailable", headers)
+            return [body]
         if not d.allowed:
             headers, body = p.denied(d)
             start_response("429 Too Many Requests", headers)
