@@ -16,6 +16,8 @@ a state that no store holds.
 """
 import logging
 import re
+import threading
+import time
 from typing import Any, List, Tuple, Union
 
 from ._api import FIXED_WINDOW, SLIDING_WINDOW, Decision, Limit, LimitSpec, _int64, _limit
@@ -81,11 +83,27 @@ class Policy:
                 + self.headers(d), BODY)
 
 
+_LOG_EVERY_S = 10.0
+_logged = {"at": -_LOG_EVERY_S, "quiet": 0}
+_log_lock = threading.Lock()
+
+
 def unavailable(error: HammerError, where: str) -> Tuple[Headers, bytes]:
     """The headers and body of the 503 response to a request that the library could not decide (Redis down, a
-    timeout, no URL policy set), after logging `error` on the "hammer" logger. Retry-After: 1, since the library
+    timeout, no URL policy set), after logging `error` on the "hammer" logger (at most once per 10 seconds, with the
+    number of failures not logged since, so that an outage does not flood the log). Retry-After: 1, since the library
     retries its connections on the next calls."""
-    log.error("hammer %s: rate limit not decided, answering 503: %s: %s", where, type(error).__name__, error)
+    now = time.monotonic()
+    with _log_lock:
+        quiet = _logged["quiet"]
+        if now - _logged["at"] < _LOG_EVERY_S:
+            _logged["quiet"] = quiet + 1
+            quiet = -1
+        else:
+            _logged["at"], _logged["quiet"] = now, 0
+    if quiet >= 0:
+        log.error("hammer %s: rate limit not decided, answering 503: %s: %s%s", where, type(error).__name__, error,
+                  f" ({quiet} more since the last message)" if quiet else "")
     return ([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(UNAVAILABLE_BODY))),
              ("Retry-After", "1")], UNAVAILABLE_BODY)
 
