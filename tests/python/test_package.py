@@ -1,12 +1,16 @@
-"""The pip package: `make wheel` gives a Linux wheel carrying libhammer.so that works in a fresh venv with no
-environment variable; `pip install ./bindings/python` works against an installed library (`make install`); the
-loader's order (HAMMER_LIBRARY, the wheel's copy, the system, a checkout) holds; the package's version is the
-library's; its type hints are complete (mypy --strict) and exported (py.typed)."""
+"""The pip package: `make wheel` gives a manylinux wheel carrying libhammer.so, libhiredis and OpenSSL (auditwheel
+repair) that works in a fresh venv with no environment variable, its native library resolving nothing outside the
+wheel but glibc and manylinux's base (ldd, and the libraries the process maps); `make sdist` gives a source package
+that holds what `make lib` needs and builds into a working wheel; `pip install ./bindings/python` works against an
+installed library (`make install`); the loader's order (HAMMER_LIBRARY, the wheel's copy, the system, a checkout)
+holds; the package's version is the library's; its type hints are complete (mypy --strict) and exported (py.typed)."""
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 import zipfile
 
@@ -17,8 +21,13 @@ import hammer
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACKAGE = os.path.join(ROOT, "bindings", "python", "hammer")
 HEADER = os.path.join(ROOT, "include", "hammer.h")
-MODULES = {"__init__.py", "__main__.py", "_api.py", "_http.py", "_loader.py", "_native.py", "_version.py", "aio.py",
-           "asgi.py", "cli.py", "errors.py", "limiter.py", "wsgi.py", "py.typed"}
+MODULES = {"__init__.py", "__main__.py", "_api.py", "_http.py", "_loader.py", "_native.py", "_parse.py", "_version.py",
+           "aio.py", "asgi.py", "cli.py", "errors.py", "keys.py", "limiter.py", "wsgi.py", "py.typed"}
+# What a manylinux wheel may leave to the system: glibc's libraries and the rest of manylinux's base (PEP 600:
+# libstdc++ and libgcc_s, which the Swift runtime linked into libhammer needs, are on every glibc system).
+BASE_LIBRARIES = {"linux-vdso.so.1", "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
+                  "ld-linux-x86-64.so.2", "libstdc++.so.6", "libgcc_s.so.1"}
+BUNDLED = ("libhiredis", "libssl", "libcrypto")
 
 
 def clean_env(**changes):
@@ -139,15 +148,27 @@ def pip_into(python, *args):
 
 def test_wheel_contents(wheel):
     name = os.path.basename(wheel)
-    assert re.fullmatch(rf"hammer_ratelimit-{re.escape(hammer.__version__)}-py3-none-linux_\w+\.whl", name), name
+    assert re.fullmatch(rf"hammer_ratelimit-{re.escape(hammer.__version__)}-py3-none-manylinux_2_\d+_x86_64\.whl",
+                        name), name
     with zipfile.ZipFile(wheel) as z:
-        files = set(z.namelist())
+        files = {f for f in z.namelist() if not f.endswith("/")}   # auditwheel also writes folders' entries
         package = {f[len("hammer/"):] for f in files if f.startswith("hammer/")}
         assert package == MODULES | {f"_lib/{SONAME}"}, package
+        libs = sorted(f for f in files if f.startswith("hammer_ratelimit.libs/"))
         lib = z.read(f"hammer/_lib/{SONAME}")
         wheel_meta = z.read(f"hammer_ratelimit-{hammer.__version__}.dist-info/WHEEL").decode()
     assert lib.startswith(b"\x7fELF") and b".debug_info" not in lib, "a stripped shared library"
     assert "Root-Is-Purelib: false" in wheel_meta
+    assert re.search(r"^Tag: py3-none-manylinux_2_\d+_x86_64$", wheel_meta, re.M), wheel_meta
+    # auditwheel's copies, under hashed names: hiredis and OpenSSL, nothing else.
+    assert [re.sub(r"-[0-9a-f]{8}\.so.*", "", os.path.basename(f)) for f in libs] == sorted(BUNDLED), libs
+
+
+def test_auditwheel_show(wheel):
+    pytest.importorskip("auditwheel")   # deps/pip.txt
+    out = run([sys.executable, "-m", "auditwheel", "show", wheel]).replace("\n", " ")
+    assert re.search(r'consistent with the following platform tag: "manylinux_2_\d+_x86_64"', out), out
+    assert "external shared libraries are required" not in out, out   # it would list what the wheel lacks
 
 
 def test_wheel_in_a_fresh_venv(wheel, tmp_path, redis_server):
@@ -166,12 +187,125 @@ def test_wheel_in_a_fresh_venv(wheel, tmp_path, redis_server):
                 return (await h.peek("venv:wheel", hammer.Limit.gcra(5, 60_000))).remaining
         print(asyncio.run(main()))
         print(hammer.__version__)
+        # Every shared library this process maps, after a TLS connection (libssl loaded and used).
+        with hammer.Hammer({redis_server.tls_url()!r}) as h:
+            h.peek("venv:wheel", hammer.Limit.gcra(5, 60_000))
+        print(" ".join(sorted({{line.split()[-1] for line in open("/proc/self/maps") if ".so" in line}})))
     """)
     out = run([python, "-c", code], env=clean_env(), cwd=str(tmp_path))
-    assert out.split() == ["4", "4", hammer.__version__]
+    lines = out.splitlines()
+    assert lines[:3] == ["4", "4", hammer.__version__], out
+    # The wheel's own copies are the ones mapped (Python's ssl module maps the system's OpenSSL for itself: a second
+    # copy, as with any manylinux wheel that bundles it; the system's hiredis must not be there at all).
+    venv_dir = str(tmp_path / "venv")
+    mapped = lines[3].split()
+    ours = {os.path.basename(p) for p in mapped if p.startswith(venv_dir)}
+    assert SONAME in ours and all(any(m.startswith(b + "-") for m in ours) for b in BUNDLED), mapped
+    assert not [p for p in mapped if os.path.basename(p).startswith("libhiredis") and not p.startswith(venv_dir)]
     out = run([python, "-m", "hammer", f"redis://127.0.0.1:{redis_server.port}", "reset", "venv:wheel"],
               env=clean_env(), cwd=str(tmp_path))
     assert out.strip() == "venv:wheel: 1 keys deleted"
+
+    # ldd of the installed library: each dependency resolves into the wheel's hammer_ratelimit.libs, or is glibc /
+    # manylinux's base; none is missing.
+    site = run([python, "-c", "import hammer, os; print(os.path.dirname(os.path.dirname(hammer.__file__)))"],
+               env=clean_env(), cwd=str(tmp_path)).strip()
+    ldd = run(["ldd", os.path.join(site, "hammer", "_lib", SONAME)], env=clean_env())
+    assert "not found" not in ldd, ldd
+    for line in ldd.splitlines():
+        name, _, where = line.strip().partition(" => ")
+        name = name.split()[0]
+        if name in BASE_LIBRARIES or name.startswith("/lib") and os.path.basename(name) in BASE_LIBRARIES:
+            continue
+        assert where.startswith(os.path.join(site, "hammer", "_lib", "..", "..", "hammer_ratelimit.libs")) or \
+            os.path.realpath(where.split()[0]).startswith(os.path.join(os.path.realpath(site),
+                                                                       "hammer_ratelimit.libs")), line
+
+
+def test_wheel_where_neither_hiredis_openssl_nor_swift_is(wheel, tmp_path, redis_server):
+    """The wheel in a mount namespace where the system's libhiredis, libssl and libcrypto are empty files and the
+    Swift toolchain an empty folder: a machine that never installed them."""
+    hidden = [p for p in ("/usr/lib/x86_64-linux-gnu/libhiredis.so.0.14", "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+                          "/usr/lib/x86_64-linux-gnu/libcrypto.so.3") if os.path.exists(p)]
+    swift = shutil.which("swift")
+    toolchain = os.path.dirname(os.path.dirname(os.path.realpath(swift))) if swift else None
+    if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare --mount is not permitted here (needs root)")
+    python = venv(tmp_path / "venv")
+    pip_into(python, wheel)
+    code = textwrap.dedent(f"""
+        import ctypes, shutil
+        for name in ("libhiredis.so.0.14", "libssl.so.3", "libcrypto.so.3"):
+            try:
+                ctypes.CDLL(name)
+                raise SystemExit(name + " is still loadable")
+            except OSError:
+                pass
+        assert shutil.which("swift") is None
+        import hammer
+        with hammer.Hammer({redis_server.tls_url()!r}) as h:
+            print(h.hit("venv:bare", hammer.Limit.gcra(5, 60_000)).remaining)
+            h.delete_buckets("venv:bare")
+    """)
+    mounts = " && ".join([f"mount --bind /dev/null {p}" for p in hidden]
+                         + ([f"mount -t tmpfs none {toolchain}"] if toolchain else []))
+    script = f"{mounts} && exec {python} -c {shlex.quote(code)}"
+    env = clean_env(PATH=":".join(p for p in os.environ["PATH"].split(":") if not toolchain or
+                                  not p.startswith(toolchain)))
+    r = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=120,
+                       env=env, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split() == ["4"], r.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# make sdist: the source package holds what `make lib` reads, and builds (Swift present) into a working wheel
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sdist():
+    pytest.importorskip("hatchling")
+    pytest.importorskip("build")   # deps/pip.txt
+    out = run(["make", "--no-print-directory", "-C", ROOT, "sdist"], env=clean_env(), timeout=300)
+    path = os.path.join(ROOT, out.strip().splitlines()[-1])
+    assert os.path.isfile(path), out
+    return path
+
+
+def git_files(*paths):
+    out = run(["git", "-C", ROOT, "ls-files", *paths])
+    return set(out.split())
+
+
+def test_sdist_contents(sdist):
+    top = f"hammer_ratelimit-{hammer.__version__}/"
+    with tarfile.open(sdist) as t:
+        names = {n[len(top):] for n in t.getnames() if n.startswith(top) and not t.getmember(n).isdir()}
+    package = {n[len("hammer/"):] for n in names if n.startswith("hammer/")}
+    assert package == MODULES, package
+    native = {n[len("native/"):] for n in names if n.startswith("native/")}
+    # Every tracked file the library's build reads: Package.swift names the Swift tests' folders too.
+    need = git_files("Makefile", "Package.swift", "Sources", "Tests", "include", "lua", "hammer.map", "pkgconfig")
+    assert need - native == set(), sorted(need - native)
+    assert {"Makefile", "Package.swift", "include/hammer.h", "hammer.map", "Sources/Hammer/CAPI.swift",
+            "Sources/HammerCore/Lua.generated.swift", "lua/generate.py"} <= native
+    assert not [n for n in native if n.startswith((".build/", "build/"))], "no build output"
+    assert {"pyproject.toml", "hatch_build.py", "README.md", "PKG-INFO"} <= names
+
+
+def test_sdist_builds_with_swift(sdist, tmp_path, redis_server):
+    """pip builds the sdist's wheel (make lib inside it: about a minute here) and the wheel works in a fresh venv."""
+    if shutil.which("swift") is None:
+        pytest.skip("no Swift on the PATH")
+    out_dir = tmp_path / "wheels"
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out_dir), sdist],
+        env=clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1"), timeout=1200)
+    (wheel_file,) = os.listdir(out_dir)
+    assert re.fullmatch(rf"hammer_ratelimit-{re.escape(hammer.__version__)}-py3-none-linux_\w+\.whl", wheel_file)
+    python = venv(tmp_path / "venv")
+    pip_into(python, str(out_dir / wheel_file))
+    code = (f"import hammer; assert hammer.LIBRARY_SOURCE == 'wheel'; h = hammer.Hammer({redis_server.url()!r}); "
+            "print(h.hit('venv:sdist', hammer.parse('3/minute')[0]).remaining); h.delete_buckets('venv:sdist')")
+    assert run([python, "-c", code], env=clean_env(), cwd=str(tmp_path)).split() == ["2"]
 
 
 def test_source_package_against_an_installed_library(tmp_path, redis_server):
