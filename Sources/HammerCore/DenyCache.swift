@@ -45,6 +45,10 @@ public struct DenyEntry: Equatable, Sendable {
             guard !d.allowed, unit, d.retryAfterMs > 0, d.count == lim.capacity,
                   d.resetAfterMs >= d.retryAfterMs else { return nil }
             return DenyEntry(until: now + d.retryAfterMs, resetAt: now + d.resetAfterMs, count: d.count)
+        case .slidingCounter:
+            // Its count (the previous window's weighted share) falls while the denial lasts: an entry could not
+            // give the count Redis would, so these denials are not cached.
+            return nil
         }
     }
 
