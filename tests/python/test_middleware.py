@@ -34,6 +34,8 @@ h = hammer.aio.Hammer(os.environ["APP_URL"])
 by_ip = hammer.asgi.RateLimitMiddleware(hello, h, hammer.Limit.fixed_window(3, 60_000), prefix=os.environ["APP_PREFIX"])
 by_user = hammer.asgi.RateLimitMiddleware(hello, h, hammer.Limit.gcra(2, 60_000), prefix=os.environ["APP_PREFIX"] + "u:",
                                           key=lambda scope: dict(scope["headers"]).get(b"x-user"), policy="per-user")
+bucket = hammer.asgi.RateLimitMiddleware(hello, h, hammer.Limit.token_bucket(10, 1000, burst=20),
+                                         prefix=os.environ["APP_PREFIX"] + "tb:")
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -41,7 +43,7 @@ async def app(scope, receive, send):
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
-    route = {"/ip": by_ip, "/user": by_user}.get(scope["path"], hello)
+    route = {"/ip": by_ip, "/user": by_user, "/bucket": bucket}.get(scope["path"], hello)
     await route(scope, receive, send)
 '''
 
@@ -56,9 +58,10 @@ h = hammer.Hammer(os.environ["APP_URL"])
 by_ip = hammer.wsgi.RateLimitMiddleware(hello, h, hammer.Limit.fixed_window(3, 60_000), prefix=os.environ["APP_PREFIX"])
 by_user = hammer.wsgi.RateLimitMiddleware(hello, h, hammer.Limit.gcra(2, 60_000), prefix=os.environ["APP_PREFIX"] + "u:",
                                           key=lambda environ: environ.get("HTTP_X_USER"), policy="per-user")
+bucket = hammer.wsgi.RateLimitMiddleware(hello, h, "10/second", prefix=os.environ["APP_PREFIX"] + "fw:")
 
 def app(environ, start_response):
-    route = {"/ip": by_ip, "/user": by_user}.get(environ["PATH_INFO"], hello)
+    route = {"/ip": by_ip, "/user": by_user, "/bucket": bucket}.get(environ["PATH_INFO"], hello)
     return route(environ, start_response)
 '''
 
@@ -176,6 +179,49 @@ def test_limits_by_key_function(server):
         assert status == 200 and "ratelimit" not in headers
 
 
+def test_bucket_headers_never_above_the_quota(server):
+    """uvicorn: a token bucket of rate 10 per second and burst 20 shows q=20 over the 2 s it takes to refill, and r
+    from 19 down (it showed q=10 and r=19). waitress: a limit string, "10/second", a fixed window of 10 per second."""
+    port, _ = server
+    status, headers, _ = get(port, "/bucket")
+    assert status == 200
+    policy = headers["ratelimit-policy"]
+    q = int(re.search(r";q=(\d+);", policy).group(1))
+    assert policy in ('"default";q=20;w=2', '"default";q=10;w=1'), policy
+    assert ratelimit(headers)[1] == q - 1, "a fresh key, one hit taken"
+    for _ in range(100):
+        status, headers, _ = get(port, "/bucket")
+        assert status in (200, 429) and ratelimit(headers)[1] <= q
+
+
+@pytest.mark.parametrize("limit,q,w", [
+    (hammer.Limit.fixed_window(5, 60_000), 5, 60),
+    (hammer.Limit.sliding_window(5, 1_500), 5, 2),                 # whole seconds, rounded up
+    (hammer.Limit.token_bucket(10, 1000, burst=20), 20, 2),        # capacity 20, refilled at 10 per second
+    (hammer.Limit.token_bucket(10, 1000), 10, 1),
+    (hammer.Limit.leaky_bucket(2, 1000, burst=5), 5, 3),           # 5 drained at 2 per second: 2.5 s
+    (hammer.Limit.gcra(10, 60_000, burst=3), 3, 18),               # 3 at 10 per minute: 18 s
+    (hammer.Limit.gcra(1, 10), 1, 1),                              # at least a second
+])
+def test_headers_per_algorithm(limit, q, w, redis_server, uid):
+    """RateLimit-Policy's q is what a client may take at once, and RateLimit's r (the Decision's remaining) is never
+    above it: from q - 1 after the first hit down to 0 on the 429, on real decisions of each algorithm."""
+    import hammer._http
+    policy = hammer._http.Policy(limit, "p:", 1, "default")
+    assert (policy.quota, policy.window_s) == (q, w) == hammer._http.quota(limit)
+    t = 1_700_000_000_000
+    with hammer.Hammer(redis_server.url()) as h:
+        rs = []
+        for _ in range(q + 1):
+            d = h.hit(uid, limit, now_ms=t)
+            headers = dict(policy.headers(d))
+            assert headers["RateLimit-Policy"] == f'"default";q={q};w={w}'
+            rs.append(ratelimit({"ratelimit": headers["RateLimit"]})[1])
+            assert ("Retry-After" in headers) == (not d.allowed)
+        h.delete_buckets(uid)
+    assert rs == list(range(q - 1, -1, -1)) + [0], rs
+
+
 def test_middleware_refuses_bad_arguments(redis_server):
     import hammer.asgi
     import hammer.wsgi
@@ -193,6 +239,12 @@ def test_middleware_refuses_bad_arguments(redis_server):
                 mw(app, h, (9,))
             with pytest.raises(hammer.InvalidError):
                 mw(app, h, hammer.Limit.gcra(1, 1000), key="not callable")
+            with pytest.raises(ValueError, match="'ten/second'"):
+                mw(app, h, "ten/second")
+            with pytest.raises(ValueError, match="holds 2 limits"):
+                mw(app, h, "10/second;100/minute")     # several limits per route: the framework integrations
+            with pytest.raises(ValueError, match="limit must be from 1"):
+                mw(app, h, "0/second")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
