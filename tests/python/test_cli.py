@@ -148,3 +148,31 @@ def test_takes_the_librarys_tls_urls(redis_server, uid):
     r = cli(redis_server.tls_url(), "inspect", uid, "--bucket", "3")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{uid}: bucket=3 count=2 created=1000 updated=1000"
+
+
+def test_limits_notation(redis_server, uid):
+    """--limit takes the strings of hammer.parse (Flask-Limiter's and slowapi's), with the algorithm before and the
+    burst after them; inspect takes several, a line each."""
+    from hammer.cli import parse_limit, parse_limits
+    assert parse_limit("10/second") == hammer.Limit.fixed_window(10, 1000)
+    assert parse_limit("sliding_window:100 per 2 minutes") == hammer.Limit.sliding_window(100, 120_000)
+    assert parse_limit("token_bucket:10/second:20") == hammer.Limit.token_bucket(10, 1000, 20)
+    assert parse_limit("GCRA:5/minute") == hammer.Limit.gcra(5, 60_000)
+    assert parse_limit("token_bucket:10/1s:20") == hammer.Limit.token_bucket(10, 1000, 20), "the CLI's own form"
+    assert [p for p, _ in parse_limits("gcra:10/second; 1000/day")] == ["10/second", "1000/day"]
+    url = plain_url(redis_server)
+    with hammer.Hammer(redis_server.url()) as h:
+        h.hit(uid, hammer.Limit.sliding_window(10, 3_600_000))
+        r = cli(url, "inspect", uid, "--limit", "sliding_window:10/hour;1000/day", "--json")
+        assert r.returncode == 0, r.stderr
+        rows = [json.loads(line) for line in r.stdout.splitlines()]
+        assert [(row["limit_spec"], row["limit"]) for row in rows] == [("10/hour", 10), ("1000/day", 1000)]
+        assert rows[0]["remaining"] == 9 and rows[0]["id"] == uid
+        h.delete_buckets(uid)
+    r = cli(url, "bench", "--seconds", "0.2", "--threads", "1", "--keys", "1", "--limit", "10/second;1/day")
+    assert r.returncode == 2 and "give one limit here, not 2" in r.stderr
+    r = cli(url, "inspect", "x", "--limit", "10/second;ten/day")
+    assert r.returncode == 2 and r.stderr.startswith("hammer: inspect: bad limit") and "'ten/day'" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = cli(url, "inspect", "x", "--limit", "gcra:1000000/year")
+    assert r.returncode == 2 and "2^52" in r.stderr

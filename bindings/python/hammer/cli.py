@@ -10,10 +10,11 @@ import re
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, TextIO
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from . import _api
-from ._api import ALGORITHMS, Limit
+from ._api import ALGORITHMS, FIXED_WINDOW, Limit
+from ._parse import parse
 from ._native import LIBRARY_PATH, LIBRARY_SOURCE, version
 from ._version import __version__
 from .errors import HammerError, InvalidError
@@ -29,14 +30,40 @@ class UsageError(Exception):
     pass
 
 
-def parse_limit(spec: str) -> Limit:
-    """ALGORITHM:LIMIT/PERIOD[:BURST], PERIOD in ms (the default), s, m or h: "token_bucket:10/1s:20"."""
+def parse_limits(spec: str) -> List[Tuple[str, Limit]]:
+    """The limits of a --limit: ALGORITHM:LIMIT/PERIOD[:BURST] with PERIOD in ms (the default), s, m or h
+    ("token_bucket:10/1s:20"), or a string of the `limits` notation (hammer.parse), with an optional ALGORITHM: before
+    it and :BURST after it: "10/second", "sliding_window:100/minute;1000/day", "token_bucket:10/second:20".
+    Returns (the piece of the string, its Limit) per limit."""
     m = _SPEC.match(spec.strip())
-    if not m or m.group(1) not in _BY_NAME:
-        raise UsageError(f"bad limit {spec!r}: expected ALGORITHM:LIMIT/PERIOD[:BURST] with ALGORITHM one of "
-                         f"{', '.join(sorted(_BY_NAME))} and PERIOD like 1000, 1000ms, 1s, 5m or 1h")
-    period = int(m.group(3)) * _UNITS[m.group(4) or "ms"]
-    return Limit(_BY_NAME[m.group(1)], int(m.group(2)), period, int(m.group(5) or 0))
+    if m and m.group(1) in _BY_NAME:
+        period = int(m.group(3)) * _UNITS[m.group(4) or "ms"]
+        try:
+            return [(spec.strip(), Limit(_BY_NAME[m.group(1)], int(m.group(2)), period, int(m.group(5) or 0)))]
+        except InvalidError as e:
+            raise UsageError(f"bad limit {spec!r}: {e}") from None
+    text, algorithm, burst = spec.strip(), FIXED_WINDOW, 0
+    head, sep, rest = text.partition(":")
+    if sep and head.strip().lower() in _BY_NAME:
+        algorithm, text = _BY_NAME[head.strip().lower()], rest
+    body, sep, tail = text.rpartition(":")
+    if sep and tail.strip().isdigit() and tail.strip().isascii():
+        text, burst = body, int(tail)
+    try:
+        return list(zip((p.strip() for p in re.split(r"[,;|]", text)), parse(text, algorithm, burst)))
+    except InvalidError as e:
+        raise UsageError(f"bad limit {spec!r}: expected ALGORITHM:LIMIT/PERIOD[:BURST] (ALGORITHM one of "
+                         f"{', '.join(sorted(_BY_NAME))}, PERIOD like 1000, 1000ms, 1s, 5m or 1h) or the notation of "
+                         f"limits, [ALGORITHM:]N/[M] UNIT[;...][:BURST] like 10/second or sliding_window:100/minute "
+                         f"({e})") from None
+
+
+def parse_limit(spec: str) -> Limit:
+    """The one limit of a --limit (UsageError when it holds several)."""
+    limits = parse_limits(spec)
+    if len(limits) != 1:
+        raise UsageError(f"{spec!r}: give one limit here, not {len(limits)}")
+    return limits[0][1]
 
 
 def redact(url: str) -> str:
@@ -59,7 +86,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog="URL is a hammer URL (redis://[user:password@]host[:port][/db][?prefix=...], unix:///path, or rediss://"
                " for TLS); the key prefix comes from its prefix= option. LIMIT is "
                "ALGORITHM:LIMIT/PERIOD[:BURST], e.g. token_bucket:10/1s:20 or sliding_window:100/60s (algorithms: "
-               + ", ".join(sorted(_BY_NAME)) + "). Exit status: 0 done, 1 Redis or the library failed, 2 bad usage.")
+               + ", ".join(sorted(_BY_NAME)) + "), or the notation of Flask-Limiter and slowapi, with the algorithm "
+               "before it (fixed_window when left out) and the burst after it: 10/second, "
+               "sliding_window:100/minute, token_bucket:10/second:20; inspect takes several: 10/second;1000/day. "
+               "Exit status: 0 done, 1 Redis or the library failed, 2 bad usage.")
     p.add_argument("--version", action="version",
                    version=f"hammer {__version__} (library {version()}, {LIBRARY_PATH}, from {LIBRARY_SOURCE})")
     p.add_argument("url", metavar="URL", help="the Redis URL, as for hammer.Hammer")
@@ -71,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "with --bucket one count_hit bucket.")
     i.add_argument("ids", metavar="ID", nargs="+")
     mode = i.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--limit", metavar="LIMIT", help="the limiter's ALGORITHM:LIMIT/PERIOD[:BURST]")
+    mode.add_argument("--limit", metavar="LIMIT", help="the limiter's ALGORITHM:LIMIT/PERIOD[:BURST], or limits' "
+                      "notation (10/second;1000/day: a line per limit)")
     mode.add_argument("--window", metavar="SCALE_MS:LIMIT", help="check_rate's scale_ms and limit")
     mode.add_argument("--bucket", metavar="N", type=int, help="a bucket number of count_hit")
     i.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -116,7 +147,7 @@ def _show(out: TextIO, id: str, fields: Optional[Dict[str, Any]], as_json: bool)
 
 
 def cmd_inspect(h: "_api.Hammer", a: argparse.Namespace, out: TextIO) -> int:
-    limit = parse_limit(a.limit) if a.limit else None
+    limits = parse_limits(a.limit) if a.limit else []
     window = None
     if a.window:
         m = re.match(r"^(\d+):(\d+)$", a.window)
@@ -125,8 +156,12 @@ def cmd_inspect(h: "_api.Hammer", a: argparse.Namespace, out: TextIO) -> int:
         window = (int(m.group(1)), int(m.group(2)))
     for id in a.ids:
         fields: Optional[Dict[str, Any]]
-        if limit is not None:
-            fields = _decision(h.peek(id, limit))
+        if len(limits) > 1:   # a line per limit, each named by its piece of the string
+            for piece, limit in limits:
+                _show(out, id, {"limit_spec": piece, **_decision(h.peek(id, limit))}, a.json)
+            continue
+        if limits:
+            fields = _decision(h.peek(id, limits[0][1]))
         elif window is not None:
             i = h.inspect_bucket(id, *window)
             fields = {"count": i.count, "remaining": i.remaining, "ms_to_next_bucket": i.ms_to_next_bucket,
@@ -236,7 +271,11 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: Te
         if a.command == "bench":
             parse_limit(a.limit)
         elif a.command == "inspect" and a.limit:
-            parse_limit(a.limit)
+            parse_limits(a.limit)
+    except UsageError as e:
+        err.write(f"hammer: {a.command}: {e}\n")
+        return EXIT_USAGE
+    try:
         h = _api.Hammer(with_expiry(a.url))
     except UsageError as e:
         err.write(f"hammer: {e}\n")
