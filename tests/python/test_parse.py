@@ -175,3 +175,24 @@ def test_python_and_library_agree_on_the_edges(redis_server, uid):
             except hammer.InvalidError:
                 python_ok = False
             assert python_ok == ok, (algorithm, limit, period, burst)
+
+
+def test_limiters_take_a_limit_string(redis_server, uid):
+    import asyncio
+
+    import hammer.aio
+    with hammer.Hammer(redis_server.url()) as h:
+        lim = hammer.Limiter(h, "2/hour", key=uid)
+        assert lim.limit_spec == Limit.fixed_window(2, HOUR)
+        lim.check()
+        lim.check()
+        with pytest.raises(hammer.RateLimited):
+            lim.check()
+        lim.reset()
+        with pytest.raises(ValueError, match="holds 2 limits"):
+            hammer.Limiter(h, "2/hour;3/day", key=uid)
+
+        async def main():
+            async with hammer.aio.Hammer(h) as ah:
+                return hammer.aio.Limiter(ah, "3/minute", key=uid).limit_spec
+        assert asyncio.run(main()) == Limit.fixed_window(3, MINUTE)

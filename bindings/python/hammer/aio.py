@@ -196,7 +196,7 @@ class Limiter(LimiterBase):
         async def fetch(user, item): ...
     """
 
-    def __init__(self, hammer: Hammer, limit: LimitSpec, key: Key = None, cost: int = 1) -> None:
+    def __init__(self, hammer: Hammer, limit: Union[LimitSpec, str], key: Key = None, cost: int = 1) -> None:
         if not isinstance(hammer, Hammer):
             raise InvalidError(f"hammer.aio.Limiter needs a hammer.aio.Hammer, not {type(hammer).__name__}")
         super().__init__(limit, key, cost)

@@ -4,6 +4,7 @@ import inspect
 from typing import Any, Callable, Dict, Optional, Tuple, TypeVar, Union
 
 from ._api import Decision, Hammer, Id, Limit, LimitSpec, _int64, _limit
+from ._parse import parse_one
 from .errors import InvalidError
 
 
@@ -28,8 +29,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 class LimiterBase:
     """What the thread and asyncio Limiters share: the limit, the key (fixed or per call) and the cost."""
 
-    def __init__(self, limit: LimitSpec, key: Key = None, cost: int = 1) -> None:
-        self.limit_spec: Limit = _limit(limit)
+    def __init__(self, limit: Union[LimitSpec, str], key: Key = None, cost: int = 1) -> None:
+        self.limit_spec: Limit = parse_one(limit) if isinstance(limit, str) else _limit(limit)
         self.key = key
         self.cost = _int64("cost", cost)
 
@@ -59,7 +60,8 @@ def allowed_or_raise(decision: Decision, key: Id) -> Decision:
 
 
 class Limiter(LimiterBase):
-    """A Limit applied to one key (a fixed id) or to a key per call (a function), on a Hammer handle.
+    """A Limit applied to one key (a fixed id) or to a key per call (a function), on a Hammer handle. The limit is a
+    Limit, a tuple, or one limit in `limits`' notation ("5/minute", a fixed window: hammer.parse_one).
 
         lim = hammer.Limiter(h, hammer.Limit.token_bucket(10, 1000), key="user:1")
         lim.check()            # -> Decision when allowed, else raises RateLimited
@@ -75,7 +77,7 @@ class Limiter(LimiterBase):
     never waits on Redis; hammer.aio.Limiter does the same on an asyncio handle.
     """
 
-    def __init__(self, hammer: Hammer, limit: LimitSpec, key: Key = None, cost: int = 1) -> None:
+    def __init__(self, hammer: Hammer, limit: Union[LimitSpec, str], key: Key = None, cost: int = 1) -> None:
         if not isinstance(hammer, Hammer):
             raise InvalidError(f"Limiter needs a hammer.Hammer, not {type(hammer).__name__}")
         super().__init__(limit, key, cost)
