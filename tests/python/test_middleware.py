@@ -197,6 +197,7 @@ def test_bucket_headers_never_above_the_quota(server):
 @pytest.mark.parametrize("limit,q,w", [
     (hammer.Limit.fixed_window(5, 60_000), 5, 60),
     (hammer.Limit.sliding_window(5, 1_500), 5, 2),                 # whole seconds, rounded up
+    (hammer.Limit.sliding_counter(4, 10_000), 4, 10),
     (hammer.Limit.token_bucket(10, 1000, burst=20), 20, 2),        # capacity 20, refilled at 10 per second
     (hammer.Limit.token_bucket(10, 1000), 10, 1),
     (hammer.Limit.leaky_bucket(2, 1000, burst=5), 5, 3),           # 5 drained at 2 per second: 2.5 s

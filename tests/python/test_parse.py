@@ -94,7 +94,7 @@ def test_parse_takes_a_str(bad):
         hammer.parse(bad)
 
 
-@pytest.mark.parametrize("algorithm", ["fixed", "bucket", 5, -1, True, None, 1.0])
+@pytest.mark.parametrize("algorithm", ["fixed", "bucket", max(hammer.ALGORITHMS) + 1, -1, True, None, 1.0])
 def test_parse_bad_algorithm(algorithm):
     with pytest.raises(hammer.InvalidError, match="algorithm must be one of"):
         hammer.parse("10/second", algorithm=algorithm)
@@ -131,6 +131,7 @@ BAD = [
     (lambda: Limit.gcra(10**6, 31_536_000_000), "limit x period_ms must be at most 2^52 for gcra"),
     (lambda: Limit.token_bucket(1, 315_360_000_000, 20_000), "burst x period_ms must be at most 2^52"),
     (lambda: Limit(7, 10, 1000), "unknown algorithm 7"),
+    (lambda: Limit.sliding_counter(10**9, 4_503_600), "limit x period_ms must be at most 2^52 for sliding_counter"),
     (lambda: Limit(-1, 10, 1000), "unknown algorithm -1"),
 ]
 
@@ -163,7 +164,10 @@ def test_python_and_library_agree_on_the_edges(redis_server, uid):
                 (0, 10**9, 315_360_000_000, 0, True), (0, 10**9 + 1, 1000, 0, False),
                 (1, 5, 315_360_000_001, 0, False), (2, 1, 315_360_000_000, 14_280, True),
                 (2, 1, 315_360_000_000, 14_281, False), (4, 10**9, 4_503_599, 0, True),
-                (4, 10**9, 4_503_600, 0, False), (3, 5, 1000, -1, False)]:
+                (4, 10**9, 4_503_600, 0, False), (3, 5, 1000, -1, False),
+                (5, 10**9, 4_503_599, 0, True), (5, 10**9, 4_503_600, 0, False),
+                (5, 1, 315_360_000_000, 10**9, True),   # the counter's capacity is its limit: burst is ignored
+                (6, 5, 1000, 0, False)]:
             raw = hammer.hammer_limit(algorithm, limit, period, burst)
             out = hammer.hammer_decision()
             status = hammer.raw.hammer_peek(h._handle, (uid + str(algorithm)).encode(), ctypes.byref(raw),

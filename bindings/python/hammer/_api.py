@@ -82,16 +82,22 @@ MAX_UNITS = 1 << 52                 # capacity x period_ms of the buckets and GC
 def _check_limit(algorithm: int, limit: int, period_ms: int, burst: int) -> None:
     """InvalidError naming the first field out of include/hammer.h's range (the library makes the same checks)."""
     if algorithm not in ALGORITHMS:
-        raise InvalidError(f"Limit: unknown algorithm {algorithm} (FIXED_WINDOW ... GCRA, 0 to 4)")
+        last = max(ALGORITHMS)
+        raise InvalidError(f"Limit: unknown algorithm {algorithm} (FIXED_WINDOW ... {ALGORITHMS[last].upper()}, "
+                           f"0 to {last})")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidError(f"Limit: limit must be from 1 to {MAX_LIMIT:_}, not {limit}")
     if not 1 <= period_ms <= MAX_PERIOD_MS:
         raise InvalidError(f"Limit: period_ms must be from 1 to {MAX_PERIOD_MS:_} (10 years), not {period_ms}")
     if not 0 <= burst <= MAX_LIMIT:
         raise InvalidError(f"Limit: burst must be from 0 (= limit) to {MAX_LIMIT:_}, not {burst}")
-    if algorithm not in (FIXED_WINDOW, SLIDING_WINDOW) and (burst or limit) * period_ms > MAX_UNITS:
-        raise InvalidError(f"Limit: {'burst' if burst else 'limit'} x period_ms must be at most 2^52 for "
-                           f"{ALGORITHMS[algorithm]}, not {burst or limit} x {period_ms}")
+    if algorithm in (FIXED_WINDOW, SLIDING_WINDOW):   # they never multiply the two
+        return
+    uses_burst = algorithm != SLIDING_COUNTER and burst != 0   # the counter's capacity is its limit (L x P <= 2^52)
+    capacity = burst if uses_burst else limit
+    if capacity * period_ms > MAX_UNITS:
+        raise InvalidError(f"Limit: {'burst' if uses_burst else 'limit'} x period_ms must be at most 2^52 for "
+                           f"{ALGORITHMS[algorithm]}, not {capacity} x {period_ms}")
 
 
 @dataclass(frozen=True)

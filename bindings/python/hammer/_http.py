@@ -6,7 +6,8 @@ Headers follow the IETF draft "RateLimit header fields for HTTP" (draft-ietf-htt
 and, on a 429, Retry-After: the seconds after which this same request passes (absent when it never can).
 
 q and w per algorithm (quota()), so that r is never above the q it is shown against:
-    fixed_window, sliding_window   q = limit, w = the period
+    fixed_window, sliding_window,  q = limit, w = the period
+    sliding_counter
     token_bucket, leaky_bucket,    q = the capacity (burst, or limit when burst is 0), w = the seconds the empty
     gcra                           limiter takes to refill it at limit per period (capacity x period / limit): a token
                                    bucket of rate 10 per second and burst 20 is q=20;w=2
@@ -20,7 +21,7 @@ import threading
 import time
 from typing import Any, List, Tuple, Union
 
-from ._api import FIXED_WINDOW, SLIDING_WINDOW, Decision, Limit, LimitSpec, _int64, _limit
+from ._api import FIXED_WINDOW, SLIDING_COUNTER, SLIDING_WINDOW, Decision, Limit, LimitSpec, _int64, _limit
 from ._parse import parse_one
 from .errors import HammerError, InvalidError
 
@@ -38,7 +39,7 @@ def _ceil_seconds(ms: int) -> int:
 def quota(limit: Limit) -> Tuple[int, int]:
     """(q, w) of RateLimit-Policy for a Limit: the units a client may take at once and the window in whole seconds
     (at least 1) over which they come back (see the module's docstring, per algorithm)."""
-    if limit.algorithm in (FIXED_WINDOW, SLIDING_WINDOW):
+    if limit.algorithm in (FIXED_WINDOW, SLIDING_WINDOW, SLIDING_COUNTER):
         return limit.limit, max(1, _ceil_seconds(limit.period_ms))
     capacity = limit.burst or limit.limit
     return capacity, max(1, _ceil_seconds(-(-capacity * limit.period_ms // limit.limit)))

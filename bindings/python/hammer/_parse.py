@@ -9,7 +9,7 @@ One limit is `N / [M] UNIT` or `N per [M] UNIT`: N hits per M (default 1) UNITs,
 day, month (30 days) and year (360 days, as `limits` counts them), singular or plural, any case, spaces anywhere
 between the parts. Several are separated by `;`, `,` or `|`. The algorithm is a keyword (a name of
 hammer.ALGORITHMS or its number), fixed window by default as in `limits`; `burst` applies to each limit of the
-string (buckets and GCRA; 0: = N). Any bad piece is an InvalidError (a ValueError) that quotes it.
+string (buckets and GCRA; 0: = N; the windows ignore it). Any bad piece is an InvalidError (a ValueError) that quotes it.
 """
 import re
 from typing import List, Union
@@ -34,7 +34,8 @@ def _algorithm(algorithm: Union[str, int]) -> int:
         return _BY_NAME[algorithm.lower()]
     if isinstance(algorithm, int) and not isinstance(algorithm, bool) and algorithm in ALGORITHMS:
         return algorithm
-    raise InvalidError(f"algorithm must be one of {', '.join(ALGORITHMS.values())} (or 0 to 4), not {algorithm!r}")
+    raise InvalidError(f"algorithm must be one of {', '.join(ALGORITHMS.values())} (or 0 to {max(ALGORITHMS)}), "
+                       f"not {algorithm!r}")
 
 
 def parse(text: str, algorithm: Union[str, int] = FIXED_WINDOW, burst: int = 0) -> List[Limit]:
