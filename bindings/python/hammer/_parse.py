@@ -8,8 +8,9 @@
 One limit is `N / [M] UNIT` or `N per [M] UNIT`: N hits per M (default 1) UNITs, UNIT one of second, minute, hour,
 day, month (30 days) and year (360 days, as `limits` counts them), singular or plural, any case, spaces anywhere
 between the parts. Several are separated by `;`, `,` or `|`. The algorithm is a keyword (a name of
-hammer.ALGORITHMS or its number), fixed window by default as in `limits`; `burst` applies to each limit of the
-string (buckets and GCRA; 0: = N; the windows ignore it). Any bad piece is an InvalidError (a ValueError) that quotes it.
+hammer.ALGORITHMS or its number), fixed window by default as in `limits`; `burst` applies to each limit of
+the string (buckets and GCRA; 0: = N; the windows ignore it). Any bad piece is an InvalidError (a ValueError)
+that quotes it.
 """
 import re
 from typing import List, Union

@@ -46,7 +46,29 @@ def _encode(headers: List[Tuple[str, str]]) -> List[Tuple[bytes, bytes]]:
 
 class RateLimitMiddleware:
     """Limits the HTTP requests of an ASGI app (see the module's docstring). `hammer` is a hammer.aio.Hammer, a
-    hammer.Hammer (used through a hammer.aio.Hammer) or a URL."""
+    hammer.Hammer (used through a hammer.aio.Hammer) or a URL. `limit` is a
+    hammer.Limit, a tuple (algorithm, limit, period_ms[, burst]) or one limit string ("100/minute", hammer.parse_one).
+
+    Keywords:
+      key     a function of the request returning the limiter's key (str or bytes), or None to let the request through
+              unlimited; default: the client's address (hammer.keys.client_address), which raises
+              hammer.keys.NoClientAddress on a unix-socket server; behind proxies use
+              hammer.keys.forwarded_address(trusted_proxies=N)
+      prefix  put before every key in Redis (default "http:"), so that several middleware or apps do not share state
+      cost    what each request takes from the limiter (default 1)
+      policy  the name of the policy in the RateLimit-Policy and RateLimit fields (default "default"; 1 to 64 letters,
+              digits, space and _.:-/)
+
+    Responses: an allowed request goes to the app, with RateLimit-Policy: "<policy>";q=Q;w=W and
+    RateLimit: "<policy>";r=R;t=T added; a denied one gets 429 Too Many Requests, text/plain, with the same fields
+    and Retry-After (seconds; absent when the cost can never pass). Per algorithm:
+      fixed_window, sliding_window, sliding_counter   Q = limit, W = the period in seconds
+      token_bucket, leaky_bucket, gcra                Q = the capacity (burst, or limit), W = the seconds to refill it
+                                                      (capacity x period / limit): rate 10/s, burst 20 is q=20;w=2
+    R (remaining) is never above Q; T is the seconds until the limiter is full again (rounded up).
+    When Redis fails: the URL's on_error=allow|deny or fallback=local decides if set (without RateLimit fields), else
+    503 Service Unavailable, Retry-After: 1, logged on the "hammer" logger; never an exception into the server.
+    """
 
     def __init__(self, app: ASGIApp, hammer: Union["aio.Hammer", "_api.Hammer", str],
                  limit: Union[LimitSpec, str], *,
