@@ -93,12 +93,12 @@ def test_hit_many_errors_per_request(h, uid):
     lim = hammer.Limit.sliding_window(2, 1000)
     reqs = [
         (uid, lim, 1, T),                  # 0 ok
-        (uid, (7, 2, 1000), 1, T),         # 1 unknown algorithm (the library refuses it)
+        (uid, (7, 2, 1000), 1, T),         # 1 unknown algorithm (refused in Python, when the Limit is made)
         (uid, lim, -1, T),                 # 2 negative cost (the library)
         (uid, lim, 1, T),                  # 3 ok
         (42, lim, 1, T),                   # 4 bad id (refused in Python)
         (uid, lim, 1, -5),                 # 5 negative time (refused in Python: -1 would mean "the clock")
-        (uid, (2, 5, 0), 1, T),            # 6 period 0 (the library)
+        (uid, (2, 5, 0), 1, T),            # 6 period 0 (refused in Python, when the Limit is made)
         (uid,),                            # 7 malformed
         "not a tuple",                     # 8 malformed
         (uid + "\0", lim, 1, T),           # 9 NUL in the id
@@ -114,7 +114,8 @@ def test_hit_many_errors_per_request(h, uid):
         e = got[i]
         assert isinstance(e, hammer.InvalidError) and e.status == hammer.ERR_INVALID
         assert e.message.startswith(f"hit_many: request {i}: "), e.message
-    assert "algorithm" in got[1].message, "the first failure the library saw carries its detail"
+    assert "cost" in got[2].message, "the first failure the library saw carries its detail"
+    assert "algorithm" in got[1].message and "period_ms" in got[6].message
     assert "id" in got[4].message and "now_ms" in got[5].message and "NUL" in got[9].message
     assert "cost" in got[11].message
     assert [got[i].allowed for i in (0, 3, 10)] == [True, True, False], "the other requests were decided"
@@ -261,13 +262,14 @@ def test_stats_count_failures(own_redis, uid):
 
 def test_stats_count_each_failed_request_of_a_batch(h, uid):
     s0 = h.stats()
-    got = h.hit_many([(uid, (7, 1, 1000), 1, T)] * 4 + [(uid, hammer.Limit.gcra(1, 1000), 1, T)])
+    # A negative cost: refused by the library (a Limit out of range never gets there: Python refuses it when made).
+    got = h.hit_many([(uid, hammer.Limit.gcra(1, 1000), -1, T)] * 4 + [(uid, hammer.Limit.gcra(1, 1000), 1, T)])
     assert sum(isinstance(g, hammer.InvalidError) for g in got) == 4
     s1 = h.stats()
     assert s1.calls - s0.calls == 5 and s1.allowed - s0.allowed == 1
     assert s1.errors["INVALID"] - s0.errors["INVALID"] == 4, "each refused request of a batch counts"
     with pytest.raises(hammer.InvalidError):
-        h.hit(uid, (7, 1, 1000), now_ms=T)    # refused by the library: a call, and an error
+        h.hit(uid, hammer.Limit.gcra(1, 1000), cost=-1, now_ms=T)   # refused by the library: a call, an error
     with pytest.raises(hammer.InvalidError):
         h.hit(uid, (2, 1, 1000), cost=1.5)    # refused in Python: never reaches the library
     s2 = h.stats()
