@@ -338,3 +338,16 @@ def test_source_package_against_an_installed_library(tmp_path, redis_server):
     assert r.returncode == 1, r.stdout + r.stderr
     assert re.search(r'got "(float \| None|Optional\[float\])", expected "float"', r.stdout), r.stdout
     assert "missing library stubs or py.typed" not in r.stdout
+
+
+def test_sdist_without_swift_says_what_it_needs(sdist, tmp_path):
+    swift = shutil.which("swift")
+    toolchain = os.path.dirname(os.path.realpath(swift)) if swift else None
+    path = ":".join(p for p in os.environ["PATH"].split(":")
+                    if not toolchain or os.path.realpath(p) != toolchain and shutil.which("swift", path=p) is None)
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+                        str(tmp_path), sdist], capture_output=True, text=True, timeout=300,
+                       env=clean_env(PATH=path, PIP_DISABLE_PIP_VERSION_CHECK="1"))
+    assert r.returncode != 0 and not list(tmp_path.glob("*.whl"))
+    assert "needs make and Swift 6 on the PATH" in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "manylinux wheel needs none of them" in r.stdout + r.stderr
