@@ -240,6 +240,8 @@ def test_middleware_refuses_bad_arguments(redis_server):
                 mw(app, h, (9,))
             with pytest.raises(hammer.InvalidError):
                 mw(app, h, hammer.Limit.gcra(1, 1000), key="not callable")
+            with pytest.raises(hammer.InvalidError):
+                mw(app, redis_server.url() + "&no_such_option=1", hammer.Limit.gcra(1, 1000))   # at start-up
             with pytest.raises(ValueError, match="'ten/second'"):
                 mw(app, h, "ten/second")
             with pytest.raises(ValueError, match="holds 2 limits"):

@@ -10,8 +10,8 @@ than sharing one key); behind a proxy give key=hammer.keys.forwarded_address(tru
 the ASGI scope and returns str, bytes, or None to let the request through unlimited. `limit` is a Limit or one limit
 in `limits`' notation ("100/minute": hammer.parse). A denied request gets 429 with Retry-After; every limited
 response carries RateLimit-Policy and RateLimit (hammer._http says what they hold per algorithm). The call to Redis
-runs off the event loop (hammer.aio); a URL handle opens at the first request and again after a failed open, so the
-app starts while Redis is down.
+runs off the event loop (hammer.aio). Given a URL, the middleware opens its handle at once (a bad URL raises then),
+and when Redis cannot be reached then, at a later request, so the app starts while Redis is down.
 
 When Redis fails, the request is answered all the same, never with an exception into the server: decided by the URL's
 on_error= or fallback= policy when it has one (a Decision with degraded=True), else 503 Service Unavailable with
@@ -22,8 +22,8 @@ from typing import Any, Awaitable, Callable, List, MutableMapping, Optional, Tup
 
 from . import _api, aio, keys
 from ._api import LimitSpec
-from ._http import Policy, unavailable
-from .errors import HammerError, InvalidError
+from ._http import Policy, log, unavailable
+from .errors import ConnectError, HammerError, HammerTimeout, InvalidError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,6 +42,17 @@ def client_address(scope: Scope) -> str:
 
 def _encode(headers: List[Tuple[str, str]]) -> List[Tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+def _open(url: str) -> "aio.Hammer":
+    """The handle of a URL, opened now so that a bad URL fails at start-up (InvalidError); when Redis cannot be reached
+    (ConnectError, a timeout), a hammer.aio.Hammer that opens at a later request instead."""
+    try:
+        return aio.Hammer(_api.Hammer(url))
+    except (ConnectError, HammerTimeout) as e:
+        log.warning("hammer asgi: cannot reach Redis at start-up (%s: %s); will try again at each request",
+                    type(e).__name__, e)
+        return aio.Hammer(url)
 
 
 class RateLimitMiddleware:
@@ -74,7 +85,9 @@ class RateLimitMiddleware:
                  limit: Union[LimitSpec, str], *,
                  key: Optional[KeyFunc] = None, prefix: str = "http:", cost: int = 1,
                  policy: str = "default") -> None:
-        if isinstance(hammer, (str, _api.Hammer)):
+        if isinstance(hammer, str):
+            hammer = _open(hammer)
+        elif isinstance(hammer, _api.Hammer):
             hammer = aio.Hammer(hammer)
         if not isinstance(hammer, aio.Hammer):
             raise InvalidError(f"hammer must be a hammer.aio.Hammer, hammer.Hammer or URL, not {type(hammer).__name__}")
