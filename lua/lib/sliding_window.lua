@@ -3,16 +3,18 @@
 -- (a string "<total> <cum> <newest>": the costs in the log, the cum of its last hit, the newest hit's time).
 -- cum rises along the log, so the cost of any stretch of it is a difference of two cums: the hits in the window and
 -- the wait until enough of them leave take O(log n) commands (a count, a read by rank, a binary search by rank),
--- whatever the log's length. Nothing reads the expired hits: an allowed hit trims at most SW_BATCH of them, later
--- hits the rest. A hit stamped before hits already logged renumbers those after it, at most SW_BATCH; one stamped
--- before more than SW_BATCH of them is logged at the time of the SW_BATCH-th newest (it then leaves the window later:
--- stricter, never looser). State of an older version (members "<seq>:<cost>", meta "<total> <seq>[ <newest>]", seq
--- not padded) is converted by the first allowed hit that finds at most SW_BATCH hits in its log; a larger one is
--- read as it is: exactly when its window holds at most SW_BATCH hits, else from its total, an upper bound (denials
--- and waits may then be longer than exact, never shorter). mode: h hit, p peek. A peek or a denied hit writes
+-- whatever the log's length. The hits one script call (a batch's included) trims, renumbers or reads one by one
+-- are at most SW_BATCH (sw_budget): an allowed hit trims expired hits within it, later hits the rest. A hit stamped
+-- before hits already logged renumbers those after it; one stamped before more of them than the budget left is
+-- logged at the time of the newest it can renumber (it then leaves the window later: stricter, never looser). State
+-- of an older version (members "<seq>:<cost>", meta "<total> <seq>[ <newest>]", seq not padded) is converted by the
+-- first allowed hit that can read its whole log within the budget; a larger one is read as it is: exactly when the
+-- budget covers its window's hits, else from its total, an upper bound (denials and waits may then be longer than
+-- exact, never shorter). mode: h hit, p peek. A peek or a denied hit writes
 -- nothing. Returns allowed, count, remaining, retry_after_ms and reset_after_ms, the wait until the window holds no
 -- hits.
 local SW_BATCH = 1000
+local sw_budget = SW_BATCH
 local SW_REBASE = 2 ^ 50   -- cum is renumbered from 0 once past this, when the log holds at most SW_BATCH hits
 local function sw_cum(member) return tonumber(string.match(member, '^(%d+):')) end
 local function sw_cost(member) return tonumber(string.match(member, ':(%d+)$')) end
@@ -52,7 +54,8 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
   if not legacy then
     if nexp > 0 then cedge = sw_cum(redis.call('ZRANGE', log, nexp - 1, nexp - 1)[1]) end
     live = cum - cedge
-  elseif n - nexp <= SW_BATCH then
+  elseif n - nexp <= sw_budget then
+    sw_budget = sw_budget - (n - nexp)
     lives = redis.call('ZRANGEBYSCORE', log, '(' .. edges, '+inf', 'WITHSCORES')
     live = 0
     for i = 1, #lives, 2 do live = live + sw_cost(lives[i]) end
@@ -67,8 +70,9 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
   if mode == 'h' and c == 0 then ok = 1
   elseif need <= L and live + need <= L then ok = 1 end
   if ok == 1 and mode == 'h' and c > 0 then
-    if legacy and n <= SW_BATCH then
+    if legacy and lives and nexp <= sw_budget then
       -- An older version's log, small enough to convert: its window's hits, renumbered, the expired ones dropped.
+      sw_budget = sw_budget - nexp
       redis.call('DEL', log)
       legacy, nexp, cum, base = false, 0, 0, 0
       local add = {}
@@ -78,8 +82,9 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
       end
       if #add > 0 then redis.call('ZADD', log, unpack(add)) end
     end
-    if nexp > 0 then
-      local k = math.min(nexp, SW_BATCH)
+    local k = math.min(nexp, sw_budget)
+    if k > 0 then
+      sw_budget = sw_budget - k
       if legacy then
         local gone = redis.call('ZRANGE', log, 0, k - 1)
         for i = 1, #gone do total = total - sw_cost(gone[i]) end
@@ -97,11 +102,15 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
       local when, cprev = nows, cum
       if newest and now < newest then
         -- Hits stamped after this one: renumbered, so cum keeps rising along the log.
-        local later = redis.call('ZRANGEBYSCORE', log, '(' .. nows, '+inf', 'WITHSCORES', 'LIMIT', 0, SW_BATCH + 1)
-        if #later > 2 * SW_BATCH then
-          later = redis.call('ZRANGE', log, -SW_BATCH, -1, 'WITHSCORES')
-          when = later[2]
+        local later = redis.call('ZRANGEBYSCORE', log, '(' .. nows, '+inf', 'WITHSCORES', 'LIMIT', 0, sw_budget + 1)
+        if #later > 2 * sw_budget then
+          if sw_budget == 0 then later, when = {}, string.format('%d', newest)
+          else
+            later = redis.call('ZRANGE', log, -sw_budget, -1, 'WITHSCORES')
+            when = later[2]
+          end
         end
+        sw_budget = sw_budget - #later / 2
         if #later > 0 then
           cprev = sw_cum(later[1]) - sw_cost(later[1])
           sw_renumber(log, later, c)
@@ -109,7 +118,8 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
       end
       redis.call('ZADD', log, when, sw_member(cprev + c, c))
       cum = cum + c
-      if cum >= SW_REBASE and redis.call('ZCARD', log) <= SW_BATCH then
+      if cum >= SW_REBASE and redis.call('ZCARD', log) <= sw_budget then
+        sw_budget = sw_budget - redis.call('ZCARD', log)
         sw_renumber(log, redis.call('ZRANGE', log, 0, -1, 'WITHSCORES'), -base)
         cum, base = cum - base, 0
       end
