@@ -179,19 +179,24 @@ final class Handle {
         }
     }
 
-    /// Deletes the buckets the id's index names and the id's state: the index is read, then the script gets every
-    /// key it deletes in KEYS and deletes them only if the index has not named another bucket meanwhile (a
-    /// concurrent first hit); if it has, the index is read again.
+    /// Deletes the buckets the id's index names and the id's state, a page of the index at a time (so that no
+    /// script's work grows with the index): a page is read, then the script gets every key it deletes in KEYS and
+    /// deletes them only if the page has not named another bucket meanwhile (a concurrent first hit); if it has,
+    /// the page is read again. Once the index is empty the script deletes the state keys too. Each page after the
+    /// first gets its own timeout_ms, as SCAN steps do: the number of pages grows with the id's buckets.
     private func deleteIndexed(_ conn: Connection, id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
         let prefix = config.prefix
-        for _ in 0..<16 {
+        var deleted: Int64 = 0, changed = 0, pages = 0
+        while changed < 16 {
+            if pages > 0 { conn.begin(until: Clock.monotonicUs() &+ config.timeoutMs &* 1000, .listing) }
+            pages += 1
             conn.args.reset()
             conn.args.add("ZRANGE")
             Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &conn.args.bytes)
             conn.args.bytes.append(contentsOf: Keys.indexSuffix)
             conn.args.end()
             conn.args.add("0")
-            conn.args.add("-1")
+            conn.args.add(Handle.deletePage &- 1)
             var members: [[UInt8]] = []
             conn.expect(.listing)
             switch conn.run() {
@@ -199,7 +204,7 @@ final class Handle {
             case let .success(r):
                 defer { freeReplyObject(r) }
                 if let f = Replies.error(r) { return .failure(f) }
-                guard r.pointee.type == REDIS_REPLY_ARRAY else {
+                guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements <= Int(Handle.deletePage) else {
                     return .failure(Failure(.protocol, "delete_buckets: unexpected ZRANGE reply"))
                 }
                 for i in 0..<r.pointee.elements {
@@ -209,11 +214,11 @@ final class Handle {
                     // Only a bucket number names a bucket of this id (another client may have written the index);
                     // the script's test too: digits, maybe after '-'.
                     let m = Array(Connection.bytes(e))
-                    let digits = m.first == 45 ? m.dropFirst() : m[...]
+                    let digits = m.first == UInt8(ascii: "-") ? m.dropFirst() : m[...]
                     if !digits.isEmpty && digits.allSatisfy({ (48...57).contains($0) }) { members.append(m) }
                 }
             }
-            let n = Replies.int64(conn.eval(Scripts.deleteBuckets) { a in
+            let res = Replies.integers(conn.eval(Scripts.deleteBuckets) { a in
                 a.add(Int64(1 + Keys.stateSuffixes.count + members.count))
                 for s in [Keys.indexSuffix] + Keys.stateSuffixes + members {
                     Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
@@ -223,12 +228,24 @@ final class Handle {
                 Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
                 a.end()
                 a.add(Int64(2 + Keys.stateSuffixes.count))
-            }, what: "delete_buckets")
-            if case .success(-1) = n { continue }
-            return n
+                a.add(Handle.deletePage)
+            }, count: 2, what: "delete_buckets")
+            switch res {
+            case let .failure(f): return .failure(f)
+            case let .success(v):
+                if v[0] == -1 { changed += 1; continue }
+                guard v[0] >= 0, v[1] >= 0 else {
+                    return .failure(Failure(.protocol, "delete_buckets: unexpected reply"))
+                }
+                deleted = deleted.addingClamped(v[0])
+                if v[1] == 0 { return .success(deleted) }
+            }
         }
         return .failure(Failure(.redis, "delete_buckets: the id's index kept changing (16 reads)"))
     }
+
+    /// Index members a delete_buckets script call takes at most (its work is bounded by this, not by the index).
+    static let deletePage: Int64 = 1000
 
     /// Deletes buckets of exactly `id` that are not in its index (written by other clients): SCAN with the id
     /// escaped for the glob, then only keys that are prefix + id + ":" + an integer.

@@ -664,26 +664,31 @@ return out
     /// lua/delete_buckets.lua
     static let deleteBuckets = [
         #"""
--- delete_buckets: the buckets an id's index names and the id's state of the other algorithms.
--- KEYS[1] the id's index, KEYS[2] to KEYS[ARGV[2] - 1] the state keys (sw, swm, tb, lb, gcra, swc), then the
--- buckets the caller read from the index just before (ZRANGE): those of its members that are bucket numbers.
--- ARGV[1] the id's key base (prefix .. id .. ':'), ARGV[2] the first bucket's place in KEYS.
--- When the index still names only buckets among KEYS, deletes them all and the index, and returns how many buckets
--- and state keys it deleted; otherwise (a bucket was made in between) deletes nothing and returns -1, and the
--- caller reads the index again.
+-- delete_buckets, a page of the id's index a call: the buckets it names, then, once the index is empty, the id's
+-- state of the other algorithms. KEYS[1] the id's index, KEYS[2] to KEYS[ARGV[2] - 1] the state keys (sw, swm, tb,
+-- lb, gcra, swc), then the buckets of the index's first ARGV[3] members as the caller read them just before (ZRANGE
+-- 0 ARGV[3]-1): those of them that are bucket numbers. ARGV[1] the id's key base (prefix .. id .. ':').
+-- When that page still names only buckets among KEYS, deletes them, removes the page from the index and returns
+-- {keys deleted, members left in the index}; once none are left, the state keys are deleted (and counted) too.
+-- Otherwise (a bucket was made in between) deletes nothing and returns {-1, 0}, and the caller reads again.
+-- A call's work is the page's (the caller sends at most 1000): an index of any size takes as many calls, and
+-- UNLINK frees a large sliding-window log outside the script.
 --   redis-cli --eval delete_buckets.lua Hammer:Redis:a:index Hammer:Redis:a:sw Hammer:Redis:a:swm \
---     Hammer:Redis:a:tb Hammer:Redis:a:lb Hammer:Redis:a:gcra Hammer:Redis:a:swc Hammer:Redis:a:7 , Hammer:Redis:a: 8
+--     Hammer:Redis:a:tb Hammer:Redis:a:lb Hammer:Redis:a:gcra Hammer:Redis:a:swc Hammer:Redis:a:7 , Hammer:Redis:a: 8 1000
+local first = tonumber(ARGV[2])
 local declared = {}
-for i = tonumber(ARGV[2]), #KEYS do declared[KEYS[i]] = true end
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-for i = 1, #members do
+for i = first, #KEYS do declared[KEYS[i]] = true end
+local page = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+for i = 1, #page do
   -- Only bucket numbers name buckets: anything else another client wrote in the index could name another id's key.
-  if string.match(members[i], '^%-?%d+$') and not declared[ARGV[1] .. members[i]] then return -1 end
+  if string.match(page[i], '^%-?%d+$') and not declared[ARGV[1] .. page[i]] then return {-1, 0} end
 end
 local n = 0
-for i = 2, #KEYS, 256 do n = n + redis.call('DEL', unpack(KEYS, i, math.min(i + 255, #KEYS))) end
-redis.call('DEL', KEYS[1])
-return n
+if #KEYS >= first then n = redis.call('UNLINK', unpack(KEYS, first, #KEYS)) end
+if #page > 0 then redis.call('ZREM', KEYS[1], unpack(page)) end
+local left = redis.call('ZCARD', KEYS[1])
+if left == 0 then n = n + redis.call('UNLINK', unpack(KEYS, 2, first - 1)) end
+return {n, left}
 
 """#,
     ].joined()
