@@ -293,23 +293,24 @@ end
     /// lua/lib/sliding_window.lua
     static let libSlidingWindow = #"""
 -- The sliding window: a log of the hits (log, a sorted set: score = the hit's time, member "<cum>:<cost>", cum the
--- running sum of the costs logged, zero-padded to 16 digits so that hits of one time sort in log order) and its meta
--- (a string "<total> <cum> <newest>": the costs in the log, the cum of its last hit, the newest hit's time).
--- cum rises along the log, so the cost of any stretch of it is a difference of two cums: the hits in the window and
--- the wait until enough of them leave take O(log n) commands (a count, a read by rank, a binary search by rank),
--- whatever the log's length. The hits one script call (a batch's included) trims, renumbers or reads one by one
--- are at most SW_BATCH (sw_budget): an allowed hit trims expired hits within it, later hits the rest. A hit stamped
--- before hits already logged renumbers those after it; one stamped before more of them than the budget left is
--- logged at the time of the newest it can renumber (it then leaves the window later: stricter, never looser). State
--- of an older version (members "<seq>:<cost>", meta "<total> <seq>[ <newest>]", seq not padded) is converted by the
--- first allowed hit that can read its whole log within the budget; a larger one is read as it is: exactly when the
--- budget covers its window's hits, else from its total, an upper bound (denials and waits may then be longer than
--- exact, never shorter). mode: h hit, p peek. A peek or a denied hit writes
+-- running sum of the costs logged, zero-padded to 16 digits so that hits of one time sort in log order) and its meta (a
+-- string "<total> <cum> <newest>": the costs in the log, the cum of its last hit, the newest hit's time). cum rises
+-- along the log, so the cost of any stretch of it is a difference of two cums: the hits in the window and the wait
+-- until enough of them leave take O(log n) commands (a count, a read by rank, a binary search by rank), whatever the
+-- log's length. What one script call (a batch's included) does hit by hit is bounded by a budget (sw_budget) of
+-- SW_BATCH hits trimmed or read, a hit rewritten counting SW_REWRITE (ZREM and ZADD cost about four times a trim): an
+-- allowed hit trims expired hits within it, later hits the rest. A hit stamped before hits already logged renumbers
+-- those after it; one stamped before more of them than the budget left is logged at the time of the oldest of the
+-- newest hits it can renumber (it then leaves the window later: stricter, never looser). State of an older version
+-- (members "<seq>:<cost>", meta "<total> <seq>[ <newest>]", seq not padded) is converted by the first allowed hit that
+-- can read its whole log within the budget; a larger one is read as it is: exactly when half the budget covers its
+-- window's hits, else as its total less one per expired hit, exact when every hit cost 1 and otherwise an upper bound
+-- (denials and waits may then be longer than exact, never shorter). mode: h hit, p peek. A peek or a denied hit writes
 -- nothing. Returns allowed, count, remaining, retry_after_ms and reset_after_ms, the wait until the window holds no
 -- hits.
-local SW_BATCH = 1000
+local SW_BATCH, SW_REWRITE = 1000, 4
 local sw_budget = SW_BATCH
-local SW_REBASE = 2 ^ 50   -- cum is renumbered from 0 once past this, when the log holds at most SW_BATCH hits
+local SW_REBASE = 2 ^ 50   -- cum is renumbered from 0 once past this, when the budget can rewrite the whole log
 local function sw_cum(member) return tonumber(string.match(member, '^(%d+):')) end
 local function sw_cost(member) return tonumber(string.match(member, ':(%d+)$')) end
 local function sw_member(cum, cost) return string.format('%016d:%d', cum, cost) end
@@ -343,18 +344,19 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
   local nexp = redis.call('ZCOUNT', log, '-inf', edges)
   local base = cum - total   -- the cum of the last hit trimmed
   local cedge = base         -- the cum of the last expired hit
-  local lives                -- legacy: the window's hits, when at most SW_BATCH
+  local lives                -- legacy: the window's hits, when the budget can read them
   local live
   if not legacy then
     if nexp > 0 then cedge = sw_cum(redis.call('ZRANGE', log, nexp - 1, nexp - 1)[1]) end
     live = cum - cedge
-  elseif n - nexp <= sw_budget then
+  elseif 2 * (n - nexp) <= sw_budget then
+    -- Half the budget at most, so that the other half trims it: an older version's log always converges.
     sw_budget = sw_budget - (n - nexp)
     lives = redis.call('ZRANGEBYSCORE', log, '(' .. edges, '+inf', 'WITHSCORES')
     live = 0
     for i = 1, #lives, 2 do live = live + sw_cost(lives[i]) end
   else
-    live = total
+    live = total - nexp   -- at most: each expired hit cost at least 1 (exact when every cost is 1)
   end
   if live <= 0 then newest = nil
   elseif not newest then newest = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2]) or now end
@@ -364,9 +366,9 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
   if mode == 'h' and c == 0 then ok = 1
   elseif need <= L and live + need <= L then ok = 1 end
   if ok == 1 and mode == 'h' and c > 0 then
-    if legacy and lives and nexp <= sw_budget then
+    if legacy and lives and nexp + #lives <= sw_budget then
       -- An older version's log, small enough to convert: its window's hits, renumbered, the expired ones dropped.
-      sw_budget = sw_budget - nexp
+      sw_budget = sw_budget - nexp - #lives
       redis.call('DEL', log)
       legacy, nexp, cum, base = false, 0, 0, 0
       local add = {}
@@ -396,15 +398,16 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
       local when, cprev = nows, cum
       if newest and now < newest then
         -- Hits stamped after this one: renumbered, so cum keeps rising along the log.
-        local later = redis.call('ZRANGEBYSCORE', log, '(' .. nows, '+inf', 'WITHSCORES', 'LIMIT', 0, sw_budget + 1)
-        if #later > 2 * sw_budget then
-          if sw_budget == 0 then later, when = {}, string.format('%d', newest)
+        local can = math.floor(sw_budget / SW_REWRITE)
+        local later = redis.call('ZRANGEBYSCORE', log, '(' .. nows, '+inf', 'WITHSCORES', 'LIMIT', 0, can + 1)
+        if #later > 2 * can then
+          if can == 0 then later, when = {}, string.format('%d', newest)
           else
-            later = redis.call('ZRANGE', log, -sw_budget, -1, 'WITHSCORES')
+            later = redis.call('ZRANGE', log, -can, -1, 'WITHSCORES')
             when = later[2]
           end
         end
-        sw_budget = sw_budget - #later / 2
+        sw_budget = sw_budget - SW_REWRITE * #later / 2
         if #later > 0 then
           cprev = sw_cum(later[1]) - sw_cost(later[1])
           sw_renumber(log, later, c)
@@ -412,8 +415,8 @@ local function sliding_window(log, meta, _, mode, L, P, _, c, now, nows)
       end
       redis.call('ZADD', log, when, sw_member(cprev + c, c))
       cum = cum + c
-      if cum >= SW_REBASE and redis.call('ZCARD', log) <= sw_budget then
-        sw_budget = sw_budget - redis.call('ZCARD', log)
+      if cum >= SW_REBASE and SW_REWRITE * redis.call('ZCARD', log) <= sw_budget then
+        sw_budget = sw_budget - SW_REWRITE * redis.call('ZCARD', log)
         sw_renumber(log, redis.call('ZRANGE', log, 0, -1, 'WITHSCORES'), -base)
         cum, base = cum - base, 0
       end
