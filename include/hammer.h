@@ -29,7 +29,8 @@
  * Time: every now_ms (arguments and the created/updated fields) is Unix time in milliseconds (CLOCK_REALTIME, or
  * the caller's own clock for the *_at calls); durations are milliseconds. A call blocks at most
  * connect_timeout_ms + timeout_ms (the URL's options; 2 s by default), pool wait included, also while Redis is
- * down, frozen or slow; with scan_delete=true, hammer_delete_buckets blocks that long per SCAN step. One deadline,
+ * down, frozen or slow; hammer_delete_buckets blocks that long per 1000 of the id's buckets (and, with
+ * scan_delete=true, per SCAN step). One deadline,
  * from the call's start, covers the wait for a pooled connection, a connect when one is needed (TCP, AUTH, SELECT
  * and PING, within connect_timeout_ms) and every write and read of its commands (within timeout_ms of the first),
  * however slowly the server sends.
@@ -164,10 +165,14 @@ HAMMER_API int hammer_get_bucket(hammer_t *h, const char *id, int64_t bucket, ha
 
 /*! hammer_delete_buckets() :
  *  Deletes the buckets and limiter state of exactly `id` (never those of other ids, whatever bytes `id` holds).
- *  This is Hammer's reset. By default it deletes the buckets in the id's index: those this library created
- *  (count_hit, check_rate, fixed window) and those count_hit has counted on since (Elixir's included); buckets
- *  another client (Hammer's Elixir Redis backend) wrote and this library has not counted on with count_hit are
- *  deleted with scan_delete=true only. Its cost grows with the id's own keys, not with the size of the keyspace.
+ *  This is Hammer's reset. By default it deletes the buckets in the id's index, which are: every bucket this
+ *  library created (count_hit, check_rate, fixed window), and a bucket another client (Hammer's Elixir Redis
+ *  backend) created once this library's count_hit has set its TTL again, which count_hit does when it finds that
+ *  TTL below expiry_ms or above expiry_ms + 1 s (the Elixir backend sets expiry_ms / 1000 + 1 s at each of its hits,
+ *  so: a count_hit more than a second after the Elixir backend's latest hit on that bucket). Other buckets of the
+ *  id (those the Elixir backend hit within the second before each of this library's count_hits on them, or that
+ *  this library reached only through check_rate or the fixed window) are deleted with scan_delete=true only. Its
+ *  cost grows with the id's own keys, not with the size of the keyspace: one Redis script call per 1000 of them.
  *  @return HAMMER_OK and the number of keys deleted in *deleted_out (may be NULL), or an error status. */
 HAMMER_API int hammer_delete_buckets(hammer_t *h, const char *id, int64_t *deleted_out);
 

@@ -121,6 +121,28 @@ def test_delete_buckets_default_takes_what_the_index_names(h, redis_server, uid)
     assert redis_server.cli("EXISTS", checked, untouched) == 0
 
 
+def test_delete_buckets_default_and_buckets_elixir_keeps_hitting(redis_server, uid):
+    """What README and hammer.h say delete_buckets deletes by default, with TTLs as Hammer's Elixir backend sets them
+    (expiry_ms / 1000 + 1 s at each hit: 61 s for expiry_ms 60000): a count_hit within a second of Elixir's latest
+    hit finds the TTL in range and leaves it, so the bucket stays out of the index and out of the default delete;
+    one that finds it below expiry_ms (over a second later) sets it again and indexes the bucket."""
+    def elixir(bucket, ttl_ms):
+        key = f"sem:{uid}:{bucket}"
+        redis_server.cli("HSET", key, "count", "1", "created", "5", "updated", "5")
+        redis_server.cli("PEXPIRE", key, str(ttl_ms))
+        return key
+
+    fresh, older = elixir(1, 61_000), elixir(2, 59_000)    # just hit by Elixir / 2 s later
+    with hammer.Hammer(redis_server.url(expiry_ms=60_000, prefix="sem:")) as h60:
+        h60.count_hit(uid, 1, T)
+        h60.count_hit(uid, 2, T)
+        assert h60.delete_buckets(uid) == 1
+    assert redis_server.cli("EXISTS", fresh, older) == 1 and redis_server.cli("EXISTS", fresh) == 1
+    with hammer.Hammer(redis_server.url(expiry_ms=60_000, prefix="sem:", scan_delete="true")) as scan:
+        assert scan.delete_buckets(uid) == 1
+    assert redis_server.cli("EXISTS", fresh) == 0
+
+
 def test_sliding_window_reads_meta_of_either_format(h, redis_server, uid):
     """The meta names the newest hit and the log's running sum of costs ("<total> <cum> <newest>", cum padded to 16
     digits, members "<cum>:<cost>"); state of older versions ("<total> <seq>", then "<total> <seq> <newest>",
