@@ -45,7 +45,8 @@
  *   - in-structs (hammer_limit, the batch requests) end in reserved fields the caller sets to 0 (any initializer
  *     does: `hammer_limit lim = {.algorithm = HAMMER_GCRA, .limit = 10, .period_ms = 1000};`, or positionally
  *     `{HAMMER_GCRA, 10, 1000, 0}`, which gcc's -Wextra reports as missing initializers unless
- *     -Wno-missing-field-initializers); a later 1.x may give them a meaning in which 0 keeps today's behaviour, and
+ *     -Wno-missing-field-initializers; the INIT macros, HAMMER_LIMIT_INIT(...) and HAMMER_*_REQUEST_INIT, set every
+ *     field); a later 1.x may give them a meaning in which 0 keeps today's behaviour, and
  *     this version refuses a non-zero one with HAMMER_ERR_INVALID, so no caller can depend on garbage there;
  *   - hammer_stats_t starts with `size`, which the caller sets to sizeof(hammer_stats_t): the library writes no
  *     byte past it, so a caller built against an older 1.x keeps working with a newer library, and a newer caller
@@ -277,6 +278,9 @@ typedef struct hammer_limit {
                             sliding counter */
     int64_t reserved[2]; /* set to 0 (an initializer does); see ABI above */
 } hammer_limit;
+/* Every field in order, so C and C++ alike and -Wextra stay quiet:
+ *     hammer_limit lim = HAMMER_LIMIT_INIT(HAMMER_GCRA, 10, 1000);   then lim.burst = 20; if wanted */
+#define HAMMER_LIMIT_INIT(algorithm, limit, period_ms) { (algorithm), (limit), (period_ms), 0, { 0, 0 } }
 
 /*! hammer_hit() :
  *  Takes `cost` hits (0 .. 10^9) from the limiter `lim` of `id`, if they fit; a denied hit changes nothing.
@@ -303,23 +307,35 @@ HAMMER_API int hammer_peek_at(hammer_t *h, const char *id, const hammer_limit *l
  * the call returns HAMMER_OK when every request succeeded, else the first failing request's status.
  * `statuses` may be NULL. n may be 0; at most 1,000,000 per call. A request whose reserved fields are not 0 fails
  * alone with HAMMER_ERR_INVALID.
+ * Each request struct has an INIT macro that sets every field (C and C++ alike): the defaults below, then set the
+ * rest, e.g.  hammer_hit_request r = HAMMER_HIT_REQUEST_INIT;  r.id = "user:1"; r.lim = &lim;
+ * A zeroed request ({0}, memset, calloc) is valid too, with cost / increment 0.
  * ------------------------------------------------------------------------------------------------------------ */
+
+/* now_ms of a hit request: the handle's clock (CLOCK_REALTIME, or Redis's TIME with clock=redis), as hammer_hit. */
+#define HAMMER_NOW (-1)
 
 typedef struct hammer_count_request {
     const char *id;
     int64_t bucket;
-    int64_t now_ms;
+    int64_t now_ms;        /* stamped in the bucket, as hammer_count_hit's (count_hit has no clock: set it) */
     int64_t increment;
     int64_t reserved[2];   /* set to 0 */
 } hammer_count_request;
+/* id NULL, bucket 0, now_ms 0, increment 1: set id, bucket and now_ms. */
+#define HAMMER_COUNT_REQUEST_INIT { NULL, 0, 0, 1, { 0, 0 } }
 
 typedef struct hammer_hit_request {
     const char *id;
     const hammer_limit *lim;
     int64_t cost;
-    int64_t now_ms;      /* < 0: the handle's clock (as hammer_hit); else as hammer_hit_at */
+    int64_t now_ms;      /* HAMMER_NOW, any value < 0, or 0: the handle's clock (as hammer_hit), so that a zeroed
+                            request decides now; 1 .. 2^47: that time (as hammer_hit_at). A replay at Unix time 0
+                            uses hammer_hit_at. */
     int64_t reserved[2]; /* set to 0 */
 } hammer_hit_request;
+/* id and lim NULL, cost 1, now_ms HAMMER_NOW: set id and lim. */
+#define HAMMER_HIT_REQUEST_INIT { NULL, NULL, 1, HAMMER_NOW, { 0, 0 } }
 
 typedef struct hammer_check_request {
     const char *id;
@@ -328,6 +344,8 @@ typedef struct hammer_check_request {
     int64_t increment;
     int64_t reserved[2];   /* set to 0 */
 } hammer_check_request;
+/* id NULL, scale_ms 0, limit 0, increment 1: set id, scale_ms and limit. */
+#define HAMMER_CHECK_REQUEST_INIT { NULL, 0, 0, 1, { 0, 0 } }
 
 /*! hammer_count_hits() : hammer_count_hit for each of reqs[0..n-1]; counts_out[i] gets the new count (or 0). */
 HAMMER_API int hammer_count_hits(hammer_t *h, const hammer_count_request *reqs, size_t n, int64_t *counts_out,

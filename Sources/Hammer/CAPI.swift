@@ -399,7 +399,8 @@ public func hammer_hit_many(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_hi
             case let .failure(f): return .failure(f)
             case let .success(l): lim = l
             }
-            let now: Int64? = r.now_ms < 0 ? nil : r.now_ms
+            // HAMMER_NOW (any value < 0) or 0, a zeroed request's: the handle's clock.
+            let now: Int64? = r.now_ms <= 0 ? nil : r.now_ms
             if let now, let f = Limit.validateNow(now) { return .failure(f) }
             return idBytes(r.id, "hammer_hit_many").map {
                 DecisionRequest(id: $0, lim: lim, mode: .hit, cost: r.cost, now: now)

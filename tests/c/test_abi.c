@@ -57,6 +57,29 @@ PINNED(offsetof(hammer_check_request, id) == 0 && offsetof(hammer_check_request,
 PINNED(offsetof(hammer_check_request, limit) == 16 && offsetof(hammer_check_request, increment) == 24);
 PINNED(offsetof(hammer_check_request, reserved) == 32);
 
+/* The handle's clock in a hit request, and the INIT macros' values (static initializers: constant expressions). */
+PINNED(HAMMER_NOW == -1);
+static const hammer_limit LIMIT_INIT = HAMMER_LIMIT_INIT(HAMMER_GCRA, 10, 1000);
+static const hammer_count_request COUNT_INIT = HAMMER_COUNT_REQUEST_INIT;
+static const hammer_hit_request HIT_INIT = HAMMER_HIT_REQUEST_INIT;
+static const hammer_check_request CHECK_INIT = HAMMER_CHECK_REQUEST_INIT;
+
+static void test_init_macros(void)
+{
+    CHECK(LIMIT_INIT.algorithm == HAMMER_GCRA && LIMIT_INIT.limit == 10 && LIMIT_INIT.period_ms == 1000 &&
+              LIMIT_INIT.burst == 0 && LIMIT_INIT.reserved[0] == 0 && LIMIT_INIT.reserved[1] == 0,
+          "HAMMER_LIMIT_INIT(alg, limit, period_ms): those three, burst and reserved 0");
+    CHECK(COUNT_INIT.id == NULL && COUNT_INIT.bucket == 0 && COUNT_INIT.now_ms == 0 && COUNT_INIT.increment == 1 &&
+              COUNT_INIT.reserved[0] == 0 && COUNT_INIT.reserved[1] == 0,
+          "HAMMER_COUNT_REQUEST_INIT: increment 1, the rest 0");
+    CHECK(HIT_INIT.id == NULL && HIT_INIT.lim == NULL && HIT_INIT.cost == 1 && HIT_INIT.now_ms == HAMMER_NOW &&
+              HIT_INIT.reserved[0] == 0 && HIT_INIT.reserved[1] == 0,
+          "HAMMER_HIT_REQUEST_INIT: cost 1, now_ms HAMMER_NOW, the rest 0");
+    CHECK(CHECK_INIT.id == NULL && CHECK_INIT.scale_ms == 0 && CHECK_INIT.limit == 0 && CHECK_INIT.increment == 1 &&
+              CHECK_INIT.reserved[0] == 0 && CHECK_INIT.reserved[1] == 0,
+          "HAMMER_CHECK_REQUEST_INIT: increment 1, the rest 0");
+}
+
 #define STATS_1_0 208   /* the least a caller may pass: the fields up to connections */
 PINNED(sizeof(hammer_stats_t) == 264);
 PINNED(offsetof(hammer_stats_t, size) == 0 && offsetof(hammer_stats_t, spin_cpus) == 4);
@@ -217,6 +240,7 @@ int main(int argc, char **argv)
     char id[128];
     test_unique_id(id, sizeof id, "abi");
     test_version_number();
+    test_init_macros();
     hammer_t *h = NULL;
     CHECK_STATUS(hammer_open(url, &h), HAMMER_OK);
     if (h == NULL) return test_summary("test_abi");

@@ -176,6 +176,50 @@ static void test_hit_many_statuses(hammer_t *h, const char *base)
     hammer_delete_buckets(h, id, NULL);
 }
 
+/* A zeroed request ({0}, memset, calloc) and one from HAMMER_HIT_REQUEST_INIT decide on the handle's clock, not at
+ * Unix time 0: the hit they log is still in a sliding window of a minute when peeked at now (at time 0 it would
+ * have left it long ago). The other INIT macros make requests that work once their id and numbers are set. */
+static void test_zeroed_and_init_requests(hammer_t *h, const char *base)
+{
+    char zid[160], iid[160];
+    snprintf(zid, sizeof zid, "%s:zeroed", base);
+    snprintf(iid, sizeof iid, "%s:init", base);
+    hammer_limit lim = HAMMER_LIMIT_INIT(HAMMER_SLIDING_WINDOW, 2, 60000);
+    hammer_hit_request r[2];
+    memset(r, 0, sizeof r);
+    r[0].id = zid, r[0].lim = &lim, r[0].cost = 1;   /* now_ms 0 */
+    r[1] = (hammer_hit_request)HAMMER_HIT_REQUEST_INIT;
+    r[1].id = iid, r[1].lim = &lim;
+    hammer_decision out[2], p;
+    int st[2];
+    CHECK_STATUS(hammer_hit_many(h, r, 2, out, st), HAMMER_OK);
+    CHECK(out[0].allowed && out[1].allowed && out[0].count == 1 && out[1].count == 1,
+          "zeroed and INIT hit requests are allowed (count %" PRId64 ", %" PRId64 ")", out[0].count, out[1].count);
+    for (int i = 0; i < 2; i++) {
+        CHECK_STATUS(hammer_peek(h, r[i].id, &lim, &p), HAMMER_OK);
+        CHECK(p.count == 1 && p.reset_after_ms > 50000,
+              "%s request: its hit is in the window now (count %" PRId64 ", reset in %" PRId64 " ms)",
+              i ? "INIT" : "zeroed", p.count, p.reset_after_ms);
+    }
+    /* HAMMER_NOW and any value below 0: the same clock. */
+    r[0].now_ms = HAMMER_NOW, r[1].now_ms = -12345;
+    CHECK_STATUS(hammer_hit_many(h, r, 2, out, st), HAMMER_OK);
+    CHECK(out[0].count == 2 && out[1].count == 2, "HAMMER_NOW and -12345: the clock too (count 2, 2)");
+
+    hammer_count_request c = HAMMER_COUNT_REQUEST_INIT;
+    c.id = iid, c.bucket = 7, c.now_ms = T0;
+    int64_t n = 0;
+    CHECK_STATUS(hammer_count_hits(h, &c, 1, &n, NULL), HAMMER_OK);
+    CHECK(n == 1, "HAMMER_COUNT_REQUEST_INIT counts one hit (%" PRId64 ")", n);
+    hammer_check_request k = HAMMER_CHECK_REQUEST_INIT;
+    k.id = iid, k.scale_ms = 60000, k.limit = 5;
+    CHECK_STATUS(hammer_check_rates(h, &k, 1, out, NULL), HAMMER_OK);
+    CHECK(out[0].allowed && out[0].count == 1, "HAMMER_CHECK_REQUEST_INIT checks one hit (count %" PRId64 ")",
+          out[0].count);
+    hammer_delete_buckets(h, zid, NULL);
+    hammer_delete_buckets(h, iid, NULL);
+}
+
 /* count_hits: the same new counts as hammer_count_hit one by one; bad increments get their own status. */
 static void test_count_hits(hammer_t *h, const char *base)
 {
@@ -442,6 +486,7 @@ int main(int argc, char **argv)
 
     test_hit_many_equals_sequential(h, base);
     test_hit_many_statuses(h, base);
+    test_zeroed_and_init_requests(h, base);
     test_count_hits(h, base);
     test_check_rates(h, base);
     test_empty_and_null(h, base);

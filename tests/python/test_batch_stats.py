@@ -105,11 +105,12 @@ def test_hit_many_errors_per_request(h, uid):
         (uid, lim, 1, T),                  # 10 denied: a decision, not an error
         (uid, lim, 1.5, T),                # 11 float cost
         (uid, lim, 1, 2**47 + 1),          # 12 time out of range (the library)
+        (uid, lim, 1, 0),                  # 13 time 0 (refused in Python: 0 would mean "the clock" in a batch)
     ]
     got = h.hit_many(reqs)
     assert len(got) == len(reqs)
     errors = {i for i, r in enumerate(got) if isinstance(r, hammer.HammerError)}
-    assert errors == {1, 2, 4, 5, 6, 7, 8, 9, 11, 12}
+    assert errors == {1, 2, 4, 5, 6, 7, 8, 9, 11, 12, 13}
     for i in errors:
         e = got[i]
         assert isinstance(e, hammer.InvalidError) and e.status == hammer.ERR_INVALID
@@ -117,6 +118,7 @@ def test_hit_many_errors_per_request(h, uid):
     assert "cost" in got[2].message, "the first failure the library saw carries its detail"
     assert "algorithm" in got[1].message and "period_ms" in got[6].message
     assert "id" in got[4].message and "now_ms" in got[5].message and "NUL" in got[9].message
+    assert "now_ms" in got[13].message
     assert "cost" in got[11].message
     assert [got[i].allowed for i in (0, 3, 10)] == [True, True, False], "the other requests were decided"
     assert got[10].retry_after_ms > 0

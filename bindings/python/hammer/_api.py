@@ -463,13 +463,14 @@ class Hammer:
 
     def hit_many(self, requests: Iterable[Sequence[Any]]) -> List[Union[Decision, HammerError]]:
         """hit for each request (id, limit, cost[, now_ms]) (cost may be left out: 1; now_ms None: the clock), as
-        one pipeline on one connection. Returns a Decision, or the HammerError of that request alone, per request."""
+        one pipeline on one connection. Returns a Decision, or the HammerError of that request alone, per request.
+        In a batch now_ms 0 would mean the clock (a zeroed C request's), so it is refused: hit(now_ms=0) takes it."""
         def convert(row: Any) -> Tuple[Any, Any]:
             id, spec, cost, now_ms = _row(row, "hit_many", ("id", "limit", "cost", "now_ms"), (1, None))
             lim = _limit(spec)
             now = -1 if now_ms is None else _int64("now_ms", now_ms)
-            if now < 0 and now_ms is not None:
-                raise InvalidError("now_ms must be from 0 to 2^47")
+            if now <= 0 and now_ms is not None:
+                raise InvalidError("now_ms must be from 1 to 2^47 in hit_many (None: the clock)")
             return (_id(id), lim._p, _int64("cost", cost), now), lim
         return self._batch(raw.hammer_hit_many, "hit_many", requests, convert, hammer_hit_request, hammer_decision,
                            _decision)
