@@ -9,21 +9,34 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
 os.environ.setdefault("HAMMER_LIBRARY", os.path.join(ROOT, "build", "lib", "libhammer.so"))
 
-from redis_server import RedisServer  # noqa: E402
+from redis_server import REDIS_SERVER, RedisServer, no_tls_reason, server_has_tls, server_name  # noqa: E402
 from tls_certs import Certs  # noqa: E402
 
 
+def pytest_report_header(config):
+    return f"server: {server_name()} ({REDIS_SERVER}), TLS: {'yes' if server_has_tls() else 'no'}"
+
+
 @pytest.fixture(scope="session")
-def tls_certs(tmp_path_factory):
-    """Test certificates made with openssl at the start of the session (see tls_certs.py)."""
+def certs(tmp_path_factory):
     return Certs(str(tmp_path_factory.mktemp("tls")))
 
 
 @pytest.fixture(scope="session")
-def redis_server(tls_certs):
+def tls_certs(certs):
+    """Test certificates made with openssl at the start of the session (see tls_certs.py). A test that takes them
+    skips when the server under test ($HAMMER_REDIS_SERVER) is built without TLS."""
+    if not server_has_tls():
+        pytest.skip(no_tls_reason())
+    return certs
+
+
+@pytest.fixture(scope="session")
+def redis_server(certs):
     """One shared redis-server for tests that do not disturb it (use a unique id or prefix per test). It listens on
-    a TCP port, a unix socket and a TLS port (redis_server.tls_url()), all on the same data."""
-    with RedisServer(unix=True, tls=tls_certs) as s:
+    a TCP port, a unix socket and a TLS port (redis_server.tls_url(); where the server has TLS), all on the same
+    data."""
+    with RedisServer(unix=True, tls=certs if server_has_tls() else None) as s:
         yield s
 
 

@@ -1,5 +1,10 @@
-"""Real redis-server processes on free loopback ports, for tests, the demo and benchmarks. Never a mock."""
+"""Real redis-server processes on free loopback ports, for tests, the demo and benchmarks. Never a mock.
+
+The server binary is $HAMMER_REDIS_SERVER when set (a redis-server or valkey-server of any supported version: `make
+test-servers` runs the suites so against each one it has), else the redis-server on the PATH."""
+import functools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -8,7 +13,59 @@ import subprocess
 import tempfile
 import time
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_SERVER = os.environ.get("HAMMER_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+@functools.lru_cache(maxsize=None)
+def server_version(path=REDIS_SERVER):
+    """("Redis" or "Valkey", (major, minor, patch)) of a server binary, from its --version."""
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+    m = re.search(r"^(\w+) server v=(\d+)\.(\d+)\.(\d+)", out)
+    if not m:
+        raise RuntimeError(f"{path} --version: not a Redis server's answer: {out!r}")
+    return m.group(1), (int(m.group(2)), int(m.group(3)), int(m.group(4)))
+
+
+def server_name(path=REDIS_SERVER):
+    """"Redis 7.0.15", "Valkey 9.1.2": what the tests run against."""
+    name, v = server_version(path)
+    return f"{name} {'.'.join(map(str, v))}"
+
+
+@functools.lru_cache(maxsize=None)
+def server_has_tls(path=REDIS_SERVER):
+    """Whether the binary serves TLS: tried, by starting it on a TLS port with certificates made for the purpose
+    (a build without TLS refuses the configuration and exits)."""
+    from tls_certs import Certs
+    d = tempfile.mkdtemp(prefix="hammer-tls-probe-")
+    try:
+        certs = Certs(os.path.join(d, "certs"))
+        port = free_port()
+        p = subprocess.Popen([path, "--port", "0", "--bind", "127.0.0.1", "--save", "", "--dir", d,
+                              "--tls-port", str(port), "--tls-cert-file", certs.server,
+                              "--tls-key-file", certs.server_key, "--tls-ca-cert-file", certs.ca],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and p.poll() is None:
+                try:
+                    ctx = ssl.create_default_context(cafile=certs.ca)
+                    with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+                        with ctx.wrap_socket(raw, server_hostname="localhost"):
+                            return True
+                except (OSError, ssl.SSLError):
+                    time.sleep(0.05)
+            return False
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait(5)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def no_tls_reason(path=REDIS_SERVER):
+    return f"{server_name(path)} ({path}) is built without TLS"
 
 
 def free_port():
@@ -44,10 +101,11 @@ class RedisServer:
             'save ""',
             "appendonly no",
             "protected-mode yes",
-            "enable-debug-command local",
             "loglevel warning",
             f"logfile {os.path.join(self.dir, 'redis.log')}",
         ]
+        if server_version()[0] != "Redis" or server_version()[1] >= (7,):
+            lines.append("enable-debug-command local")   # 7.0's (Valkey has it); 6.2 allows DEBUG anyway
         if self.unix_path:
             lines += [f"unixsocket {self.unix_path}", "unixsocketperm 700"]
         if self.tls:
@@ -131,7 +189,10 @@ class RedisServer:
         return f"{scheme}://127.0.0.1:{self.port}/?{q}" if q else f"{scheme}://127.0.0.1:{self.port}"
 
     def tls_url(self, host="127.0.0.1", **opts):
-        """The URL of the TLS port, trusting the test CA."""
+        """The URL of the TLS port, trusting the test CA. A test asking for it skips when the server has no TLS."""
+        if not self.tls and not server_has_tls():
+            import pytest
+            pytest.skip(no_tls_reason())
         opts.setdefault("expiry_ms", 60000)
         opts.setdefault("ssl_ca_certs", self.tls.ca)
         return f"rediss://{host}:{self.tls_port}/?" + "&".join(f"{k}={v}" for k, v in opts.items())

@@ -31,14 +31,10 @@ final class RedisProcess {
 
     func start() throws {
         process = Process()
-        let paths = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-        guard let exe = paths.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw NSError(domain: "hammer-tests", code: 1,
-                          userInfo: [NSLocalizedDescriptionKey: "redis-server is not installed (apt-get install redis-server)"])
-        }
+        let exe = try RedisProcess.executable()
         process.executableURL = URL(fileURLWithPath: exe)
         process.arguments = ["--bind", "127.0.0.1", "--port", "\(port)", "--save", "", "--appendonly", "no",
-                             "--dir", dir, "--loglevel", "warning", "--enable-debug-command", "local"] + extra
+                             "--dir", dir, "--loglevel", "warning"] + RedisProcess.debugArguments(exe) + extra
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -52,6 +48,37 @@ final class RedisProcess {
             usleep(10_000)
         }
         throw NSError(domain: "hammer-tests", code: 2, userInfo: [NSLocalizedDescriptionKey: "redis-server did not start"])
+    }
+
+    /// The server binary: $HAMMER_REDIS_SERVER (`make test-servers` sets it to each server it tests), else
+    /// Debian's redis-server.
+    static func executable() throws -> String {
+        if let e = ProcessInfo.processInfo.environment["HAMMER_REDIS_SERVER"], !e.isEmpty { return e }
+        let paths = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        guard let exe = paths.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw NSError(domain: "hammer-tests", code: 1,
+                          userInfo: [NSLocalizedDescriptionKey: "redis-server is not installed (apt-get install redis-server)"])
+        }
+        return exe
+    }
+
+    /// DEBUG (SpinTests' DEBUG SLEEP) must be enabled from Redis 7.0 on (and on Valkey); 6.2 allows it and has no
+    /// such option. The version is read from `--version` ("Redis server v=6.2.14 ...").
+    static func debugArguments(_ exe: String) -> [String] {
+        let p = Process()
+        let out = Pipe()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["--version"]
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return [] }
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        if text.hasPrefix("Redis server v="),
+           let major = Int(text.dropFirst("Redis server v=".count).prefix(while: { $0.isNumber })), major < 7 {
+            return []
+        }
+        return ["--enable-debug-command", "local"]
     }
 
     private func waitForAOFRewrite() {
