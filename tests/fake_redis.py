@@ -1,8 +1,9 @@
 """A fake RESP server on loopback, for the few tests that need a server that misbehaves (a broken proxy, a buggy
 Redis-compatible server, a man in the middle). Everything else talks to a real redis-server.
 
-Each accepted connection runs in its own thread: commands are parsed as RESP arrays, PING gets +PONG, and every
-other command goes to `answer(conn_no, cmd_no, args) -> list of steps`; a step is bytes to send, a float (seconds
+Each accepted connection runs in its own thread: commands are parsed as RESP arrays, PING gets +PONG, INFO the
+`INFO server` of a Redis 7.0.15 and COMMAND an entry for every command asked about (what hammer_open checks; see
+info_server() and command_info() to answer otherwise), and every other command goes to `answer(conn_no, cmd_no, args) -> list of steps`; a step is bytes to send, a float (seconds
 to sleep), or None (close the connection). The answer's honest value for a call is derived from its id, so a
 reply that reaches the wrong call shows as a wrong value."""
 import socket
@@ -21,6 +22,26 @@ def id_of_key(key, prefix=b"Hammer:Redis:"):
     return key[len(prefix):key.rindex(b":")]
 
 
+def bulk(b):
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def info_server(redis_version=b"7.0.15", **fields):
+    """The steps answering INFO server: a server of that redis_version, with further fields (valkey_version=...)."""
+    lines = [b"# Server", b"redis_version:" + redis_version, b"redis_mode:standalone", b"os:Linux"]
+    lines += [k.encode() + b":" + v for k, v in fields.items()]
+    return [bulk(b"\r\n".join(lines) + b"\r\n")]
+
+
+def command_info(missing=()):
+    """An answer function for COMMAND INFO: nil for the commands in `missing` (lower case), an entry for others."""
+    def answer(args):
+        names = [a.lower() for a in args[2:]]
+        entry = lambda n: b"*6\r\n" + bulk(n) + b":-2\r\n*0\r\n:1\r\n:1\r\n:1\r\n"  # noqa: E731
+        return [b"*%d\r\n" % len(names) + b"".join(b"$-1\r\n" if n in missing else entry(n) for n in names)]
+    return answer
+
+
 def read_command(f):
     line = f.readline()
     if not line:
@@ -35,9 +56,11 @@ def read_command(f):
 
 
 class FakeRedis:
-    def __init__(self, answer, ping=None):
+    def __init__(self, answer, ping=None, info=None, command=None):
         self.answer = answer
         self.ping = ping            # steps for PING (default +PONG)
+        self.info = info if info is not None else info_server()   # steps for INFO
+        self.command = command or command_info()                  # args -> steps for COMMAND
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -83,6 +106,10 @@ class FakeRedis:
                     return
                 if args[0].upper() == b"PING":
                     steps = self.ping if self.ping is not None else [b"+PONG\r\n"]
+                elif args[0].upper() == b"INFO":
+                    steps = self.info
+                elif args[0].upper() == b"COMMAND":
+                    steps = self.command(args)
                 else:
                     with self.lock:
                         self.commands.append((conn_no, args))

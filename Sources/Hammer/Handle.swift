@@ -37,10 +37,14 @@ final class Handle {
     }
 
     /// Opens the first connection (on a cluster: reads the slot map), so that a wrong address or password shows
-    /// at open.
+    /// at open, and checks the server is one the library works with (ServerCheck; on a cluster, slot 0's master).
     func check() -> Failure? {
-        if let router { return router.open() }
-        return pool.with({ _ in Result<Void, Failure>.success(()) }).failureValue
+        if let router {
+            if let f = router.open() { return f }
+            guard let (_, p) = router.route(0) else { return nil }
+            return p.with({ ServerCheck.run($0, p.config) }).failureValue
+        }
+        return pool.with({ ServerCheck.run($0, config) }).failureValue
     }
 
     /// The time a script should use: the caller's, the library's clock, or nil for Redis's TIME.
