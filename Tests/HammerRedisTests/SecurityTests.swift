@@ -14,7 +14,7 @@ final class SecurityTests: XCTestCase {
     static let minimalACL = ["on", ">pw-Limiter_9", "resetkeys", "~Hammer:Redis:*", "-@all", "+evalsha", "+eval",
                              "+hmget", "+hget", "+hset", "+hsetnx", "+hincrby", "+get", "+set", "+pexpire", "+pttl", "+exists",
                              "+del", "+zadd", "+zrange", "+zrem", "+zrangebyscore", "+zremrangebyscore", "+time",
-                             "+scan"]
+                             "+scan", "+info", "+command|info"]
 
     func testMinimalACLSufficesForEveryCall() {
         XCTAssertEqual(server.cli(["ACL", "SETUSER", "limiter"] + Self.minimalACL).trimmingCharacters(in: .whitespacesAndNewlines), "OK")

@@ -89,3 +89,17 @@ def test_the_server_under_test_opens_and_counts(redis_server, uid):
         assert h.check_rate_at(uid, 60_000, 10, NOW).allowed
         # The fixed window counts on check_rate's bucket of the same window: 2.
         assert h.hit(uid, hammer.Limit.fixed_window(10, 60_000), 1, NOW).count == 2
+
+
+@pytest.mark.parametrize("check", ["+info +command|info", ""], ids=["checked", "INFO and COMMAND denied"])
+def test_an_acl_user_opens_with_or_without_info_and_command(own_redis, check, uid):
+    """A real server's ACL user: with +info +command|info the server is checked; without, it is not, and the handle
+    works all the same (hammer_open does not ask for more than the calls need)."""
+    server = own_redis()
+    rules = ("on >pw resetkeys ~Hammer:Redis:* -@all +evalsha +eval +hget +hset +hincrby +pexpire +pttl +zadd "
+             "+zremrangebyscore +time " + check).split()
+    assert server.cli("ACL", "SETUSER", "lim", *rules) == "OK"
+    with hammer.Hammer(server.url(user="lim", password="pw")) as h:
+        assert h.count_hit(uid, 1, NOW) == 1
+    denied = [e for e in server.cli("ACL", "LOG") if b"info" in e or b"command" in e]
+    assert bool(denied) == (check == ""), denied
