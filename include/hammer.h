@@ -145,7 +145,9 @@ typedef struct hammer_bucket {
  *  100 ms while calls are made and after any failure; during a failover calls fail with HAMMER_ERR_CONNECT, and
  *  connections to an old master are closed. A service no sentinel knows is HAMMER_ERR_INVALID.
  *  Anything malformed, unknown or out of range is HAMMER_ERR_INVALID. Connects once to check the server and
- *  credentials.
+ *  credentials, and reads INFO server and COMMAND INFO: a server older than Redis 6.2 (Valkey: any), or one that
+ *  lacks a command the library sends, is HAMMER_ERR_REDIS with the version found and the version needed (a user
+ *  denied INFO or COMMAND by its ACL is not checked so).
  *  @return HAMMER_OK and the handle in *out, or an error status and *out = NULL. */
 HAMMER_API int hammer_open(const char *config, hammer_t **out);
 
