@@ -58,8 +58,9 @@ def run(cmd, env):
     lines = [line for line in p.stdout.splitlines() if line.strip()]
     if p.returncode != 0:
         print("\n".join(lines[-60:]), flush=True)
-    summary = next((line for line in reversed(lines) if re.search(r"\b(passed|failed|error|Executed)\b", line)),
-                   lines[-1] if lines else "")
+    # pytest's last line; XCTest's last "Executed N tests" (the total), not swift-testing's empty run after it.
+    pattern = r"\bExecuted \d+ tests?\b" if "test" in cmd and "pytest" not in cmd else r"\b(passed|failed|error)\b"
+    summary = next((line for line in reversed(lines) if re.search(pattern, line)), lines[-1] if lines else "")
     return p.returncode == 0, secs, summary.strip("= \t")
 
 

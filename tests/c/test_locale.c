@@ -4,7 +4,7 @@
  * connection, since it classifies by errno:
  *   - nothing listens on the port             -> HAMMER_ERR_CONNECT
  *   - a listener that never answers the PING  -> HAMMER_ERR_TIMEOUT (at open)
- *   - a server that goes silent after its PING -> HAMMER_ERR_TIMEOUT (a command)
+ *   - a server that goes silent after the open -> HAMMER_ERR_TIMEOUT (a command)
  * and the real server at REDIS_URL still works under that locale.
  *
  *   build/tests/test_locale REDIS_URL
@@ -33,15 +33,34 @@ static int listener(int *port)
     return fd;
 }
 
-/* Answers the first command of each connection with +PONG, then stays silent (the connection stays open). */
+/* The RESP arrays (commands) that start in buf[0..n): a '*' at the start or after a CRLF (none of the open's
+ * arguments starts with one). */
+static int commands_in(const char *buf, ssize_t n)
+{
+    int k = 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '*' && (i == 0 || (i >= 2 && buf[i - 2] == '\r' && buf[i - 1] == '\n'))) k++;
+    return k;
+}
+
+/* Answers each connection's open: its PING with +PONG, then INFO server and COMMAND INFO (pipelined) as a server
+ * that knows neither (hammer_open does not judge such a server); then stays silent (the connection stays open). */
 static void *pong_then_silence(void *arg)
 {
     int fd = *(int *)arg;
     for (;;) {
         int c = accept(fd, NULL, NULL);
         if (c < 0) return NULL;
-        char buf[1024];
-        if (read(c, buf, sizeof buf) > 0 && write(c, "+PONG\r\n", 7) != 7) close(c);
+        char buf[4096];
+        if (read(c, buf, sizeof buf) <= 0 || write(c, "+PONG\r\n", 7) != 7) {
+            close(c);
+            continue;
+        }
+        int seen = 0;
+        ssize_t n;
+        while (seen < 2 && (n = read(c, buf, sizeof buf)) > 0) seen += commands_in(buf, n);
+        static const char unknown[] = "-ERR unknown command\r\n-ERR unknown command\r\n";
+        if (seen < 2 || write(c, unknown, sizeof unknown - 1) != (ssize_t)(sizeof unknown - 1)) close(c);
     }
 }
 

@@ -11,7 +11,10 @@ import time
 import pytest
 
 import hammer
-from redis_server import RedisServer
+from redis_server import RedisServer, no_tls_reason, server_has_tls
+
+# Every test here needs a server with TLS ($HAMMER_REDIS_SERVER may name one built without: make test-servers).
+pytestmark = pytest.mark.skipif(not server_has_tls(), reason=no_tls_reason())
 
 NOW = 1_700_000_000_000
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
