@@ -214,7 +214,10 @@ typedef struct hammer_decision {
     int64_t reset_after_ms;   /* wait until the limiter is fully reset: the fixed window's end, the sliding
                                  window holding no hits, the bucket full (token) or empty (leaky, GCRA) */
     int32_t degraded;         /* 1 when Redis could not answer and the on_error / fallback policy decided */
-    int32_t reserved32;
+    int32_t decided_by;       /* of several limits (hammer_hit_all ...): the index in the caller's array of the
+                                 limit that decided (count and limit are its own): when denied, the one with the
+                                 longest retry_after_ms (-1 the longest), when allowed the one with the least
+                                 remaining; ties go to the first. 0 for a single limit. */
     int64_t reserved[4];      /* cleared by the library; see ABI above */
 } hammer_decision;
 
@@ -305,6 +308,39 @@ HAMMER_API int hammer_peek_at(hammer_t *h, const char *id, const hammer_limit *l
                               hammer_decision *out);
 
 /* ------------------------------------------------------------------------------------------------------------
+ * Several limits at once ("10 per second and 1000 per day"): one atomic step, one round trip.
+ * ------------------------------------------------------------------------------------------------------------ */
+#define HAMMER_MAX_LIMITS 16
+
+/*! hammer_hit_all() :
+ *  Takes `cost` hits from every limit lims[0..n-1] of `id` (1 <= n <= HAMMER_MAX_LIMITS, any mix of algorithms),
+ *  if they all pass; otherwise none is charged. Each limit keeps the state it has alone with hammer_hit (the same
+ *  limit is the same state in both calls); a limit repeated in the array counts once. Two different limits that
+ *  would share one state of the id (two token buckets, two sliding windows, two GCRAs or two leaky buckets; two
+ *  fixed windows in one bucket; two sliding counters of one period) are HAMMER_ERR_INVALID: give one another
+ *  algorithm or period, or use another id.
+ *  The decision is the most restrictive: allowed when every limit passes, remaining the least of theirs; when
+ *  denied, remaining 0 and retry_after_ms the longest wait of the limits that deny (-1 when one never passes), after
+ *  which the same call passes; reset_after_ms the longest of all; decided_by names the limit, count and limit are
+ *  its own. Statistics count one decision. With hash_tags / on a cluster the id's keys share one slot.
+ *  @return HAMMER_OK and the decision in *out, or an error status. */
+HAMMER_API int hammer_hit_all(hammer_t *h, const char *id, const hammer_limit *lims, size_t n, int64_t cost,
+                              hammer_decision *out);
+
+/*! hammer_hit_all_at() : hammer_hit_all at the caller's time `now_ms` (0 .. 2^47). */
+HAMMER_API int hammer_hit_all_at(hammer_t *h, const char *id, const hammer_limit *lims, size_t n, int64_t cost,
+                                 int64_t now_ms, hammer_decision *out);
+
+/*! hammer_peek_all() : whether a hit of cost 1 would pass every limit now, without side effect: allowed when every
+ *  peek allows, remaining the least as it stands; when denied, the wait the hit would get. */
+HAMMER_API int hammer_peek_all(hammer_t *h, const char *id, const hammer_limit *lims, size_t n,
+                               hammer_decision *out);
+
+/*! hammer_peek_all_at() : hammer_peek_all at the caller's time `now_ms`. */
+HAMMER_API int hammer_peek_all_at(hammer_t *h, const char *id, const hammer_limit *lims, size_t n, int64_t now_ms,
+                                  hammer_decision *out);
+
+/* ------------------------------------------------------------------------------------------------------------
  * Batches: many requests sent as one pipeline on one connection. Each request gets its own status and result;
  * the call returns HAMMER_OK when every request succeeded, else the first failing request's status.
  * `statuses` may be NULL. n may be 0; at most 1,000,000 per call. A request whose reserved fields are not 0 fails
@@ -360,6 +396,19 @@ HAMMER_API int hammer_hit_many(hammer_t *h, const hammer_hit_request *reqs, size
 /*! hammer_check_rates() : hammer_check_rate for each request; out[i] gets its decision. */
 HAMMER_API int hammer_check_rates(hammer_t *h, const hammer_check_request *reqs, size_t n, hammer_decision *out,
                                   int *statuses);
+
+typedef struct hammer_multi_request {
+    const char *id;
+    const hammer_limit *lims;   /* n_lims limits, 1 .. HAMMER_MAX_LIMITS */
+    size_t n_lims;
+    int64_t cost;
+    int64_t now_ms;             /* 0 or negative: the handle's clock (as hammer_hit_all); else as hammer_hit_all_at */
+    int64_t reserved[2];        /* set to 0 */
+} hammer_multi_request;
+
+/*! hammer_hit_all_many() : hammer_hit_all / hammer_hit_all_at for each request; out[i] gets its decision. */
+HAMMER_API int hammer_hit_all_many(hammer_t *h, const hammer_multi_request *reqs, size_t n, hammer_decision *out,
+                                   int *statuses);
 
 /* ------------------------------------------------------------------------------------------------------------
  * Statistics of a handle since it was opened.

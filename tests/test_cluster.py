@@ -97,6 +97,23 @@ def test_limiters_on_the_cluster(h, algo):
         assert h.hit(id_, lim).allowed
 
 
+def test_several_limits_on_the_cluster(h):
+    """hit_all: every limit's keys of one id in its slot, one script on its owner; single calls and batches."""
+    lims = [hammer.Limit.fixed_window(5, 60000), hammer.Limit.sliding_window(4, 60000),
+            hammer.Limit.token_bucket(3, 60000), hammer.Limit.sliding_counter(6, 60000)]
+    for i in range(12):
+        id_ = f"all:{i}"
+        got = [h.hit(id_, lims) for _ in range(4)]
+        assert [g.allowed for g in got] == [True] * 3 + [False], (id_, got)
+        assert got[3].decided_by == 2 and not h.peek(id_, lims).allowed
+        assert h.hit(id_, lims[0]).remaining == 1, "charged 3 times with the others, once more alone"
+    out = h.hit_many([(f"allm:{i}", lims, 1) for i in range(30)] * 4)
+    assert [o.allowed for o in out] == [True] * 90 + [False] * 30, out
+    assert all(o.decided_by == 2 for o in out[90:])
+    for i in range(12):
+        assert h.delete_buckets(f"all:{i}") >= 4
+
+
 def test_check_rate_and_inspect(h):
     for i in range(10):
         id_ = f"cr:{i}"

@@ -133,7 +133,7 @@ def test_every_key_a_script_touches_is_in_its_keys(own_redis):
     is its KEYS[1] (the id's key base) followed by the window's number."""
     server = own_redis()
     algs = [hammer.Limit.fixed_window(3, 1000), hammer.Limit.sliding_window(3, 1000), hammer.Limit.token_bucket(3, 1000),
-            hammer.Limit.leaky_bucket(3, 1000), hammer.Limit.gcra(3, 1000)]
+            hammer.Limit.leaky_bucket(3, 1000), hammer.Limit.gcra(3, 1000), hammer.Limit.sliding_counter(3, 1000)]
 
     def calls():
         for clock in ("local", "redis"):
@@ -150,6 +150,10 @@ def test_every_key_a_script_touches_is_in_its_keys(own_redis):
                         h.hit(id, lim, 1, now)
                     h.peek(id, lim)
                 h.hit_many([(id + ":m", lim, 1, now) for lim in algs for now in (None, 7000)] * 3)
+                for now in (None, 9000, 9001, 9002, 9003):   # several limits: every algorithm's keys in one call
+                    h.hit(id + ":a", algs, 1, now)
+                h.peek(id + ":a", algs)
+                h.hit_many([(id + ":am", algs, 1, now) for now in (None, 9500)] * 3)
                 h.count_hits([(id + ":c", b, 1000 + b) for b in range(5)] * 2)
                 h.check_rates([(id + ":r", 1000, 2)] * 3)
                 h.delete_buckets(id)

@@ -169,6 +169,7 @@ func put(_ out: UnsafeMutablePointer<hammer_decision>, _ d: Decision) {
     o.retry_after_ms = d.retryAfterMs
     o.reset_after_ms = d.resetAfterMs
     o.degraded = d.degraded ? 1 : 0
+    o.decided_by = Int32(clamping: d.decidedBy)
     out.pointee = o
 }
 
@@ -313,6 +314,76 @@ public func hammer_peek_at(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ l
     limited("hammer_peek_at", h, id, lim, mode: .peek, cost: 1, now: nowMs, out)
 }
 
+// MARK: - Several limits
+
+/// An array of n hammer_limit and a cost, checked: n in 1 ... HAMMER_MAX_LIMITS, each limit as hammer_hit checks
+/// it (its index in the message); identical limits folded.
+func validLimits(_ lims: UnsafePointer<hammer_limit>?, _ n: Int, cost: Int64) -> Result<MultiLimit.LimitSet, Failure> {
+    if n < 1 || n > MultiLimit.maxLimits {
+        return .failure(Failure(.invalid, "n must be from 1 to \(MultiLimit.maxLimits) (HAMMER_MAX_LIMITS)"))
+    }
+    guard let lims else { return .failure(Failure(.invalid, "lims is NULL")) }
+    var out: [Limit] = []
+    out.reserveCapacity(n)
+    for i in 0..<n {
+        switch validLimit(lims + i, cost: cost) {
+        case let .failure(f): return .failure(Failure(f.status, "lims[\(i)]: " + f.message))
+        case let .success(l): out.append(l)
+        }
+    }
+    return .success(MultiLimit.fold(out))
+}
+
+func limitedAll(_ fn: StaticString, _ h: OpaquePointer?, _ id: UnsafePointer<CChar>?,
+                _ lims: UnsafePointer<hammer_limit>?, _ n: Int, mode: Mode, cost: Int64, now: Int64?,
+                _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    guard let out else { return invalid("\(fn): out is NULL") }
+    out.pointee = zeroDecision
+    guard let hd = handle(h) else { return invalid("\(fn): handle is NULL or not open") }
+    let idb: UnsafeBufferPointer<UInt8>
+    switch idBytes(id, fn) {
+    case let .failure(f): return fail(hd.refuse(f))
+    case let .success(b): idb = b
+    }
+    if let now, let f = Limit.validateNow(now) { return fail(hd.refuse(f.from(fn))) }
+    let set: MultiLimit.LimitSet
+    switch validLimits(lims, n, cost: cost) {
+    case let .failure(f): return fail(hd.refuse(f.from(fn)))
+    case let .success(s): set = s
+    }
+    switch hd.limitAll(MultiRequest(id: idb, set: set, mode: mode, cost: cost, now: now)) {
+    case let .failure(f): return fail(f)
+    case let .success(d):
+        put(out, d)
+        return Status.ok.rawValue
+    }
+}
+
+@_cdecl("hammer_hit_all")
+public func hammer_hit_all(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ lims: UnsafePointer<hammer_limit>?,
+                           _ n: Int, _ cost: Int64, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    limitedAll("hammer_hit_all", h, id, lims, n, mode: .hit, cost: cost, now: nil, out)
+}
+
+@_cdecl("hammer_hit_all_at")
+public func hammer_hit_all_at(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ lims: UnsafePointer<hammer_limit>?,
+                              _ n: Int, _ cost: Int64, _ nowMs: Int64,
+                              _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    limitedAll("hammer_hit_all_at", h, id, lims, n, mode: .hit, cost: cost, now: nowMs, out)
+}
+
+@_cdecl("hammer_peek_all")
+public func hammer_peek_all(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ lims: UnsafePointer<hammer_limit>?,
+                            _ n: Int, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    limitedAll("hammer_peek_all", h, id, lims, n, mode: .peek, cost: 1, now: nil, out)
+}
+
+@_cdecl("hammer_peek_all_at")
+public func hammer_peek_all_at(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _ lims: UnsafePointer<hammer_limit>?,
+                               _ n: Int, _ nowMs: Int64, _ out: UnsafeMutablePointer<hammer_decision>?) -> Int32 {
+    limitedAll("hammer_peek_all_at", h, id, lims, n, mode: .peek, cost: 1, now: nowMs, out)
+}
+
 // MARK: - Batches
 
 let maxBatch = 1_000_000
@@ -407,6 +478,34 @@ public func hammer_hit_many(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_hi
             }
         }
         putDecisions(hd.decide(checked), out, &bs)
+    }
+    return rc != 0 ? rc : bs.first
+}
+
+@_cdecl("hammer_hit_all_many")
+public func hammer_hit_all_many(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_multi_request>?, _ n: Int,
+                                _ out: UnsafeMutablePointer<hammer_decision>?,
+                                _ statuses: UnsafeMutablePointer<Int32>?) -> Int32 {
+    var bs = BatchStatus(statuses: statuses)
+    let rc = batchCall("hammer_hit_all_many", h, reqs, n, out, statuses) { hd in
+        guard let reqs, let out else { return }
+        out.initialize(repeating: zeroDecision, count: n)
+        let checked = (0..<n).map { i -> Result<MultiRequest, Failure> in
+            let r = reqs[i]
+            if r.reserved != (0, 0) { return .failure(reservedNotZero("request")) }
+            let set: MultiLimit.LimitSet
+            switch validLimits(r.lims, r.n_lims, cost: r.cost) {
+            case let .failure(f): return .failure(f)
+            case let .success(s): set = s
+            }
+            // 0 too is the handle's clock: a zero-initialised request must not decide at Unix time 0.
+            let now: Int64? = r.now_ms <= 0 ? nil : r.now_ms
+            if let now, let f = Limit.validateNow(now) { return .failure(f) }
+            return idBytes(r.id, "hammer_hit_all_many").map {
+                MultiRequest(id: $0, set: set, mode: .hit, cost: r.cost, now: now)
+            }
+        }
+        putDecisions(hd.decideAll(checked), out, &bs)
     }
     return rc != 0 ? rc : bs.first
 }

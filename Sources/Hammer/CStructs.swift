@@ -32,6 +32,17 @@ extension hammer_hit_request {
     }
 }
 
+extension hammer_multi_request {
+    public init(id: UnsafePointer<CChar>?, lims: UnsafePointer<hammer_limit>?, n_lims: Int, cost: Int64, now_ms: Int64) {
+        self.init()
+        self.id = id
+        self.lims = lims
+        self.n_lims = n_lims
+        self.cost = cost
+        self.now_ms = now_ms
+    }
+}
+
 extension hammer_check_request {
     public init(id: UnsafePointer<CChar>?, scale_ms: Int64, limit: Int64, increment: Int64) {
         self.init()

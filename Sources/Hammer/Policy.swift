@@ -60,6 +60,25 @@ final class LocalLimiter {
         return slot.model.apply(lim, mode: mode, cost: cost, now: now)
     }
 
+    /// Several limits of one id, combined as Redis combines them (MultiLimit), on the same states as single calls.
+    func decideAll(id: UnsafeBufferPointer<UInt8>, _ lims: [Limit], mode: Mode, cost: Int64, now: Int64) -> Decision {
+        let idb = Array(id)
+        let keys = lims.map { Key(id: idb, algorithm: $0.algorithm.rawValue, limit: $0.limit, period: $0.periodMs,
+                                  burst: $0.burst, check: false) }
+        epoch.check(afterFork)
+        lock.lock()
+        defer { lock.unlock() }
+        if states.map.count + keys.count > capacity && keys.contains(where: { states.map[$0] == nil }) {
+            states.map.removeAll(keepingCapacity: true)
+        }
+        var models = keys.map { states.map[$0] ?? LimiterModel() }
+        let d = MultiLimit.decide(lims, mode: mode, cost: cost) { i, m, c in
+            models[i].apply(lims[i], mode: m, cost: c, now: now)
+        }
+        if mode != .peek { for (i, k) in keys.enumerated() { states.map[k] = models[i] } }
+        return d
+    }
+
     var count: Int {
         epoch.check(afterFork)
         var n = 0

@@ -69,9 +69,11 @@ public struct Decision: Equatable, Sendable, CustomStringConvertible {
     public var retryAfterMs: Int64
     public var resetAfterMs: Int64
     public var degraded: Bool = false
+    /// Of several limits (hammer_hit_all), the index of the one that decided; 0 for a single limit.
+    public var decidedBy: Int = 0
 
     public init(allowed: Bool, count: Int64, limit: Int64, remaining: Int64, retryAfterMs: Int64, resetAfterMs: Int64,
-                degraded: Bool = false) {
+                degraded: Bool = false, decidedBy: Int = 0) {
         self.allowed = allowed
         self.count = count
         self.limit = limit
@@ -79,6 +81,7 @@ public struct Decision: Equatable, Sendable, CustomStringConvertible {
         self.retryAfterMs = retryAfterMs
         self.resetAfterMs = resetAfterMs
         self.degraded = degraded
+        self.decidedBy = decidedBy
     }
 
     /// Hammer's check_rate, from the window's count after the hit: allowed while count <= limit; a denied hit waits
@@ -92,6 +95,7 @@ public struct Decision: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         "\(allowed ? "allow" : "deny") count=\(count) rem=\(remaining) retry=\(retryAfterMs) reset=\(resetAfterMs)"
+            + (decidedBy != 0 ? " by=\(decidedBy)" : "")
     }
 }
 

@@ -587,6 +587,144 @@ return out
 """#,
     ].joined()
 
+    /// lua/decide_all.lua
+    static let decideAll = [
+        #"""
+-- Several limits of one id, one atomic decision (hammer_hit_all, hammer_peek_all, hammer_hit_all_many): all pass and
+-- all are charged, or none is. Each limit is first peeked (nothing changes); a cost passes a limit when it is at
+-- most that peek's remaining and the limit's capacity. When every limit passes, each is hit; otherwise only those
+-- the cost does not pass are hit (they deny and change nothing) for their waits. Decided as the Swift model does
+-- (HammerCore/MultiLimit.swift): allowed with the least remaining, or denied with the longest wait (-1 the longest)
+-- of those that deny; the longest reset either way; ties to the first.
+-- ARGV[1] mode (h hit, p peek); then a request after another: the number of its limits n, cost, now_ms or '' for
+-- Redis's TIME (read once a call), then four fields a limit: algorithm, limit, period_ms, capacity.
+-- KEYS: each request's limits' keys in order, as the single scripts take them (the fixed window: its bucket, or the
+-- id's key base with Redis's clock, and the index; the sliding window: log, meta; the others their state).
+-- Returns six elements a request: allowed, count, remaining, retry_after_ms, reset_after_ms and the deciding
+-- limit's place (from 0), or an error reply of its own and five zeros (a failed request does not stop the others).
+--   redis-cli --eval decide_all.lua Hammer:Redis:a:tb Hammer:Redis:a:swc , \
+--     h 2 1 1700000000000 2 10 1000 20 5 1000 60000 1000
+
+"""#,
+        libIdiv,
+        libCdiv,
+        libClock,
+        libIndex,
+        libStamp,
+        libFixedWindow,
+        libSlidingWindow,
+        libMeter,
+        libBucket,
+        libGcra,
+        libSlidingCounter,
+        libErrOf,
+        #"""
+local run = {[0] = fixed_window, [1] = sliding_window, [2] = bucket, [3] = bucket, [4] = gcra, [5] = sliding_counter}
+local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1, [5] = 1}
+local mode = ARGV[1]
+if mode ~= 'h' and mode ~= 'p' then return redis.error_reply('ERR decide_all: mode must be h or p') end
+
+-- Every request's fields and keys, checked before anything runs: keys never slide onto another request.
+local reqs, o, k = {}, 2, 1
+while o <= #ARGV do
+  local n = tonumber(ARGV[o])
+  if not n or n < 1 or o + 2 + 4 * n > #ARGV then return redis.error_reply('ERR decide_all: malformed request') end
+  local r = {cost = tonumber(ARGV[o + 1]), nows = ARGV[o + 2], lims = {}, keys = {}}
+  for i = 1, n do
+    local f = o + 3 + 4 * (i - 1)
+    local alg = tonumber(ARGV[f])
+    if not nkeys[alg] then return redis.error_reply('ERR decide_all: unknown algorithm') end
+    r.lims[i] = {alg, tonumber(ARGV[f + 1]), tonumber(ARGV[f + 2]), tonumber(ARGV[f + 3])}
+    r.keys[i] = {KEYS[k], nil}
+    if nkeys[alg] == 2 then r.keys[i][2] = KEYS[k + 1] end
+    k = k + nkeys[alg]
+  end
+  reqs[#reqs + 1] = r
+  o = o + 3 + 4 * n
+end
+if k ~= #KEYS + 1 then return redis.error_reply('ERR decide_all: KEYS do not match the requests') end
+
+local clock = nil
+local function later(a, b)
+  if b == -1 then return false end
+  return a == -1 or a > b
+end
+
+local function decide(r)
+  local now, nows = tonumber(r.nows), r.nows
+  local keys = r.keys
+  if not now then
+    clock = clock or redis_now()
+    now, nows = clock, string.format('%d', clock)
+    keys = {}
+    local seen = {}
+    for i, l in ipairs(r.lims) do
+      keys[i] = {r.keys[i][1], r.keys[i][2]}
+      -- The fixed window's bucket is known only now; two limits meeting in one would count each other's hits.
+      if l[1] == 0 then
+        keys[i][1] = keys[i][1] .. string.format('%d', idiv(now, l[3]))
+        if seen[keys[i][1]] then
+          return redis.error_reply('HAMMER_INVALID two fixed windows of this call fall in one bucket now: use '
+            .. 'another period'), 0, 0, 0, 0, 0
+        end
+        seen[keys[i][1]] = true
+      end
+    end
+  end
+  local n, c = #r.lims, r.cost
+  local function one(i, m, cost)
+    local l = r.lims[i]
+    return {run[l[1]](keys[i][1], keys[i][2], l[1], m, l[2], l[3], l[4], cost, now, nows)}
+  end
+  local d, ok, all = {}, {}, true
+  for i = 1, n do
+    d[i] = one(i, 'p', 1)
+    if mode == 'p' then ok[i] = d[i][1] == 1
+    else ok[i] = c == 0 or (c <= d[i][3] and c <= r.lims[i][4]) end
+    all = all and ok[i]
+  end
+  if mode == 'h' then
+    for i = 1, n do
+      if all or not ok[i] then d[i] = one(i, 'h', c) end
+    end
+  end
+  local reset, by = 0, nil
+  for i = 1, n do reset = math.max(reset, d[i][5]) end
+  if all then
+    for i = 1, n do
+      if not by or d[i][3] < d[by][3] then by = i end
+    end
+    return 1, d[by][2], d[by][3], 0, reset, by - 1
+  end
+  for i = 1, n do
+    if not ok[i] and (not by or later(d[i][4], d[by][4])) then by = i end
+  end
+  return 0, d[by][2], 0, d[by][4], reset, by - 1
+end
+
+local out, q = {}, 1
+-- Requests run under one pcall until one fails: that one answers its error, and the next pcall goes on.
+local function decide_from_q()
+  while q <= #reqs do
+    local r = reqs[q]
+    q = q + 1
+    local a, b, c, d, e, f = decide(r)
+    local m = #out
+    out[m + 1], out[m + 2], out[m + 3], out[m + 4], out[m + 5], out[m + 6] = a, b, c, d, e, f
+  end
+end
+while q <= #reqs do
+  local ok, err = pcall(decide_from_q)
+  if not ok then
+    local m = #out
+    out[m + 1], out[m + 2], out[m + 3], out[m + 4], out[m + 5], out[m + 6] = err_of(err), 0, 0, 0, 0, 0
+  end
+end
+return out
+
+"""#,
+    ].joined()
+
     /// lua/decide_many.lua
     static let decideMany = [
         #"""

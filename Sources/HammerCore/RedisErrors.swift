@@ -10,6 +10,8 @@ public enum RedisErrors {
             return f
         }
         func has(_ s: String) -> Bool { t.contains(s) }
+        // Our scripts' own code for a request they refuse (lua/decide_all.lua).
+        if t.hasPrefix("HAMMER_INVALID ") { return Failure(.invalid, String(t.dropFirst(15))) }
         if has("would overflow") || has("overflow") {
             return Failure(.invalid, "the counter would overflow int64 (Redis: \(t))")
         }

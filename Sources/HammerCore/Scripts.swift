@@ -48,6 +48,10 @@ public enum Scripts {
     /// limiterManySpecFields a limiter (algorithm, mode, limit, period_ms, capacity), then limiterManyFields a
     /// request (its limiter's number from 1, cost, now_ms or ''). Five elements a request, in one flat array.
     public static let limiterMany = Script(LuaSource.decideMany)
+    /// Several limits of an id, one atomic decision a request (lua/decide_all.lua): KEYS every request's limits'
+    /// keys; ARGV the mode, then a request's n, cost, now_ms or '', and four fields a limit (algorithm, limit,
+    /// period_ms, capacity). Six elements a request: the decision and the deciding limit's place.
+    public static let decideAll = Script(LuaSource.decideAll)
     public static let limiterManySpecFields = 5
     public static let limiterManyFields = 3
 }

@@ -7,7 +7,8 @@ final class ScriptTextTests: XCTestCase {
     /// Every script's text and the file it comes from (the generated constants, by name).
     static let scripts: [(file: String, source: String)] = [
         ("bucket", LuaSource.bucket), ("check_rate", LuaSource.checkRate), ("count_hit", LuaSource.countHit),
-        ("count_hits", LuaSource.countHits), ("decide_many", LuaSource.decideMany),
+        ("count_hits", LuaSource.countHits), ("decide_all", LuaSource.decideAll),
+        ("decide_many", LuaSource.decideMany),
         ("delete_buckets", LuaSource.deleteBuckets), ("fixed_window", LuaSource.fixedWindow),
         ("gcra", LuaSource.gcra), ("sliding_counter", LuaSource.slidingCounter), ("sliding_window", LuaSource.slidingWindow),
     ]
@@ -43,6 +44,7 @@ final class ScriptTextTests: XCTestCase {
         XCTAssertEqual(Scripts.checkRate.source, Array(LuaSource.checkRate.utf8))
         XCTAssertEqual(Scripts.countHitMany.source, Array(LuaSource.countHits.utf8))
         XCTAssertEqual(Scripts.limiterMany.source, Array(LuaSource.decideMany.utf8))
+        XCTAssertEqual(Scripts.decideAll.source, Array(LuaSource.decideAll.utf8))
         XCTAssertEqual(Scripts.deleteBuckets.source, Array(LuaSource.deleteBuckets.utf8))
         for a in Algorithm.allCases {
             let name: String
@@ -67,6 +69,8 @@ final class ScriptTextTests: XCTestCase {
         XCTAssertEqual(Scripts.countHitManyFields, 3)
         XCTAssertEqual(Scripts.countHitManyKeys, 2)
         XCTAssertTrue(LuaSource.decideMany.contains("local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1, [5] = 1}"))
+        XCTAssertTrue(LuaSource.decideAll.contains("local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1, [5] = 1}"))
+        XCTAssertTrue(LuaSource.decideAll.contains("local f = o + 3 + 4 * (i - 1)"))
         for a in Algorithm.allCases {
             XCTAssertEqual(Keys.decisionKeyCount(a), a == .fixedWindow || a == .slidingWindow ? 2 : 1)
         }

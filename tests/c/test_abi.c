@@ -18,7 +18,7 @@ PINNED(HAMMER_ERR_REDIS == 4 && HAMMER_ERR_PROTOCOL == 5 && HAMMER_ERR_NOMEM == 
 PINNED(HAMMER_STATUS_LIMIT == 16);
 PINNED(HAMMER_FIXED_WINDOW == 0 && HAMMER_SLIDING_WINDOW == 1 && HAMMER_TOKEN_BUCKET == 2);
 PINNED(HAMMER_LEAKY_BUCKET == 3 && HAMMER_GCRA == 4 && HAMMER_SLIDING_COUNTER == 5);
-PINNED(HAMMER_MAX_ID_BYTES == 65536);
+PINNED(HAMMER_MAX_ID_BYTES == 65536 && HAMMER_MAX_LIMITS == 16);
 PINNED(HAMMER_VERSION_NUMBER == HAMMER_VERSION_MAJOR * 10000 + HAMMER_VERSION_MINOR * 100 + HAMMER_VERSION_PATCH);
 
 /* The 1.0 layouts (x86_64 / aarch64 LP64): a field may never move, a size may never change, except
@@ -33,6 +33,7 @@ PINNED(offsetof(hammer_decision, allowed) == 0 && offsetof(hammer_decision, coun
 PINNED(offsetof(hammer_decision, limit) == 16 && offsetof(hammer_decision, remaining) == 24);
 PINNED(offsetof(hammer_decision, retry_after_ms) == 32 && offsetof(hammer_decision, reset_after_ms) == 40);
 PINNED(offsetof(hammer_decision, degraded) == 48 && offsetof(hammer_decision, reserved) == 56);
+PINNED(offsetof(hammer_decision, decided_by) == 52);   /* 1.0's reserved32, 0 for a single limit */
 
 PINNED(sizeof(hammer_inspection) == 64);
 PINNED(offsetof(hammer_inspection, count) == 0 && offsetof(hammer_inspection, remaining) == 8);
@@ -56,6 +57,10 @@ PINNED(sizeof(hammer_check_request) == 48);
 PINNED(offsetof(hammer_check_request, id) == 0 && offsetof(hammer_check_request, scale_ms) == 8);
 PINNED(offsetof(hammer_check_request, limit) == 16 && offsetof(hammer_check_request, increment) == 24);
 PINNED(offsetof(hammer_check_request, reserved) == 32);
+PINNED(sizeof(hammer_multi_request) == 56);
+PINNED(offsetof(hammer_multi_request, id) == 0 && offsetof(hammer_multi_request, lims) == 8);
+PINNED(offsetof(hammer_multi_request, n_lims) == 16 && offsetof(hammer_multi_request, cost) == 24);
+PINNED(offsetof(hammer_multi_request, now_ms) == 32 && offsetof(hammer_multi_request, reserved) == 40);
 
 /* The handle's clock in a hit request, and the INIT macros' values (static initializers: constant expressions). */
 PINNED(HAMMER_NOW == -1);
@@ -119,8 +124,14 @@ static void test_reserved_results(hammer_t *h, const char *id)
     hammer_decision d;
     memset(&d, 0xff, sizeof d);
     CHECK_STATUS(hammer_hit(h, id, &lim, 1, &d), HAMMER_OK);
-    CHECK(d.allowed == 1 && d.reserved32 == 0 && all_zero(d.reserved, sizeof d.reserved),
-          "hammer_hit clears hammer_decision's reserved space");
+    CHECK(d.allowed == 1 && d.decided_by == 0 && all_zero(d.reserved, sizeof d.reserved),
+          "hammer_hit clears hammer_decision's reserved space, and decided_by is 0 for a single limit");
+
+    hammer_limit two[2] = {{HAMMER_SLIDING_COUNTER, 100, 60000, 0}, {HAMMER_TOKEN_BUCKET, 5, 1000, 0}};
+    memset(&d, 0xff, sizeof d);
+    CHECK_STATUS(hammer_hit_all(h, id, two, 2, 1, &d), HAMMER_OK);
+    CHECK(d.allowed == 1 && d.decided_by == 1 && d.remaining == 3 && all_zero(d.reserved, sizeof d.reserved),
+          "hammer_hit_all clears the reserved space and names the token bucket (decided_by %d)", d.decided_by);
 
     hammer_bucket b;
     memset(&b, 0xff, sizeof b);
@@ -173,6 +184,16 @@ static void test_reserved_requests(hammer_t *h, const char *id)
     kr[1].reserved[0] = 1;
     CHECK_STATUS(hammer_check_rates(h, kr, 2, out, st), HAMMER_ERR_INVALID);
     CHECK(st[0] == HAMMER_OK && st[1] == HAMMER_ERR_INVALID, "check_rates: the request with a reserved field fails");
+
+    hammer_multi_request mr[2] = {{id, &lim, 1, 1, 0}, {id, &lim, 1, 1, 0}};
+    mr[0].reserved[0] = 2;
+    CHECK_STATUS(hammer_hit_all_many(h, mr, 2, out, st), HAMMER_ERR_INVALID);
+    CHECK(st[0] == HAMMER_ERR_INVALID && st[1] == HAMMER_OK && out[1].allowed == 1,
+          "hit_all_many: the request with a reserved field fails alone (%d %d)", st[0], st[1]);
+    hammer_limit two[2] = {lim, bad};
+    CHECK_STATUS(hammer_hit_all(h, id, two, 2, 1, &d), HAMMER_ERR_INVALID);
+    CHECK(test_contains_ci(hammer_last_error(), "lims[1]") && test_contains_ci(hammer_last_error(), "reserved"),
+          "hit_all: the message names the limit and its reserved field: \"%s\"", hammer_last_error());
 }
 
 /* hammer_stats_t: never a byte past the caller's size; an older caller's struct keeps working. */

@@ -582,3 +582,121 @@ def test_limiter_decorators_keep_the_function(h, uid):
     assert str(inspect.signature(coro)) == "(user: str) -> str"
     assert plain.__wrapped__.__name__ == "plain"
     assert plain(1) == "1x" and asyncio.run(coro("ann")) == "ann"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Several limits, one atomic decision (hammer_hit_all)
+# ---------------------------------------------------------------------------------------------------------------------
+PREFIX = b"Hammer:Redis:"
+
+
+def copy_state(redis_server, src, dst):
+    """The Redis state of id src, copied to id dst (what a lone limit of src would decide is then asked of dst)."""
+    for key in redis_server.cli("KEYS", PREFIX + src.encode() + b":*"):
+        redis_server.cli("COPY", key, PREFIX + dst.encode() + key[len(PREFIX) + len(src.encode()):], "REPLACE")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_several_limits_allow_exactly_when_every_limit_alone_would(redis_server, h, uid, seed):
+    """At every random step, hit(id, [limits]) allows exactly when each limit alone would (asked of a copy of the
+    id's state, through hammer_hit on it), charges every limit or none (each lone peek afterwards agrees with a
+    shadow id that takes the hits one limit at a time only when the call allowed), and answers the least remaining,
+    the longest wait and the longest reset."""
+    import random
+    rng = random.Random(seed)
+    pool = [hammer.Limit.fixed_window(rng.randint(1, 6), 1000), hammer.Limit.sliding_window(rng.randint(1, 6), 2000),
+            hammer.Limit.token_bucket(rng.randint(1, 6), 1000, burst=rng.randint(0, 8)),
+            hammer.Limit.leaky_bucket(rng.randint(1, 6), 3000), hammer.Limit.gcra(rng.randint(1, 6), 1000),
+            hammer.Limit.sliding_counter(rng.randint(1, 6), 1000), hammer.Limit.sliding_counter(rng.randint(2, 9), 5000)]
+    import re
+    uid = re.sub(r"[^\w:.-]", "_", uid)   # KEYS patterns below: no glob characters
+    now, shadow, probe = T, uid + ":shadow", uid + ":probe"
+    seen = {True: 0, False: 0}
+    for step in range(60):
+        now += rng.choice([0, rng.randrange(300), rng.randrange(3000)])
+        lims = rng.sample(pool, rng.randint(1, 4))
+        cost = rng.choice([0, 1, 1, 1, 2, 3, 9])
+        alone = []
+        for lim in lims:
+            redis_server.cli("DEL", *redis_server.cli("KEYS", PREFIX + probe.encode() + b":*") or [b"none"])
+            copy_state(redis_server, shadow, probe)
+            alone.append(h.hit(probe, lim, cost, now_ms=now))
+        got = h.hit(uid, lims, cost, now_ms=now)
+        what = f"seed {seed} step {step}: {lims} cost {cost} now {now}"
+        assert got.allowed == all(d.allowed for d in alone), what
+        seen[got.allowed] += 1
+        what += f": got {got}, alone {alone}"
+        if got.allowed:
+            assert got.reset_after_ms == max(d.reset_after_ms for d in alone), what
+        if got.allowed:
+            assert got.remaining == min(d.remaining for d in alone), what
+            assert got == alone[got.decided_by]._replace(reset_after_ms=got.reset_after_ms,
+                                                         decided_by=got.decided_by), what
+            for lim in lims:
+                h.hit(shadow, lim, cost, now_ms=now)
+        else:
+            denied = [d.retry_after_ms for d in alone if not d.allowed]
+            want = -1 if -1 in denied else max(denied)
+            assert got.retry_after_ms == want and got.remaining == 0, what
+            assert not alone[got.decided_by].allowed and alone[got.decided_by].retry_after_ms == want, what
+        for lim in pool:
+            assert h.peek(uid, lim, now_ms=now) == h.peek(shadow, lim, now_ms=now), f"{what}: {lim} all or none"
+        for suffix in (b":tb", b":lb", b":gcra", b":swm"):
+            a = redis_server.cli("GET", PREFIX + uid.encode() + suffix)
+            b = redis_server.cli("GET", PREFIX + shadow.encode() + suffix)
+            assert a == b, f"{what}: {suffix} {a} {b}"
+    assert seen[True] > 5 and seen[False] > 5, seen
+
+
+def test_several_limits_python_api(h, uid):
+    day = hammer.Limit.sliding_counter(1000, 86_400_000)
+    second = hammer.Limit.gcra(2, 1000)
+    d = h.hit(uid, [day, second], now_ms=T)
+    assert d.allowed and d.decided_by == 1 and d.remaining == 1 and d.limit == 2
+    assert h.hit(uid, (day, second), now_ms=T).allowed, "a tuple of limits too"
+    denied = h.hit(uid, [day, second], now_ms=T)
+    assert not denied.allowed and denied.decided_by == 1 and denied.retry_after_ms == 500
+    assert h.peek(uid, [day, second], now_ms=T) == denied
+    assert h.peek(uid, [day, second], now_ms=T + 500).allowed
+    assert h.peek(uid, day, now_ms=T).count == 2, "the denied call charged nothing"
+    assert h.hit(uid, [(hammer.GCRA, 2, 1000), (hammer.SLIDING_COUNTER, 1000, 86_400_000)], now_ms=T + 500).allowed
+    assert h.hit(uid, [hammer.GCRA, 2, 1000], now_ms=T).decided_by == 0, "a tuple of ints is one limit"
+    never = h.hit(uid, [day, second], cost=3, now_ms=T)
+    assert not never.allowed and never.retry_after is None and never.decided_by == 1
+    assert h.hit(uid + ":clock", [day, second]).allowed and h.peek(uid + ":clock", [day, second]).allowed
+    with pytest.raises(hammer.InvalidError) as e:
+        h.hit(uid, [hammer.Limit.token_bucket(1, 1000), hammer.Limit.token_bucket(2, 1000)], now_ms=T)
+    assert "lims[0]" in e.value.message and "lims[1]" in e.value.message
+    with pytest.raises(hammer.InvalidError):
+        h.hit(uid, [second] * 17, now_ms=T)
+    with pytest.raises(hammer.InvalidError):
+        h.hit(uid, [], now_ms=T)
+    with pytest.raises(hammer.InvalidError):
+        h.hit(uid, [second, (9, 1, 1000)], now_ms=T)
+    out = h.hit_many([(uid + ":m", [day, second], 1, T), (uid + ":m", second, 1, T), (uid + ":m", [second, day], 1, T),
+                      (uid + ":m", [hammer.Limit.token_bucket(1, 10), hammer.Limit.token_bucket(2, 10)], 1, T)])
+    assert [o.allowed for o in out[:3]] == [True, True, False]
+    assert out[2].decided_by == 0 and isinstance(out[3], hammer.InvalidError)
+
+
+async def _aio_several(url, uid):
+    import hammer.aio
+    async with hammer.aio.Hammer(url) as h:
+        lims = [hammer.Limit.sliding_counter(5, 60_000), hammer.Limit.token_bucket(1, 1000)]
+        return [await h.hit(uid, lims, now_ms=T), await h.hit(uid, lims, now_ms=T), await h.peek(uid, lims, now_ms=T)]
+
+
+def test_several_limits_aio(redis_server, uid):
+    a, b, p = asyncio.run(_aio_several(redis_server.url(), uid))
+    assert a.allowed and not b.allowed and b.decided_by == 1 and p == b
+
+
+def test_several_limits_local_fallback(own_redis, uid):
+    server = own_redis()
+    with hammer.Hammer(server.url(fallback="local", timeout_ms=200, connect_timeout_ms=200)) as h:
+        lims = [hammer.Limit.fixed_window(3, 60_000), hammer.Limit.gcra(2, 60_000)]
+        server.stop()
+        got = [h.hit(uid, lims, now_ms=T) for _ in range(3)]
+        assert [g.allowed for g in got] == [True, True, False] and all(g.degraded for g in got)
+        assert got[2].decided_by == 1 and got[2].retry_after_ms == 30_000
+        assert h.peek(uid, lims[0], now_ms=T).remaining == 1, "the local fixed window charged twice, not three times"

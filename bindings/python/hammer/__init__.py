@@ -66,11 +66,12 @@ results), _parse.py (limit strings), limiter.py, aio.py, asgi.py / wsgi.py / _ht
 (python -m hammer).
 """
 from ._api import (ALGORITHMS, FIXED_WINDOW, GCRA, LEAKY_BUCKET, SLIDING_COUNTER, SLIDING_WINDOW, TOKEN_BUCKET, Bucket,
-                   Decision, Hammer, Id, Inspection, Limit, LimitSpec, Stats)
+                   Decision, Hammer, Id, Inspection, Limit, Limits, LimitSpec, Stats)
 # The ctypes layer stays reachable (hammer.raw, hammer.checked, the structs) for tests and callers of the C API.
-from ._native import (LIBRARY_PATH, LIBRARY_SOURCE, SIGNATURES, STATUS_LIMIT, checked, hammer_bucket,
-                      hammer_check_request, hammer_count_request, hammer_decision, hammer_hit_request,
-                      hammer_inspection, hammer_limit, hammer_stats_t, last_error, raw, strerror, version, version_number)  # noqa: F401
+from ._native import (LIBRARY_PATH, LIBRARY_SOURCE, MAX_LIMITS, SIGNATURES, STATUS_LIMIT, checked,  # noqa: F401
+                      hammer_bucket, hammer_check_request, hammer_count_request, hammer_decision, hammer_hit_request,
+                      hammer_inspection, hammer_limit, hammer_multi_request, hammer_stats_t, last_error, raw,
+                      strerror, version, version_number)
 from ._native import _check  # noqa: F401
 from ._native import error as _error  # noqa: F401
 from ._version import __version__
@@ -85,7 +86,8 @@ _SIGNATURES = SIGNATURES  # the name of earlier releases
 __all__ = [
     "__version__", "Hammer", "Bucket", "version", "version_number", "strerror", "last_error", "LIBRARY_PATH",
     "LIBRARY_SOURCE",
-    "Limit", "LimitSpec", "parse", "parse_one", "Id", "Decision", "Inspection", "Stats", "Limiter", "RateLimited",
+    "MAX_LIMITS", "Limit", "LimitSpec", "Limits", "parse", "parse_one", "Id", "Decision", "Inspection", "Stats",
+    "Limiter", "RateLimited",
     "FIXED_WINDOW", "SLIDING_WINDOW", "TOKEN_BUCKET", "LEAKY_BUCKET", "GCRA", "SLIDING_COUNTER", "ALGORITHMS",
     "HammerError", "InvalidError", "ConnectError", "HammerTimeout", "RedisError", "ProtocolError", "NoMemoryError",
     "InternalError", "STATUS_NAMES",

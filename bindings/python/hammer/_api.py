@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from ._native import (checked, hammer_bucket, hammer_check_request, hammer_count_request, hammer_decision,
-                      hammer_hit_request, hammer_inspection, hammer_limit, hammer_stats_t, last_error, raw, strerror)
+from ._native import (MAX_LIMITS, checked, hammer_bucket, hammer_check_request, hammer_count_request, hammer_decision,
+                      hammer_hit_request, hammer_inspection, hammer_limit, hammer_multi_request, hammer_stats_t,
+                      last_error, raw, strerror)
 from ._native import error as _error
 from .errors import ERRORS, OK, STATUS_NAMES, HammerError, InternalError, InvalidError
 
@@ -162,6 +163,8 @@ class Limit:
 
 
 LimitSpec = Union[Limit, Sequence[int]]
+# One limit, or several of one id decided at once (hammer_hit_all): a list or tuple of limits.
+Limits = Union[LimitSpec, Sequence[LimitSpec]]
 
 
 def _limit(spec: Any) -> Limit:
@@ -173,6 +176,19 @@ def _limit(spec: Any) -> Limit:
     raise InvalidError(f"a limit must be a hammer.Limit or (algorithm, limit, period_ms[, burst]), not {spec!r}")
 
 
+def _several(spec: Any) -> bool:
+    """Is `spec` several limits (a list or tuple of limits), rather than one (a Limit, or a tuple of ints)?"""
+    return isinstance(spec, (tuple, list)) and len(spec) > 0 and isinstance(spec[0], (Limit, tuple, list))
+
+
+def _limits(spec: Any) -> Tuple[Any, int]:
+    """Several limits as a C array of hammer_limit and its length."""
+    lims = [_limit(s) for s in spec]
+    if not 1 <= len(lims) <= MAX_LIMITS:
+        raise InvalidError(f"several limits: from 1 to {MAX_LIMITS} (HAMMER_MAX_LIMITS), not {len(lims)}")
+    return (hammer_limit * len(lims))(*(lim._c for lim in lims)), len(lims)
+
+
 class Decision(NamedTuple):
     """The answer of a rate-limit call (include/hammer.h's hammer_decision). Denied is allowed=False, not an error.
 
@@ -180,6 +196,8 @@ class Decision(NamedTuple):
     never pass (cost above the limiter's capacity); `retry_after` is the same in seconds, None for -1 ("never": a
     number would be a lie, and math.inf makes time.sleep raise).
     degraded is True when Redis could not answer and the URL's on_error / fallback policy decided.
+    decided_by: of several limits (hit(id, [a, b, ...])), the index of the one that decided (count and limit are its
+    own): when denied the one with the longest wait, when allowed the one with the least remaining; 0 for one limit.
     Immutable (a named tuple: the cheapest object Python builds, and a decision is built on every call).
     """
     allowed: bool
@@ -189,6 +207,7 @@ class Decision(NamedTuple):
     retry_after_ms: int
     reset_after_ms: int
     degraded: bool = False
+    decided_by: int = 0   # of several limits, the index of the one that decided; 0 for one limit
 
     @property
     def retry_after(self) -> Optional[float]:
@@ -204,7 +223,7 @@ _raw_hit = raw.hammer_hit
 
 def _decision(d: Any) -> Decision:
     return Decision(d.allowed != 0, d.count, d.limit, d.remaining, d.retry_after_ms, d.reset_after_ms,
-                    d.degraded != 0)
+                    d.degraded != 0, d.decided_by)
 
 
 @dataclass(frozen=True)
@@ -390,11 +409,22 @@ class Hammer:
         return Inspection(out.count, out.remaining, out.ms_to_next_bucket, out.created or None, out.updated or None)
 
     # -- five algorithms -----------------------------------------------------------------------------------------
-    def hit(self, id: Id, limit: LimitSpec, cost: int = 1, now_ms: Optional[int] = None) -> Decision:
+    def hit(self, id: Id, limit: Limits, cost: int = 1, now_ms: Optional[int] = None) -> Decision:
         """Takes `cost` hits from the limiter `limit` of `id` if they fit (a denied hit changes nothing). now_ms None:
-        the handle's clock (hammer_hit); else that time (hammer_hit_at)."""
-        lim = _limit(limit)
+        the handle's clock (hammer_hit); else that time (hammer_hit_at).
+
+        `limit` may be a list or tuple of limits (up to 16): then all pass and all are charged, or none is, in one
+        atomic step (hammer_hit_all); the Decision is the most restrictive, and decided_by names the limit."""
         out = hammer_decision()
+        if _several(limit):
+            arr, n = _limits(limit)
+            if now_ms is None:
+                self._call(checked.hammer_hit_all, _id(id), arr, n, _int64("cost", cost), ctypes.byref(out))
+            else:
+                self._call(checked.hammer_hit_all_at, _id(id), arr, n, _int64("cost", cost), _int64("now_ms", now_ms),
+                           ctypes.byref(out))
+            return _decision(out)
+        lim = _limit(limit)
         if now_ms is None:
             self._fast(_raw_hit, _id(id), lim._p, _int64("cost", cost), _byref(out))
         else:
@@ -402,11 +432,19 @@ class Hammer:
                        ctypes.byref(out))
         return _decision(out)
 
-    def peek(self, id: Id, limit: LimitSpec, now_ms: Optional[int] = None) -> Decision:
+    def peek(self, id: Id, limit: Limits, now_ms: Optional[int] = None) -> Decision:
         """Whether a hit of cost 1 would pass now (or at now_ms), without side effect: `allowed` as that hit would
-        be, count and remaining as they stand (nothing taken); when denied, the very decision that hit would get."""
-        lim = _limit(limit)
+        be, count and remaining as they stand (nothing taken); when denied, the very decision that hit would get.
+        Several limits (a list or tuple): whether it would pass them all (hammer_peek_all)."""
         out = hammer_decision()
+        if _several(limit):
+            arr, n = _limits(limit)
+            if now_ms is None:
+                self._call(checked.hammer_peek_all, _id(id), arr, n, ctypes.byref(out))
+            else:
+                self._call(checked.hammer_peek_all_at, _id(id), arr, n, _int64("now_ms", now_ms), ctypes.byref(out))
+            return _decision(out)
+        lim = _limit(limit)
         if now_ms is None:
             self._call(checked.hammer_peek, _id(id), lim._p, ctypes.byref(out))
         else:
@@ -464,7 +502,12 @@ class Hammer:
     def hit_many(self, requests: Iterable[Sequence[Any]]) -> List[Union[Decision, HammerError]]:
         """hit for each request (id, limit, cost[, now_ms]) (cost may be left out: 1; now_ms None: the clock), as
         one pipeline on one connection. Returns a Decision, or the HammerError of that request alone, per request.
-        In a batch now_ms 0 would mean the clock (a zeroed C request's), so it is refused: hit(now_ms=0) takes it."""
+        In a batch now_ms 0 would mean the clock (a zeroed C request's), so it is refused: hit(now_ms=0) takes it.
+        A request's limit may be several limits (a list or tuple), as for hit (then hammer_hit_all_many)."""
+        rows = list(requests)
+        if any(isinstance(r, (tuple, list)) and len(r) > 1 and _several(r[1]) for r in rows):
+            return self._hit_all_many(rows)
+
         def convert(row: Any) -> Tuple[Any, Any]:
             id, spec, cost, now_ms = _row(row, "hit_many", ("id", "limit", "cost", "now_ms"), (1, None))
             lim = _limit(spec)
@@ -472,7 +515,20 @@ class Hammer:
             if now <= 0 and now_ms is not None:
                 raise InvalidError("now_ms must be from 1 to 2^47 in hit_many (None: the clock)")
             return (_id(id), lim._p, _int64("cost", cost), now), lim
-        return self._batch(raw.hammer_hit_many, "hit_many", requests, convert, hammer_hit_request, hammer_decision,
+        return self._batch(raw.hammer_hit_many, "hit_many", rows, convert, hammer_hit_request, hammer_decision,
+                           _decision)
+
+    def _hit_all_many(self, rows: List[Any]) -> List[Union[Decision, HammerError]]:
+        """hit_many when some request has several limits: every request as a hammer_multi_request (one limit is a
+        set of one, decided as hammer_hit decides it)."""
+        def convert(row: Any) -> Tuple[Any, Any]:
+            id, spec, cost, now_ms = _row(row, "hit_many", ("id", "limit", "cost", "now_ms"), (1, None))
+            arr, n = _limits(spec if _several(spec) else [spec])
+            now = 0 if now_ms is None else _int64("now_ms", now_ms)
+            if now <= 0 and now_ms is not None:
+                raise InvalidError("now_ms must be from 1 to 2^47 (None: the clock)")
+            return (_id(id), arr, n, _int64("cost", cost), now), arr
+        return self._batch(raw.hammer_hit_all_many, "hit_many", rows, convert, hammer_multi_request, hammer_decision,
                            _decision)
 
     def count_hits(self, requests: Iterable[Sequence[Any]]) -> List[Union[int, HammerError]]:

@@ -25,7 +25,7 @@ class hammer_bucket(ctypes.Structure):
 
 class hammer_decision(ctypes.Structure):
     _fields_ = [("allowed", _i32), ("count", _i64), ("limit", _i64), ("remaining", _i64),
-                ("retry_after_ms", _i64), ("reset_after_ms", _i64), ("degraded", _i32), ("reserved32", _i32),
+                ("retry_after_ms", _i64), ("reset_after_ms", _i64), ("degraded", _i32), ("decided_by", _i32),
                 ("reserved", _i64 * 4)]
 
 
@@ -51,6 +51,14 @@ class hammer_hit_request(ctypes.Structure):
 class hammer_check_request(ctypes.Structure):
     _fields_ = [("id", ctypes.c_char_p), ("scale_ms", _i64), ("limit", _i64), ("increment", _i64),
                 ("reserved", _reserved2)]
+
+
+MAX_LIMITS = 16   # HAMMER_MAX_LIMITS
+
+
+class hammer_multi_request(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_char_p), ("lims", ctypes.POINTER(hammer_limit)), ("n_lims", ctypes.c_size_t),
+                ("cost", _i64), ("now_ms", _i64), ("reserved", _reserved2)]
 
 
 class hammer_stats_t(ctypes.Structure):
@@ -90,10 +98,16 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "hammer_peek": (STATUS, [_h, _s, _P(hammer_limit), _P(hammer_decision)]),
     "hammer_hit_at": (STATUS, [_h, _s, _P(hammer_limit), _i64, _i64, _P(hammer_decision)]),
     "hammer_peek_at": (STATUS, [_h, _s, _P(hammer_limit), _i64, _P(hammer_decision)]),
+    # several limits, one decision (issue 19)
+    "hammer_hit_all": (STATUS, [_h, _s, _P(hammer_limit), _size, _i64, _P(hammer_decision)]),
+    "hammer_hit_all_at": (STATUS, [_h, _s, _P(hammer_limit), _size, _i64, _i64, _P(hammer_decision)]),
+    "hammer_peek_all": (STATUS, [_h, _s, _P(hammer_limit), _size, _P(hammer_decision)]),
+    "hammer_peek_all_at": (STATUS, [_h, _s, _P(hammer_limit), _size, _i64, _P(hammer_decision)]),
     # batches and statistics
     "hammer_count_hits": (STATUS, [_h, _P(hammer_count_request), _size, _P(_i64), _int_p]),
     "hammer_hit_many": (STATUS, [_h, _P(hammer_hit_request), _size, _P(hammer_decision), _int_p]),
     "hammer_check_rates": (STATUS, [_h, _P(hammer_check_request), _size, _P(hammer_decision), _int_p]),
+    "hammer_hit_all_many": (STATUS, [_h, _P(hammer_multi_request), _size, _P(hammer_decision), _int_p]),
     "hammer_stats": (STATUS, [_h, _P(hammer_stats_t)]),
 }
 

@@ -23,7 +23,7 @@ import inspect
 from typing import Any, Callable, Iterable, List, Optional, Sequence, TypeVar, Union
 
 from . import _api
-from ._api import Bucket, Decision, Id, Inspection, LimitSpec, Stats
+from ._api import Bucket, Decision, Id, Inspection, Limits, LimitSpec, Stats
 from .errors import HammerError, InvalidError
 from .limiter import Key, LimiterBase, allowed_or_raise
 
@@ -155,12 +155,12 @@ class Hammer:
         result: Inspection = await self._run("inspect_bucket", id, scale_ms, limit)
         return result
 
-    async def hit(self, id: Id, limit: LimitSpec, cost: int = 1, now_ms: Optional[int] = None) -> Decision:
+    async def hit(self, id: Id, limit: Limits, cost: int = 1, now_ms: Optional[int] = None) -> Decision:
         """hammer.Hammer.hit."""
         result: Decision = await self._run("hit", id, limit, cost, now_ms)
         return result
 
-    async def peek(self, id: Id, limit: LimitSpec, now_ms: Optional[int] = None) -> Decision:
+    async def peek(self, id: Id, limit: Limits, now_ms: Optional[int] = None) -> Decision:
         """hammer.Hammer.peek."""
         result: Decision = await self._run("peek", id, limit, now_ms)
         return result

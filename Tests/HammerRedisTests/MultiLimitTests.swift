@@ -1,0 +1,329 @@
+// Several limits, one atomic decision (hammer_hit_all, hammer_peek_all, hammer_hit_all_many) against real Redis:
+// at every random step the combined decision allows exactly when every limit's model alone would, all are charged
+// or none, each limit's state is its single-call state, and the decision's fields are the models' combination.
+import CHammer
+@testable import Hammer
+import HammerCore
+import XCTest
+
+final class MultiLimitTests: XCTestCase {
+    var server: RedisProcess!
+    var h: OpaquePointer?
+
+    override func setUp() {
+        server = try! RedisProcess()
+        XCTAssertEqual(hammer_open(server.url(), &h), 0, String(cString: hammer_last_error()))
+    }
+
+    override func tearDown() {
+        hammer_close(h)
+        server = nil
+    }
+
+    static func c(_ l: Limit) -> hammer_limit {
+        hammer_limit(algorithm: l.algorithm.rawValue, limit: l.limit, period_ms: l.periodMs, burst: l.burst)
+    }
+
+    static func decision(_ o: hammer_decision) -> Decision {
+        Decision(allowed: o.allowed == 1, count: o.count, limit: o.limit, remaining: o.remaining,
+                 retryAfterMs: o.retry_after_ms, resetAfterMs: o.reset_after_ms, decidedBy: Int(o.decided_by))
+    }
+
+    func all(_ id: String, _ lims: [Limit], cost: Int64, now: Int64, peek: Bool,
+             file: StaticString = #filePath, line: UInt = #line) -> Decision {
+        let cl = lims.map(Self.c)
+        var out = hammer_decision()
+        let st = peek ? hammer_peek_all_at(h, id, cl, cl.count, now, &out)
+                      : hammer_hit_all_at(h, id, cl, cl.count, cost, now, &out)
+        XCTAssertEqual(st, 0, String(cString: hammer_last_error()), file: file, line: line)
+        return Self.decision(out)
+    }
+
+    func one(_ id: String, _ l: Limit, cost: Int64, now: Int64, peek: Bool) -> Decision {
+        var cl = Self.c(l)
+        var out = hammer_decision()
+        let st = peek ? hammer_peek_at(h, id, &cl, now, &out) : hammer_hit_at(h, id, &cl, cost, now, &out)
+        XCTAssertEqual(st, 0, String(cString: hammer_last_error()))
+        return Self.decision(out)
+    }
+
+    /// Limits of one id that never share a state: every algorithm, the fixed window and the counter at two periods.
+    static func pool(_ rng: inout SplitMix) -> [Limit] {
+        func lim(_ a: Algorithm, _ p: Int64) -> Limit {
+            Limit(algorithm: a, limit: rng.int(1...8), periodMs: p, burst: rng.int(0...1) == 0 ? 0 : rng.int(1...10))
+        }
+        return [lim(.fixedWindow, 1000), lim(.fixedWindow, 60_000), lim(.slidingWindow, 1000), lim(.tokenBucket, 1000),
+                lim(.leakyBucket, 5000), lim(.gcra, 2000), lim(.slidingCounter, 1000), lim(.slidingCounter, 10_000)]
+    }
+
+    /// The model of a state, as Redis keys it (MultiLimit.State at a time where no fixed windows meet).
+    static func stateKey(_ l: Limit) -> String { "\(l.algorithm)/\(l.algorithm == .fixedWindow || l.algorithm == .slidingCounter ? l.periodMs : 0)" }
+
+    func testCombinedDecisionIsEveryModelAllowing() {
+        for seed in UInt64(1)...12 {
+            var rng = SplitMix(state: seed &* 104_729)
+            let pool = Self.pool(&rng)
+            let id = "all:\(seed)"
+            var models: [String: LimiterModel] = [:]
+            var now = rng.int(1_600_000_000_000...1_800_000_000_000)
+            var retryCheck: (lims: [Limit], cost: Int64, at: Int64)? = nil
+            var allowedSteps = 0, deniedSteps = 0
+            for step in 0..<150 {
+                var lims: [Limit]
+                var cost: Int64
+                var peek = false
+                if let rc = retryCheck {
+                    (lims, cost, now) = (rc.lims, rc.cost, rc.at)
+                } else {
+                    lims = (0..<Int(rng.int(1...4))).map { _ in pool[Int(rng.int(0...Int64(pool.count - 1)))] }
+                    switch rng.int(0...9) {
+                    case 0...5: now += rng.int(0...300)
+                    case 6...8: now += rng.int(0...3000)
+                    default: now += rng.int(0...30_000)
+                    }
+                    switch rng.int(0...9) {
+                    case 0: cost = 0
+                    case 1: cost = rng.int(1...12)
+                    case 2: cost = 1; peek = true
+                    default: cost = 1
+                    }
+                }
+                let what = "seed \(seed) step \(step): \(lims) cost \(cost) peek \(peek) now \(now)"
+                // Every limit alone, on a copy of its model: does it pass?
+                var each: [Bool] = []
+                for l in lims {
+                    var m = models[Self.stateKey(l)] ?? LimiterModel()
+                    each.append(m.apply(l, mode: peek ? .peek : .hit, cost: cost, now: now).allowed)
+                }
+                let set = MultiLimit.fold(lims)
+                var work = models
+                var want = MultiLimit.decide(set.unique, mode: peek ? .peek : .hit, cost: cost) { i, m, c in
+                    let k = Self.stateKey(set.unique[i])
+                    var model = work[k] ?? LimiterModel()
+                    defer { work[k] = model }
+                    return model.apply(set.unique[i], mode: m, cost: c, now: now)
+                }
+                want.decidedBy = set.firstIndex[want.decidedBy]
+                let got = all(id, lims, cost: cost, now: now, peek: peek)
+                XCTAssertEqual(got.allowed, each.allSatisfy { $0 }, "allowed is every limit allowing: \(what)")
+                XCTAssertEqual(got, want, what)
+                if got != want { break }
+                if retryCheck != nil {
+                    XCTAssertTrue(got.allowed, "waiting retry_after_ms did not pass: \(what)")
+                    retryCheck = nil
+                }
+                // All charged or none: the models change only when allowed (work holds the hits then).
+                if got.allowed && !peek {
+                    models = work
+                    allowedSteps += 1
+                } else {
+                    // (work may hold fresh models of limits never charged: the same as none.)
+                    let fresh = "\(LimiterModel())"
+                    XCTAssertEqual(work.mapValues { "\($0)" }.filter { $0.value != fresh },
+                                   models.mapValues { "\($0)" }.filter { $0.value != fresh }, "nothing charged: \(what)")
+                    if !got.allowed { deniedSteps += 1 }
+                }
+                // Each limit's state in Redis is its single-call state: a lone peek agrees with its model.
+                if step % 5 == 0 {
+                    for l in pool {
+                        var m = models[Self.stateKey(l)] ?? LimiterModel()
+                        XCTAssertEqual(one(id, l, cost: 1, now: now, peek: true),
+                                       m.apply(l, mode: .peek, cost: 1, now: now), "lone peek of \(l): \(what)")
+                    }
+                }
+                if !got.allowed && got.retryAfterMs > 0 {
+                    // Minimal: one ms earlier some limit still denies (asked of the models).
+                    let early = lims.contains { l in
+                        var m = models[Self.stateKey(l)] ?? LimiterModel()
+                        return !m.apply(l, mode: peek ? .peek : .hit, cost: cost, now: now + got.retryAfterMs - 1).allowed
+                    }
+                    XCTAssertTrue(early, "retry_after_ms is not minimal: \(what)")
+                    if !peek && rng.int(0...2) == 0 { retryCheck = (lims, cost, now + got.retryAfterMs) }
+                }
+            }
+            XCTAssertGreaterThan(allowedSteps, 10, "seed \(seed)")
+            XCTAssertGreaterThan(deniedSteps, 5, "seed \(seed)")
+        }
+    }
+
+    func testTheSameLimitAloneAndAmongOthersIsOneState() {
+        let gcra = Limit(algorithm: .gcra, limit: 3, periodMs: 60_000)
+        let day = Limit(algorithm: .slidingCounter, limit: 100, periodMs: 86_400_000)
+        let now: Int64 = 1_700_000_000_000
+        XCTAssertTrue(one("same", gcra, cost: 2, now: now, peek: false).allowed)
+        let d = all("same", [day, gcra], cost: 1, now: now, peek: false)
+        XCTAssertTrue(d.allowed)
+        XCTAssertEqual(d.remaining, 0)
+        XCTAssertEqual(d.decidedBy, 1)
+        XCTAssertEqual(d.limit, 3)
+        let denied = all("same", [day, gcra], cost: 1, now: now, peek: false)
+        XCTAssertFalse(denied.allowed)
+        XCTAssertEqual(denied.decidedBy, 1)
+        XCTAssertEqual(denied.retryAfterMs, 20_000)
+        XCTAssertFalse(one("same", gcra, cost: 1, now: now, peek: false).allowed, "the lone call sees the others")
+        XCTAssertEqual(one("same", day, cost: 1, now: now, peek: true).count, 1, "charged once, denied call not at all")
+    }
+
+    func testOneLimitIsHammerHit() {
+        var rng = SplitMix(state: 99)
+        for a in Algorithm.allCases {
+            let l = Limit(algorithm: a, limit: 4, periodMs: 1000, burst: a == .tokenBucket ? 6 : 0)
+            var now: Int64 = 1_700_000_000_000
+            for step in 0..<60 {
+                now += rng.int(0...400)
+                let cost = rng.int(0...5), peek = rng.int(0...5) == 0
+                let multi = all("one:m:\(a)", [l], cost: cost, now: now, peek: peek)
+                let single = one("one:s:\(a)", l, cost: cost, now: now, peek: peek)
+                XCTAssertEqual(multi, single, "\(a) step \(step) cost \(cost) peek \(peek)")
+            }
+        }
+    }
+
+    func testRepeatsFoldAndSharedStatesAreRefused() {
+        let now: Int64 = 1_700_000_000_000
+        let tb = Limit(algorithm: .tokenBucket, limit: 2, periodMs: 1000)
+        let fw = Limit(algorithm: .fixedWindow, limit: 5, periodMs: 60_000)
+        let d = all("fold", [fw, tb, tb, fw], cost: 1, now: now, peek: false)
+        XCTAssertTrue(d.allowed)
+        XCTAssertEqual(d.decidedBy, 1, "the first of the repeated token bucket")
+        XCTAssertEqual(one("fold", tb, cost: 1, now: now, peek: true).remaining, 1, "charged once")
+
+        func refused(_ lims: [Limit], _ words: [String], now: Int64? = 1_700_000_000_000, h: OpaquePointer? = nil,
+                     line: UInt = #line) {
+            let cl = lims.map(Self.c)
+            var out = hammer_decision()
+            out.allowed = 7
+            let st = now.map { hammer_hit_all_at(h ?? self.h, "refused", cl, cl.count, 1, $0, &out) }
+                ?? hammer_hit_all(h ?? self.h, "refused", cl, cl.count, 1, &out)
+            XCTAssertEqual(st, 1, String(cString: hammer_last_error()), line: line)
+            XCTAssertEqual(out.allowed, 0, "out cleared", line: line)
+            let m = String(cString: hammer_last_error())
+            for w in words { XCTAssertTrue(m.contains(w), "\(m) names \(w)", line: line) }
+        }
+        let tb2 = Limit(algorithm: .tokenBucket, limit: 3, periodMs: 1000)
+        refused([fw, tb, tb2], ["lims[1]", "lims[2]", "token bucket"])
+        refused([Limit(algorithm: .slidingCounter, limit: 2, periodMs: 1000),
+                 Limit(algorithm: .slidingCounter, limit: 3, periodMs: 1000)], ["lims[0]", "lims[1]", "period_ms 1000"])
+        refused([fw, Limit(algorithm: .fixedWindow, limit: 6, periodMs: 60_000)], ["lims[0]", "lims[1]", "bucket"])
+        // Two fixed windows of different periods in one bucket number at this time.
+        let tenYears = Limit.maxPeriodMs
+        let a = Limit(algorithm: .fixedWindow, limit: 5, periodMs: tenYears)
+        let b = Limit(algorithm: .fixedWindow, limit: 5, periodMs: tenYears - 1000)
+        refused([a, b], ["lims[0]", "lims[1]"])
+        // With Redis's clock the bucket is known in the script only: it refuses them there.
+        var hr: OpaquePointer?
+        XCTAssertEqual(hammer_open(server.url("expiry_ms=60000&clock=redis"), &hr), 0)
+        refused([a, b], ["fixed windows", "one bucket"], now: nil, h: hr)
+        var ok = hammer_decision()
+        let pair = [Self.c(a), Self.c(Limit(algorithm: .fixedWindow, limit: 5, periodMs: 60_000))]
+        XCTAssertEqual(hammer_hit_all(hr, "redis-clock", pair, 2, 1, &ok), 0, String(cString: hammer_last_error()))
+        XCTAssertEqual(ok.allowed, 1)
+        hammer_close(hr)
+
+        // Arguments.
+        var out = hammer_decision()
+        let cl = [Self.c(tb)]
+        XCTAssertEqual(hammer_hit_all_at(h, "refused", cl, 0, 1, now, &out), 1)
+        XCTAssertTrue(String(cString: hammer_last_error()).contains("HAMMER_MAX_LIMITS"))
+        let many = [hammer_limit](repeating: Self.c(tb), count: 17)
+        XCTAssertEqual(hammer_hit_all_at(h, "refused", many, 17, 1, now, &out), 1)
+        XCTAssertEqual(hammer_hit_all_at(h, "refused", nil, 1, 1, now, &out), 1)
+        XCTAssertEqual(hammer_hit_all_at(h, "refused", cl, 1, -1, now, &out), 1)
+        XCTAssertEqual(hammer_hit_all_at(h, "refused", cl, 1, 1, -5, &out), 1)
+        XCTAssertEqual(hammer_hit_all_at(h, nil, cl, 1, 1, now, &out), 1)
+        XCTAssertEqual(hammer_hit_all_at(h, "refused", cl, 1, 1, now, nil), 1)
+        XCTAssertEqual(hammer_hit_all_at(h, "refused", cl, Int(bitPattern: UInt(UInt64.max)), 1, now, &out), 1)
+        var bad = [Self.c(tb), Self.c(tb)]
+        bad[1].algorithm = 9
+        XCTAssertEqual(hammer_peek_all_at(h, "refused", bad, 2, now, &out), 1)
+        XCTAssertTrue(String(cString: hammer_last_error()).contains("lims[1]"), String(cString: hammer_last_error()))
+        bad[1] = Self.c(tb)
+        bad[1].reserved.0 = 1
+        XCTAssertEqual(hammer_hit_all(h, "refused", bad, 2, 1, &out), 1)
+        var n: Int64 = -1
+        XCTAssertEqual(hammer_delete_buckets(h, "refused", &n), 0)
+        XCTAssertEqual(n, 0, "no refused call wrote anything")
+    }
+
+    func testBatchEqualsSingleCallsAndFailsRequestsAlone() {
+        var rng = SplitMix(state: 5)
+        let pool = Self.pool(&rng)
+        let sets: [[Limit]] = [[pool[0], pool[3]], [pool[6], pool[7], pool[2]], [pool[4]], [pool[1], pool[5], pool[1]]]
+        let cl = sets.map { $0.map(Self.c) }
+        let ptrs = cl.map { c -> UnsafeMutablePointer<hammer_limit> in
+            let p = UnsafeMutablePointer<hammer_limit>.allocate(capacity: c.count)
+            p.initialize(from: c, count: c.count)
+            return p
+        }
+        defer { ptrs.forEach { $0.deallocate() } }
+        let ids = (0..<3).map { strdup("mb:\($0)")! }
+        defer { ids.forEach { free($0) } }
+        var reqs: [hammer_multi_request] = []
+        var now: Int64 = 1_700_000_000_000
+        for _ in 0..<60 {
+            now += rng.int(0...700)
+            let s = Int(rng.int(0...3))
+            reqs.append(hammer_multi_request(id: ids[Int(rng.int(0...2))], lims: ptrs[s], n_lims: sets[s].count,
+                                             cost: rng.int(0...3), now_ms: now))
+        }
+        reqs[7].n_lims = 0                                  // fails alone
+        reqs[9].reserved.1 = 3                              // fails alone
+        var out = [hammer_decision](repeating: hammer_decision(), count: reqs.count)
+        var st = [Int32](repeating: -1, count: reqs.count)
+        XCTAssertEqual(hammer_hit_all_many(h, reqs, reqs.count, &out, &st), 1)
+        XCTAssertTrue(String(cString: hammer_last_error()).hasPrefix("request 7: "))
+        var mixed = (0, 0)
+        for (i, r) in reqs.enumerated() {
+            if i == 7 || i == 9 {
+                XCTAssertEqual(st[i], 1, "request \(i)")
+                continue
+            }
+            XCTAssertEqual(st[i], 0, "request \(i)")
+            let s = ptrs.firstIndex(of: UnsafeMutablePointer(mutating: r.lims!))!
+            let id = "single:" + String(cString: r.id!)
+            let want = all(id, sets[s], cost: r.cost, now: r.now_ms, peek: false)
+            XCTAssertEqual(Self.decision(out[i]), want, "request \(i)")
+            if want.allowed { mixed.0 += 1 } else { mixed.1 += 1 }
+        }
+        XCTAssertTrue(mixed.0 > 5 && mixed.1 > 5, "\(mixed)")
+        // One statistics decision per request or call.
+        var s = hammer_stats_t.sized()
+        XCTAssertEqual(hammer_stats(h, &s), 0)
+        XCTAssertEqual(s.calls, UInt64(2 * reqs.count - 2))
+        XCTAssertEqual(s.allowed + s.denied, UInt64(2 * reqs.count - 4))
+    }
+
+    func testLocalFallbackCombinesTheModelsWhileRedisIsDown() {
+        var hl: OpaquePointer?
+        XCTAssertEqual(hammer_open(server.url("expiry_ms=60000&fallback=local&timeout_ms=200&connect_timeout_ms=200"),
+                                   &hl), 0)
+        defer { hammer_close(hl) }
+        server.stop()
+        let lims = [Limit(algorithm: .gcra, limit: 2, periodMs: 60_000), Limit(algorithm: .fixedWindow, limit: 3,
+                                                                                periodMs: 60_000)]
+        let cl = lims.map(Self.c)
+        let now: Int64 = 1_700_000_000_000
+        var got: [Decision] = []
+        for _ in 0..<4 {
+            var out = hammer_decision()
+            XCTAssertEqual(hammer_hit_all_at(hl, "down", cl, 2, 1, now, &out), 0, String(cString: hammer_last_error()))
+            XCTAssertEqual(out.degraded, 1)
+            got.append(Self.decision(out))
+        }
+        var models = [LimiterModel(), LimiterModel()]
+        let want = (0..<4).map { _ in
+            MultiLimit.decide(lims, mode: .hit, cost: 1) { i, m, c in models[i].apply(lims[i], mode: m, cost: c, now: now) }
+        }
+        XCTAssertEqual(got.map { $0.allowed }, [true, true, false, false])
+        for (g, w) in zip(got, want) {
+            var g = g
+            g.degraded = false
+            XCTAssertEqual(g, w)
+        }
+        // The lone call shares the fallback's state too.
+        var one = Self.c(lims[1])
+        var out = hammer_decision()
+        XCTAssertEqual(hammer_peek_at(hl, "down", &one, now, &out), 0)
+        XCTAssertEqual(out.remaining, 1)
+    }
+}
