@@ -591,9 +591,9 @@ return out
     static let decideAll = [
         #"""
 -- Several limits of one id, one atomic decision (hammer_hit_all, hammer_peek_all, hammer_hit_all_many): all pass and
--- all are charged, or none is. Each limit is first peeked (nothing changes); a cost passes a limit when it is at
--- most that peek's remaining and the limit's capacity. When every limit passes, each is hit; otherwise only those
--- the cost does not pass are hit (they deny and change nothing) for their waits. Decided as the Swift model does
+-- all are charged, or none is. The limits are peeked (nothing changes); a cost passes a limit when it is at most
+-- that peek's remaining and the limit's capacity. When every limit passes, each is hit; otherwise only those the
+-- cost does not pass are hit (they deny and change nothing) for their waits. Decided as the Swift model does
 -- (HammerCore/MultiLimit.swift): allowed with the least remaining, or denied with the longest wait (-1 the longest)
 -- of those that deny; the longest reset either way; ties to the first.
 -- ARGV[1] mode (h hit, p peek); then a request after another: the number of its limits n, cost, now_ms or '' for
@@ -677,15 +677,28 @@ local function decide(r)
     return {run[l[1]](keys[i][1], keys[i][2], l[1], m, l[2], l[3], l[4], cost, now, nows)}
   end
   local d, ok, all = {}, {}, true
-  for i = 1, n do
+  local function peek(i)
     d[i] = one(i, 'p', 1)
     if mode == 'p' then ok[i] = d[i][1] == 1
     else ok[i] = c == 0 or (c <= d[i][3] and c <= r.lims[i][4]) end
     all = all and ok[i]
   end
+  -- A hit peeks all but the first limit: when they pass, the first one's own hit decides it (and changes nothing
+  -- when it denies), and only then are the others hit.
+  for i = mode == 'h' and 2 or 1, n do peek(i) end
   if mode == 'h' then
-    for i = 1, n do
-      if all or not ok[i] then d[i] = one(i, 'h', c) end
+    if all then
+      d[1] = one(1, 'h', c)
+      ok[1] = d[1][1] == 1
+      all = ok[1]
+      if all then
+        for i = 2, n do d[i] = one(i, 'h', c) end
+      end
+    else
+      peek(1)
+      for i = 1, n do
+        if not ok[i] then d[i] = one(i, 'h', c) end
+      end
     end
   end
   local reset, by = 0, nil

@@ -171,18 +171,28 @@ func fuzzModel(_ r: inout Reader) {
 }
 
 func fuzzAPI(_ r: inout Reader) {
-    let fn = r.u8() % 12
+    let fn = r.u8() % 16
     let flags = r.u8()          // bit 0: NULL id, bit 1: NULL out, bit 2: NULL handle, bit 3: NULL lim
     let h = flags & 4 != 0 ? nil : live
     let id = r.id(max: 1 << 20)
     let a = r.number(), b = r.number(), c = r.number(), d = r.number()
     var lim = hammer_limit(algorithm: Int32(r.u8() % 8) - 1, limit: r.number(), period_ms: r.number(), burst: r.number())
+    // Several limits (hammer_hit_all ...): up to 17 in C memory (one past HAMMER_MAX_LIMITS), n up to 18 or huge.
+    let lims = UnsafeMutablePointer<hammer_limit>.allocate(capacity: 17)
+    defer { lims.deallocate() }
+    let nl = Int(r.u8() % 18)
+    for i in 0..<17 {
+        lims[i] = i == 0 || i >= nl ? lim : hammer_limit(algorithm: Int32(r.u8() % 8) - 1, limit: r.number(),
+                                                         period_ms: r.number(), burst: r.number())
+    }
+    let n = r.u8() == 255 ? Int.min : min(nl, 17)
     var dec = hammer_decision()
     var bucket = hammer_bucket()
     var ins = hammer_inspection()
     var stats = hammer_stats_t.sized()
-    var n: Int64 = 0
+    var count: Int64 = 0
     let nullOut = flags & 2 != 0
+    let lsp: UnsafeMutablePointer<hammer_limit>? = flags & 8 != 0 ? nil : lims
     withID(id, nullable: true, flags & 1 != 0) { idp in
         withUnsafeMutablePointer(to: &lim) { limp in
             let lp: UnsafeMutablePointer<hammer_limit>? = flags & 8 != 0 ? nil : limp
@@ -190,9 +200,9 @@ func fuzzAPI(_ r: inout Reader) {
                 let o = nullOut ? nil : dp
                 let rc: Int32
                 switch fn {
-                case 0: rc = withUnsafeMutablePointer(to: &n) { Hammer.hammer_count_hit(h, idp, a, b, c, nullOut ? nil : $0) }
+                case 0: rc = withUnsafeMutablePointer(to: &count) { Hammer.hammer_count_hit(h, idp, a, b, c, nullOut ? nil : $0) }
                 case 1: rc = withUnsafeMutablePointer(to: &bucket) { Hammer.hammer_get_bucket(h, idp, a, nullOut ? nil : $0) }
-                case 2: rc = withUnsafeMutablePointer(to: &n) { Hammer.hammer_delete_buckets(h, idp, nullOut ? nil : $0) }
+                case 2: rc = withUnsafeMutablePointer(to: &count) { Hammer.hammer_delete_buckets(h, idp, nullOut ? nil : $0) }
                 case 3: rc = Hammer.hammer_check_rate(h, idp, a, b, c, o)
                 case 4: rc = Hammer.hammer_check_rate_at(h, idp, a, b, c, d, o)
                 case 5: rc = withUnsafeMutablePointer(to: &ins) { Hammer.hammer_inspect_bucket(h, idp, a, b, nullOut ? nil : $0) }
@@ -201,19 +211,24 @@ func fuzzAPI(_ r: inout Reader) {
                 case 8: rc = Hammer.hammer_peek(h, idp, lp, o)
                 case 9: rc = Hammer.hammer_peek_at(h, idp, lp, a, o)
                 case 10: rc = withUnsafeMutablePointer(to: &stats) { Hammer.hammer_stats(h, nullOut ? nil : $0) }
+                case 12: rc = Hammer.hammer_hit_all(h, idp, lsp, n, a, o)
+                case 13: rc = Hammer.hammer_hit_all_at(h, idp, lsp, n, a, b, o)
+                case 14: rc = Hammer.hammer_peek_all(h, idp, lsp, n, o)
+                case 15: rc = Hammer.hammer_peek_all_at(h, idp, lsp, n, a, o)
                 default:
                     Hammer.hammer_close(nil)
                     rc = 0
                 }
                 expectStatus(rc, "hammer call")
                 let cLength = id.firstIndex(of: 0) ?? id.count   // what a C caller's id would be
-                if cLength > 65_536 && flags & 7 == 0 && live != nil && fn < 10 && rc != 1 {
+                if cLength > 65_536 && flags & 7 == 0 && live != nil && (fn < 10 || fn >= 12) && rc != 1 {
                     fatalError("an id of \(id.count) bytes was not refused (call \(fn) -> \(rc))")
                 }
-                if rc == 0 && (fn >= 3 && fn <= 9) && fn != 5 {
+                if rc == 0 && ((fn >= 3 && fn <= 9) && fn != 5 || fn >= 12) {
                     let v = dp.pointee
                     let negative = v.remaining < 0
-                    if v.allowed != 0 && v.allowed != 1 || negative || v.retry_after_ms < -1 {
+                    if v.allowed != 0 && v.allowed != 1 || negative || v.retry_after_ms < -1
+                        || v.decided_by < 0 || v.decided_by >= max(1, Int32(clamping: n)) {
                         fatalError("decision out of range from call \(fn)")
                     }
                 }
