@@ -6,7 +6,11 @@ figure is the median of the per-round ratios (cluster / lone).
     make lib && python3 benchmarks/cluster.py [--rounds 3]
 
 Also prints Redis's own time per count_hit (INFO commandstats, EVALSHA usec_per_call on the lone server), from
-which BENCHMARKS.md derives decisions per second per Redis core."""
+which BENCHMARKS.md derives decisions per second per Redis core.
+
+The batch rows run twice on the cluster: as the library sends them (one script per node and chunk on Redis 7+), and
+as it sends them to a node whose version it cannot read (one script per slot, as on Redis 6.2), here through a user
+whose ACL refuses INFO."""
 import argparse
 import os
 import statistics
@@ -32,7 +36,10 @@ def main():
     try:
         lone_url = lone.url(pool_size=1)
         cl_url = cluster.url(pool_size=1)
-        rows = {"single": [], "distinct": [], "batch64": [], "hit64": []}
+        for node in cluster.live_nodes():
+            node.cli("ACL", "SETUSER", "slots", "on", ">pw", "~*", "+@all", "-info")
+        slot_url = cl_url.replace("redis+cluster://", "redis+cluster://slots:pw@")
+        rows = {"single": [], "distinct": [], "batch64": [], "hit64": [], "batch64_slots": [], "hit64_slots": []}
         n, nb = 4000, 6400
         for r in range(args.rounds):
             def single(u, mode, side, c):
@@ -47,20 +54,44 @@ def main():
                 ("cluster_b", lambda c: c_side([prog("bench_batch"), cl_url, "count", "batch", nb, 64, f"c{r}{c}"])),
                 ("lone_h", lambda c: c_side([prog("bench_batch"), lone_url, "hit", "batch", nb, 64, f"l{r}{c}"])),
                 ("cluster_h", lambda c: c_side([prog("bench_batch"), cl_url, "hit", "batch", nb, 64, f"c{r}{c}"])),
+                ("slots_b", lambda c: c_side([prog("bench_batch"), slot_url, "count", "batch", nb, 64, f"s{r}{c}"])),
+                ("slots_h", lambda c: c_side([prog("bench_batch"), slot_url, "hit", "batch", nb, 64, f"s{r}{c}"])),
             ])
             rows["single"].append((rate["cluster"], rate["lone"]))
             rows["distinct"].append((rate["cluster_d"], rate["lone_d"]))
             rows["batch64"].append((rate["cluster_b"], rate["lone_b"]))
             rows["hit64"].append((rate["cluster_h"], rate["lone_h"]))
+            rows["batch64_slots"].append((rate["slots_b"], rate["lone_b"]))
+            rows["hit64_slots"].append((rate["slots_h"], rate["lone_h"]))
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1][0]:.0f}/{v[-1][1]:.0f}" for k, v in rows.items()))
         names = {"single": "count_hit, 1 thread, same id: cluster / lone Redis (calls/s)",
                  "distinct": "count_hit, 1 thread, distinct ids: cluster / lone Redis (calls/s)",
                  "batch64": "count_hits, batches of 64 ids over 3 masters: cluster / lone Redis (decisions/s)",
-                 "hit64": "hit_many (fixed window), batches of 64 ids over 3 masters: cluster / lone Redis (decisions/s)"}
+                 "hit64": "hit_many (fixed window), batches of 64 ids over 3 masters: cluster / lone Redis (decisions/s)",
+                 "batch64_slots": "count_hits, batches of 64, one script per slot (as Redis 6.2): cluster / lone Redis",
+                 "hit64_slots": "hit_many, batches of 64, one script per slot (as Redis 6.2): cluster / lone Redis"}
         for k, v in rows.items():
             ratios = [a / b for a, b in v]
             print(f"| {names[k]} | {statistics.median(a for a, _ in v):.0f} | {statistics.median(b for _, b in v):.0f}"
                   f" | {statistics.median(ratios):.2f} | {min(ratios):.2f}-{max(ratios):.2f} |")
+        # Redis's own time per batched request (scripts' usec over the nodes, INFO commandstats), which the
+        # machine's load sways less than the rates: node scripts, slot scripts, lone Redis.
+        def redis_us(servers, url, kind, tag):
+            for s in servers:
+                s.cli("CONFIG", "RESETSTAT")
+            run([prog("bench_batch"), url, kind, "batch", 6400, 64, tag])
+            usec = calls = 0
+            for s in servers:
+                for line in s.cli("INFO", "commandstats").decode().splitlines():
+                    if line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
+                        usec += int(line.split("usec=")[1].split(",")[0])
+                        calls += int(line.split("calls=")[1].split(",")[0])
+            return usec / 6400, calls / 100
+        for kind in ("count", "hit"):
+            per = {name: redis_us(servers, url, kind, f"us:{os.getpid()}:{kind}:{name}") for name, servers, url in
+                   (("node", cluster.masters(), cl_url), ("slot", cluster.masters(), slot_url), ("lone", [lone], lone_url))}
+            print(f"Redis time per request, {kind} batches of 64: " + ", ".join(
+                f"{k} {us:.2f} us ({c:.1f} script calls per batch)" for k, (us, c) in per.items()))
         # Redis's time per count_hit on an existing bucket, from its own accounting.
         lone.cli("CONFIG", "RESETSTAT")
         run([prog("bench_core"), "single", lone_url, 20000, "same", f"cl:{os.getpid()}:stat"])

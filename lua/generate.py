@@ -6,7 +6,8 @@
     python3 lua/generate.py --out DIR   writes each whole script to DIR/<name>.lua, for `redis-cli --eval` and luacheck
 
 Each lua/<name>.lua is one script's entry point; a line `--#include lib/<file>.lua` stands for that file's text (the
-shared functions), included as is. The library sends each script's whole text (its SHA1 names it in EVALSHA).
+shared functions), included as is, and `--#include <script>.lua` for another script's whole text (a variant that
+wraps it). The library sends each script's whole text (its SHA1 names it in EVALSHA).
 """
 import os
 import re
@@ -57,7 +58,11 @@ def parts(path):
             if own:
                 out.append(("text", "".join(own)))
                 own = []
-            out.append(("lib", os.path.normpath(os.path.join(HERE, m.group(1)))))
+            inc = os.path.normpath(os.path.join(HERE, m.group(1)))
+            if os.path.dirname(inc) == HERE:
+                out += parts(inc)   # another script whole (a variant that wraps it): its own pieces
+            else:
+                out.append(("lib", inc))
     if own:
         out.append(("text", "".join(own)))
     return out

@@ -42,7 +42,7 @@ extension Handle {
             o.fail(f.status)
             return false
         }
-        batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, keyCount: { _ in Scripts.countHitManyKeys },
+        batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, nodeScript: Scripts.countHitManyNode, keyCount: { _ in Scripts.countHitManyKeys },
                 keys: { i, a in
             guard case let .success(r) = reqs[i] else { return }
             Keys.appendIdBase(prefix: config.prefix, id: r.id, tags: tags, to: &a.bytes)
@@ -93,7 +93,8 @@ extension Handle {
         }
         // Each chunk names its distinct limiters once; a request carries its limiter's number in the chunk.
         var spec = [Int](repeating: 0, count: n)
-        batches(todo, chunk: Handle.batchChunk, Scripts.limiterMany, width: 5, keyCount: { i in
+        batches(todo, chunk: Handle.batchChunk, Scripts.limiterMany, nodeScript: Scripts.limiterManyNode, width: 5,
+                keyCount: { i in
             guard case let .success(r) = reqs[i] else { return 0 }
             return Keys.decisionKeyCount(r.lim.algorithm)
         }, keys: { i, a in

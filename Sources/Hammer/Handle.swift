@@ -390,8 +390,8 @@ final class Handle {
     /// `keyCount` says), `header` a chunk's first arguments, `fill` a request's fields; `take` gets each request's
     /// reply element (freed after it returns) or failure; `idOf` gives a request's id (its slot, the hash-tag check).
     /// A NOSCRIPT answer (a flushed or restarted server) is met by sending that chunk again with EVAL, after the
-    /// pipeline is read.
-    func batches(_ todo: [Int], chunk: Int, _ script: Script, width: Int = 1,
+    /// pipeline is read. `nodeScript`: the script's variant for a cluster chunk of several slots of one node.
+    func batches(_ todo: [Int], chunk: Int, _ script: Script, nodeScript: Script? = nil, width: Int = 1,
                  keyCount: (Int) -> Int, keys: (Int, inout Args) -> Void,
                  header: ([Int], inout Args) -> Void = { _, _ in },
                  fill: (Int, inout Args) -> Void,
@@ -409,20 +409,28 @@ final class Handle {
             withoutActuallyEscaping(keys) { keys in
                 withoutActuallyEscaping(header) { header in
                     withoutActuallyEscaping(fill) { fill in
-                        let p = Pipeline(script: script, width: width, chunk: chunk, keyCount: keyCount, keys: keys,
-                                         header: header, fill: fill)
-                        if let router {
-                            clusterBatches(router, todo, p, take: take, idOf: idOf)
-                            return
+                        withoutActuallyEscaping(idOf) { idOf in
+                            let prefix = config.prefix, tags = tags
+                            let p = Pipeline(script: script, nodeScript: router == nil ? nil : nodeScript, width: width,
+                                             chunk: chunk, keyCount: keyCount, keys: keys, header: header, fill: fill,
+                                             probe: { i, a in
+                                guard let id = idOf(i) else { return }
+                                Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
+                                a.end()
+                            })
+                            if let router {
+                                clusterBatches(router, todo, p, take: take, idOf: idOf)
+                                return
+                            }
+                            var run = PipelineRun(chunks: stride(from: 0, to: todo.count, by: chunk).map {
+                                Array(todo[$0..<min($0 + chunk, todo.count)])
+                            })
+                            let whole: Result<Void, Failure> = pool.with { conn in
+                                p.send(conn, &run)
+                                return p.receive(conn, &run)
+                            }
+                            p.deliver(run, whole.failureValue, take)
                         }
-                        var run = PipelineRun(chunks: stride(from: 0, to: todo.count, by: chunk).map {
-                            Array(todo[$0..<min($0 + chunk, todo.count)])
-                        })
-                        let whole: Result<Void, Failure> = pool.with { conn in
-                            p.send(conn, &run)
-                            return p.receive(conn, &run)
-                        }
-                        p.deliver(run, whole.failureValue, take)
                     }
                 }
             }

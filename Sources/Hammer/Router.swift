@@ -24,6 +24,9 @@ final class Router {
     /// Nodes that lately timed out or could not be reached (monotonic ms of the failure): a map read asks them
     /// last, so that a call reading the map does not wait on a hung master while others could answer.
     private var suspects: [NodeAddress: Int64] = [:]
+    /// Whether each node runs scripts with flags (Redis 7+: a batch chunk may then span its slots), as its INFO
+    /// said; a node not in it is asked once.
+    private var scriptFlags: [NodeAddress: Bool] = [:]
     static let suspectMs: Int64 = 10_000
 
     /// Reads of the map are at most this often, whatever the redirections and failures asking for one.
@@ -113,6 +116,37 @@ final class Router {
         suspects[node] = Clock.monotonicMs()
         lock.unlock()
         wantRefresh()
+    }
+
+    /// Whether `node` runs one script over keys of several of its slots (`#!lua flags=allow-cross-slot-keys`, Redis
+    /// 7.0 and later; not 6.2), from its `INFO server`, read once per node. A node that cannot say now (unreachable,
+    /// or INFO refused by the ACL) is taken as not, and asked again by a later batch (INFO refused: never again).
+    func runsScriptFlags(_ node: NodeAddress, until deadlineUs: Int64) -> Bool {
+        lock.lock()
+        let known = scriptFlags[node]
+        lock.unlock()
+        if let known { return known }
+        let r: Result<Bool, Failure> = pool(node).with(until: deadlineUs) { conn in
+            conn.args.reset()
+            conn.args.add("INFO")
+            conn.args.add("server")
+            conn.expect(.listing)
+            switch conn.run() {
+            case let .failure(f): return .failure(f)
+            case let .success(r):
+                defer { freeReplyObject(r) }
+                if r.pointee.type == REDIS_REPLY_ERROR { return .success(false) }
+                guard r.pointee.type == REDIS_REPLY_STRING else {
+                    return .failure(Failure(.protocol, "INFO server: expected a string"))
+                }
+                return .success(ServerInfo.runsScriptFlags(Array(Connection.bytes(r))))
+            }
+        }
+        guard case let .success(v) = r else { return false }
+        lock.lock()
+        scriptFlags[node] = v
+        lock.unlock()
+        return v
     }
 
     /// Reads the map again if one is wanted and none was read in the last refreshEveryMs (one thread at a time;

@@ -35,16 +35,23 @@ extension Handle {
         let deadlineUs = Clock.monotonicUs() &+ (config.connectTimeoutMs &+ config.timeoutMs) &* 1000
         var pending = todo
         var askTo: [Int: NodeAddress] = [:]
+        // Requests sent again after a redirection or a refused node chunk: from then on in chunks of one slot.
+        var oneSlot = Set<Int>()
+        var slotOf: [Int: Int] = [:]
         var pauseMs: Int64 = 5
         var round = 0
         while !pending.isEmpty {
             router.refreshIfWanted()
-            // Requests by node, then by slot, in request order.
+            // Requests by node, then by slot, in request order; and by node alone, for nodes that run one script
+            // over several of their slots (Redis 7+): those become chunks of up to p.chunk requests of any slots.
             var groups: [NodeAddress: [Part: [Int]]] = [:]
             var partOrder: [NodeAddress: [Part]] = [:]
+            var byNode: [NodeAddress: [Int]] = [:]
+            var flags: [NodeAddress: Bool] = [:]
             for i in pending {
                 guard let id = idOf(i) else { take(i, .failure(Failure(.internal, "batch: request without an id"))); continue }
                 let slot = ClusterSlot.ofId(id)
+                slotOf[i] = slot
                 let t: NodeAddress
                 let part = Part(slot: slot, asking: askTo[i] != nil)
                 if let to = askTo[i] {
@@ -56,23 +63,43 @@ extension Handle {
                     take(i, .failure(Failure(.connect, "Redis Cluster: no master serves slot \(slot) now", transient: true)))
                     continue
                 }
+                if p.nodeScript != nil, !part.asking, !oneSlot.contains(i) {
+                    if flags[t] == nil { flags[t] = router.runsScriptFlags(t, until: deadlineUs) }
+                    if flags[t] == true {
+                        byNode[t, default: []].append(i)
+                        continue
+                    }
+                }
                 if groups[t, default: [:]][part] == nil { partOrder[t, default: []].append(part) }
                 groups[t, default: [:]][part, default: []].append(i)
             }
             // Connections are taken in one order (by node) so that two batches never wait for each other's.
-            let targets = groups.keys.sorted { ($0.host, $0.port) < ($1.host, $1.port) }
+            let targets = Set(groups.keys).union(byNode.keys).sorted { ($0.host, $0.port) < ($1.host, $1.port) }
             var runs: [PipelineRun] = targets.map { t in
                 var chunks: [[Int]] = []
                 var asking: [Bool] = []
+                var probes: [[Int]?] = []
+                let mixed = byNode[t] ?? []
+                for c in stride(from: 0, to: mixed.count, by: p.chunk) {
+                    let reqs = Array(mixed[c..<min(c + p.chunk, mixed.count)])
+                    // One probe per slot of the chunk; a chunk of one slot goes as the plain script.
+                    var seen = Set<Int>()
+                    let firsts = reqs.filter { seen.insert(slotOf[$0] ?? -1).inserted }
+                    chunks.append(reqs)
+                    asking.append(false)
+                    probes.append(firsts.count > 1 ? firsts : nil)
+                }
                 for part in partOrder[t] ?? [] {
                     let reqs = groups[t]?[part] ?? []
                     for c in stride(from: 0, to: reqs.count, by: p.chunk) {
                         chunks.append(Array(reqs[c..<min(c + p.chunk, reqs.count)]))
                         asking.append(part.asking)
+                        probes.append(nil)
                     }
                 }
                 var r = PipelineRun(chunks: chunks)
                 r.asking = asking
+                r.probes = probes
                 return r
             }
             var wholes = [Failure?](repeating: nil, count: targets.count)
@@ -99,6 +126,18 @@ extension Handle {
             var pause = false
             let canRetry = round < Router.maxRedirections && Clock.monotonicUs() < deadlineUs
             for j in targets.indices {
+                // A node chunk that ran nothing (a slot of it not served there, or in migration): its requests go
+                // again, each in its slot's chunk, where Redis's redirections say where.
+                let refused = p.refusedNodeChunks(&runs[j])
+                if !refused.isEmpty { router.wantRefresh() }
+                for i in refused {
+                    if canRetry {
+                        retry.append(i)
+                    } else {
+                        take(i, .failure(Failure(.redis, "Redis Cluster: a resharding kept the batch from running",
+                                                 transient: true)))
+                    }
+                }
                 p.deliver(runs[j], wholes[j]) { i, res in
                     if case let .failure(f) = res {
                         if let red = f.redirect, canRetry {
@@ -123,6 +162,7 @@ extension Handle {
                 pauseMs = min(pauseMs * 2, 100)
             }
             retry.sort()
+            oneSlot.formUnion(retry)
             pending = retry
             askTo = nextAsk
             round += 1
@@ -137,17 +177,23 @@ struct PipelineRun {
     var sent = 0
     /// Which chunks follow an ASKING (an ASK redirection).
     var asking: [Bool]
+    /// For a chunk of several slots of one node (the node script), the request whose id's key base probes each
+    /// slot; nil for a chunk of one slot.
+    var probes: [[Int]?]
 
     init(chunks: [[Int]]) {
         self.chunks = chunks
         replies = [Reply?](repeating: nil, count: chunks.count)
         asking = [Bool](repeating: false, count: chunks.count)
+        probes = [[Int]?](repeating: nil, count: chunks.count)
     }
 }
 
 /// How a batch's script calls are written and read.
 struct Pipeline {
     let script: Script
+    /// The script's variant for a chunk of several slots of one node (lua/*_node.lua), if it has one.
+    let nodeScript: Script?
     let width: Int
     /// Requests per chunk, at most.
     let chunk: Int
@@ -155,16 +201,46 @@ struct Pipeline {
     let keys: (Int, inout Args) -> Void
     let header: ([Int], inout Args) -> Void
     let fill: (Int, inout Args) -> Void
+    /// Appends a key of request i's slot that nothing writes (its id's key base), for the node script's probes.
+    let probe: (Int, inout Args) -> Void
+
+    func script(_ run: PipelineRun, _ c: Int) -> Script {
+        run.probes[c] != nil ? nodeScript ?? script : script
+    }
 
     /// A chunk's call after "EVALSHA sha": numkeys, every request's keys (on a cluster all in one slot), the
-    /// chunk's header, every request's fields.
+    /// chunk's header, every request's fields. A node chunk declares no keys (Redis refuses KEYS of several slots):
+    /// 0, then in ARGV the keys' number and the keys, the probes' number and the probes, then the same arguments.
     func build(_ run: PipelineRun, _ c: Int, _ a: inout Args) {
         var n = 0
         for i in run.chunks[c] { n += keyCount(i) }
-        a.add(Int64(n))
-        for i in run.chunks[c] { keys(i, &a) }
+        if let probes = run.probes[c], nodeScript != nil {
+            a.add("0")
+            a.add(Int64(n))
+            for i in run.chunks[c] { keys(i, &a) }
+            a.add(Int64(probes.count))
+            for i in probes { probe(i, &a) }
+        } else {
+            a.add(Int64(n))
+            for i in run.chunks[c] { keys(i, &a) }
+        }
         header(run.chunks[c], &a)
         for i in run.chunks[c] { fill(i, &a) }
+    }
+
+    /// Takes back the requests of the node chunks that ran nothing (HAMMERSLOTS: a slot not served there, or in
+    /// migration): their replies are freed and the chunks emptied, so deliver() hands them nothing.
+    func refusedNodeChunks(_ run: inout PipelineRun) -> [Int] {
+        var out: [Int] = []
+        for c in run.chunks.indices where run.probes[c] != nil {
+            guard case let .success(r)? = run.replies[c], r.pointee.type == REDIS_REPLY_ERROR,
+                  Connection.bytes(r).starts(with: Scripts.nodeChunkRefused) else { continue }
+            freeReplyObject(r)
+            run.replies[c] = nil
+            out += run.chunks[c]
+            run.chunks[c] = []
+        }
+        return out
     }
 
     /// Queues every chunk's call (not yet written: receive() writes them all and reads).
@@ -178,7 +254,7 @@ struct Pipeline {
             }
             conn.args.reset()
             conn.args.add("EVALSHA")
-            conn.args.add(script.sha)
+            conn.args.add(script(run, c).sha)
             build(run, c, &conn.args)
             if let f = conn.append() { run.replies[c] = .failure(f); break }
             run.sent += 1
@@ -216,7 +292,11 @@ struct Pipeline {
                     conn.args.add("ASKING")
                     if case let .success(a) = conn.run(poll: false) { freeReplyObject(a) }
                 }
-                run.replies[c] = conn.eval(script, poll: false) { a in build(run, c, &a) }
+                // After an ASK, the EVAL that follows a NOSCRIPT needs an ASKING of its own too (else the importing
+                // node answers MOVED, and the request bounces between the two nodes).
+                conn.asking = run.asking[c]
+                run.replies[c] = conn.eval(script(run, c), poll: false) { a in build(run, c, &a) }
+                conn.asking = false
             }
         }
         // A chunk's reply of another shape, or a reply nobody asked for: the stream may be out of step, so no

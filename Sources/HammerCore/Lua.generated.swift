@@ -218,6 +218,28 @@ end
 
 """#
 
+    /// lua/lib/node_chunk.lua
+    static let libNodeChunk = #"""
+-- A batch chunk whose ids lie in several slots of one cluster node (Redis 7 and later, the script's shebang
+-- declaring allow-cross-slot-keys): the keys travel in ARGV, since Redis refuses declared KEYS of several slots
+-- (CROSSSLOT) with or without the flag. ARGV: the number of keys nk, the keys, the number of probes np, one key per
+-- slot of the chunk that no call ever writes (an id's key base), then the batch script's own ARGV.
+-- Before anything is written, each probe is read: Redis fails the read of a key whose slot this node does not
+-- serve, or serves but is migrating (the probe is missing) or importing, so a chunk a resharding touches runs
+-- nothing and answers HAMMERSLOTS; the client sends its requests again slot by slot. A script runs atomically, so
+-- no slot changes hands between the probes and the writes.
+local nk = tonumber(ARGV[1])
+local np = tonumber(ARGV[nk + 2])
+for p = nk + 3, nk + 2 + np do
+  if type(redis.pcall('EXISTS', ARGV[p])) ~= 'number' then
+    return redis.error_reply('HAMMERSLOTS a slot of this chunk is not served here, or is migrating: nothing ran')
+  end
+end
+local KEYS = {unpack(ARGV, 2, nk + 1)}
+local ARGV = {unpack(ARGV, nk + 3 + np)}
+
+"""#
+
     /// lua/lib/sliding_counter.lua
     static let libSlidingCounter = #"""
 -- The sliding-window counter (Cloudflare's approximation; `limits`' SlidingWindowCounterRateLimiter): two fixed
@@ -587,6 +609,43 @@ return out
 """#,
     ].joined()
 
+    /// lua/count_hits_node.lua
+    static let countHitsNode = [
+        #"""
+#!lua flags=allow-cross-slot-keys
+-- count_hits.lua for a cluster chunk of several slots of one node (lib/node_chunk.lua says how its ARGV holds the
+-- keys and the probes); returns what count_hits.lua returns, or HAMMERSLOTS when nothing ran.
+--   redis-cli --eval count_hits_node.lua , 2 Hammer:Redis:{a}:7 Hammer:Redis:{a}:index 1 Hammer:Redis:{a}: \
+--     60000 7 1 1700000000000
+
+"""#,
+        libNodeChunk,
+        #"""
+-- Many count_hits in one call (a batch). KEYS: two a request, its bucket and its id's index. ARGV[1] expiry_ms,
+-- then three fields a request: the bucket's number, increment, now_ms. Returns one element a request: its count,
+-- or an error reply of its own (a failed request does not stop the others).
+--   redis-cli --eval count_hits.lua Hammer:Redis:a:7 Hammer:Redis:a:index Hammer:Redis:b:7 Hammer:Redis:b:index \
+--     , 60000 7 1 1700000000000 7 2 1700000000000
+
+"""#,
+        libClock,
+        libIndex,
+        libStamp,
+        libCountHit,
+        libErrOf,
+        #"""
+local ttl, rnow = tonumber(ARGV[1]), redis_now()   -- Redis's clock, read once for the index's expiry times
+local out = {}
+for r = 1, #KEYS / 2 do
+  local a = 3 * r - 1
+  local ok, n = pcall(count_hit, KEYS[2 * r - 1], KEYS[2 * r], ARGV[a + 1], ARGV[a + 2], ttl, ARGV[a], true, rnow)
+  if ok then out[r] = n else out[r] = err_of(n) end
+end
+return out
+
+"""#,
+    ].joined()
+
     /// lua/decide_all.lua
     static let decideAll = [
         #"""
@@ -740,6 +799,92 @@ return out
 
     /// lua/decide_many.lua
     static let decideMany = [
+        #"""
+-- Many decisions in one call (a batch). ARGV[1] the number of distinct limiters, then five fields a limiter:
+-- algorithm, mode, limit, period_ms, capacity; then three fields a request: its limiter's number (from 1), cost,
+-- now_ms or '' for Redis's TIME (read once a call). KEYS: each request's keys in request order, as the single
+-- scripts take them: the fixed window two (its window's bucket, or the id's key base with Redis's clock, and the
+-- id's index), the sliding window two (log, meta), the buckets, GCRA and the sliding counter one (their state).
+-- Returns five elements a request in one flat array: its decision, or an error reply of its own and four zeros
+-- (a failed request does not stop the others).
+--   redis-cli --eval decide_many.lua Hammer:Redis:a:tb Hammer:Redis:b:tb , 1 2 h 10 60000 10 1 1 1700000000000 1 1 ''
+
+"""#,
+        libIdiv,
+        libCdiv,
+        libClock,
+        libIndex,
+        libStamp,
+        libFixedWindow,
+        libSlidingWindow,
+        libMeter,
+        libBucket,
+        libGcra,
+        libSlidingCounter,
+        libErrOf,
+        #"""
+local run = {[0] = fixed_window, [1] = sliding_window, [2] = bucket, [3] = bucket, [4] = gcra, [5] = sliding_counter}
+local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1, [5] = 1}
+local ns = tonumber(ARGV[1])
+local specs = {}
+for s = 1, ns do
+  local o = 2 + (s - 1) * 5
+  specs[s] = {tonumber(ARGV[o]), ARGV[o + 1], tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])}
+end
+-- Each request's first key, checked against KEYS before anything runs: keys never slide onto another request.
+local first, k = {}, 1
+for o = 2 + ns * 5, #ARGV - 2, 3 do
+  local sp = specs[tonumber(ARGV[o])]
+  if not sp or not nkeys[sp[1]] then return redis.error_reply('ERR batch: request names no limiter') end
+  first[o] = k
+  k = k + nkeys[sp[1]]
+end
+if k ~= #KEYS + 1 then return redis.error_reply('ERR batch: KEYS do not match the requests') end
+local out, n, clock = {}, 0, nil
+local o, last = 2 + ns * 5, #ARGV - 2
+-- Requests run under one pcall until one fails: that one answers its error, and the next pcall goes on.
+local function decide_from_o()
+  while o <= last do
+    local sp, nows, kf = specs[tonumber(ARGV[o])], ARGV[o + 2], first[o]
+    local cost = tonumber(ARGV[o + 1])
+    o = o + 3
+    local alg = sp[1]
+    local k1, k2 = KEYS[kf], nil
+    if nkeys[alg] == 2 then k2 = KEYS[kf + 1] end
+    local now = tonumber(nows)
+    if not now then
+      clock = clock or redis_now()
+      now, nows = clock, string.format('%d', clock)
+      if alg == 0 then k1 = k1 .. string.format('%d', idiv(now, sp[4])) end
+    end
+    local a, b, c, d, e = run[alg](k1, k2, alg, sp[2], sp[3], sp[4], sp[5], cost, now, nows)
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = a, b, c, d, e
+    n = n + 5
+  end
+end
+while o <= last do
+  local ok, err = pcall(decide_from_o)
+  if not ok then
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = err_of(err), 0, 0, 0, 0
+    n = n + 5
+  end
+end
+return out
+
+"""#,
+    ].joined()
+
+    /// lua/decide_many_node.lua
+    static let decideManyNode = [
+        #"""
+#!lua flags=allow-cross-slot-keys
+-- decide_many.lua for a cluster chunk of several slots of one node (lib/node_chunk.lua says how its ARGV holds the
+-- keys and the probes); returns what decide_many.lua returns, or HAMMERSLOTS when nothing ran.
+--   redis-cli --eval decide_many_node.lua , 1 Hammer:Redis:{a}:tb 1 Hammer:Redis:{a}: \
+--     1 2 h 10 60000 10 1 1 1700000000000
+
+"""#,
+        libNodeChunk,
         #"""
 -- Many decisions in one call (a batch). ARGV[1] the number of distinct limiters, then five fields a limiter:
 -- algorithm, mode, limit, period_ms, capacity; then three fields a request: its limiter's number (from 1), cost,

@@ -1,5 +1,6 @@
 // The Lua scripts run by EVALSHA: each call is one atomic step and one round trip. Their text is lua/*.lua (see
-// lua/generate.py), here as Lua.generated.swift; every key a script touches is one of its KEYS.
+// lua/generate.py), here as Lua.generated.swift; every key a script touches is one of its KEYS (except in the
+// cluster batch variants, lua/*_node.lua, which take keys of several slots as arguments).
 // Numbers that may exceed 2^53 (counts, caller timestamps) travel and are stored as strings, never as Lua numbers.
 
 public struct Script: Sendable {
@@ -54,4 +55,42 @@ public enum Scripts {
     public static let decideAll = Script(LuaSource.decideAll)
     public static let limiterManySpecFields = 5
     public static let limiterManyFields = 3
+
+    /// The batch scripts for a cluster chunk of several slots of one node (Redis 7+, lua/*_node.lua): no KEYS;
+    /// ARGV the keys' number and the keys, the probes' number and one probe key per slot, then the script's own
+    /// ARGV. Answers as the script does, or with the error HAMMERSLOTS when nothing ran (a slot not served there,
+    /// or migrating).
+    public static let countHitManyNode = Script(LuaSource.countHitsNode)
+    public static let limiterManyNode = Script(LuaSource.decideManyNode)
+    /// The error code of a node chunk that ran nothing.
+    public static let nodeChunkRefused: [UInt8] = Array("HAMMERSLOTS ".utf8)
+}
+
+/// What a cluster node's INFO says of the scripts it runs.
+public enum ServerInfo {
+    /// The major version in an `INFO server` reply (redis_version, which Valkey reports too, as the Redis version
+    /// it is compatible with), or nil.
+    public static func majorVersion(_ info: [UInt8]) -> Int? {
+        let key = Array("redis_version:".utf8)
+        var i = 0
+        while i + key.count <= info.count {
+            let lineStart = i == 0 || info[i - 1] == 10
+            if lineStart && info[i..<(i + key.count)].elementsEqual(key) {
+                var j = i + key.count
+                var v = 0
+                var digits = 0
+                while j < info.count, info[j] >= 48, info[j] <= 57, digits < 6 {
+                    v = v * 10 + Int(info[j] - 48)
+                    j += 1
+                    digits += 1
+                }
+                return digits > 0 && j < info.count && info[j] == 46 ? v : nil
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Scripts may declare flags in a shebang (`#!lua flags=allow-cross-slot-keys`) from Redis 7.0 on.
+    public static func runsScriptFlags(_ info: [UInt8]) -> Bool { (majorVersion(info) ?? 0) >= 7 }
 }

@@ -200,3 +200,23 @@ extension Result {
         return nil
     }
 }
+
+/// Which cluster nodes get one script per batch chunk over several of their slots (Redis 7+).
+final class ServerInfoTests: XCTestCase {
+    func testServerInfoVersionDecidesNodeScripts() {
+        func info(_ t: String) -> [UInt8] { Array(t.utf8) }
+        let v7 = info("# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n")
+        XCTAssertEqual(ServerInfo.majorVersion(v7), 7)
+        XCTAssertTrue(ServerInfo.runsScriptFlags(v7))
+        XCTAssertFalse(ServerInfo.runsScriptFlags(info("# Server\r\nredis_version:6.2.14\r\n")))
+        XCTAssertTrue(ServerInfo.runsScriptFlags(info("redis_version:8.2.1\r\n")))
+        // Valkey reports the Redis version it is compatible with, and its own beside it.
+        XCTAssertTrue(ServerInfo.runsScriptFlags(info("# Server\r\nredis_version:7.2.4\r\nvalkey_version:8.1.0\r\n")))
+        XCTAssertEqual(ServerInfo.majorVersion(info("redis_version:10.0.0\r\n")), 10)
+        // Not a version line, or a key that only ends with the name: unknown, so no node scripts.
+        for bad in ["", "redis_version:\r\n", "redis_version:x.1\r\n", "xredis_version:7.0.0\r\n",
+                    "redis_version:7\r\n", "redis_version:99999999.0.0\r\n"] {
+            XCTAssertFalse(ServerInfo.runsScriptFlags(info(bad)), bad)
+        }
+    }
+}

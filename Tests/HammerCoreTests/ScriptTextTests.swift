@@ -7,8 +7,9 @@ final class ScriptTextTests: XCTestCase {
     /// Every script's text and the file it comes from (the generated constants, by name).
     static let scripts: [(file: String, source: String)] = [
         ("bucket", LuaSource.bucket), ("check_rate", LuaSource.checkRate), ("count_hit", LuaSource.countHit),
-        ("count_hits", LuaSource.countHits), ("decide_all", LuaSource.decideAll),
-        ("decide_many", LuaSource.decideMany),
+        ("count_hits", LuaSource.countHits), ("count_hits_node", LuaSource.countHitsNode),
+        ("decide_all", LuaSource.decideAll),
+        ("decide_many", LuaSource.decideMany), ("decide_many_node", LuaSource.decideManyNode),
         ("delete_buckets", LuaSource.deleteBuckets), ("fixed_window", LuaSource.fixedWindow),
         ("gcra", LuaSource.gcra), ("sliding_counter", LuaSource.slidingCounter), ("sliding_window", LuaSource.slidingWindow),
     ]
@@ -45,6 +46,12 @@ final class ScriptTextTests: XCTestCase {
         XCTAssertEqual(Scripts.countHitMany.source, Array(LuaSource.countHits.utf8))
         XCTAssertEqual(Scripts.limiterMany.source, Array(LuaSource.decideMany.utf8))
         XCTAssertEqual(Scripts.decideAll.source, Array(LuaSource.decideAll.utf8))
+        XCTAssertEqual(Scripts.countHitManyNode.source, Array(LuaSource.countHitsNode.utf8))
+        XCTAssertEqual(Scripts.limiterManyNode.source, Array(LuaSource.decideManyNode.utf8))
+        // Redis reads script flags only from a shebang on the first line.
+        for s in [Scripts.countHitManyNode, Scripts.limiterManyNode] {
+            XCTAssertTrue(s.source.starts(with: Array("#!lua flags=allow-cross-slot-keys\n".utf8)))
+        }
         XCTAssertEqual(Scripts.deleteBuckets.source, Array(LuaSource.deleteBuckets.utf8))
         for a in Algorithm.allCases {
             let name: String
