@@ -95,4 +95,11 @@ final class DenyCache {
         if config.clock == .local, let sent { return sent }
         return Clock.monotonicMs()
     }
+
+    /// The time Redis's waits count from, on the cache's clock: the time sent (clock=local); with clock=redis a
+    /// millisecond before the request was sent, as Redis's and the monotonic clock turn their milliseconds at
+    /// different instants (the entry may end up to 1 ms early, never late).
+    static func since(_ config: Config, _ now: Int64) -> Int64 {
+        config.clock == .local ? now : now - 1
+    }
 }

@@ -310,12 +310,12 @@ final class Handle {
         let t = time(now)
         // The deny cache serves the handle's clock only (the *_at calls pass their own time) and not check_rate,
         // which counts even a denied hit in a bucket others read.
-        var cached: (now: Int64, resets: UInt64)? = nil
+        var cached: (since: Int64, resets: UInt64)? = nil
         if let denyCache, now == nil, mode != .check {
             let cnow = DenyCache.now(config, sent: t)
             let (d, resets) = denyCache.answer(id: id, lim, mode: mode, cost: cost, now: cnow)
             if let d { return .success(d) }
-            cached = (cnow, resets)
+            cached = (DenyCache.since(config, cnow), resets)
         }
         // Counted as the connection goes back, unless Redis could not answer: then after the policy decided.
         let r = with(id, since: t0, outcome: { r in
@@ -340,7 +340,7 @@ final class Handle {
             }, lim)
         }
         if let denyCache, let cached, case let .success(d) = r {
-            denyCache.offer(id: id, lim, d, mode: mode, cost: cost, now: cached.now, resetsBefore: cached.resets)
+            denyCache.offer(id: id, lim, d, mode: mode, cost: cost, now: cached.since, resetsBefore: cached.resets)
         }
         guard case let .failure(f) = r, f.transient else { return r }
         let d = degrade(f, id: id, lim, mode: mode, cost: cost, now: now)

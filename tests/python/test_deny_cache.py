@@ -195,3 +195,23 @@ def test_a_forked_child_starts_empty(cached, uid):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert got == ["0", "0", "1", "0", "0"], "the child asked Redis first, then served its own entry"
     assert cached.stats().deny_cache_hits >= 1, "the parent's cache is its own"
+
+
+@pytest.mark.parametrize("name", ["sliding", "gcra"])
+def test_with_redis_clock_the_deadline_is_never_later_than_redis(redis_server, open_hammer, uid, name):
+    """clock=redis: Redis decides on its TIME and the cache counts from the moment the request was sent, so its
+    deadline is at most Redis's (the same machine's clock here)."""
+    cached = open_hammer(redis_server.url(deny_cache=100, clock="redis"))
+    plain = open_hammer(redis_server.url(clock="redis"))
+    lim = LIMITS[name]
+    id = f"{uid}:{name}"
+    fill(cached, id, lim)
+    n0 = cached.stats().deny_cache_hits
+    for _ in range(10):
+        before = ms()
+        d = cached.hit(id, lim)
+        r = plain.peek(id, lim)
+        after = ms()
+        assert not d.allowed and not r.allowed and d.count == r.count and d.remaining == 0
+        assert 0 < d.retry_after_ms <= r.retry_after_ms + (after - before), (d, r)
+    assert cached.stats().deny_cache_hits == n0 + 10
