@@ -361,6 +361,22 @@ def test_a_batch_is_one_script_per_node(cluster, h):
         assert m.cli("HGET", bucket_key(i, 1), "count") == str(k + 2).encode()
 
 
+def test_node_batches_decide_as_single_calls(h):
+    """Every algorithm, in batches of ids over many slots of each master (node scripts), decides as the same
+    requests sent one by one on other ids (per-slot single scripts), step by step."""
+    limits = [hammer.Limit.fixed_window(3, 1000), hammer.Limit.sliding_window(3, 1000),
+              hammer.Limit.token_bucket(3, 1000, burst=4), hammer.Limit.leaky_bucket(3, 1000),
+              hammer.Limit.gcra(3, 1000, burst=2), hammer.Limit.sliding_counter(3, 1000)]
+    t = 1_700_000_000_000
+    for step in range(8):
+        now = t + step * 150
+        reqs = [(k, lim, 1 + (k + step) % 2, now) for lim in limits for k in range(12)]
+        batch = h.hit_many([(f"nb:{k}:{lim.algorithm}", lim, cost, now) for k, lim, cost, now in reqs])
+        single = [h.hit(f"ns:{k}:{lim.algorithm}", lim, cost, now) for k, lim, cost, now in reqs]
+        assert batch == single, step
+    assert any(not d.allowed for d in single) and any(d.allowed for d in single)
+
+
 def test_without_info_batches_go_slot_by_slot(cluster):
     """A node whose version cannot be read (here INFO is refused by the ACL; Redis 6.2 takes the same path, having
     no script flags) gets one script call per slot, with the same answers."""
