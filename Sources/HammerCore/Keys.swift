@@ -95,3 +95,10 @@ extension Keys {
     for x in b { h = (h ^ UInt64(x)) &* 0x0000_0100_0000_01B3 }
     return h
 }
+
+/// FNV-1a over bytes: a cheap, stable hash that picks an id's shard of in-process state.
+@inline(__always) public func fnv1a(_ b: UnsafeBufferPointer<UInt8>) -> UInt64 {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for x in b { h = (h ^ UInt64(x)) &* 0x0000_0100_0000_01B3 }
+    return h
+}
