@@ -34,6 +34,7 @@ extension Handle {
 
     /// count_hit for each request (a failure: refused by the caller's checks, and failed alone).
     func countHits(_ reqs: [Result<CountRequest, Failure>]) -> [Result<Int64, Failure>] {
+        if let memory { return memoryCountHits(memory, reqs) }
         let t0 = Clock.monotonicUs()
         var o = Outcome(calls: UInt64(reqs.count))
         var results = reqs.map { $0.flatMap { _ in Handle.unanswered(Int64.self) } }
@@ -79,6 +80,7 @@ extension Handle {
     /// A decision for each request; while Redis cannot answer, the on_error / fallback policy decides as for
     /// single calls. Each request's time is fixed once, so a NOSCRIPT resend decides at the same time.
     func decide(_ reqs: [Result<DecisionRequest, Failure>]) -> [Result<Decision, Failure>] {
+        if let memory { return memoryDecideMany(memory, reqs) }
         let n = reqs.count
         let t0 = Clock.monotonicUs()
         var o = Outcome(calls: UInt64(n))

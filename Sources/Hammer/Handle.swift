@@ -1,5 +1,6 @@
 // A hammer_t: the configuration, the connection pool, the local fallback, and the operations in Swift terms.
 // Each operation is "fill the arguments" + "decode the reply", so single calls and pipelined batches share them.
+// On memory:// each operation hands over to the in-process store at its start (Memory/MemoryBackend.swift).
 import CHiredis
 import HammerCore
 
@@ -25,6 +26,8 @@ final class Handle {
     let router: Router?
     let local: LocalLimiter?
     let denyCache: DenyCache?
+    /// memory://: the state in the process, no Redis (the pool then only keeps the statistics).
+    let memory: MemoryStore?
     let tags: Bool
 
     init(config: Config) {
@@ -33,12 +36,14 @@ final class Handle {
         self.router = config.isCluster ? Router(config: config) : nil
         self.local = config.localFallback ? LocalLimiter() : nil
         self.denyCache = config.denyCacheEntries > 0 ? DenyCache(capacity: config.denyCacheEntries) : nil
+        self.memory = config.memory ? MemoryStore() : nil
         self.tags = config.hashTags
     }
 
     /// Opens the first connection (on a cluster: reads the slot map), so that a wrong address or password shows
     /// at open, and checks the server is one the library works with (ServerCheck; on a cluster, slot 0's master).
     func check() -> Failure? {
+        if memory != nil { return nil }
         if let router {
             if let f = router.open() { return f }
             guard let (_, p) = router.route(0) else { return nil }
@@ -145,7 +150,8 @@ final class Handle {
     // MARK: single calls
 
     func countHit(id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64, increment: Int64) -> Result<Int64, Failure> {
-        measured(id, Outcome(calls: 1)) { conn in
+        if let memory { return memoryCountHit(memory, id: id, bucket: bucket, nowMs: nowMs, increment: increment) }
+        return measured(id, Outcome(calls: 1)) { conn in
             Replies.int64(conn.eval(Scripts.countHit) { a in
                 fillCountHit(&a, id: id, bucket: bucket, nowMs: nowMs, increment: increment)
             }, what: "count_hit")
@@ -153,6 +159,7 @@ final class Handle {
     }
 
     func getBucket(id: UnsafeBufferPointer<UInt8>, bucket: Int64) -> Result<BucketInfo?, Failure> {
+        if let memory { return memoryGetBucket(memory, id: id, bucket: bucket) }
         let prefix = config.prefix
         return measured(id, Outcome(calls: 1)) { conn in
             conn.args.reset()
@@ -173,6 +180,7 @@ final class Handle {
     }
 
     func deleteBuckets(id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
+        if let memory { return memoryDelete(memory, id: id) }
         // The id's cached denials go once the reset may have run (whatever it answered), and an answer Redis gave
         // before it is not kept after it (DenyShard.resets).
         defer { denyCache?.reset(id: id) }
@@ -306,6 +314,7 @@ final class Handle {
     /// A rate-limit decision; while Redis cannot answer, the on_error / fallback policy may decide instead.
     func limit(id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64,
                now: Int64?) -> Result<Decision, Failure> {
+        if let memory { return memoryLimit(memory, id: id, lim, mode: mode, cost: cost, now: now) }
         let t0 = Clock.monotonicUs()
         let t = time(now)
         // The deny cache serves the handle's clock only (the *_at calls pass their own time) and not check_rate,
@@ -351,6 +360,7 @@ final class Handle {
     }
 
     func inspect(id: UnsafeBufferPointer<UInt8>, scaleMs: Int64, limit: Int64) -> Result<Inspection, Failure> {
+        if let memory { return memoryInspect(memory, id: id, scaleMs: scaleMs) }
         let t = time(nil)
         let lim = Limit(algorithm: .fixedWindow, limit: limit, periodMs: scaleMs)
         return measured(id, Outcome(calls: 1)) { conn in

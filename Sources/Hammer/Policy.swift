@@ -22,9 +22,9 @@ final class LocalLimiter {
         var lock = Lock()
         var states = States()
     }
-    static let shardCount = 64
+    static let shardBits = 6
     let capacity = 100_000
-    private let shards = (0..<LocalLimiter.shardCount).map { _ in Shard() }
+    private let shards = (0..<(1 << LocalLimiter.shardBits)).map { _ in Shard() }
     private let epoch = ForkEpoch()
 
     /// In a child after fork(): a parent's thread may have held a shard's lock, half-way through changing its
@@ -38,15 +38,11 @@ final class LocalLimiter {
         }
     }
 
-    @inline(__always) static func shardIndex(_ id: UnsafeBufferPointer<UInt8>) -> Int {
-        Int(truncatingIfNeeded: fnv1a(id) >> 32) & (shardCount - 1)
-    }
-
     func decide(id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64, now: Int64) -> Decision {
         let key = Key(id: Array(id), algorithm: lim.algorithm.rawValue, limit: lim.limit, period: lim.periodMs,
                       burst: lim.burst, check: mode == .check)
         epoch.check(afterFork)
-        let s = shards[LocalLimiter.shardIndex(id)]
+        let s = shards[shardIndex(id, bits: LocalLimiter.shardBits)]
         s.lock.lock()
         defer { s.lock.unlock() }
         if let slot = s.states.map[key] { return slot.model.apply(lim, mode: mode, cost: cost, now: now) }
@@ -54,7 +50,7 @@ final class LocalLimiter {
             var m = LimiterModel()
             return m.apply(lim, mode: mode, cost: cost, now: now)
         }
-        if s.states.map.count >= capacity / LocalLimiter.shardCount { s.states.map.removeAll(keepingCapacity: true) }
+        if s.states.map.count >= capacity >> LocalLimiter.shardBits { s.states.map.removeAll(keepingCapacity: true) }
         let slot = Slot()
         s.states.map[key] = slot
         return slot.model.apply(lim, mode: mode, cost: cost, now: now)

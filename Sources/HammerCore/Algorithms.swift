@@ -120,6 +120,34 @@ public enum Mode: Hashable, Sendable {
 }
 @inline(__always) public func cdiv(_ a: Int64, _ b: Int64) -> Int64 { -idiv(-a, b) }
 
+extension LimiterModel {
+    /// The fixed window's decision on Hammer's bucket of the window holding now, whose count is `cur`, as
+    /// lua/lib/fixed_window.lua makes it: what to add to the bucket's count (nil: the bucket is left as it is; a
+    /// check_rate of 0 still makes it) and the decision.
+    public static func fixedWindow(cur: Int64, _ lim: Limit, mode: Mode, cost c: Int64,
+                                   now: Int64) -> (add: Int64?, Decision) {
+        let L = lim.limit, P = lim.periodMs
+        let w = idiv(now, P)
+        let left = (w + 1) * P - now
+        var add: Int64 = 0
+        // cur may be anything count_hit made it: compared without overflow.
+        if mode == .check { add = c } else if mode == .hit && c > 0 && c <= L && cur <= L - c { add = c }
+        let write = mode == .check || add > 0
+        let count = write ? cur &+ add : cur
+        if mode == .check {
+            return (add, Decision.checkRate(count: count, limit: L, increment: c, leftMs: left))
+        }
+        let need = mode == .peek ? 1 : c
+        let ok = mode == .peek ? cur < L : (add > 0 || c == 0)
+        var rem: Int64 = 0, retry: Int64 = 0
+        let reset: Int64 = count > 0 ? left : 0
+        if ok { rem = max(0, L - count) } else if need > L { retry = -1 } else { retry = left }
+        if mode == .peek && ok { rem = max(0, L - cur) }
+        return (write ? add : nil,
+                Decision(allowed: ok, count: count, limit: L, remaining: rem, retryAfterMs: retry, resetAfterMs: reset))
+    }
+}
+
 /// The state of one id under one algorithm, and its decisions. Mirrors the Lua script line for line.
 public struct LimiterModel: Sendable {
     // fixed window
@@ -158,29 +186,13 @@ public struct LimiterModel: Sendable {
         switch lim.algorithm {
         case .fixedWindow:
             let w = idiv(now, P)
-            let left = (w + 1) * P - now
             let cur = windows[w] ?? 0
-            var add: Int64 = 0
-            if mode == .check { add = c } else if mode == .hit && c > 0 && c <= L && cur + c <= L { add = c }
-            var count = cur
-            if mode == .check || add > 0 {
-                count = cur &+ add
+            let (add, d) = LimiterModel.fixedWindow(cur: cur, lim, mode: mode, cost: c, now: now)
+            if let add {
                 if windows.count > 1 || windows[w] == nil { windows = windows.filter { $0.key >= w } }
-                windows[w] = count
+                windows[w] = cur &+ add
             }
-            if mode == .check { return Decision.checkRate(count: count, limit: L, increment: c, leftMs: left) }
-            let need = mode == .peek ? 1 : c
-            let ok: Bool
-            switch mode {
-            case .check: ok = count <= L
-            case .peek: ok = cur + 1 <= L
-            case .hit: ok = add > 0 || c == 0
-            }
-            var rem: Int64 = 0, retry: Int64 = 0
-            let reset: Int64 = count > 0 ? left : 0
-            if ok { rem = max(0, L - count) } else if need > L { retry = -1 } else { retry = left }
-            if mode == .peek && ok { rem = max(0, L - cur) }
-            return Decision(allowed: ok, count: count, limit: L, remaining: rem, retryAfterMs: retry, resetAfterMs: reset)
+            return d
 
         case .slidingWindow:
             return SlidingLog.decide(&log, L: L, P: P, mode: mode, cost: c, now: now)

@@ -2,6 +2,7 @@
 //   redis://[[user]:password@]host[:port][/db][?opt=val&...]
 //   rediss://... the same over TLS, with the ssl_* options of redis-py and Python's limits
 //   unix:///path/to/redis.sock[?db=N&opt=val...]
+//   memory://?expiry_ms=N[&clock=local]   no Redis: the state in the process (MemoryStore)
 
 public enum Endpoint: Equatable, Sendable {
     case tcp(host: String, port: Int32)
@@ -90,6 +91,10 @@ public struct Config: Equatable, Sendable {
     /// A cluster's seed nodes (redis+cluster://); empty for a single Redis.
     public var seeds: [Endpoint] = []
     public var isCluster: Bool { !seeds.isEmpty }
+    /// memory://: no Redis; the handle keeps the state in the process.
+    public var memory: Bool = false
+    /// The options memory:// takes: the others tune a connection, a key layout or a policy for when Redis fails.
+    public static let memoryOptions: Set<String> = ["expiry_ms", "clock"]
 
     public init() {}
 
@@ -122,7 +127,7 @@ public struct Config: Equatable, Sendable {
         var c = Config()
         let schemeEnd = find(url, Array("://".utf8), from: 0)
         guard let se = schemeEnd else {
-            return bad("expected a URL starting with redis://, rediss:// or unix://")
+            return bad("expected a URL starting with redis://, rediss://, unix:// or memory://")
         }
         let scheme = String(decoding: url[0..<se], as: UTF8.self).lowercased()
         if scheme == "redis+cluster" || scheme == "rediss+cluster" {
@@ -211,6 +216,9 @@ public struct Config: Equatable, Sendable {
             if path.utf8.contains(0) { return bad("socket path may not contain NUL") }
             if path.utf8.count > 107 { return bad("socket path is longer than 107 bytes") }
             c.endpoint = .unix(path: path)
+        case "memory":
+            if !rest.isEmpty { return bad("memory:// takes no host or path (memory://?expiry_ms=60000)") }
+            c.memory = true
         default:
             let plain = scheme.utf8.allSatisfy { isAlnum($0) || $0 == 43 || $0 == 45 || $0 == 46 }
             return bad("unknown scheme \(plain && !mayHoldSecret ? "'" + String(scheme.prefix(16)) + "'" : "(not shown)"); use redis://, rediss://, redis+sentinel:// or unix://")
@@ -355,6 +363,12 @@ public struct Config: Equatable, Sendable {
             default:
                 return bad("unknown option \(quote(Array(name.utf8)))")
             }
+        }
+        if c.memory {
+            if let other = seen.subtracting(memoryOptions).sorted().first {
+                return bad("memory:// takes only expiry_ms and clock=local; option \(quote(Array(other.utf8))) means nothing without Redis")
+            }
+            if c.clock == .redis { return bad("memory:// has no Redis clock: clock must be local") }
         }
         if sslGiven {
             guard c.tls != nil else { return bad("ssl_* options need a rediss:// URL (TLS)") }
