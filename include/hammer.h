@@ -144,6 +144,13 @@ typedef struct hammer_bucket {
  *  nodes'). The master is found as Redis's client guide says (SENTINEL MASTER, then ROLE) and confirmed every
  *  100 ms while calls are made and after any failure; during a failover calls fail with HAMMER_ERR_CONNECT, and
  *  connections to an old master are closed. A service no sentinel knows is HAMMER_ERR_INVALID.
+ *  memory://?expiry_ms=N[&clock=local] needs no Redis: the handle keeps its state in the process (tests, a
+ *  single process, `make demo` without a server). Every call, algorithm and batch answers as against Redis, step
+ *  by step, TTLs included (run on the monotonic clock); the state is the handle's own (another handle, or another
+ *  process, shares none of it), its memory is what is live (expired state is dropped as calls meet it). The other
+ *  options mean nothing without Redis and are HAMMER_ERR_INVALID, as is clock=redis. hammer_stats counts calls as
+ *  usual, with connections 0. After fork() a child keeps a copy of the state as it was, and each process then
+ *  counts its own hits (the ids of a shard another thread was changing at that instant start empty).
  *  Anything malformed, unknown or out of range is HAMMER_ERR_INVALID. Connects once to check the server and
  *  credentials, and reads INFO server and COMMAND INFO: a server older than Redis 6.2 (Valkey: any), or one that
  *  lacks a command the library sends, is HAMMER_ERR_REDIS with the version found and the version needed (a user

@@ -79,9 +79,11 @@ def sections(stdout):
     return out
 
 
-@pytest.mark.parametrize("how", ["env", "argv", "unix"])
+@pytest.mark.parametrize("how", ["env", "argv", "unix", "memory"])
 def test_example_allows_then_denies(how, redis_server):
-    if how == "env":
+    if how == "memory":   # no server at all: HAMMER_URL=memory://...
+        r = run_example(env_url="memory://?expiry_ms=60000")
+    elif how == "env":
         r = run_example(env_url=redis_server.url())
     elif how == "argv":
         r = run_example([redis_server.url()])

@@ -3,6 +3,7 @@
  *
  *   cc example.c $(pkg-config --cflags --libs hammer) -o example
  *   HAMMER_URL='redis://127.0.0.1:6379/?expiry_ms=60000' ./example      (or: ./example URL)
+ *   HAMMER_URL='memory://?expiry_ms=60000' ./example                     (no Redis: state in the process)
  *
  * A client sends a burst of REQUESTS requests, and each limiter decides them with the same limit: LIMIT requests
  * per WINDOW_MS. First Hammer's own check_rate (the fixed-window buckets Elixir's Hammer uses, so both can share
@@ -118,7 +119,7 @@ int main(int argc, char **argv)
     const char *url = argc > 1 ? argv[1] : getenv("HAMMER_URL");
     if (url == NULL || *url == '\0') {
         fprintf(stderr, "usage: %s REDIS_URL   (or set HAMMER_URL)\n"
-                        "  e.g. redis://127.0.0.1:6379/?expiry_ms=60000\n", argv[0]);
+                        "  e.g. redis://127.0.0.1:6379/?expiry_ms=60000, or memory://?expiry_ms=60000 (no server)\n", argv[0]);
         return 2;
     }
     printf("libhammer %s (header %s)\n", hammer_version(), HAMMER_VERSION_STRING);
