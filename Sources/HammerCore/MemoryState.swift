@@ -117,14 +117,14 @@ public struct MemoryState: Sendable {
         }
     }
 
-    /// The buckets and GCRA: the state is written only when an allowed hit changes it, with a TTL of the time it
-    /// takes to drain (the decision's reset_after_ms) and a second.
+    /// The buckets and GCRA (and an algorithm appended later, with a slot of its own): the script writes the state
+    /// only when an allowed hit of cost > 0 changes it, with a TTL of the time it takes to drain (the decision's
+    /// reset_after_ms) and a second; nothing else changes it.
     static func meter(_ slot: inout Expiring<LimiterModel>?, _ lim: Limit, mode: Mode, cost c: Int64, now: Int64,
                       mono: Int64) -> Decision {
         var m = slot?.value ?? LimiterModel()
-        let old = (m.u, m.t, m.tat, m.f)
         let d = m.apply(lim, mode: mode, cost: c, now: now)
-        if (m.u, m.t, m.tat, m.f) != old { slot = Expiring(value: m, expires: mono + d.resetAfterMs + 1000) }
+        if mode == .hit && d.allowed && c > 0 { slot = Expiring(value: m, expires: mono + d.resetAfterMs + 1000) }
         return d
     }
 

@@ -122,3 +122,45 @@ def test_readme_quick_start_runs_with_no_server():
     blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "memory://" in b]
     assert blocks, "README has no memory:// quick start"
     exec(compile(blocks[0], "README.md", "exec"), {})
+
+
+def test_fork_while_threads_hold_the_locks(h, uid):
+    """Children forked while other threads are inside the store: each child's calls complete (a shard whose lock
+    a vanished thread held starts empty, never a deadlock)."""
+    import threading
+    stop = threading.Event()
+
+    def busy(k):
+        i = 0
+        while not stop.is_set():
+            h.count_hit(f"{uid}:busy:{k}:{i % 500}", 1, 1)
+            i += 1
+
+    threads = [threading.Thread(target=busy, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    for i in range(2000):   # every shard, many times
+                        h.count_hit(f"{uid}:child:{i}", 1, 1)
+                    code = 0 if h.count_hit(f"{uid}:child:0", 1, 1) == 2 else 2
+                finally:
+                    os._exit(code)
+            for _ in range(200):   # 10 s
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                stop.wait(0.05)
+            else:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                pytest.fail("a child forked while threads held the store's locks did not finish")
+            assert os.WEXITSTATUS(status) == 0
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
