@@ -548,7 +548,7 @@ public func hammer_stats(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<hammer
     UnsafeMutableRawPointer(out).initializeMemory(as: UInt8.self, repeating: 0, count: filled)
     out.pointee.size = UInt32(filled)
     guard let hd = handle(h) else { return invalid("hammer_stats: handle is NULL or not open") }
-    let (s, open) = hd.pool.snapshot()
+    let (s, open) = hd.snapshot()
     var o = hammer_stats_t()
     o.size = UInt32(filled)
     o.spin_cpus = UInt32(clamping: SpinGate.shared.maxActive)

@@ -1,35 +1,41 @@
 // The handle's calls on memory:// (Handle.memory): the same calls, decisions and statistics as against Redis,
 // on the process's MemoryStore instead of a connection. Time is the handle's clock (CLOCK_REALTIME) where the
-// caller gives none; TTLs run on the monotonic clock.
+// caller gives none; TTLs run on the monotonic clock. Single calls are counted in their shard's statistics,
+// batches and refused calls in the pool's; hammer_stats sums them (Handle.snapshot).
 import HammerCore
 
 extension Handle {
-    /// Counts one call (or a batch's `o`) in the statistics, with its latency.
-    private func recorded<T>(_ t0: Int64, _ o: Outcome, _ r: Result<T, Failure>) -> Result<T, Failure> {
-        var o = o
+    /// A single call's outcome for the statistics (counted in its shard, under the lock it holds anyway).
+    private static func counted<T>(_ r: Result<T, Failure>) -> Outcome {
+        var o = Outcome(calls: 1)
         if let f = r.failureValue { o.fail(f.status) }
-        pool.record(o, latencyUs: Clock.monotonicUs() - t0)
-        return r
+        return o
+    }
+
+    private static func decided(_ r: Result<Decision, Failure>) -> Outcome {
+        var o = Outcome(calls: 1)
+        o.add(r)
+        return o
     }
 
     func memoryCountHit(_ m: MemoryStore, id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64,
                         increment: Int64) -> Result<Int64, Failure> {
-        let t0 = Clock.monotonicUs()
-        return recorded(t0, Outcome(calls: 1), m.with(id, create: true) { s, mono in
+        m.with(id, create: true, since: Clock.monotonicUs(), count: Handle.counted) { s, mono in
             s.countHit(bucket, incr: increment, now: nowMs, ttl: config.expiryMs, refresh: true, mono: mono)
-        })
+        }
     }
 
     func memoryGetBucket(_ m: MemoryStore, id: UnsafeBufferPointer<UInt8>, bucket: Int64) -> Result<BucketInfo?, Failure> {
-        let t0 = Clock.monotonicUs()
-        return recorded(t0, Outcome(calls: 1), .success(m.with(id, create: false) { s, mono in
-            s.bucket(bucket, mono).map { BucketInfo(count: $0.count, created: $0.created, updated: $0.updated) }
-        }))
+        m.with(id, create: false, since: Clock.monotonicUs(), count: Handle.counted) { s, mono in
+            .success(s.bucket(bucket, mono).map { BucketInfo(count: $0.count, created: $0.created, updated: $0.updated) })
+        }
     }
 
     func memoryDelete(_ m: MemoryStore, id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
         let t0 = Clock.monotonicUs()
-        return recorded(t0, Outcome(calls: 1), .success(m.delete(id)))
+        let n = m.delete(id)
+        pool.record(Outcome(calls: 1), latencyUs: Clock.monotonicUs() - t0)
+        return .success(n)
     }
 
     func memoryInspect(_ m: MemoryStore, id: UnsafeBufferPointer<UInt8>, scaleMs: Int64) -> Result<Inspection, Failure> {
@@ -37,13 +43,14 @@ extension Handle {
         let now = Clock.realtimeMs()
         let w = idiv(now, scaleMs)
         let left = (w + 1) * scaleMs - now
-        return recorded(t0, Outcome(calls: 1), .success(m.with(id, create: false) { s, mono in
+        return m.with(id, create: false, since: t0, count: Handle.counted) { s, mono in
             let b = s.bucket(w, mono)
-            return Inspection(count: b?.count ?? 0, created: b?.created ?? 0, updated: b?.updated ?? 0, msToNext: left)
-        }))
+            return .success(Inspection(count: b?.count ?? 0, created: b?.created ?? 0, updated: b?.updated ?? 0,
+                                       msToNext: left))
+        }
     }
 
-    /// One decision, uncounted (single calls and batches count it).
+    /// One decision, uncounted (batches count theirs together).
     func memoryDecide(_ m: MemoryStore, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64,
                       now: Int64?) -> Result<Decision, Failure> {
         let t = now ?? Clock.realtimeMs()
@@ -53,11 +60,10 @@ extension Handle {
     func memoryLimit(_ m: MemoryStore, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64,
                      now: Int64?) -> Result<Decision, Failure> {
         let t0 = Clock.monotonicUs()
-        let d = memoryDecide(m, id: id, lim, mode: mode, cost: cost, now: now)
-        var o = Outcome(calls: 1)
-        o.add(d)
-        pool.record(o, latencyUs: Clock.monotonicUs() - t0)
-        return d
+        let t = now ?? Clock.realtimeMs()
+        return m.with(id, create: mode != .peek, since: t0, count: Handle.decided) { s, mono in
+            s.decide(lim, mode: mode, cost: cost, now: t, mono: mono)
+        }
     }
 
     func memoryCountHits(_ m: MemoryStore, _ reqs: [Result<CountRequest, Failure>]) -> [Result<Int64, Failure>] {
@@ -87,5 +93,14 @@ extension Handle {
         }
         pool.record(o, latencyUs: Clock.monotonicUs() - t0)
         return results
+    }
+}
+
+extension Handle {
+    /// The statistics hammer_stats reports, and the connections open.
+    func snapshot() -> (Stats, Int) {
+        var (s, open) = pool.snapshot()
+        if let memory { s.merge(memory.stats()) }
+        return (s, open)
     }
 }

@@ -48,6 +48,8 @@ final class MemoryStore {
     final class Shard {
         var lock = Lock()
         var states = States()
+        /// The single calls decided in this shard (under its lock: no lock shared by all threads per call).
+        var stats = Stats()
     }
 
     static let shardBits = 6
@@ -68,13 +70,15 @@ final class MemoryStore {
             _ = Unmanaged.passRetained(s.states)
             s.lock = Lock()
             s.states = States()
+            s.stats = Stats()
         }
     }
 
     /// Runs `body` on the id's live state under its shard's lock. With `create` false, an id without state gets
-    /// an empty one that is not kept (peek, get_bucket, inspect).
-    func with<T>(_ id: UnsafeBufferPointer<UInt8>, create: Bool,
-                 _ body: (inout MemoryState, Int64) -> T) -> T {
+    /// an empty one that is not kept (peek, get_bucket, inspect). With `count`, the call (begun at t0, monotonic
+    /// us) is counted in the shard's statistics as `count` says from its result.
+    func with<T>(_ id: UnsafeBufferPointer<UInt8>, create: Bool, since t0: Int64 = 0,
+                 count: ((T) -> Outcome)? = nil, _ body: (inout MemoryState, Int64) -> T) -> T {
         epoch.check(afterFork)
         let s = shards[shardIndex(id, bits: MemoryStore.shardBits)]
         s.lock.lock()
@@ -83,22 +87,35 @@ final class MemoryStore {
         let st = s.states
         st.sweep(2, mono)
         let key = Array(id)
+        let r: T
         if let e = st.map[key] {
             e.state.purge(mono)
-            let r = body(&e.state, mono)
+            r = body(&e.state, mono)
             if e.state.isEmpty { st.remove(e) }
-            return r
-        }
-        if !create {
+        } else if !create {
             var empty = MemoryState()
-            return body(&empty, mono)
+            r = body(&empty, mono)
+        } else {
+            let e = Entry(id: key, position: st.order.count)
+            st.map[key] = e
+            st.order.append(e)
+            r = body(&e.state, mono)
+            if e.state.isEmpty { st.remove(e) }
         }
-        let e = Entry(id: key, position: st.order.count)
-        st.map[key] = e
-        st.order.append(e)
-        let r = body(&e.state, mono)
-        if e.state.isEmpty { st.remove(e) }
+        if let count { s.stats.add(count(r), latencyUs: Clock.monotonicUs() - t0) }
         return r
+    }
+
+    /// Every shard's statistics, summed.
+    func stats() -> Stats {
+        epoch.check(afterFork)
+        var sum = Stats()
+        for s in shards {
+            s.lock.lock()
+            sum.merge(s.stats)
+            s.lock.unlock()
+        }
+        return sum
     }
 
     /// Drops the id's state; returns how many Redis keys that state would be (delete_buckets' count).
@@ -124,5 +141,27 @@ final class MemoryStore {
             s.lock.unlock()
         }
         return n
+    }
+}
+
+extension Stats {
+    /// Counts a call's outcome, as Pool counts it.
+    mutating func add(_ o: Outcome, latencyUs: Int64?) {
+        calls &+= o.calls
+        allowed &+= o.allowed
+        denied &+= o.denied
+        degraded &+= o.degraded
+        for i in 1..<min(Status.limit, errors.count) { errors[i] &+= o.errors[i] }
+        if let latencyUs { latency.record(UInt64(max(0, latencyUs))) }
+    }
+
+    mutating func merge(_ o: Stats) {
+        calls &+= o.calls
+        allowed &+= o.allowed
+        denied &+= o.denied
+        degraded &+= o.degraded
+        reconnects &+= o.reconnects
+        for i in 0..<min(errors.count, o.errors.count) { errors[i] &+= o.errors[i] }
+        latency.merge(o.latency)
     }
 }
