@@ -4,12 +4,12 @@ window's log, and whether threads on distinct ids wait for each other: benchmark
 or more builds of the library, back to back in this run.
 
     python3 benchmarks/local_model.py [--lib NAME=DIR ...] [--sizes 1000,10000,100000,1000000] [--m 2000]
-                                      [--threads 8] [--memory]
+                                      [--threads 2,8] [--thread-sizes 10000] [--memory]
 
 --lib: a library directory to measure (default: build/lib as "this"); give the reference first, e.g.
 --lib before=/tmp/hammer-main/lib --lib after=build/lib. A size that would take more than --max-fill-s to fill at
-the cost measured for the sizes before it is skipped (the old model fills in n^2). --memory also runs memory:// on
-each library that knows it.
+the cost measured for the sizes before it is skipped (the old model fills in n^2). --thread-sizes: the sizes also run
+on --threads threads, each on its own id. --memory also runs memory:// on each library that knows it.
 """
 import argparse
 import os
@@ -33,7 +33,7 @@ def parse(line):
 
 def run(exe, lib, url, sizes, m, threads, stop=None):
     env = dict(os.environ, LD_LIBRARY_PATH=lib)
-    p = subprocess.Popen([exe, url, ",".join(map(str, sizes)), str(m), str(threads)], env=env,
+    p = subprocess.Popen([exe, url, ",".join(map(str, sizes)), str(m), threads], env=env,
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     rows = []
     for line in p.stdout:
@@ -52,8 +52,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", action="append", default=[])
     ap.add_argument("--sizes", default="1000,10000,100000,1000000")
-    ap.add_argument("--m", type=int, default=2000)
-    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--m", type=int, default=20000)
+    ap.add_argument("--threads", default="2,8", help="thread counts, comma-separated")
+    ap.add_argument("--thread-sizes", default="10000", help="the sizes also run on --threads threads")
     ap.add_argument("--max-fill-s", type=float, default=120)
     ap.add_argument("--memory", action="store_true")
     a = ap.parse_args()
@@ -61,6 +62,7 @@ def main():
     exe = "/tmp/bench_local.%d" % os.getpid()
     build(exe)
     sizes = [int(s) for s in a.sizes.split(",")]
+    thread_sizes = {int(s) for s in a.thread_sizes.split(",") if s}
     print(f"load average: {os.getloadavg()}")
     try:
         for name, lib in libs:
@@ -73,7 +75,7 @@ def main():
                 server = RedisServer()
                 try:
                     url = server.url(fallback="local", expiry_ms=60000)
-                    rows = run(exe, lib, url, [s], a.m, a.threads, stop=server.stop)
+                    rows = run(exe, lib, url, [s], a.m, a.threads if s in thread_sizes else "1", stop=server.stop)
                 finally:
                     server.close()
                 for r in rows:
@@ -82,12 +84,13 @@ def main():
                         fill, prev = float(r["fill_s"]), int(r["size"])
                     else:
                         print(f"{name} fallback=local stats:", " ".join(f"{k}={v}" for k, v in r.items()))
-            if a.memory:
+            for s in sizes if a.memory else []:
                 try:
-                    rows = run(exe, lib, "memory://?expiry_ms=60000", sizes, a.m, a.threads)
+                    rows = run(exe, lib, "memory://?expiry_ms=60000", [s], a.m,
+                               a.threads if s in thread_sizes else "1")
                 except RuntimeError as e:
                     print(f"{name} memory://: {e}")
-                    continue
+                    break
                 for r in rows:
                     print(f"{name} memory://", " ".join(f"{k}={v}" for k, v in r.items()))
     finally:

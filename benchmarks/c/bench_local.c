@@ -4,8 +4,12 @@
  *
  *   bench_local URL SIZES M THREADS
  *
- * SIZES: comma-separated log sizes. With THREADS > 1, each size is also run on THREADS threads at once, each on an
- * id of its own, and the decisions/s of all of them are printed beside the one-thread figure. When URL is not
+ * THREADS: a comma-separated list of thread counts (1: none).
+ *
+ * SIZES: comma-separated log sizes. The M timed hits go in 10 blocks, and the median block's time per decision is
+ * printed (a block that a busy machine preempted does not count). With THREADS > 1, each size is also run on THREADS
+ * threads at once, each on an id of its own, and the decisions/s of all of them are printed beside the one-thread
+ * figure. When URL is not
  * memory://, the program opens the handle, prints "ready" and waits for a line on stdin (the driver stops Redis
  * meanwhile), so that every decision is the fallback's. Prints one line of key=value pairs per size.
  */
@@ -21,7 +25,9 @@ struct job {
     int64_t size, m, t0;
     pthread_barrier_t *start;   /* threads: every log filled before any is timed */
     double fill_s, run_s, start_s, end_s;
+    double block_us[10];   /* per decision, each tenth of the timed hits */
 };
+
 
 static void hit_at(hammer_t *h, const char *id, const hammer_limit *lim, int64_t now)
 {
@@ -39,7 +45,12 @@ static void *run(void *arg)
     for (int64_t i = 0; i < j->size; i++) hit_at(j->h, j->id, &lim, j->t0 + i);
     if (j->start) pthread_barrier_wait(j->start);
     double b = j->start_s = mono_s();
-    for (int64_t i = 0; i < j->m; i++) hit_at(j->h, j->id, &lim, j->t0 + j->size + i);
+    int64_t per = j->m / 10 > 0 ? j->m / 10 : 1;
+    for (int k = 0; k < 10; k++) {
+        double kb = mono_s();
+        for (int64_t i = k * per; i < (k + 1) * per && i < j->m; i++) hit_at(j->h, j->id, &lim, j->t0 + j->size + i);
+        j->block_us[k] = (mono_s() - kb) * 1e6 / (double)per;
+    }
     j->end_s = mono_s();
     j->fill_s = b - a;
     j->run_s = j->end_s - b;
@@ -75,8 +86,14 @@ int main(int argc, char **argv)
     if (argc != 5) DIE("usage: bench_local URL SIZES M THREADS");
     const char *url = argv[1];
     int64_t m = arg_long(argv[3], "M");
-    long threads = arg_long(argv[4], "THREADS");
-    if (threads < 1 || threads > 64) DIE("THREADS must be 1..64");
+    long counts[8], nthreads = 0;
+    char *tl = strdup(argv[4]);
+    for (char *t = strtok(tl, ","); t && nthreads < 8; t = strtok(NULL, ",")) {
+        counts[nthreads] = arg_long(t, "THREADS");
+        if (counts[nthreads] < 1 || counts[nthreads] > 64) DIE("THREADS must be 1..64");
+        nthreads++;
+    }
+    free(tl);
     hammer_t *h = NULL;
     int st = hammer_open(url, &h);
     if (st != HAMMER_OK) DIE("hammer_open: %s: %s", hammer_strerror(st), hammer_last_error());
@@ -93,12 +110,19 @@ int main(int argc, char **argv)
         struct job one = {.h = h, .size = size, .m = m, .t0 = t0};
         snprintf(one.id, sizeof one.id, "bench_local:one:%" PRId64, size);
         run(&one);
-        printf("size=%" PRId64 " fill_s=%.3f us_per_decision=%.3f", size, one.fill_s, one.run_s * 1e6 / (double)m);
-        if (threads > 1) {
+        qsort(one.block_us, 10, sizeof one.block_us[0], cmp_double);
+        printf("size=%" PRId64 " fill_s=%.3f us_per_decision=%.3f min_block=%.3f max_block=%.3f", size, one.fill_s,
+               (one.block_us[4] + one.block_us[5]) / 2, one.block_us[0], one.block_us[9]);
+        if (nthreads > 1 || counts[0] > 1) {
             double one_s = run_threads(h, 1, size, m, "t1", t0);
-            double many_s = run_threads(h, threads, size, m, "tn", t0);
-            printf(" threads=%ld one_thread_per_s=%.0f all_threads_per_s=%.0f", threads, (double)m / one_s,
-                   (double)(m * threads) / many_s);
+            printf(" one_thread_per_s=%.0f", (double)m / one_s);
+            for (long k = 0; k < nthreads; k++) {
+                if (counts[k] == 1) continue;
+                char tag[16];
+                snprintf(tag, sizeof tag, "t%ld", counts[k]);
+                double many_s = run_threads(h, counts[k], size, m, tag, t0);
+                printf(" threads_%ld_per_s=%.0f", counts[k], (double)(m * counts[k]) / many_s);
+            }
         }
         printf("\n");
         fflush(stdout);
