@@ -25,10 +25,14 @@ public struct MemoryState: Sendable {
     public var token: Expiring<LimiterModel>? = nil
     public var leaky: Expiring<LimiterModel>? = nil
     public var gcra: Expiring<LimiterModel>? = nil
+    /// The sliding counter's hash: a field (a model) per period, the whole hash one key with one TTL.
+    public var counters: Expiring<[Int64: LimiterModel]>? = nil
 
     public init() {}
 
-    public var isEmpty: Bool { buckets.isEmpty && sliding == nil && token == nil && leaky == nil && gcra == nil }
+    public var isEmpty: Bool {
+        buckets.isEmpty && sliding == nil && token == nil && leaky == nil && gcra == nil && counters == nil
+    }
 
     /// Drops what has expired at `mono`.
     public mutating func purge(_ mono: Int64) {
@@ -36,6 +40,7 @@ public struct MemoryState: Sendable {
         if let s = token, s.expires <= mono { token = nil }
         if let s = leaky, s.expires <= mono { leaky = nil }
         if let s = gcra, s.expires <= mono { gcra = nil }
+        if let s = counters, s.expires <= mono { counters = nil }
         if bucketsFirstExpiry <= mono {
             buckets = buckets.filter { $0.value.expires > mono }
             bucketsFirstExpiry = buckets.values.map(\.expires).min() ?? Int64.max
@@ -114,6 +119,21 @@ public struct MemoryState: Sendable {
             return .success(MemoryState.meter(&leaky, lim, mode: mode, cost: c, now: now, mono: mono))
         case .gcra:
             return .success(MemoryState.meter(&gcra, lim, mode: mode, cost: c, now: now, mono: mono))
+        case .slidingCounter:
+            // lua/lib/sliding_counter.lua: an allowed hit of cost > 0 writes its period's field and makes the hash
+            // live at least until that field weighs nothing (reset_after_ms) and a second: never shortened.
+            let expires = counters?.expires
+            var fields = counters?.value ?? [:]
+            counters = nil
+            var m = fields[lim.periodMs] ?? LimiterModel()
+            let d = m.apply(lim, mode: mode, cost: c, now: now)
+            if mode == .hit && d.allowed && c > 0 {
+                fields[lim.periodMs] = m
+                counters = Expiring(value: fields, expires: max(expires ?? 0, mono + d.resetAfterMs + 1000))
+            } else if let expires {
+                counters = Expiring(value: fields, expires: expires)
+            }
+            return .success(d)
         }
     }
 
@@ -133,6 +153,7 @@ public struct MemoryState: Sendable {
         var n = Int64(buckets.values.filter { $0.expires > mono }.count)
         if let s = sliding, s.expires > mono { n += 2 }
         for m in [token, leaky, gcra] { if let m, m.expires > mono { n += 1 } }
+        if let m = counters, m.expires > mono { n += 1 }
         return n
     }
 }
@@ -147,6 +168,12 @@ extension MemoryState {
         if let s = sliding { out.append("sw=\(s.value.entries.map { "\($0.time):\($0.cost)" })") }
         for (name, m) in [("tb", token), ("lb", leaky), ("gcra", gcra)] {
             if let m { out.append("\(name)=\(String(describing: m.value.u)) \(m.value.t) \(String(describing: m.value.tat)) \(m.value.f)") }
+        }
+        if let c = counters {
+            for p in c.value.keys.sorted() {
+                let m = c.value[p]!
+                out.append("swc \(p)=\(String(describing: m.cw)) \(m.ccur) \(m.cprev)")
+            }
         }
         return out
     }

@@ -69,11 +69,12 @@ final class MemoryStateTests: XCTestCase {
                                  mono: 0).get()
             XCTAssertTrue(d.allowed)
         }
-        // The window's bucket (1 key), the log and its meta (2), the two buckets and GCRA (1 each).
-        XCTAssertEqual(s.keyCount(0), 6)
+        // The window's bucket (1 key), the log and its meta (2), the two buckets, GCRA and the counters' hash (1 each).
+        XCTAssertEqual(s.keyCount(0), 7)
         XCTAssertEqual(s.token?.expires, 100 + 1000, "drains in 100 ms, and a second")
         XCTAssertEqual(s.gcra?.expires, 1100)
         XCTAssertEqual(s.sliding?.expires, 2000, "the newest hit leaves in 1 s, and a second")
+        XCTAssertEqual(s.counters?.expires, 3000, "the window weighs until the next one ends, and a second")
         // A peek and a denied hit change nothing, TTLs included.
         var lim = Limit(algorithm: .slidingWindow, limit: 1, periodMs: 1000)
         XCTAssertFalse(try s.decide(lim, mode: .hit, cost: 1, now: now + 10, mono: 10).get().allowed)
@@ -85,8 +86,10 @@ final class MemoryStateTests: XCTestCase {
         XCTAssertNil(s.token)
         XCTAssertNil(s.gcra)
         XCTAssertNil(s.leaky)
-        XCTAssertEqual(s.keyCount(1100), 3)
+        XCTAssertEqual(s.keyCount(1100), 4)
         s.purge(2000)
+        XCTAssertEqual(s.snapshot, ["swc 1000=Optional(1700000000) 1 0"])
+        s.purge(3000)
         XCTAssertTrue(s.isEmpty, "\(s.snapshot)")
     }
 }

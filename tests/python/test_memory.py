@@ -32,7 +32,7 @@ def h(open_hammer):
 
 def limits(rng):
     make = [hammer.Limit.fixed_window, hammer.Limit.sliding_window, hammer.Limit.token_bucket,
-            hammer.Limit.leaky_bucket, hammer.Limit.gcra][rng.randrange(5)]
+            hammer.Limit.leaky_bucket, hammer.Limit.gcra, hammer.Limit.sliding_counter][rng.randrange(6)]
     return make(rng.randint(1, 6), rng.choice([100, 1000, 60_000]))
 
 
