@@ -52,7 +52,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", action="append", default=[])
     ap.add_argument("--sizes", default="1000,10000,100000,1000000")
-    ap.add_argument("--m", type=int, default=20000)
+    ap.add_argument("--m", type=int, default=2000)
     ap.add_argument("--threads", default="2,8", help="thread counts, comma-separated")
     ap.add_argument("--thread-sizes", default="10000", help="the sizes also run on --threads threads")
     ap.add_argument("--max-fill-s", type=float, default=120)
