@@ -19,8 +19,6 @@ final class Connection {
     var spinMisses = 0
     /// The last connect() failed because nothing listened (ECONNREFUSED, or no unix socket): retrying costs no wait.
     private(set) var refused = false
-    /// When the pool last took it back (monotonic us).
-    var releasedUs: Int64 = 0
     /// The command being sent follows an ASKING (a cluster's ASK redirection; see Router).
     var asking = false
     /// Commands in RESP not yet sent (a pipeline), and how much of them went out.
@@ -84,13 +82,20 @@ final class Connection {
 
     /// An idle connection with something to read has been closed by the server (idle timeout, CLIENT KILL,
     /// restart) or is out of step (a reply nobody asked for): every command's reply is read before the connection
-    /// goes back, so nothing can be pending. One poll() with no wait, so such a connection is replaced before a hit
-    /// is sent on it.
+    /// goes back, so nothing can be pending. Checked before each lend, so such a connection is replaced before a
+    /// command is written on it: TLS records already decrypted, bytes read ahead, then the socket itself (one recv
+    /// that peeks without waiting; TLS bytes on the socket count as well).
     var isStale: Bool {
         guard let t = transport, let r = reader else { return true }
         if t.hasBuffered || r.hasUnread { return true }
-        var p = pollfd(fd: t.fd, events: Int16(POLLIN), revents: 0)
-        return Glibc.poll(&p, 1, 0) != 0
+        var byte: UInt8 = 0
+        while true {
+            let n = recv(t.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n > 0 || n == 0 { return true }   // bytes, or the server's close
+            let e = errno
+            if e == EINTR { continue }
+            return !(e == EAGAIN || e == EWOULDBLOCK)
+        }
     }
 
     /// Bytes received beyond the replies read: the server sent a reply no command asked for.

@@ -67,10 +67,6 @@ final class Pool {
     private var downUntilMs: Int64 = 0
     private var backoffMs: Int64 = 0
     private var lastFailure: Failure? = nil
-    /// A connection given back less than this long ago is lent again without the poll() that looks for a close
-    /// by the server: a busy pool saves a system call per call, and a close in that instant fails one call, as it
-    /// would have failed the call in flight a moment earlier.
-    static let freshUs: Int64 = 1000
     static let backoffFirstMs: Int64 = 25
     static let backoffCapMs: Int64 = 1000
     static let refusedCapMs: Int64 = 100
@@ -234,7 +230,8 @@ final class Pool {
             }
         }
         if conn.isOpen {
-            if Clock.monotonicUs() - conn.releasedUs < Pool.freshUs { return .success(conn) }
+            // Every time, however recently it came back: a reply nobody asked for may arrive at any moment, and one
+            // that is there now must not be read as the next command's reply (one recv that does not wait).
             if !conn.isStale { return .success(conn) }
             conn.close()
         }
@@ -312,7 +309,7 @@ final class Pool {
         if sentinel != nil, let f = failure, f.status == .connect || f.status == .timeout || (f.status == .redis && f.transient) {
             masterCheckedUs = 0
         }
-        if broken { idle.insert(conn, at: 0) } else { conn.releasedUs = Clock.monotonicUs(); idle.append(conn) }
+        if broken { idle.insert(conn, at: 0) } else { idle.append(conn) }
         // Connect failures and timeouts trip the breaker; a connection that broke under a command does not (the
         // server may simply have closed it), nor does an answer from Redis.
         if let f = failure, connectFailed || f.status == .timeout {

@@ -120,6 +120,29 @@ def test_a_reply_nobody_asked_for_that_arrives_while_idle_is_never_read_as_a_rep
         assert fake.connections == 2   # the out-of-step connection was replaced before use
 
 
+def test_a_stray_reply_that_arrives_just_after_a_call_never_reaches_the_next_call():
+    # Issue 17: a reply sent 0.3 ms after the call's own reply (still inside the pool's old "given back less than
+    # 1 ms ago" shortcut) reached the next call. Every connection's first command gets such a stray; the next call
+    # comes 0.7 ms later, so the stray is already there when the connection is lent again, and must be seen then.
+    def answer(conn_no, cmd_no, args):
+        if cmd_no == 0:
+            return [honest_reply(args), 0.0003, int_reply(999999)]
+        return [honest_reply(args)]
+    wrong = []
+    with FakeRedis(answer) as fake, hammer.Hammer(fake.url(pool_size=1, timeout_ms=2000)) as h:
+        for n in range(40):
+            i = f"stray:{n}"
+            try:
+                v = h.count_hit(i, 1, NOW)
+            except hammer.ProtocolError:
+                continue   # the stray came with the reply, in the same read: seen, and the connection dropped
+            if v != honest(i.encode()):
+                wrong.append((i, v))
+            time.sleep(0.0007)
+        assert not wrong, f"calls returned another reply: {wrong[:5]}"
+        assert fake.connections >= 40   # every connection that got a stray was dropped before its next command
+
+
 def test_a_batch_reply_of_the_wrong_shape_fails_the_batch_and_drops_the_connection():
     def answer(conn_no, cmd_no, args):
         if conn_no == 0 and cmd_no == 0:
