@@ -3,8 +3,10 @@ Redis-compatible server, a man in the middle). Everything else talks to a real r
 
 Each accepted connection runs in its own thread: commands are parsed as RESP arrays, PING gets +PONG, INFO the
 `INFO server` of a Redis 7.0.15 and COMMAND an entry for every command asked about (what hammer_open checks; see
-info_server() and command_info() to answer otherwise), and every other command goes to `answer(conn_no, cmd_no, args) -> list of steps`; a step is bytes to send, a float (seconds
-to sleep), or None (close the connection). The answer's honest value for a call is derived from its id, so a
+info_server() and command_info() to answer otherwise), and every other command goes to `answer(conn_no, cmd_no,
+args) -> list of steps`; a step is bytes to send, a float (seconds to sleep), a function (called: e.g. to tell the
+test that bytes were sent), or None (close the connection). The answer's honest value for a call is derived from
+its id, so a
 reply that reaches the wrong call shows as a wrong value."""
 import socket
 import threading
@@ -120,6 +122,8 @@ class FakeRedis:
                         return
                     if isinstance(s, float):
                         time.sleep(s)
+                    elif callable(s):
+                        s()
                     else:
                         c.sendall(s)
         except OSError:
