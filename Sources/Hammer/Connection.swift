@@ -29,6 +29,11 @@ final class Connection {
     private var timeoutText = "Redis command timed out"
     /// A failure or an unusable reply happened: the pool closes the connection instead of lending it again.
     var broken = false
+    /// Since begin(): bytes of a command went out (a timeout then is Redis's, and the command may have run).
+    private(set) var wrote = false
+    /// The deadline given to begin() is the call's, earlier than a whole timeout_ms from now: a timeout then says
+    /// nothing about Redis, so it does not open the breaker (set by the pool after begin()).
+    var cutShort = false
     /// The pool's master generation when it connected (Sentinel: a connection to an old master is dropped).
     var generation = 0
 
@@ -73,6 +78,8 @@ final class Connection {
     @inline(__always)
     func begin(until deadline: Int64, _ limits: RespLimits = .single, timeoutText: String? = nil) {
         deadlineUs = deadline
+        wrote = false
+        cutShort = false
         if let timeoutText { self.timeoutText = timeoutText }
         reader?.scanner.begin(limits)
     }
@@ -250,12 +257,21 @@ final class Connection {
         }
     }
 
-    /// Sends what is queued, within the deadline.
+    /// Sends what is queued, within the deadline. Nothing is sent once the deadline has passed: the call has
+    /// failed by then, and its command must not run after the caller was told it timed out.
     private func flush(_ t: Transport) -> Failure? {
+        if sent == 0 && sent < out.count && Clock.monotonicUs() >= deadlineUs {
+            out.removeAll(keepingCapacity: true)
+            // Replies of this call's earlier commands may still be on their way: then the connection goes.
+            if wrote { broken = true }
+            return Failure(.timeout, timeoutText + "; the command was not sent")
+        }
         while sent < out.count {
             let r = out.withUnsafeBytes { t.write($0.baseAddress! + sent, $0.count - sent) }
             switch r {
-            case let .done(n): sent += n
+            case let .done(n):
+                sent += n
+                wrote = true
             case .wantWrite: if let f = wait(t, Int16(POLLOUT)) { return f }
             case .wantRead: if let f = wait(t, Int16(POLLIN)) { return f }
             case .eof: broken = true; return Failure(.connect, "Redis closed the connection")

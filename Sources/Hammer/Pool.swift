@@ -1,8 +1,10 @@
 // The handle's connections: at most pool_size, made lazily, each lent to one thread at a time.
 // The lock is held only to take or give back a connection and to count, never across the network.
-// A circuit breaker keeps calls calm while Redis is down: after a connect failure or a timeout, calls fail at once
-// until a back-off (25 ms doubling to 1 s; to 100 ms when the connection was refused) has passed; then one call
-// tries again, and a success closes it.
+// A circuit breaker keeps calls calm while Redis is down: after a connect failure or a timeout of a command that was
+// sent and had its whole timeout_ms, calls fail at once until a back-off (25 ms doubling to 1 s; to 100 ms when the
+// connection was refused) has passed; then one call tries again, and a success closes it. A call that ran out of
+// time waiting for a busy pool says nothing about Redis and opens nothing. While open, calls fail with the failure
+// that opened it, transient or not: a wrong password stays HAMMER_ERR_REDIS, never answered by on_error.
 import CHiredis
 import Glibc
 import HammerCore
@@ -128,7 +130,9 @@ final class Pool {
             return r
         case let .success(c): conn = c
         }
-        conn.begin(until: min(deadline, Clock.monotonicUs() &+ config.timeoutMs &* 1000))
+        let whole = Clock.monotonicUs() &+ config.timeoutMs &* 1000
+        conn.begin(until: min(deadline, whole))
+        conn.cutShort = deadline < whole
         var result = body(conn)
         if conn.hasUnread && !conn.isBroken {
             // More than the call's replies (after an answer or a Redis error alike): out of step.
@@ -138,7 +142,10 @@ final class Pool {
             // A reply the library could not use: the stream may be out of step, so the connection goes.
             conn.broken = true
         }
-        release(conn, result.failureValue, counting: outcome(result).map { ($0, Clock.monotonicUs() - t0) })
+        // A command that was sent and outlived its whole timeout_ms: Redis is slow or gone.
+        let timedOut = result.failureValue?.status == .timeout && conn.wrote && !conn.cutShort
+        release(conn, result.failureValue, trips: timedOut,
+                counting: outcome(result).map { ($0, Clock.monotonicUs() - t0) })
         return result
     }
 
@@ -187,7 +194,7 @@ final class Pool {
             let wait = downUntilMs - start
             lock.unlock()
             return .failure(Failure(last.status, last.message + " (failing fast; next attempt in \(wait) ms)",
-                                    transient: true))
+                                    transient: last.transient))
         }
         let deadline = deadlineUs / 1000
         while idle.isEmpty && lent >= config.poolSize {
@@ -220,7 +227,7 @@ final class Pool {
         if let watch = sentinel {
             switch follow(watch, until: deadlineUs) {
             case let .failure(f):
-                release(conn, f, connectFailed: true)
+                release(conn, f, connectFailed: true, trips: true)
                 return .failure(f)
             case let .success((addr, g)):
                 if conn.isOpen && conn.generation != g { conn.close() }   // a connection to an old master
@@ -235,8 +242,17 @@ final class Pool {
             if !conn.isStale { return .success(conn) }
             conn.close()
         }
-        if let f = conn.connect(target, tls: tls, until: min(deadlineUs, Clock.monotonicUs() &+ config.connectTimeoutMs &* 1000)) {
-            release(conn, f, connectFailed: true)
+        // The connect gets connect_timeout_ms within the call's deadline; one the deadline cut short, or that never
+        // began (the deadline passed while this call waited), says nothing about Redis.
+        let now = Clock.monotonicUs()
+        let whole = now &+ config.connectTimeoutMs &* 1000
+        if now >= deadlineUs {
+            let f = Failure(.timeout, "the call's deadline passed before it could connect to Redis")
+            release(conn, f, trips: false, tried: false)
+            return .failure(f)
+        }
+        if let f = conn.connect(target, tls: tls, until: min(deadlineUs, whole)) {
+            release(conn, f, connectFailed: true, trips: f.status != .timeout || deadlineUs >= whole)
             return .failure(f)
         }
         conn.generation = generation
@@ -298,21 +314,24 @@ final class Pool {
         }
     }
 
-    private func release(_ conn: Connection, _ failure: Failure?, connectFailed: Bool = false,
-                         counting: (Outcome, Int64)? = nil) {
+    /// `connectFailed`: connecting (or finding the master) failed. `trips`: the failure opens the breaker. `tried`:
+    /// Redis was talked to (a success then closes the breaker).
+    private func release(_ conn: Connection, _ failure: Failure?, connectFailed: Bool = false, trips: Bool,
+                         tried: Bool = true, counting: (Outcome, Int64)? = nil) {
         let broken = conn.isBroken
         if broken { conn.close() }
         lock.lock()
         lent -= 1
         // Sentinel: a failure to reach or write to the master (connect, timeout, a closed connection, READONLY and
         // the like) makes the next call ask the sentinels again.
-        if sentinel != nil, let f = failure, f.status == .connect || f.status == .timeout || (f.status == .redis && f.transient) {
+        if sentinel != nil, tried, let f = failure, f.status == .connect || f.status == .timeout || (f.status == .redis && f.transient) {
             masterCheckedUs = 0
         }
         if broken { idle.insert(conn, at: 0) } else { idle.append(conn) }
-        // Connect failures and timeouts trip the breaker; a connection that broke under a command does not (the
-        // server may simply have closed it), nor does an answer from Redis.
-        if let f = failure, connectFailed || f.status == .timeout {
+        // Connect failures and timeouts of sent commands trip the breaker; a connection that broke under a command
+        // does not (the server may simply have closed it), nor does an answer from Redis, nor a call that ran out
+        // of time before its command was sent.
+        if let f = failure, trips {
             // A refused connection (nothing listens: Redis restarting) costs no wait to retry, so its back-off stops
             // at 100 ms and a restarted Redis is used again within that; timeouts back off to 1 s.
             // So does a server that answered it cannot serve yet (LOADING after a restart).
@@ -322,7 +341,7 @@ final class Pool {
             backoffMs = backoffMs == 0 ? Pool.backoffFirstMs : min(backoffMs * 2, cap)
             downUntilMs = Clock.monotonicMs() + backoffMs
             lastFailure = f
-        } else if backoffMs != 0, failure.map({ $0.status != .connect && $0.status != .timeout }) ?? true {
+        } else if tried, backoffMs != 0, failure.map({ $0.status != .connect && $0.status != .timeout }) ?? true {
             backoffMs = 0
             downUntilMs = 0
             lastFailure = nil

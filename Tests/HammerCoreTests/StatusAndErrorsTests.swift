@@ -122,6 +122,10 @@ final class RedisErrorsTests: XCTestCase {
         check(wrap + "WRONGTYPE Operation against a key holding the wrong kind of value", .redis, "another type")
         check(wrap + "-READONLY You can't write against a read only replica.", .redis, "read-only")
         check(wrap + "NOPERM this user has no permissions to access one of the keys", .redis, "permission")
+        check(wrap + "@user_script: 2: -OOM command not allowed when used memory > 'maxmemory'.", .redis, "out of memory")
+        check(wrap + "The user executing the script can't run this command or subcommand", .redis, "permission")
+        XCTAssertTrue(RedisErrors.classify(wrap + "-LOADING Redis is loading").transient)
+        XCTAssertFalse(RedisErrors.classify(wrap + "-NOPERM no permissions").transient)
         // Redis 7 phrasing of the same wrapped errors.
         check("WRONGTYPE Operation against a key holding the wrong kind of value script: f_abc, on @user_script:2.",
               .redis, "another type")
@@ -131,13 +135,19 @@ final class RedisErrorsTests: XCTestCase {
     func testTransientErrors() {
         // Redis cannot answer for now: transient.
         for r in ["OOM command not allowed when used memory > 'maxmemory'.", "READONLY You can't write",
-                  "LOADING Redis is loading the dataset in memory", "BUSY Redis is busy running a script."] {
+                  "LOADING Redis is loading the dataset in memory", "BUSY Redis is busy running a script.",
+                  "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+                  "NOREPLICAS Not enough good replicas to write.", "TRYAGAIN Multiple keys request during rehashing",
+                  "CLUSTERDOWN The cluster is down"] {
             XCTAssertTrue(RedisErrors.classify(r).transient, r)
         }
         // A wrong setup or a wrong request stays wrong: not transient.
         for r in ["NOAUTH Authentication required.", "WRONGPASS invalid username-password pair",
                   "NOPERM this user has no permissions", "WRONGTYPE Operation against a key",
-                  "ERR increment or decrement would overflow", "NOSCRIPT No matching script.", "ERR unknown"] {
+                  "ERR increment or decrement would overflow", "NOSCRIPT No matching script.", "ERR unknown",
+                  "ERR unknown command 'EVALSHA_RO'", "NOPERM User default has no permissions to run the 'eval'",
+                  // The code word decides, not words in the rest of the text.
+                  "WRONGTYPE the dataset is LOADING", "ERR BUSY is a word here", "NOAUTH READONLY"] {
             XCTAssertFalse(RedisErrors.classify(r).transient, r)
         }
     }

@@ -423,6 +423,33 @@ def test_failure_policies_while_down(own_redis, uid):
             h.close()
 
 
+@pytest.mark.parametrize("policy", [{"on_error": "allow"}, {"on_error": "deny"}, {"fallback": "local"}],
+                         ids=["allow", "deny", "local"])
+def test_a_changed_password_is_never_answered_by_a_policy(own_redis, uid, policy):
+    # Issue 18: after a password change, the open breaker failed calls as transient, and on_error=allow answered
+    # 1,801 of them "allowed, degraded". A configuration error stays HAMMER_ERR_REDIS for every call.
+    s = own_redis(extra=["requirepass old-pw"])
+    lim = hammer.Limit.token_bucket(3, 3_600_000)
+    with hammer.Hammer(f"redis://:old-pw@127.0.0.1:{s.port}/?expiry_ms=60000&pool_size=2&" +
+                       "&".join(f"{k}={v}" for k, v in policy.items())) as h:
+        assert not h.hit(uid, lim).degraded
+        s.cli("CONFIG", "SET", "requirepass", "new-pw", password="old-pw")
+        s.cli("CLIENT", "KILL", "TYPE", "normal", password="new-pw")
+        outcomes = []
+        end = time.monotonic() + 1.0   # long enough for the breaker to open, back off and retry several times
+        while time.monotonic() < end:
+            try:
+                outcomes.append(h.hit(uid, lim))
+            except hammer.HammerError as e:
+                outcomes.append(e)
+        assert len(outcomes) >= 20, len(outcomes)
+        assert all(isinstance(o, hammer.RedisError) for o in outcomes), \
+            {type(o).__name__ for o in outcomes}
+        assert "WRONGPASS" in str(outcomes[-1])
+        st = h.stats()
+        assert st.degraded == 0 and st.errors["REDIS"] == len(outcomes)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Limiter
 # ---------------------------------------------------------------------------------------------------------------------
