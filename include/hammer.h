@@ -131,6 +131,8 @@ typedef struct hammer_bucket {
  *  this handle (hammer_delete_buckets) drops the id's entries; a reset made by another process is not seen, so
  *  until the time Redis named this process may deny what Redis would allow. The *_at calls, check_rate, batches and
  *  cost 0 always go to Redis; hammer_stats_t.deny_cache_hits counts the local denials),
+ *  lazy_connect=true|false (true: hammer_open checks the URL and TLS files but does not connect; the first calls
+ *  do, and while Redis cannot be reached on_error / fallback answer them; default false),
  *  hash_tags=true|false (keys as <prefix>{<id>}:<suffix>, so an id's keys share a cluster slot; default false,
  *  always true on a cluster; with it the prefix may not hold '{' or '}', and empty ids or ids starting with '}' are
  *  HAMMER_ERR_INVALID).
@@ -152,9 +154,10 @@ typedef struct hammer_bucket {
  *  usual, with connections 0. After fork() a child keeps a copy of the state as it was, and each process then
  *  counts its own hits (the ids of a shard another thread was changing at that instant start empty).
  *  Anything malformed, unknown or out of range is HAMMER_ERR_INVALID. Connects once to check the server and
- *  credentials, and reads INFO server and COMMAND INFO: a server older than Redis 6.2 (Valkey: any), or one that
- *  lacks a command the library sends, is HAMMER_ERR_REDIS with the version found and the version needed (a user
- *  denied INFO or COMMAND by its ACL is not checked so).
+ *  credentials (a cluster: reads the slot map), and reads INFO server and COMMAND INFO: a server older than Redis
+ *  6.2 (Valkey: any), or one that lacks a command the library sends, is HAMMER_ERR_REDIS with the version found and
+ *  the version needed (a user denied INFO or COMMAND by its ACL is not checked so). With lazy_connect=true none of
+ *  this happens at open (nor the server check later): the first calls connect.
  *  @return HAMMER_OK and the handle in *out, or an error status and *out = NULL. */
 HAMMER_API int hammer_open(const char *config, hammer_t **out);
 

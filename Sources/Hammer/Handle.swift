@@ -41,9 +41,14 @@ final class Handle {
     }
 
     /// Opens the first connection (on a cluster: reads the slot map), so that a wrong address or password shows
-    /// at open, and checks the server is one the library works with (ServerCheck; on a cluster, slot 0's master).
+    /// at open, and checks the server is one the library works with (ServerCheck; on a cluster, slot 0's master);
+    /// with lazy_connect, only what needs no Redis (the TLS files).
     func check() -> Failure? {
         if memory != nil { return nil }
+        if config.lazyConnect {
+            if case let .failure(f)? = pool.tls { return f }
+            return nil
+        }
         if let router {
             if let f = router.open() { return f }
             guard let (_, p) = router.route(0) else { return nil }

@@ -81,6 +81,10 @@ public struct Config: Equatable, Sendable {
     public var scanDelete: Bool = false
     /// deny_cache=ENTRIES: denials kept in-process until Redis said a unit hit can pass (0: off). See DenyCache.
     public var denyCacheEntries: Int = 0
+    /// hammer_open does not connect (lazy_connect=true): the first calls do, and while Redis cannot be reached
+    /// on_error / fallback answer them, so a service can start while Redis is down. The URL and TLS files are
+    /// still checked at open.
+    public var lazyConnect: Bool = false
     /// TLS, for rediss:// URLs; nil for plain connections.
     public var tls: TLSOptions? = nil
     /// Sentinel, for redis+sentinel:// URLs: `endpoint` is then the first sentinel, and the master is found.
@@ -308,6 +312,12 @@ public struct Config: Equatable, Sendable {
                 case "0", "false", "no": c.scanDelete = false
                 case "1", "true", "yes": c.scanDelete = true
                 default: return bad("scan_delete must be true or false")
+                }
+            case "lazy_connect":
+                switch value {
+                case "0", "false", "no": c.lazyConnect = false
+                case "1", "true", "yes": c.lazyConnect = true
+                default: return bad("lazy_connect must be true or false")
                 }
             case "sentinel_password", "sentinel_user":
                 guard c.sentinel != nil else { return bad("\(name) needs a redis+sentinel:// URL") }

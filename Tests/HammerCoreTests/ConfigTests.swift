@@ -142,6 +142,20 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    func testLazyConnect() throws {
+        XCTAssertFalse(try XCTUnwrap(ok("redis://h?expiry_ms=1")).lazyConnect, "connects at open by default")
+        for v in ["1", "true", "yes"] {
+            XCTAssertTrue(try XCTUnwrap(ok("redis://h?expiry_ms=1&lazy_connect=\(v)")).lazyConnect, v)
+            XCTAssertTrue(try XCTUnwrap(ok("redis+cluster://h:7000?expiry_ms=1&lazy_connect=\(v)")).lazyConnect, v)
+        }
+        for v in ["0", "false", "no"] {
+            XCTAssertFalse(try XCTUnwrap(ok("redis://h?expiry_ms=1&lazy_connect=\(v)")).lazyConnect, v)
+        }
+        for v in ["", "2", "TRUE", "on"] {
+            bad("redis://h?expiry_ms=1&lazy_connect=\(v)", naming: ["lazy_connect"])
+        }
+    }
+
     func testNumericOptionBounds() throws {
         // Lowest and highest accepted values, and one past each end.
         let cases: [(name: String, lo: Int64, hi: Int64)] = [

@@ -9,6 +9,7 @@ import pytest
 
 import hammer
 from multiproc import run_in_processes
+from redis_server import free_port
 
 T = 1_700_000_000_000          # a fixed now_ms, a multiple of every period used here
 BIG_SCALE = 100_000_000_000     # ~3 years: a check_rate window the real clock does not leave during a test
@@ -418,6 +419,43 @@ def test_failure_policies_while_down(own_redis, uid):
                         break
                 time.sleep(0.02)
             assert not d.degraded and d.allowed and d.remaining == 2, f"{p}: Redis decides again after the restart"
+    finally:
+        for h in hs.values():
+            h.close()
+
+
+def test_lazy_connect_starts_while_redis_is_down_and_uses_it_once_it_is_up(own_redis, uid):
+    # Issue 18: with lazy_connect=true, open does not connect; while Redis cannot be reached on_error / fallback
+    # answer from the first call; once Redis is up the same handles use it.
+    port = free_port()
+    lim = hammer.Limit.token_bucket(3, 3_600_000)
+    url = f"redis://127.0.0.1:{port}/?expiry_ms=60000&connect_timeout_ms=300&lazy_connect=true"
+    with pytest.raises(hammer.ConnectError):
+        hammer.Hammer(url.replace("&lazy_connect=true", ""))   # the default still checks at open
+    hs = {p: hammer.Hammer(url + q) for p, q in
+          [("error", ""), ("allow", "&on_error=allow"), ("deny", "&on_error=deny"), ("local", "&fallback=local")]}
+    try:
+        with pytest.raises(hammer.ConnectError):
+            hs["error"].hit(uid, lim)
+        assert all(d.allowed and d.degraded for d in (hs["allow"].hit(uid, lim) for _ in range(4)))
+        assert all(not d.allowed and d.degraded for d in (hs["deny"].hit(uid, lim) for _ in range(4)))
+        local = [hs["local"].hit(uid, lim) for _ in range(4)]
+        assert [d.allowed for d in local] == [True, True, True, False] and all(d.degraded for d in local)
+        with pytest.raises(hammer.ConnectError):
+            hs["allow"].count_hit(uid, 1, 1000)   # not a decision: no policy answers it
+        own_redis(port=port)
+        for p, h in hs.items():
+            # The breaker backs off at most 100 ms after a refused connection.
+            for _ in range(100):
+                try:
+                    d = h.hit(uid + p, lim)
+                except hammer.ConnectError:
+                    d = None
+                if d is not None and not d.degraded:
+                    break
+                time.sleep(0.02)
+            assert d is not None and not d.degraded and d.allowed and d.remaining == 2, (p, d)
+            assert h.stats().connections >= 1
     finally:
         for h in hs.values():
             h.close()
