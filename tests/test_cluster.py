@@ -5,6 +5,7 @@ Tests that change the cluster's shape (failover, SIGSTOP) come last and leave it
 import binascii
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -540,5 +541,91 @@ def test_tls_cluster(tls_certs):
         # The chain is verified on every node: a CA that signed nothing of ours is refused.
         with pytest.raises(hammer.ConnectError, match="certificate verify failed"):
             hammer.Hammer(c.url(ssl_ca_certs=tls_certs.other_ca))
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Map reads within the call's deadline; pools only for the map's masters (issue 17)
+# ---------------------------------------------------------------------------------------------------------------------
+def test_map_reads_keep_the_calls_bound_and_pools_follow_the_map():
+    """3 of 4 masters stopped: a call on the live master is not held by a map read (it took 1603 ms for a 1000 ms
+    bound, then opened that master's breaker); calls on the stopped masters' slots, which read the map, end within
+    their bound. Then, a master emptied by resharding: its pool, and its connections, go at the next map read."""
+    c = RedisCluster(masters=4, replicas=0, extra=["cluster-node-timeout 60000"])   # no failover while stopped
+    try:
+        connect_ms, timeout_ms = 300, 300
+        bound = (connect_ms + timeout_ms) / 1000
+        seeds = {n.port for n in c.nodes[:2]}
+        masters = c.masters()
+        with hammer.Hammer(c.url(connect_timeout_ms=connect_ms, timeout_ms=timeout_ms)) as hd:
+            ids = {m.port: ids_on(c, m, 1, tag="mr")[0] for m in masters}
+            for m in masters:
+                assert hd.count_hit(ids[m.port], 1, 1) == 1   # a pool and a connection on each master
+            live = masters[-1]
+            stopped = [m for m in masters if m is not live]
+            for m in stopped:
+                m.pause()
+                m.paused = True
+            took = {}
+            try:
+                def timed(m, n):
+                    t = time.monotonic()
+                    try:
+                        return hd.count_hit(ids[m.port], 1, 1)
+                    except hammer.HammerError as e:
+                        return e
+                    finally:
+                        took.setdefault(m.port, []).append(time.monotonic() - t)
+
+                # A call on a stopped master times out and wants the map read again; then the live master's calls
+                # go on at once, each on its own connection's time.
+                assert isinstance(timed(stopped[0], 0), (hammer.HammerTimeout, hammer.ConnectError))
+                reads = hd.stats().cluster_map_reads
+                for n in range(5):
+                    assert timed(live, n) == 2 + n
+                assert hd.stats().cluster_map_reads == reads, "a call on a healthy master read the map"
+                # Calls on the stopped masters' slots read the map (asking the other stopped nodes too) within
+                # their own bound.
+                for m in stopped * 2:
+                    assert isinstance(timed(m, 0), (hammer.HammerTimeout, hammer.ConnectError))
+                assert timed(live, 5) == 7, "the live master's breaker stayed closed"
+            finally:
+                for m in stopped:
+                    m.resume()
+                    m.paused = False
+            slowest = max(max(v) for v in took.values())
+            assert slowest <= bound + 0.15, f"calls took {took}, bound {bound}"
+            c.wait_ok()
+
+            # Empty a master that is not a seed into another master; the next call on one of its ids gets MOVED,
+            # the map is read, and the emptied master's pool is dropped with its connections.
+            gone = next(m for m in masters if m.port not in seeds)
+            to = next(m for m in masters if m is not gone)
+            fresh = ids_on(c, gone, 2, tag="mr")[1]   # an id of its slots not used yet
+            for _ in range(100):   # a connection to it again (its breaker may still be backing off)
+                try:
+                    hd.count_hit(ids[gone.port], 1, 1)
+                    break
+                except hammer.HammerError:
+                    time.sleep(0.05)
+            subprocess.run([shutil.which("redis-cli") or "redis-cli", "--cluster", "reshard", f"127.0.0.1:{to.port}",
+                            "--cluster-from", c.node_id(gone), "--cluster-to", c.node_id(to),
+                            "--cluster-slots", "16384", "--cluster-yes"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+            assert c.covered() == 16384 and gone.port not in c.slot_ranges()
+
+            def ours(node):   # connections of this handle on `node`: every normal client but the one asking
+                return len([ln for ln in node.cli("CLIENT", "LIST", "TYPE", "normal").splitlines() if ln]) - 1
+
+            assert ours(gone) >= 1
+            time.sleep(0.15)   # past the minimum interval between map reads (100 ms)
+            assert hd.count_hit(fresh, 1, 1) == 1   # MOVED to its new master
+            assert hd.stats().cluster_nodes == 3
+            deadline = time.monotonic() + 5
+            while ours(gone) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ours(gone) == 0, "the emptied master's connections were closed"
+            assert hd.stats().cluster_moved >= 1
     finally:
         c.close()

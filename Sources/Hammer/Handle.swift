@@ -33,7 +33,7 @@ final class Handle {
     init(config: Config) {
         self.config = config
         self.pool = Pool(config: config)
-        self.router = config.isCluster ? Router(config: config) : nil
+        self.router = config.isCluster ? Router(config: config, tls: pool.tls) : nil
         self.local = config.localFallback ? LocalLimiter() : nil
         self.denyCache = config.denyCacheEntries > 0 ? DenyCache(capacity: config.denyCacheEntries) : nil
         self.memory = config.memory ? MemoryStore() : nil

@@ -88,9 +88,10 @@ final class Pool {
     private var watching = false
     private var failingOver = false
 
-    init(config: Config) {
+    /// `tls`: a TLS context to share (a cluster's nodes share the handle's); by default one is made from config.
+    init(config: Config, tls shared: Result<TLSContext, Failure>?? = nil) {
         self.config = config
-        self.tls = config.tls.map(TLSContext.make)
+        self.tls = shared ?? config.tls.map(TLSContext.make)
         self.sentinel = config.sentinel == nil ? nil : SentinelWatch(config, tls: tls)
         idle.reserveCapacity(config.poolSize)
     }

@@ -34,8 +34,15 @@ final class Router {
     /// Redirections followed for one request before its last answer is returned.
     static let maxRedirections = 16
 
-    init(config: Config) {
+    /// The handle's TLS context (rediss+cluster://), shared by every node's pool: made once at open, never under
+    /// the lock that every call takes.
+    private let tls: Result<TLSContext, Failure>?
+    /// Connections (re)opened by pools since dropped (their nodes left the map): the statistics never go back.
+    private var droppedReconnects: UInt64 = 0
+
+    init(config: Config, tls: Result<TLSContext, Failure>?) {
         self.config = config
+        self.tls = tls
     }
 
     /// Reads the map from a seed at open: a wrong address or password shows here.
@@ -48,6 +55,7 @@ final class Router {
         lock = Lock()
         refreshing = false
         counters = RouterCounters()
+        droppedReconnects = 0
     }
 
     /// The pool of `node`, made on first use.
@@ -61,7 +69,7 @@ final class Router {
         if let p = pools[node] { return p }
         var c = config
         c.endpoint = .tcp(host: node.host, port: node.port)
-        let p = Pool(config: c)
+        let p = Pool(config: c, tls: tls)
         pools[node] = p
         return p
     }
@@ -150,20 +158,30 @@ final class Router {
     }
 
     /// Reads the map again if one is wanted and none was read in the last refreshEveryMs (one thread at a time;
-    /// the others go on with the map they have).
-    func refreshIfWanted() {
+    /// the others go on with the map they have), within the calling call's deadline `until` (monotonic us).
+    func refreshIfWanted(until: Int64? = nil) {
         epoch.check(afterFork)
         guard refreshWanted.load(ordering: .relaxed) else { return }
         lock.lock()
         let due = !refreshing && Clock.monotonicMs() - refreshedMs >= Router.refreshEveryMs
         lock.unlock()
-        if due { _ = refresh(force: false) }
+        if due { _ = refresh(force: false, until: until) }
+    }
+
+    /// A node whose calls go well: not lately failed, its breaker closed. A call to it never reads the map.
+    private func healthy(_ node: NodeAddress, _ pool: Pool) -> Bool {
+        lock.lock()
+        let suspect = suspects[node].map { Clock.monotonicMs() - $0 < Router.suspectMs } ?? false
+        lock.unlock()
+        return !suspect && pool.backoffLeftMs == 0
     }
 
     /// Asks the known masters, then the seeds, for CLUSTER SHARDS (CLUSTER SLOTS on servers without it) until one
     /// answers with a map.
+    /// `until`: the deadline of the call that reads it (monotonic us): no node is asked after it, and each is asked
+    /// within it; nil at open (each node then gets connect_timeout_ms + timeout_ms).
     @discardableResult
-    func refresh(force: Bool) -> Failure? {
+    func refresh(force: Bool, until: Int64? = nil) -> Failure? {
         lock.lock()
         if refreshing && !force { lock.unlock(); return nil }
         refreshing = true
@@ -181,8 +199,19 @@ final class Router {
         var last = Failure(.connect, "no cluster node to ask for the slot map")
         var got: SlotMap? = nil
         for node in candidates {
-            switch readMap(from: node) {
-            case let .failure(f): last = Failure(f.status, "\(node): " + f.message, transient: f.transient)
+            if let until, Clock.monotonicUs() >= until {
+                last = Failure(.timeout, "Redis Cluster: the slot map could not be read within the call's time; " + last.message)
+                break
+            }
+            switch readMap(from: node, until: until) {
+            case let .failure(f):
+                last = Failure(f.status, "\(node): " + f.message, transient: f.transient)
+                if f.status == .connect || f.status == .timeout {
+                    // Asked last by the next read.
+                    lock.lock()
+                    suspects[node] = Clock.monotonicMs()
+                    lock.unlock()
+                }
             case let .success(m):
                 if m.coveredSlots == 0 { last = Failure(.redis, "\(node): the cluster serves no slot"); continue }
                 got = m
@@ -194,6 +223,13 @@ final class Router {
             map = got
             routeAll()
             counters.refreshes &+= 1
+            // Only the map's masters keep a pool (a seed or a node asked for the map gets one again when asked):
+            // nodes removed from the cluster, or replaced by a failover, leave no connections behind. A call still
+            // using a dropped pool holds it until it returns.
+            for (node, p) in pools where !got.nodes.contains(node) {
+                droppedReconnects &+= p.snapshot().0.reconnects
+                pools[node] = nil
+            }
         }
         refreshedMs = Clock.monotonicMs()
         refreshing = false
@@ -201,8 +237,8 @@ final class Router {
         return got == nil ? last : nil
     }
 
-    private func readMap(from node: NodeAddress) -> Result<SlotMap, Failure> {
-        pool(node).with { conn in
+    private func readMap(from node: NodeAddress, until: Int64?) -> Result<SlotMap, Failure> {
+        pool(node).with(until: until) { conn in
             conn.args.reset()
             conn.args.add("CLUSTER")
             conn.args.add("SHARDS")
@@ -256,9 +292,13 @@ final class Router {
 
     /// Runs `body` on a connection to the node serving `slot`, following the cluster's redirections within the
     /// call's time (connect_timeout_ms + timeout_ms from t0). `body` sends the command and reads its reply.
+    /// The map is read on the way only when the slot's master is unknown or failing, within the call's deadline: a
+    /// call to a healthy master never waits for a map read.
     func with<T>(slot: Int, since t0: Int64, _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
-        refreshIfWanted()
         let deadlineUs = t0 &+ (config.connectTimeoutMs &+ config.timeoutMs) &* 1000
+        if refreshWanted.load(ordering: .relaxed) {
+            if let (node, pool) = route(slot), healthy(node, pool) {} else { refreshIfWanted(until: deadlineUs) }
+        }
         var ask: NodeAddress? = nil
         var pauseMs: Int64 = 5
         var redirections = 0
@@ -266,7 +306,7 @@ final class Router {
             guard let (node, pool) = ask.map({ ($0, self.pool($0)) }) ?? route(slot) else {
                 // No master serves the slot as far as we know (a failover under way): read the map, and say so.
                 wantRefresh()
-                refreshIfWanted()
+                refreshIfWanted(until: deadlineUs)
                 if let n = owner(slot), Clock.monotonicUs() < deadlineUs { _ = n; continue }
                 return .failure(Failure(.connect, "Redis Cluster: no master serves slot \(slot) now", transient: true))
             }
@@ -301,6 +341,9 @@ final class Router {
             switch red {
             case let .moved(s, to):
                 moved(slot: s, to: to)
+                // The map changed: read it again now, within this redirected call's deadline (the next calls to
+                // healthy masters will not).
+                refreshIfWanted(until: deadlineUs)
             case let .ask(_, to):
                 ask = to
             case .tryAgain, .clusterDown:
@@ -309,13 +352,14 @@ final class Router {
                 if left <= 0 { return r }
                 usleep(UInt32(min(pauseMs, left)) * 1000)
                 pauseMs = min(pauseMs * 2, 100)
-                refreshIfWanted()
+                refreshIfWanted(until: deadlineUs)
             }
         }
     }
 
     /// Every pool, for statistics.
     func allPools() -> [Pool] {
+        epoch.check(afterFork)   // before the lock: in a forked child it may be held by a parent's thread
         lock.lock()
         defer { lock.unlock() }
         return Array(pools.values)
@@ -346,6 +390,9 @@ extension Router {
             o.reconnects &+= s.reconnects
             o.connections &+= Int64(open)
         }
+        lock.lock()
+        o.reconnects &+= droppedReconnects
+        lock.unlock()
         let c = snapshotCounters()
         o.cluster_moved = c.moved
         o.cluster_ask = c.ask

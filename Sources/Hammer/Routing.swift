@@ -41,7 +41,7 @@ extension Handle {
         var pauseMs: Int64 = 5
         var round = 0
         while !pending.isEmpty {
-            router.refreshIfWanted()
+            router.refreshIfWanted(until: deadlineUs)
             // Requests by node, then by slot, in request order; and by node alone, for nodes that run one script
             // over several of their slots (Redis 7+): those become chunks of up to p.chunk requests of any slots.
             var groups: [NodeAddress: [Part: [Int]]] = [:]
