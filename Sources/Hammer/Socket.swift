@@ -30,8 +30,8 @@ enum Socket {
         }
     }
 
-    /// A connected non-blocking socket to `endpoint`, or why not, within `deadlineUs`. Name resolution
-    /// (getaddrinfo) is the one step that the deadline cannot interrupt; numeric addresses never wait for it.
+    /// A connected non-blocking socket to `endpoint`, or why not, within `deadlineUs`, name resolution included
+    /// (see Resolver).
     static func connect(_ endpoint: Endpoint, until deadlineUs: Int64) -> Result<Int32, SocketError> {
         switch endpoint {
         case let .tcp(host, port): return connectTCP(host: host, port: port, until: deadlineUs)
@@ -40,18 +40,19 @@ enum Socket {
     }
 
     private static func connectTCP(host: String, port: Int32, until deadlineUs: Int64) -> Result<Int32, SocketError> {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>? = nil
-        let rc = getaddrinfo(host, String(port), &hints, &list)
-        if rc != 0 {
-            let e = rc == EAI_SYSTEM ? errno : EHOSTUNREACH
-            return .failure(SocketError(errno: e, what: "cannot resolve \(host): \(String(cString: gai_strerror(rc)))"))
+        let list: UnsafeMutablePointer<addrinfo>
+        switch Resolver.resolve(host, port, until: deadlineUs) {
+        case nil:
+            return .failure(SocketError(errno: ETIMEDOUT, what: "resolving \(host) timed out"))
+        case let .failed(rc)?:
+            let e = rc < 0 ? -rc : EHOSTUNREACH
+            return .failure(SocketError(errno: e, what: "cannot resolve \(host): \(String(cString: gai_strerror(rc < 0 ? EAI_SYSTEM : rc)))"))
+        case let .found(l)?:
+            list = l
         }
         defer { freeaddrinfo(list) }
         var last = SocketError(errno: EHOSTUNREACH, what: "no address for \(host)")
-        var ai = list
+        var ai: UnsafeMutablePointer<addrinfo>? = list
         while let a = ai {
             ai = a.pointee.ai_next
             let fd = socket(a.pointee.ai_family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue),

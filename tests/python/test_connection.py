@@ -10,6 +10,9 @@ reply that reaches another call shows as a wrong value. Rules under test:
 import hashlib
 import os
 import random
+import shutil
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -360,3 +363,53 @@ def test_a_busy_pool_on_a_slow_but_healthy_server_never_opens_the_breaker():
     # within a small multiple of the OK calls instead of outnumbering them by thousands.
     assert ok[0] >= 0.8 * sent and ok[0] >= 20, (ok, sent)
     assert timeouts[0] <= 3 * ok[0], (ok, timeouts)
+
+
+SILENT_DNS_CHILD = r"""
+import socket, sys, time
+import hammer
+host, bound = sys.argv[1], float(sys.argv[2])
+out = []
+for url in (f"redis://{host}:6379/?expiry_ms=60000&connect_timeout_ms=300&timeout_ms=300",
+            f"redis://{host}:6379/?expiry_ms=60000&connect_timeout_ms=300&timeout_ms=300&lazy_connect=true&on_error=allow"):
+    t = time.monotonic()
+    try:
+        h = hammer.Hammer(url)
+        d = h.hit("x", hammer.Limit.fixed_window(10, 1000))
+        out.append(("degraded" if d.degraded else "decided", time.monotonic() - t))
+    except hammer.HammerError as e:
+        out.append((type(e).__name__, time.monotonic() - t))
+print(out)
+"""
+
+
+def test_a_silent_dns_cannot_stretch_a_call_past_connect_timeout_ms(tmp_path):
+    # Issue 17: getaddrinfo ran outside the deadline. A resolver that never answers (a UDP socket on 127.0.0.1:53
+    # that reads nothing, named by /etc/resolv.conf in a private mount namespace): open, and a lazy handle's first
+    # call, still end within connect_timeout_ms.
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a private /etc/resolv.conf")
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        dns.bind(("127.0.0.1", 53))
+    except OSError:
+        dns.close()
+        pytest.skip("127.0.0.1:53 is taken")
+    try:
+        resolv = tmp_path / "resolv.conf"
+        resolv.write_text("nameserver 127.0.0.1\noptions timeout:5 attempts:1\n")
+        child = tmp_path / "child.py"
+        child.write_text(SILENT_DNS_CHILD)
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.path.join(root, "bindings", "python"))
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            f"mount --bind {resolv} /etc/resolv.conf && exec {sys.executable} {child} "
+                            f"hammer-silent-dns.example 0.3"], capture_output=True, text=True, timeout=60, env=env)
+        if r.returncode != 0 and "mount" in r.stderr:
+            pytest.skip("cannot bind-mount /etc/resolv.conf here: " + r.stderr[-200:])
+        assert r.returncode == 0, r.stderr[-2000:]
+        out = eval(r.stdout.strip().splitlines()[-1])
+        assert out[0][0] == "HammerTimeout" and out[1][0] == "degraded", out
+        assert all(took <= 0.3 + SLACK for _, took in out), out
+    finally:
+        dns.close()
