@@ -598,8 +598,9 @@ def test_map_reads_keep_the_calls_bound_and_pools_follow_the_map():
             assert slowest <= bound + 0.15, f"calls took {took}, bound {bound}"
             c.wait_ok()
 
-            # Empty a master that is not a seed into another master; the next call on one of its ids gets MOVED,
-            # the map is read, and the emptied master's pool is dropped with its connections.
+            # Empty a master that is not a seed into another master; the next call on one of its ids gets MOVED (or
+            # reads the map first, its master having failed lately), and the emptied master's pool is dropped with
+            # its connections.
             gone = next(m for m in masters if m.port not in seeds)
             to = next(m for m in masters if m is not gone)
             fresh = ids_on(c, gone, 2, tag="mr")[1]   # an id of its slots not used yet
@@ -620,12 +621,11 @@ def test_map_reads_keep_the_calls_bound_and_pools_follow_the_map():
 
             assert ours(gone) >= 1
             time.sleep(0.15)   # past the minimum interval between map reads (100 ms)
-            assert hd.count_hit(fresh, 1, 1) == 1   # MOVED to its new master
+            assert hd.count_hit(fresh, 1, 1) == 1
             assert hd.stats().cluster_nodes == 3
             deadline = time.monotonic() + 5
             while ours(gone) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert ours(gone) == 0, "the emptied master's connections were closed"
-            assert hd.stats().cluster_moved >= 1
     finally:
         c.close()
