@@ -79,9 +79,10 @@ final class Pool {
     let tls: Result<TLSContext, Failure>?
     // Sentinel (redis+sentinel://): the master in use, its generation (bumped when Sentinel names another, so that
     // connections to the old one are dropped), and when a sentinel last confirmed it (guarded by lock). The watch
-    // itself is used by one thread at a time (watchLock).
+    // itself is used by one thread at a time: the one that set `watching`; watchDone's condition (waited on with
+    // `lock`'s mutex) tells the others that it is done.
     private var sentinel: SentinelWatch?
-    private var watchLock = Lock()
+    private var watchDone = Lock()
     private var master: Endpoint? = nil
     private var masterGeneration = 0
     private var masterCheckedUs: Int64 = 0
@@ -168,8 +169,8 @@ final class Pool {
             // The same for the sentinel's connection; a parent's thread may have been asking at the fork.
             w.abandonAfterFork()
             _ = Unmanaged.passRetained(w)
-            _ = Unmanaged.passRetained(watchLock)
-            watchLock = Lock()
+            _ = Unmanaged.passRetained(watchDone)
+            watchDone = Lock()
             sentinel = SentinelWatch(config, tls: tls)
             master = nil
             masterCheckedUs = 0
@@ -226,9 +227,10 @@ final class Pool {
         var target = config
         var generation = 0
         if let watch = sentinel {
-            switch follow(watch, until: deadlineUs) {
+            var waited = false
+            switch follow(watch, until: deadlineUs, waited: &waited) {
             case let .failure(f):
-                release(conn, f, connectFailed: true, trips: true)
+                release(conn, f, connectFailed: true, trips: !waited)
                 return .failure(f)
             case let .success((addr, g)):
                 if conn.isOpen && conn.generation != g { conn.close() }   // a connection to an old master
@@ -264,34 +266,41 @@ final class Pool {
     }
 
     /// Sentinel: the master to use and its generation. Asks a sentinel when none is known, when the last answer is
-    /// older than SentinelWatch.pollUs, or after a failure; while one thread asks, the others use what is known.
+    /// older than SentinelWatch.pollUs, or after a failure; while one thread asks, the others use what is known, or
+    /// (none known) wait for its answer within their own deadline: no lock is held while a sentinel is asked.
     /// When no sentinel answers but a master is known, it stays in use (its own failures show).
-    private func follow(_ watch: SentinelWatch, until deadlineUs: Int64) -> Result<(Endpoint, Int), Failure> {
+    /// `waited`: the failure is this call's deadline passing while another thread asked (it says nothing of Redis).
+    private func follow(_ watch: SentinelWatch, until deadlineUs: Int64, waited: inout Bool) -> Result<(Endpoint, Int), Failure> {
         lock.lock()
-        if let m = master, watching || Clock.monotonicUs() &- masterCheckedUs < SentinelWatch.pollUs {
-            let g = masterGeneration
-            lock.unlock()
-            return .success((m, g))
+        while true {
+            if let m = master, watching || Clock.monotonicUs() &- masterCheckedUs < SentinelWatch.pollUs {
+                let g = masterGeneration
+                lock.unlock()
+                return .success((m, g))
+            }
+            if !watching { break }
+            // No master known and another thread is asking: wait for its answer.
+            let left = deadlineUs &- Clock.monotonicUs()
+            if left <= 0 {
+                lock.unlock()
+                waited = true
+                return .failure(Failure(.timeout, "timed out waiting for Sentinel to name the master of '\(config.sentinel?.service ?? "")'"))
+            }
+            var ts = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &ts)
+            let end = Int64(ts.tv_nsec) &+ min(left, 3_600_000_000) &* 1000
+            ts.tv_sec += Int(end / 1_000_000_000)
+            ts.tv_nsec = Int(end % 1_000_000_000)
+            pthread_cond_timedwait(watchDone.cond, lock.mutex, &ts)
         }
         watching = true
-        lock.unlock()
-        watchLock.lock()
-        lock.lock()
-        // Another thread may have asked while this one waited.
-        if let m = master, Clock.monotonicUs() &- masterCheckedUs < SentinelWatch.pollUs {
-            let g = masterGeneration
-            watching = false
-            lock.unlock()
-            watchLock.unlock()
-            return .success((m, g))
-        }
         let known = master
         lock.unlock()
         let r = watch.master(known: known, until: deadlineUs)
-        watchLock.unlock()
         lock.lock()
         defer { lock.unlock() }
         watching = false
+        pthread_cond_broadcast(watchDone.cond)
         switch r {
         case let .success(addr):
             failingOver = false

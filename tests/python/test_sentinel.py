@@ -4,6 +4,7 @@ sentinels down, and sentinels with passwords."""
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -274,3 +275,47 @@ def test_rediss_sentinel_reaches_the_master_over_tls_and_follows_a_failover(tls_
                 except hammer.ConnectError:
                     time.sleep(0.05)
             assert counts and counts[-1] == int(ss.replica.cli("HGET", f"Hammer:Redis:{uid}:1", "count"))
+
+
+def test_frozen_sentinels_hold_no_call_past_its_bound_and_a_lazy_handle_follows_them_once_back(uid):
+    """Every sentinel frozen (SIGSTOP) and no master known yet (lazy_connect): one thread asks them while the others
+    wait for its answer without a lock held across that I/O, each ending within its own bound, answered by
+    on_error; once the sentinels are back, the same handle finds the master."""
+    connect_ms, timeout_ms = 200, 200
+    bound = (connect_ms + timeout_ms) / 1000
+    lim = hammer.Limit.fixed_window(100, 60000)
+    with SentinelSet() as ss:
+        for p in ss.procs:
+            os.kill(p.pid, signal.SIGSTOP)
+        try:
+            with hammer.Hammer(ss.url(connect_timeout_ms=connect_ms, timeout_ms=timeout_ms, lazy_connect="true",
+                                      on_error="allow", pool_size=8)) as h:
+                took, got = [], []
+                lock = threading.Lock()
+
+                def one(delay):
+                    time.sleep(delay)
+                    t = time.monotonic()
+                    d = h.hit(uid, lim)
+                    with lock:
+                        took.append(time.monotonic() - t)
+                        got.append(d)
+
+                threads = [threading.Thread(target=one, args=(i * 0.03,)) for i in range(6)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                assert all(d.allowed and d.degraded for d in got), got
+                assert max(took) <= bound + 0.15, f"calls took {sorted(took)}, bound {bound}"
+                for p in ss.procs:
+                    os.kill(p.pid, signal.SIGCONT)
+                for _ in range(100):
+                    d = h.hit(uid, lim)
+                    if not d.degraded:
+                        break
+                    time.sleep(0.05)
+                assert not d.degraded and d.count == 1
+        finally:
+            for p in ss.procs:
+                os.kill(p.pid, signal.SIGCONT)
