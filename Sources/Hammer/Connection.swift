@@ -84,6 +84,12 @@ final class Connection {
         reader?.scanner.begin(limits)
     }
 
+    /// A new deadline within the call (a batch's next chunk gets a whole timeout_ms from the previous reply).
+    func extend(until deadline: Int64) {
+        deadlineUs = deadline
+        cutShort = false
+    }
+
     /// A larger reply than a single call's is expected (batches, SCAN), from now until the call ends.
     func expect(_ limits: RespLimits) { reader?.scanner.begin(limits) }
 
@@ -278,10 +284,15 @@ final class Connection {
             case let .failed(e, why): broken = true; return ioFailure(e, why)
             }
         }
-        out.removeAll(keepingCapacity: true)
+        // A large pipeline's buffers are not kept for the connection's life.
+        if out.capacity > Connection.keepBytes { out = []; out.reserveCapacity(1024) } else { out.removeAll(keepingCapacity: true) }
+        if args.bytes.capacity > Connection.keepBytes { args = Args() }
         sent = 0
         return nil
     }
+
+    /// Buffer capacity kept between calls; beyond it a buffer is given back.
+    static let keepBytes = 1 << 20
 
     /// Waits for the transport until the call's deadline.
     private func wait(_ t: Transport, _ events: Int16) -> Failure? {

@@ -428,6 +428,7 @@ final class Handle {
                             let prefix = config.prefix, tags = tags
                             let p = Pipeline(script: script, nodeScript: router == nil ? nil : nodeScript, width: width,
                                              chunk: chunk, keyCount: keyCount, keys: keys, header: header, fill: fill,
+                                             timeoutUs: config.timeoutMs &* 1000,
                                              probe: { i, a in
                                 guard let id = idOf(i) else { return }
                                 Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)

@@ -62,16 +62,32 @@ final class LocalLimiter {
         let keys = lims.map { Key(id: idb, algorithm: $0.algorithm.rawValue, limit: $0.limit, period: $0.periodMs,
                                   burst: $0.burst, check: false) }
         epoch.check(afterFork)
-        lock.lock()
-        defer { lock.unlock() }
-        if states.map.count + keys.count > capacity && keys.contains(where: { states.map[$0] == nil }) {
-            states.map.removeAll(keepingCapacity: true)
+        // Every key is of one id, so of one shard.
+        let s = shards[shardIndex(id, bits: LocalLimiter.shardBits)]
+        s.lock.lock()
+        defer { s.lock.unlock() }
+        if s.states.map.count + keys.count > capacity >> LocalLimiter.shardBits
+            && keys.contains(where: { s.states.map[$0] == nil }) {
+            s.states.map.removeAll(keepingCapacity: true)
         }
-        var models = keys.map { states.map[$0] ?? LimiterModel() }
+        // Each model is taken out of its slot while MultiLimit applies it (held once, so changed in place, not
+        // copied), and put back; a peek creates no state.
+        var models = keys.map { k -> LimiterModel in
+            guard let slot = s.states.map[k] else { return LimiterModel() }
+            let m = slot.model
+            slot.model = LimiterModel()
+            return m
+        }
         let d = MultiLimit.decide(lims, mode: mode, cost: cost) { i, m, c in
             models[i].apply(lims[i], mode: m, cost: c, now: now)
         }
-        if mode != .peek { for (i, k) in keys.enumerated() { states.map[k] = models[i] } }
+        for (i, k) in keys.enumerated() {
+            if let slot = s.states.map[k] { slot.model = models[i] } else if mode != .peek {
+                let slot = Slot()
+                slot.model = models[i]
+                s.states.map[k] = slot
+            }
+        }
         return d
     }
 

@@ -106,6 +106,12 @@ extension Handle {
             func nest(_ k: Int, _ conns: [Connection?]) {
                 if k == targets.count {
                     for (j, c) in conns.enumerated() { if let c { p.send(c, &runs[j]) } }
+                    // A chunk from each node in turn, so that every node keeps working while its chunks are read.
+                    var more = true
+                    while more {
+                        more = false
+                        for (j, c) in conns.enumerated() { if let c, p.receiveOne(c, &runs[j]) { more = true } }
+                    }
                     for (j, c) in conns.enumerated() { if let c { wholes[j] = p.receive(c, &runs[j]).failureValue } }
                     return
                 }
@@ -174,7 +180,11 @@ extension Handle {
 struct PipelineRun {
     var chunks: [[Int]]
     var replies: [Reply?]
+    /// Chunks queued (written, or to be written by the next read), and chunks whose reply was read.
     var sent = 0
+    var read = 0
+    /// Why the chunks not queued were not (an earlier chunk's failure).
+    var stopped: Failure? = nil
     /// Which chunks follow an ASKING (an ASK redirection).
     var asking: [Bool]
     /// For a chunk of several slots of one node (the node script), the request whose id's key base probes each
@@ -201,6 +211,8 @@ struct Pipeline {
     let keys: (Int, inout Args) -> Void
     let header: ([Int], inout Args) -> Void
     let fill: (Int, inout Args) -> Void
+    /// timeout_ms, in us: each chunk's reply is awaited that long from the previous reply.
+    let timeoutUs: Int64
     /// Appends a key of request i's slot that nothing writes (its id's key base), for the node script's probes.
     let probe: (Int, inout Args) -> Void
 
@@ -243,50 +255,82 @@ struct Pipeline {
         return out
     }
 
-    /// Queues every chunk's call (not yet written: receive() writes them all and reads).
+    /// Chunks in flight on a connection at most: a batch is written as its replies come back, so that each chunk
+    /// gets its own timeout_ms and a batch longer than timeout_ms completes while Redis keeps answering.
+    static let window = 8
+
+    /// Queues the first chunks' calls (written by the first read; receive() queues the others as replies come).
     func send(_ conn: Connection, _ run: inout PipelineRun) {
         conn.expect(RespLimits(elements: chunk * width + 8, totalBytes: max(4, run.chunks.count) << 20))
-        for c in run.chunks.indices {
+        top(conn, &run)
+    }
+
+    /// Queues chunks until `window` are in flight.
+    private func top(_ conn: Connection, _ run: inout PipelineRun) {
+        while run.stopped == nil && run.sent < run.chunks.count && run.sent - run.read < Pipeline.window {
+            let c = run.sent
             if run.asking[c] {
                 conn.args.reset()
                 conn.args.add("ASKING")
-                if let f = conn.append() { run.replies[c] = .failure(f); break }
+                if let f = conn.append() { run.replies[c] = .failure(f); run.stopped = f; return }
             }
             conn.args.reset()
             conn.args.add("EVALSHA")
             conn.args.add(script(run, c).sha)
             build(run, c, &conn.args)
-            if let f = conn.append() { run.replies[c] = .failure(f); break }
+            if let f = conn.append() { run.replies[c] = .failure(f); run.stopped = f; return }
             run.sent += 1
         }
     }
 
-    /// Reads the replies of the queued calls; NOSCRIPT chunks are sent again by EVAL.
-    func receive(_ conn: Connection, _ run: inout PipelineRun) -> Result<Void, Failure> {
-        var lost: Failure? = nil
-        for c in 0..<run.sent {
-            if let f = lost { run.replies[c] = .failure(f); continue }
-            var askError: UnsafeMutablePointer<redisReply>? = nil
-            if run.asking[c] {
-                switch conn.read(poll: false) {
-                case let .failure(f): lost = f; run.replies[c] = .failure(f); continue
-                case let .success(a):
-                    if a.pointee.type == REDIS_REPLY_ERROR { askError = a } else { freeReplyObject(a) }
-                }
-            }
-            let r = conn.read(poll: false)
-            if case let .failure(f) = r { lost = f }
-            if let askError {
-                if case let .success(x) = r { freeReplyObject(x) }
-                run.replies[c] = .success(askError)
-            } else {
-                run.replies[c] = r
-            }
+    /// Reads the next chunk's reply (its ASKING's first), within timeout_ms of now (the previous reply), and queues
+    /// the next chunk. False once every queued chunk is read, or the connection failed: then the chunks not read
+    /// get the failure (their fate unknown: they may have run), and the chunks never sent say so.
+    func receiveOne(_ conn: Connection, _ run: inout PipelineRun) -> Bool {
+        guard run.read < run.sent else { return false }
+        let c = run.read
+        conn.extend(until: Clock.monotonicUs() &+ timeoutUs)
+        var askError: UnsafeMutablePointer<redisReply>? = nil
+        var r: Reply
+        if run.asking[c], case let .failure(f) = conn.read(poll: false).map({ a -> Void in
+            if a.pointee.type == REDIS_REPLY_ERROR { askError = a } else { freeReplyObject(a) }
+        }) {
+            r = .failure(f)
+        } else {
+            r = conn.read(poll: false)
         }
+        if let askError {
+            if case let .success(x) = r { freeReplyObject(x) }
+            r = .success(askError)
+        }
+        run.replies[c] = r
+        run.read += 1
+        if case let .failure(f) = r {
+            for k in run.read..<run.sent { run.replies[k] = .failure(f) }
+            run.read = run.sent
+            run.stopped = run.stopped ?? f
+            let unsent = Failure(f.status, "not sent: an earlier chunk of the batch failed: " + f.message,
+                                 transient: f.transient)
+            for k in run.sent..<run.chunks.count where run.replies[k] == nil { run.replies[k] = .failure(unsent) }
+            return false
+        }
+        top(conn, &run)
+        return run.read < run.sent
+    }
+
+    /// Reads every chunk's reply, writing the rest as they come; NOSCRIPT chunks are sent again by EVAL.
+    func receive(_ conn: Connection, _ run: inout PipelineRun) -> Result<Void, Failure> {
+        while receiveOne(conn, &run) {}
+        let lost = run.stopped
         if lost == nil {
             for c in 0..<run.sent {
                 guard case let .success(r)? = run.replies[c], Connection.isNoScript(r) else { continue }
                 freeReplyObject(r)
+                if conn.isBroken {
+                    // An earlier resend failed: the connection is out of step, so nothing more is sent on it.
+                    run.replies[c] = .failure(Failure(.timeout, "not sent: an earlier chunk of the batch failed"))
+                    continue
+                }
                 if run.asking[c] {
                     conn.args.reset()
                     conn.args.add("ASKING")
@@ -294,6 +338,7 @@ struct Pipeline {
                 }
                 // After an ASK, the EVAL that follows a NOSCRIPT needs an ASKING of its own too (else the importing
                 // node answers MOVED, and the request bounces between the two nodes).
+                conn.extend(until: Clock.monotonicUs() &+ timeoutUs)
                 conn.asking = run.asking[c]
                 run.replies[c] = conn.eval(script(run, c), poll: false) { a in build(run, c, &a) }
                 conn.asking = false

@@ -2,6 +2,7 @@
 count_hits and check_rates decide as the single calls do, report an error per request and leave the others alone;
 stats() counts calls, decisions, errors and latencies as hammer_stats_t states."""
 import random
+import threading
 import time
 
 import pytest
@@ -298,3 +299,48 @@ def test_batches_write_the_layout_single_calls_write(h, uid, redis_server, redis
     assert redis_cmd(redis_server, "ZRANGE", f"{p}{uid}:f:index", 0, -1) == [str(w).encode()]
     assert h.delete_buckets(f"{uid}:c") == 2
     assert h.delete_buckets(f"{uid}:f") == 1
+
+
+def test_a_batch_longer_than_timeout_ms_completes_chunk_by_chunk(own_redis):
+    # Issue 17: one deadline covered a whole batch, every chunk written before any was read: a hit_many of 200k
+    # requests returned TIMEOUT for all although 129,280 of them were applied. Each chunk now gets timeout_ms from
+    # the previous reply, and chunks are written as replies come back, so a batch that takes Redis longer than
+    # timeout_ms completes as long as Redis keeps answering.
+    s = own_redis()
+    n = 200_000
+    with hammer.Hammer(s.url(timeout_ms=1000, pool_size=1)) as h:
+        h.count_hit("big:load", 1, 1000)   # the script loaded (a fresh server answers the first chunks NOSCRIPT)
+        t = time.monotonic()
+        counts = h.count_hits([(f"big:{i}", 1, 1000, 1) for i in range(n)])
+        took = time.monotonic() - t
+        failed = [c for c in counts if not isinstance(c, int)]
+        assert not failed, f"{len(failed)} of {n} failed, e.g. {failed[:2]} (the batch took {took:.2f} s)"
+        assert counts == [1] * n
+        assert took > 1.0, "the batch took longer than timeout_ms, as it must to show anything"
+        assert s.cli("DBSIZE") == 2 * n + 2   # each id's bucket and index
+        assert h.count_hit("big:7", 1, 1000) == 2   # the connection is in step after it
+
+
+def test_a_batch_cut_by_a_frozen_redis_answers_what_was_answered_and_times_out_the_rest(own_redis):
+    # A request whose reply came is its answer; the others are TIMEOUT, and only the chunks in flight when Redis
+    # froze (at most Pipeline.window of 128 requests) may have run: the later chunks were never sent.
+    s = own_redis()
+    n, window = 200_000, 8 * 128
+    with hammer.Hammer(s.url(timeout_ms=300, pool_size=1)) as h:
+        h.count_hit("cut:load", 1, 1000)
+        out = []
+        t = threading.Thread(target=lambda: out.append(h.count_hits([(f"cut:{i}", 1, 1000, 1) for i in range(n)])))
+        t.start()
+        time.sleep(0.3)
+        s.pause()
+        time.sleep(1.0)
+        s.resume()
+        t.join()
+    counts = out[0]
+    ok = next((i for i, c in enumerate(counts) if not isinstance(c, int)), n)
+    assert 0 < ok < n, f"the freeze cut the batch ({ok} of {n} answered)"
+    assert counts[:ok] == [1] * ok
+    assert all(isinstance(c, hammer.HammerTimeout) for c in counts[ok:]), \
+        {type(c).__name__ for c in counts[ok:]}
+    applied = (s.cli("DBSIZE") - 2) // 2   # buckets + indexes of the batch's ids
+    assert ok <= applied <= ok + window, (ok, applied)
