@@ -29,11 +29,14 @@
  * Time: every now_ms (arguments and the created/updated fields) is Unix time in milliseconds (CLOCK_REALTIME, or
  * the caller's own clock for the *_at calls); durations are milliseconds. A call blocks at most
  * connect_timeout_ms + timeout_ms (the URL's options; 2 s by default), pool wait included, also while Redis is
- * down, frozen or slow; hammer_delete_buckets blocks that long per 1000 of the id's buckets (and, with
- * scan_delete=true, per SCAN step). One deadline,
- * from the call's start, covers the wait for a pooled connection, a connect when one is needed (TCP, AUTH, SELECT
- * and PING, within connect_timeout_ms) and every write and read of its commands (within timeout_ms of the first),
- * however slowly the server sends.
+ * down, frozen or slow; with scan_delete=true, hammer_delete_buckets blocks that long per SCAN step. One deadline,
+ * from the call's start, covers the wait for a pooled connection, a connect when one is needed (name resolution,
+ * TCP, AUTH, SELECT and PING, within connect_timeout_ms) and every write and read of its commands (within
+ * timeout_ms of the first), however slowly the server sends; no command is written once it has passed. Batches
+ * are written in chunks of up to 128 requests, at most 8 chunks in flight, each chunk's reply awaited timeout_ms
+ * from the previous reply: a large batch takes as long as Redis needs, and ends within timeout_ms of Redis's last
+ * answer when Redis stops answering (then the requests answered keep their results, the others are
+ * HAMMER_ERR_TIMEOUT).
  *
  * Ids are any bytes up to the first NUL, at most HAMMER_MAX_ID_BYTES (65536); longer ids are HAMMER_ERR_INVALID.
  *
