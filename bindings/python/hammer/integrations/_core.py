@@ -1,0 +1,305 @@
+"""What the Starlette and Flask integrations share, free of any framework: limit declarations (limit, shared_limit,
+exempt, defaults, application limits), the plan of limit groups an endpoint gets, the keys, the response headers and
+the answers for a breach and for a failure of the limiter.
+
+A *group* is the limits of one declaration ("10/second;1000/day" is one group of two limits). A group is decided by one
+call: hammer's several-limit hit, all its limits pass and are charged, or none is. The groups of a request (the
+application's, then the route's or the defaults) are decided in that order, and the first that denies answers the
+request (the groups before it stay charged, as with slowapi and Flask-Limiter).
+"""
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+from .. import _api
+from .._api import Decision, Limit
+from ..errors import HammerError, InvalidError
+
+log = logging.getLogger("hammer.integrations")
+
+LimitValue = Union[str, Limit, Sequence[Limit]]
+Cost = Union[int, Callable[..., int]]
+Headers = List[Tuple[str, str]]
+
+HEADER_STYLES = ("ietf", "x-ratelimit", "both", "none")
+BREACH_BODY = b"Too Many Requests\n"
+FAILURE_BODY = b"Rate limiter unavailable\n"
+_NAME = re.compile(r"^[A-Za-z0-9_.:\-/ ]{1,64}$")   # a scope or policy name: sent in headers and in keys
+
+# limits' strategy names (slowapi's and Flask-Limiter's strategy=), for users who copy their settings.
+STRATEGIES = {"fixed-window": "fixed_window", "moving-window": "sliding_window",
+              "sliding-window-counter": "sliding_counter"}
+
+
+def parse_limits(value: Any, algorithm: str) -> Tuple[Limit, ...]:
+    """A limit declaration as Limits: a string in limits' notation ("10/second;1000 per day"), a Limit, or a
+    sequence of Limits."""
+    if isinstance(value, Limit):
+        return (value,)
+    if isinstance(value, str):
+        limits = tuple(_parse(value, algorithm))
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, Limit) for v in value):
+        limits = tuple(value)
+    else:
+        raise InvalidError(f"a limit must be a string such as \"10/second;1000/day\", a hammer.Limit or a list of "
+                           f"them, not {value!r}")
+    if not limits:
+        raise InvalidError(f"no limit in {value!r}")
+    return limits
+
+
+def _parse(text: str, algorithm: str) -> List[Limit]:
+    import hammer
+    parse = getattr(hammer, "parse", None)
+    if parse is not None:
+        return list(parse(text, algorithm=algorithm))
+    return _parse_fallback(text, algorithm)
+
+
+# Until hammer.parse (issue 20, part 4) is in the package: limits' notation, "N per|/ [M] unit", ";" or "," between.
+_UNITS = {"second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000, "month": 30 * 86_400_000,
+          "year": 365 * 86_400_000}
+_ITEM = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+)?\s*(second|minute|hour|day|month|year)s?\s*$", re.I)
+
+
+def _parse_fallback(text: str, algorithm: str) -> List[Limit]:
+    make = getattr(Limit, algorithm, None)
+    if make is None or algorithm.startswith("_"):
+        raise InvalidError(f"unknown algorithm {algorithm!r}")
+    out = []
+    for piece in re.split(r"[;,]", text):
+        m = _ITEM.match(piece)
+        if not m:
+            raise InvalidError(f"not a limit: {piece.strip()!r} (write e.g. \"10/second\" or \"1000 per day\")")
+        out.append(make(int(m.group(1)), int(m.group(2) or 1) * _UNITS[m.group(3).lower()]))
+    return out
+
+
+def quota_window(limit: Limit) -> Tuple[int, int]:
+    """The (q, w) of the limit's RateLimit-Policy: q units per w seconds. The buckets and GCRA show their capacity
+    (burst, or the rate when burst is 0) and the time that capacity takes to fill at the rate."""
+    if limit.algorithm in (_api.TOKEN_BUCKET, _api.LEAKY_BUCKET, _api.GCRA) and limit.burst > 0:
+        q = limit.burst
+        return q, max(1, -(-limit.period_ms * q // (limit.limit * 1000)))
+    return limit.limit, max(1, -(-limit.period_ms // 1000))
+
+
+def _check_name(what: str, name: Any) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidError(f"{what} must be 1 to 64 characters of letters, digits, space and _.:-/, not {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class Group:
+    """One declaration: its limits and how a request is counted against them."""
+    limits: Tuple[Limit, ...]
+    names: Tuple[str, ...]            # the policy name of each limit (RateLimit / RateLimit-Policy)
+    scope: str                        # the part of the key that says which declaration: "app", "route:<endpoint>"...
+    key_func: Optional[Callable[..., Any]]
+    per_method: bool
+    methods: Optional[FrozenSet[str]]
+    cost: Cost
+    exempt_when: Optional[Callable[..., bool]]
+    override_defaults: bool
+    policies: Tuple[str, ...]         # `"name";q=..;w=..` of each limit
+
+    @property
+    def spec(self) -> Any:
+        """What hit() takes: the Limit itself when alone (the single-limit call), else all of them (the several-limit
+        call: all pass and are charged, or none)."""
+        return self.limits[0] if len(self.limits) == 1 else self.limits
+
+
+def make_group(value: LimitValue, algorithm: str, label: str, scope: str, *, key_func: Optional[Callable[..., Any]],
+               per_method: bool = False, methods: Optional[Iterable[str]] = None, cost: Cost = 1,
+               exempt_when: Optional[Callable[..., bool]] = None, override_defaults: bool = True) -> Group:
+    limits = parse_limits(value, algorithm)
+    names = tuple(label if len(limits) == 1 else f"{label}.{i}" for i in range(len(limits)))
+    if key_func is not None and not callable(key_func):
+        raise InvalidError("key_func must be a function of the request")
+    if exempt_when is not None and not callable(exempt_when):
+        raise InvalidError("exempt_when must be a function")
+    if not callable(cost):
+        _api._int64("cost", cost)
+        if cost < 0:
+            raise InvalidError("cost must be at least 0")
+    method_set = None
+    if methods is not None:
+        if isinstance(methods, str):
+            raise InvalidError("methods must be a list of HTTP methods, such as [\"POST\"]")
+        method_set = frozenset(m.upper() for m in methods)
+    policies = tuple(f'"{n}";q={q};w={w}' for n, (q, w) in zip(names, map(quota_window, limits)))
+    return Group(limits, names, scope, key_func, bool(per_method), method_set, cost, exempt_when,
+                 bool(override_defaults), policies)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The groups an endpoint is checked against, in order, and its RateLimit-Policy value."""
+    groups: Tuple[Group, ...]
+    policy: str
+
+
+class Declarations:
+    """The limits a Limiter knows: defaults, application limits, per target (a view function, or a blueprint's name
+    in Flask) its groups, and the exempt targets. Plans are cached per endpoint (a dict read per request)."""
+
+    def __init__(self, algorithm: str, default_limits: Iterable[LimitValue], application_limits: Iterable[LimitValue],
+                 key_func: Callable[..., Any], prefix: str, headers: str) -> None:
+        algorithm = STRATEGIES.get(algorithm, algorithm)
+        if not isinstance(algorithm, str) or algorithm.startswith("_") or not hasattr(Limit, algorithm):
+            raise InvalidError(f"unknown algorithm {algorithm!r}: one of fixed_window, sliding_window, token_bucket, "
+                               f"leaky_bucket, gcra, or limits' {', '.join(STRATEGIES)}")
+        if not callable(key_func):
+            raise InvalidError("key_func must be a function of the request")
+        if not isinstance(prefix, str):
+            raise InvalidError(f"key_prefix must be a str, not {type(prefix).__name__}")
+        if headers not in HEADER_STYLES:
+            raise InvalidError(f"headers must be one of {', '.join(HEADER_STYLES)}, not {headers!r}")
+        self.algorithm = algorithm
+        self.key_func = key_func
+        self.prefix = prefix
+        self.headers = headers
+        if isinstance(default_limits, (str, Limit)) or isinstance(application_limits, (str, Limit)):
+            raise InvalidError("default_limits and application_limits are lists, e.g. [\"100/minute\"]")
+        self.defaults = [make_group(v, algorithm, "default", "default:", key_func=None) for v in default_limits]
+        self.app = [make_group(v, algorithm, "app", "app", key_func=None) for v in application_limits]
+        self.routes: Dict[Any, List[Group]] = {}
+        self.exempt: Set[Any] = set()
+        self.plans: Dict[Any, Optional[Plan]] = {}
+
+    def add(self, target: Any, group: Group) -> None:
+        self.routes.setdefault(target, []).append(group)
+        self.plans.clear()
+
+    def add_exempt(self, target: Any) -> None:
+        self.exempt.add(target)
+        self.plans.clear()
+
+    def plan(self, endpoint: Any, name: str, containers: Sequence[Any] = ()) -> Optional[Plan]:
+        """The plan of `endpoint` (named `name` in keys), inside `containers` (Flask's blueprints): None when nothing
+        applies. Declarations on a container apply to its endpoints unless they have their own."""
+        try:
+            return self.plans[endpoint]
+        except (KeyError, TypeError):
+            pass
+        plan = self._make_plan(endpoint, name, containers)
+        try:
+            self.plans[endpoint] = plan
+        except TypeError:
+            pass
+        return plan
+
+    def _make_plan(self, endpoint: Any, name: str, containers: Sequence[Any]) -> Optional[Plan]:
+        if endpoint is None:   # no route (a 404): only the application's limits
+            return Plan(tuple(self.app), ", ".join(p for g in self.app for p in g.policies)) if self.app else None
+        if endpoint in self.exempt:
+            return None
+        own = self.routes.get(endpoint)
+        if own is None:
+            for c in containers:
+                if c in self.exempt:
+                    return None
+                own = self.routes.get(c)
+                if own is not None:
+                    break
+        groups = list(self.app)
+        route = [g if g.scope else _scoped(g, "route:" + name) for g in (own or ())]
+        groups += route
+        if not route or all(not g.override_defaults for g in route):
+            groups += [_scoped(g, "default:" + name) for g in self.defaults]
+        if not groups:
+            return None
+        return Plan(tuple(groups), ", ".join(p for g in groups for p in g.policies))
+
+    def key(self, group: Group, key: Any, method: str) -> str:
+        if isinstance(key, bytes):
+            key = key.decode("utf-8", "replace")
+        elif not isinstance(key, str):
+            raise InvalidError(f"a key function must return str, bytes or None, not {type(key).__name__}")
+        if group.per_method:
+            return f"{self.prefix}{group.scope}:{method}|{key}"
+        return f"{self.prefix}{group.scope}|{key}"
+
+
+def _scoped(g: Group, scope: str) -> Group:
+    return Group(g.limits, g.names, scope, g.key_func, g.per_method, g.methods, g.cost, g.exempt_when,
+                 g.override_defaults, g.policies)
+
+
+def route_group(decl: Declarations, value: LimitValue, *, shared_scope: Optional[str], key_func: Any,
+                per_method: bool, methods: Any, cost: Cost, exempt_when: Any, override_defaults: bool) -> Group:
+    """A group for limit() (scope "" until the plan names it after the endpoint) or shared_limit()."""
+    if shared_scope is None:
+        label, scope = "route", ""
+    else:
+        label = _check_name("scope", shared_scope)
+        scope = "shared:" + shared_scope
+    return make_group(value, decl.algorithm, label, scope, key_func=key_func, per_method=per_method,
+                      methods=methods, cost=cost, exempt_when=exempt_when, override_defaults=override_defaults)
+
+
+@dataclass
+class Outcome:
+    """What the groups of one request decided: the decision shown in the headers and which limit it is about."""
+    decision: Decision
+    group: Group
+    index: int           # the deciding limit within the group (Decision.decided_by when several)
+
+    @property
+    def limit(self) -> Limit:
+        return self.group.limits[self.index]
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+
+def outcome_of(group: Group, d: Decision, best: Optional[Outcome]) -> Outcome:
+    """The outcome to report after `group` decided `d`: a denial, else the tightest allow so far."""
+    index = getattr(d, "decided_by", 0) if len(group.limits) > 1 else 0
+    if not 0 <= index < len(group.limits):
+        index = 0
+    if best is not None and d.allowed and best.decision.remaining <= d.remaining:
+        return best
+    return Outcome(d, group, index)
+
+
+def _ceil_s(ms: int) -> int:
+    return max(0, -(-ms // 1000))
+
+
+def rate_headers(style: str, plan: Plan, o: Outcome) -> Headers:
+    """The rate-limit headers of a response: the IETF draft's RateLimit-Policy (every limit of the plan) and
+    RateLimit (the deciding one), and/or X-RateLimit-Limit/-Remaining/-Reset (Reset as epoch seconds, as slowapi and
+    Flask-Limiter send it); Retry-After on a denial that can pass later."""
+    d = o.decision
+    q, _ = quota_window(o.limit)
+    remaining = min(max(0, d.remaining), q)
+    out: Headers = []
+    if style in ("ietf", "both"):
+        out.append(("RateLimit-Policy", plan.policy))
+        out.append(("RateLimit", f'"{o.group.names[o.index]}";r={remaining};t={_ceil_s(d.reset_after_ms)}'))
+    if style in ("x-ratelimit", "both"):
+        out.append(("X-RateLimit-Limit", str(q)))
+        out.append(("X-RateLimit-Remaining", str(remaining)))
+        out.append(("X-RateLimit-Reset", str(math.ceil(time.time() + d.reset_after_ms / 1000.0))))
+    if not d.allowed and d.retry_after_ms >= 0:
+        out.append(("Retry-After", str(max(1, _ceil_s(d.retry_after_ms)))))
+    return out
+
+
+def breach_headers() -> Headers:
+    return [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(BREACH_BODY)))]
+
+
+def failure(e: HammerError) -> Tuple[int, Headers, bytes]:
+    """The answer when the limiter fails and the URL's on_error / fallback did not decide: 503, logged; the
+    library's exception never reaches the server (gunicorn takes an OSError for a broken client socket)."""
+    log.error("rate limiter unavailable: %s", e)
+    return 503, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(FAILURE_BODY))),
+                 ("Retry-After", "1")], FAILURE_BODY

@@ -1,0 +1,213 @@
+"""Per-route rate limits for Flask, declared as with Flask-Limiter.
+
+    from flask import Flask
+    from hammer.integrations.flask import Limiter, get_remote_address
+
+    app = Flask(__name__)
+    limiter = Limiter("redis://127.0.0.1:6379/", app=app, key_func=get_remote_address,
+                      default_limits=["200 per day", "50 per hour"])
+
+    @app.route("/slow")
+    @limiter.limit("1 per day")
+    def slow(): ...
+
+    @app.route("/ping")
+    @limiter.exempt
+    def ping(): ...
+
+The checks run in a before_request hook, after Flask's routing: the limits declared on the view (or on its blueprint,
+`limiter.limit("...")(blueprint)`; else the defaults) plus the application limits, one Redis call per declaration
+through the thread handle hammer.Hammer. Static files are exempt. A denied request never reaches the view: it gets the
+Response `on_breach(exc)` returns when given, else RateLimitExceeded (werkzeug's TooManyRequests, 429) is raised, so
+`@app.errorhandler(429)` or `@app.errorhandler(RateLimitExceeded)` shapes it; without a handler the answer is
+"Too Many Requests" as text. Every answer of a limited route carries the RateLimit headers (and/or X-RateLimit-*, see
+`headers=`), added by an after_request hook. When Redis fails and the URL's on_error= / fallback= did not decide, the
+request gets a 503 and the error is logged: no exception of the library reaches the server (gunicorn would take an
+OSError for a broken client socket and close it without an answer).
+As Flask-Limiter's, key_func, cost and exempt_when take no argument and read flask.request.
+"""
+from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar, Union
+
+import flask
+from werkzeug.exceptions import TooManyRequests
+
+from .. import _api
+from .._api import Decision, Limit
+from ..errors import HammerError, InvalidError
+from ..wsgi import client_address
+from . import _core
+from ._core import Cost, Group, LimitValue, Outcome, Plan
+
+__all__ = ["Limiter", "RateLimitExceeded", "get_remote_address"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_G_KEY = "_hammer_rate_limit"
+
+
+def get_remote_address() -> str:
+    """The client's address (Flask-Limiter's get_remote_address): hammer.wsgi's client_address of the environ."""
+    return client_address(flask.request.environ)
+
+
+class RateLimitExceeded(TooManyRequests):
+    """A request was denied (werkzeug's TooManyRequests, 429). `.decision` is the Decision, `.limit` the Limit that
+    denied it, `.retry_after` the wait in seconds (None: it can never pass), `.headers` the rate-limit headers (added
+    to whatever response answers it). Unhandled, it answers "Too Many Requests" as text."""
+
+    def __init__(self, decision: Decision, limit: Limit, headers: List[Tuple[str, str]]) -> None:
+        super().__init__(description=f"{limit.limit} per {limit.period_ms} ms")
+        self.decision = decision
+        self.limit = limit
+        self.retry_after = decision.retry_after  # type: ignore[assignment]  # werkzeug's (int | datetime), set by its
+        # __init__: ours is the seconds as float (or None), as RateLimited's
+        self.headers = dict(headers)
+
+    def get_body(self, environ: Any = None, scope: Any = None) -> str:
+        return _core.BREACH_BODY.decode()
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> List[Tuple[str, str]]:
+        return [("Content-Type", "text/plain; charset=utf-8")] + list(self.headers.items())
+
+
+def _is_blueprint(obj: Any) -> bool:
+    return isinstance(obj, flask.Blueprint)
+
+
+class Limiter:
+    """Rate limits for a Flask app (see the module's docstring).
+
+    hammer: a URL or a hammer.Hammer. key_func() -> str, bytes, or None (not limited); default: the client address.
+    default_limits apply to each route that declares none (each route its own counter); application_limits to every
+    request, one counter per key for the whole app. algorithm: fixed_window (as Flask-Limiter / limits),
+    sliding_window, token_bucket, leaky_bucket, gcra, or limits' strategy names. headers: "ietf" (RateLimit-Policy
+    and RateLimit, the default), "x-ratelimit" (X-RateLimit-Limit, -Remaining, -Reset, as Flask-Limiter's
+    headers_enabled), "both" or "none"; Retry-After on every denial that can pass later. on_breach(exc) may return a
+    Response for the 429. key_prefix starts every Redis id. enabled=False turns every check off.
+    """
+
+    def __init__(self, hammer: Union[str, "_api.Hammer"], *, app: Optional[flask.Flask] = None,
+                 key_func: Callable[[], Any] = get_remote_address, default_limits: Iterable[LimitValue] = (),
+                 application_limits: Iterable[LimitValue] = (), algorithm: str = "fixed_window",
+                 headers: str = "ietf", key_prefix: str = "rl:",
+                 on_breach: Optional[Callable[[RateLimitExceeded], Optional[flask.Response]]] = None,
+                 enabled: bool = True) -> None:
+        if isinstance(hammer, str):
+            hammer = _api.Hammer(hammer)
+        if not isinstance(hammer, _api.Hammer):
+            raise InvalidError(f"hammer must be a URL or a hammer.Hammer, not {type(hammer).__name__}")
+        if on_breach is not None and not callable(on_breach):
+            raise InvalidError("on_breach must be a function of the RateLimitExceeded")
+        self.hammer = hammer
+        self.decl = _core.Declarations(algorithm, default_limits, application_limits, key_func, key_prefix, headers)
+        self.on_breach = on_breach
+        self.enabled = bool(enabled)
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: flask.Flask) -> None:
+        """Installs the hooks on `app` (app.extensions["hammer_limiter"] is this Limiter)."""
+        app.extensions["hammer_limiter"] = self
+        app.before_request(self._before)
+        app.after_request(self._after)
+
+    # -- declarations ----------------------------------------------------------------------------------------------
+    def limit(self, limit_value: LimitValue, *, key_func: Optional[Callable[[], Any]] = None,
+              per_method: bool = False, methods: Optional[Iterable[str]] = None, cost: Cost = 1,
+              exempt_when: Optional[Callable[[], bool]] = None, override_defaults: bool = True) -> Callable[[F], F]:
+        """Limits the decorated view, or every view of a blueprint (`limiter.limit("...")(bp)`): a string of one or
+        several limits ("10/second;1000/day"), a Limit or a list of Limits. cost: an int or a function. exempt_when()
+        -> True skips this limit. methods: only these HTTP methods count; per_method: one counter per method."""
+        group = _core.route_group(self.decl, limit_value, shared_scope=None, key_func=key_func, per_method=per_method,
+                                  methods=methods, cost=cost, exempt_when=exempt_when,
+                                  override_defaults=override_defaults)
+        return self._register(group)
+
+    def shared_limit(self, limit_value: LimitValue, scope: str, *, key_func: Optional[Callable[[], Any]] = None,
+                     cost: Cost = 1, exempt_when: Optional[Callable[[], bool]] = None,
+                     override_defaults: bool = True) -> Callable[[F], F]:
+        """A limit shared by every view decorated with the same `scope` name: one counter per key for them all."""
+        group = _core.route_group(self.decl, limit_value, shared_scope=scope, key_func=key_func, per_method=False,
+                                  methods=None, cost=cost, exempt_when=exempt_when,
+                                  override_defaults=override_defaults)
+        return self._register(group)
+
+    def _register(self, group: Group) -> Callable[[F], F]:
+        def decorate(obj: F) -> F:
+            self.decl.add(("blueprint", getattr(obj, "name")) if _is_blueprint(obj) else obj, group)
+            return obj
+        return decorate
+
+    def exempt(self, obj: F) -> F:
+        """No limit applies to the decorated view, or to any view of a blueprint (`limiter.exempt(bp)`)."""
+        self.decl.add_exempt(("blueprint", getattr(obj, "name")) if _is_blueprint(obj) else obj)
+        return obj
+
+    def reset(self, key: str, view: Optional[Callable[..., Any]] = None, endpoint: str = "") -> int:
+        """Deletes the counters of `key` (what key_func returned) on `view`'s own limits (its endpoint name, as
+        Flask knows it, defaults to the view's __name__), or on the application limits when view is None; returns the
+        number of Redis keys deleted."""
+        if view is None:
+            groups = list(self.decl.app)
+        else:
+            name = endpoint or view.__name__
+            groups = [g if g.scope else _core._scoped(g, "route:" + name) for g in self.decl.routes.get(view, ())]
+        return sum(self.hammer.delete_buckets(self.decl.key(g, key, "")) for g in groups)
+
+    # -- the hooks -----------------------------------------------------------------------------------------------
+    def _plan(self) -> Optional[Plan]:
+        request = flask.request
+        endpoint = request.endpoint
+        if endpoint is None:
+            return self.decl.plan(None, "")
+        if endpoint.rsplit(".", 1)[-1] == "static":
+            return None
+        view = flask.current_app.view_functions.get(endpoint)
+        if view is None:
+            return self.decl.plan(None, "")
+        return self.decl.plan(view, endpoint, [("blueprint", b) for b in request.blueprints])
+
+    def _before(self) -> Optional[flask.Response]:
+        if not self.enabled:
+            return None
+        plan = self._plan()
+        if plan is None:
+            return None
+        method = flask.request.method
+        best: Optional[Outcome] = None
+        for g in plan.groups:
+            if g.methods is not None and method not in g.methods:
+                continue
+            if g.exempt_when is not None and g.exempt_when():
+                continue
+            key = (g.key_func or self.decl.key_func)()
+            if key is None:
+                continue
+            try:
+                cost = g.cost() if callable(g.cost) else g.cost
+                d = self.hammer.hit(self.decl.key(g, key, method), g.spec, cost)
+            except HammerError as e:
+                status, headers, body = _core.failure(e)
+                return flask.Response(body, status, headers)
+            best = _core.outcome_of(g, d, best)
+            if not d.allowed:
+                break
+        if best is None:
+            return None
+        headers = _core.rate_headers(self.decl.headers, plan, best)
+        setattr(flask.g, _G_KEY, headers)
+        if best.allowed:
+            return None
+        exc = RateLimitExceeded(best.decision, best.limit, headers)
+        if self.on_breach is not None:
+            response = self.on_breach(exc)
+            if response is not None:
+                return response
+        raise exc
+
+    def _after(self, response: flask.Response) -> flask.Response:
+        headers = getattr(flask.g, _G_KEY, None)
+        if headers:
+            for k, v in headers:
+                if k not in response.headers:
+                    response.headers[k] = v
+        return response
