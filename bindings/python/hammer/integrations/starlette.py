@@ -19,9 +19,10 @@ The checks run in a pure ASGI middleware, before the endpoint: it finds the rout
 `route.matches`, first full match else first partial one), takes the limits declared on its endpoint (or the
 defaults), and asks Redis through hammer.aio, off the event loop. So an endpoint needs no `request` parameter, and
 any response (a dict, a model, a Response) gets the headers. A denied request never reaches the endpoint: it gets a
-429 from `on_breach(request, exc)` when given (a Response, or an awaitable of one), else from an exception handler the
-app registered for RateLimitExceeded or 429 (`app.add_exception_handler(RateLimitExceeded, handler)`, as with slowapi),
-else "Too Many Requests" as text. Every answer of a limited route carries the RateLimit headers (and/or
+429 from `on_breach(request, exc)` when given and it returns a Response (or an awaitable of one; None leaves the
+request to what follows), else from an exception handler the app registered for RateLimitExceeded or 429
+(`app.add_exception_handler(RateLimitExceeded, handler)`, as with slowapi), else breach_response(exc): "Too Many
+Requests" as text. Every answer of a limited route carries the RateLimit headers (and/or
 X-RateLimit-*, see `headers=`). When Redis fails and the URL's on_error= / fallback= did not decide, the request gets
 a 503 and the error is logged: no exception of the library reaches the server.
 Websocket and lifespan traffic passes through.
@@ -40,7 +41,7 @@ from ..errors import HammerError, InvalidError
 from . import _core
 from ._core import Cost, Group, LimitValue, Outcome, Plan
 
-__all__ = ["Limiter", "HammerMiddleware", "RateLimitExceeded", "get_remote_address"]
+__all__ = ["Limiter", "HammerMiddleware", "RateLimitExceeded", "breach_response", "get_remote_address"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -48,7 +49,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
-OnBreach = Callable[[Request, "RateLimitExceeded"], Union[Response, Awaitable[Response]]]
+OnBreach = Callable[[Request, "RateLimitExceeded"], Union[Optional[Response], Awaitable[Optional[Response]]]]
 
 
 def get_remote_address(request: Request) -> str:
@@ -214,19 +215,31 @@ class Limiter:
                 break
         return best
 
-    async def _breach(self, request: Request, exc: RateLimitExceeded) -> Optional[Response]:
-        handler: Any = self.on_breach
-        if handler is None:
-            handlers = getattr(request.scope.get("app"), "exception_handlers", None) or {}
-            handler = handlers.get(RateLimitExceeded) or handlers.get(429)
-            if handler is None:
-                return None
-        response = handler(request, exc)
-        if inspect.isawaitable(response):
-            response = await response
-        if not isinstance(response, Response):
-            raise InvalidError(f"on_breach must return a starlette Response, not {type(response).__name__}")
-        return response
+    async def _breach(self, request: Request, exc: RateLimitExceeded, handler: Any) -> Response:
+        """The 429: on_breach's response, else the app's exception handler's, else breach_response(exc)."""
+        if self.on_breach is not None:
+            response = await _maybe_await(self.on_breach(request, exc))
+            if response is not None:
+                return _response(response, "on_breach")
+        if handler is not None:
+            return _response(await _maybe_await(handler(request, exc)), "the exception handler")
+        return breach_response(exc)
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _response(value: Any, what: str) -> Response:
+    if not isinstance(value, Response):
+        raise InvalidError(f"{what} must return a starlette Response, not {type(value).__name__}")
+    return value
+
+
+def breach_response(exc: RateLimitExceeded) -> Response:
+    """The default 429: "Too Many Requests" as text, with the rate-limit headers (for a handler that shapes only some
+    of the 429s)."""
+    return Response(_core.BREACH_BODY, 429, headers=exc.headers, media_type="text/plain")
 
 
 class HammerMiddleware:
@@ -270,12 +283,13 @@ class HammerMiddleware:
         if outcome.allowed:
             await self.app(scope, receive, send_with_headers)
             return
-        exc = RateLimitExceeded(outcome.decision, outcome.limit,
-                                _core.rate_headers(lim.decl.headers, plan, outcome))
-        response = await lim._breach(request, exc)
-        if response is not None:
-            await response(scope, receive, send_with_headers)
+        handlers = getattr(scope.get("app"), "exception_handlers", None) or {}
+        handler = handlers.get(RateLimitExceeded) or handlers.get(429)
+        if lim.on_breach is None and handler is None:   # the default 429, without building objects
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": _encode(_core.breach_headers()) + extra})
+            await send({"type": "http.response.body", "body": _core.BREACH_BODY})
             return
-        await send({"type": "http.response.start", "status": 429,
-                    "headers": _encode(_core.breach_headers()) + extra})
-        await send({"type": "http.response.body", "body": _core.BREACH_BODY})
+        exc = RateLimitExceeded(outcome.decision, outcome.limit, _core.rate_headers(lim.decl.headers, plan, outcome))
+        response = await lim._breach(request, exc, handler)
+        await response(scope, receive, send_with_headers)

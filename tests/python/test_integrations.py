@@ -1,0 +1,428 @@
+"""hammer.integrations under real servers, over HTTP on loopback: FastAPI under uvicorn, Flask under gunicorn with sync
+and with gthread workers (--preload: the handle is opened before the fork, and each worker must still count right).
+
+One app per framework declares the same routes. Each test uses its own client name (the X-Client header is the key),
+so the tests share a server and still count from zero. Checked: exact counts (also under concurrent requests from many
+connections), the RateLimit / RateLimit-Policy and X-RateLimit-* headers, defaults and override, exempt, limits shared
+by a group of routes, application-wide limits, several limits per route decided at once, the 429 shaped by an
+exception handler or an on_breach callback (JSON) or left as text, the Redis layout of the keys, and a 503 answer (not
+a dropped connection) when Redis is down.
+"""
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import hammer
+from redis_server import RedisServer, free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINDINGS = os.path.join(ROOT, "bindings", "python")
+MULTI = "decided_by" in hammer.Decision._fields   # the several-limit hit (issue 19) is in the library
+
+# Both apps: key = X-Client header (else the client address); defaults 2/minute; application-wide 60/minute.
+FASTAPI_APP = '''
+import os
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from hammer.integrations.starlette import Limiter, RateLimitExceeded, breach_response, get_remote_address
+
+def key(request):
+    return request.headers.get("x-client") or get_remote_address(request)
+
+limiter = Limiter(os.environ["APP_URL"], key_func=key, default_limits=["2/minute"], application_limits=["60/minute"],
+                  headers="both", key_prefix=os.environ["APP_PREFIX"])
+app = FastAPI()
+limiter.init_app(app)
+
+@app.exception_handler(RateLimitExceeded)
+async def shape(request: Request, exc: RateLimitExceeded):
+    if request.url.path == "/json":
+        return JSONResponse({"error": "rate limited", "retry_after": exc.retry_after}, status_code=429,
+                            headers=exc.headers)
+    if request.url.path == "/handler":
+        return PlainTextResponse("custom 429", status_code=429)
+    return breach_response(exc)
+
+@app.get("/limited")
+@limiter.limit("3/minute")
+async def limited():
+    return {"route": "limited"}
+
+@app.get("/burst")
+@limiter.limit("10/minute")
+def burst():                                    # a sync endpoint: FastAPI runs it in its thread pool
+    return {"route": "burst"}
+
+@app.get("/multi")
+@limiter.limit("3/minute;5/hour")
+async def multi():
+    return {"route": "multi"}
+
+@app.get("/shared1")
+@limiter.shared_limit("4/minute", scope="group")
+async def shared1():
+    return {"route": "shared1"}
+
+@app.get("/shared2")
+@limiter.shared_limit("4/minute", scope="group")
+async def shared2():
+    return {"route": "shared2"}
+
+@app.get("/default")
+async def default():
+    return {"route": "default"}
+
+@app.get("/exempt")
+@limiter.exempt
+async def exempt():
+    return {"route": "exempt"}
+
+@app.get("/cheap")
+@limiter.limit("1000/minute")
+async def cheap():
+    return {"route": "cheap"}
+
+@app.get("/json")
+@limiter.limit("1/minute")
+async def json_route():
+    return {"route": "json"}
+
+@app.get("/handler")
+@limiter.limit("1/minute")
+async def handler():
+    return {"route": "handler"}
+
+@app.get("/text")
+@limiter.limit("1/minute")
+async def text():
+    return {"route": "text"}
+'''
+
+FLASK_APP = '''
+import os
+import flask
+from hammer.integrations.flask import Limiter, RateLimitExceeded, get_remote_address
+
+def key():
+    return flask.request.headers.get("X-Client") or get_remote_address()
+
+def on_breach(exc):
+    if flask.request.path == "/json":
+        return flask.make_response(flask.jsonify(error="rate limited", retry_after=exc.retry_after), 429)
+    return None                                  # the rest: raise RateLimitExceeded
+
+app = flask.Flask(__name__)
+limiter = Limiter(os.environ["APP_URL"], app=app, key_func=key, default_limits=["2/minute"],
+                  application_limits=["60/minute"], headers="both", key_prefix=os.environ["APP_PREFIX"],
+                  on_breach=on_breach)
+
+@app.errorhandler(RateLimitExceeded)
+def shape(exc):
+    if flask.request.path == "/handler":
+        return "custom 429", 429
+    return exc                                    # werkzeug renders it: the default text
+
+@app.route("/limited")
+@limiter.limit("3/minute")
+def limited():
+    return {"route": "limited"}
+
+@app.route("/burst")
+@limiter.limit("10/minute")
+def burst():
+    return {"route": "burst"}
+
+@app.route("/multi")
+@limiter.limit("3/minute;5/hour")
+def multi():
+    return {"route": "multi"}
+
+@app.route("/shared1")
+@limiter.shared_limit("4/minute", scope="group")
+def shared1():
+    return {"route": "shared1"}
+
+@app.route("/shared2")
+@limiter.shared_limit("4/minute", scope="group")
+def shared2():
+    return {"route": "shared2"}
+
+@app.route("/default")
+def default():
+    return {"route": "default"}
+
+@app.route("/exempt")
+@limiter.exempt
+def exempt():
+    return {"route": "exempt"}
+
+@app.route("/cheap")
+@limiter.limit("1000/minute")
+def cheap():
+    return {"route": "cheap"}
+
+@app.route("/json")
+@limiter.limit("1/minute")
+def json_route():
+    return {"route": "json"}
+
+@app.route("/handler")
+@limiter.limit("1/minute")
+def handler():
+    return {"route": "handler"}
+
+@app.route("/text")
+@limiter.limit("1/minute")
+def text():
+    return {"route": "text"}
+'''
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "--preload", "-w", "2", "--graceful-timeout", "2", "--log-level",
+            "warning"]
+SERVERS = {
+    "uvicorn": ("fastapi", FASTAPI_APP, lambda port: [
+        sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "app:app"]),
+    "gunicorn-sync": ("flask", FLASK_APP, lambda port: GUNICORN + [
+        "-k", "sync", "-b", f"127.0.0.1:{port}", "app:app"]),
+    "gunicorn-gthread": ("flask", FLASK_APP, lambda port: GUNICORN + [
+        "-k", "gthread", "--threads", "4", "-b", f"127.0.0.1:{port}", "app:app"]),
+}
+# The endpoint's name in its keys: FastAPI's is module.qualname, Flask's the endpoint name.
+ENDPOINT = {"uvicorn": "app.{}", "gunicorn-sync": "{}", "gunicorn-gthread": "{}"}
+
+
+class Server:
+    def __init__(self, kind, tmp, url):
+        framework, source, command = SERVERS[kind]
+        pytest.importorskip(framework)
+        pytest.importorskip(kind.split("-")[0])
+        self.kind = kind
+        self.prefix = f"it:{kind}:{time.monotonic_ns()}:"
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "app.py").write_text(textwrap.dedent(source))
+        self.port = free_port()
+        env = dict(os.environ, APP_URL=url, APP_PREFIX=self.prefix,
+                   PYTHONPATH=os.pathsep.join([str(tmp), BINDINGS]))
+        self.log = open(tmp / "server.log", "w+")
+        self.proc = subprocess.Popen(command(self.port), cwd=str(tmp), env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    pytest.fail(f"{kind} did not start: {self.output()}")
+                time.sleep(0.05)
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+    def get(self, path, client=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            c.request("GET", path, headers={"X-Client": client} if client else {})
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            c.close()
+
+    def key(self, scope, client, endpoint=None):
+        """The Redis id of a client's counter: prefix, the declaration's scope, the key."""
+        if endpoint is not None:
+            scope = f"{scope}:{ENDPOINT[self.kind].format(endpoint)}"
+        return f"{self.prefix}{scope}|{client}"
+
+
+@pytest.fixture(scope="module")
+def redis_module():
+    with RedisServer() as r:
+        yield r
+
+
+@pytest.fixture(scope="module", params=sorted(SERVERS))
+def server(request, redis_module, tmp_path_factory):
+    s = Server(request.param, tmp_path_factory.mktemp(request.param), redis_module.url())
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(request):
+    return f"c{time.monotonic_ns()}-{request.node.name}"
+
+
+def ratelimit(headers):
+    m = re.fullmatch(r'"([^"]+)";r=(\d+);t=(\d+)', headers["ratelimit"])
+    assert m, headers["ratelimit"]
+    return m.group(1), int(m.group(2)), int(m.group(3))
+
+
+def test_route_limit_counts_exactly_with_headers(server, client, redis_module):
+    before = time.time()
+    for i in range(3):
+        status, headers, body = server.get("/limited", client)
+        assert status == 200 and json.loads(body) == {"route": "limited"}
+        assert headers["ratelimit-policy"] == '"app";q=60;w=60, "route";q=3;w=60'
+        name, remaining, reset = ratelimit(headers)
+        assert (name, remaining) == ("route", 2 - i) and 0 < reset <= 60
+        assert (headers["x-ratelimit-limit"], headers["x-ratelimit-remaining"]) == ("3", str(2 - i))
+        assert before <= int(headers["x-ratelimit-reset"]) <= time.time() + 61
+        assert "retry-after" not in headers
+    status, headers, body = server.get("/limited", client)
+    assert status == 429 and body == b"Too Many Requests\n"
+    assert headers["content-type"].startswith("text/plain")
+    assert 1 <= int(headers["retry-after"]) <= 60
+    assert ratelimit(headers)[:2] == ("route", 0) and headers["x-ratelimit-remaining"] == "0"
+    # The counters in Redis: the route's 3 (the denied hit took nothing) and the application's 4.
+    with hammer.Hammer(redis_module.url()) as h:
+        route = h.peek(server.key("route", client, "limited"), hammer.Limit.fixed_window(3, 60_000))
+        assert (route.allowed, route.count) == (False, 3)
+        app = h.peek(server.key("app", client), hammer.Limit.fixed_window(60, 60_000))
+        assert app.count == 4
+
+
+def test_key_is_the_client_address_by_default(server, redis_module):
+    # No X-Client header: the key function falls back to the address; reset it first (other runs share it).
+    with hammer.Hammer(redis_module.url()) as h:
+        rid = server.key("route", "127.0.0.1", "limited")
+        h.delete_buckets(rid)
+        h.delete_buckets(server.key("app", "127.0.0.1"))
+        assert server.get("/limited")[0] == 200
+        assert h.peek(rid, hammer.Limit.fixed_window(3, 60_000)).count == 1
+
+
+def test_concurrent_requests_count_exactly(server, client, redis_module):
+    """30 requests at once on 30 connections against 10/minute: exactly 10 pass, across workers and threads."""
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(lambda _: server.get("/burst", client)[0], range(30)))
+    assert sorted(statuses) == [200] * 10 + [429] * 20
+    with hammer.Hammer(redis_module.url()) as h:
+        assert h.peek(server.key("route", client, "burst"), hammer.Limit.fixed_window(10, 60_000)).count == 10
+
+
+def test_defaults_apply_to_undecorated_routes_only(server, client):
+    for i in range(2):
+        status, headers, _ = server.get("/default", client)
+        assert status == 200 and headers["ratelimit-policy"] == '"app";q=60;w=60, "default";q=2;w=60'
+        assert ratelimit(headers)[:2] == ("default", 1 - i)
+    status, headers, _ = server.get("/default", client)
+    assert status == 429 and ratelimit(headers)[0] == "default"
+    # A route with its own limit does not count against (or get) the defaults.
+    status, headers, _ = server.get("/limited", client)
+    assert status == 200 and "default" not in headers["ratelimit-policy"]
+
+
+def test_exempt_route_is_never_limited(server, client):
+    for _ in range(70):   # past the defaults and the application's 60
+        status, headers, body = server.get("/exempt", client)
+        assert status == 200 and json.loads(body) == {"route": "exempt"}
+        assert not {"ratelimit", "ratelimit-policy", "x-ratelimit-limit"} & set(headers)
+
+
+def test_shared_limit_is_one_counter_for_its_routes(server, client):
+    statuses = [server.get(p, client)[0] for p in ("/shared1", "/shared2", "/shared1", "/shared2")]
+    assert statuses == [200] * 4
+    for p in ("/shared1", "/shared2"):
+        status, headers, _ = server.get(p, client)
+        assert status == 429 and ratelimit(headers)[:2] == ("group", 0)
+        assert headers["ratelimit-policy"] == '"app";q=60;w=60, "group";q=4;w=60'
+    assert server.get("/shared1", client + "-other")[0] == 200, "each key has its own counter"
+
+
+def test_application_limit_spans_every_route(server, client):
+    paths = ["/cheap"] * 55 + ["/limited"] * 3 + ["/shared1", "/default"]
+    assert [server.get(p, client)[0] for p in paths] == [200] * 60
+    for p in ("/cheap", "/limited"):
+        status, headers, _ = server.get(p, client)
+        assert status == 429 and ratelimit(headers)[:2] == ("app", 0), headers
+    assert server.get("/exempt", client)[0] == 200
+
+
+@pytest.mark.skipif(not MULTI, reason="needs the several-limit hit (hammer.Hammer.hit with a list of Limits)")
+def test_several_limits_on_one_route_are_decided_together(server, client, redis_module):
+    for i in range(3):
+        status, headers, _ = server.get("/multi", client)
+        assert status == 200
+        assert headers["ratelimit-policy"] == '"app";q=60;w=60, "route.0";q=3;w=60, "route.1";q=5;w=3600'
+        assert ratelimit(headers)[:2] == ("route.0", 2 - i)
+    for _ in range(3):
+        status, headers, _ = server.get("/multi", client)
+        assert status == 429 and ratelimit(headers)[:2] == ("route.0", 0)
+    # The denied requests charged neither limit: the hour has 3, not 6.
+    with hammer.Hammer(redis_module.url()) as h:
+        rid = server.key("route", client, "multi")
+        assert h.peek(rid, hammer.Limit.fixed_window(5, 3_600_000)).count == 3
+        assert h.peek(rid, hammer.Limit.fixed_window(3, 60_000)).count == 3
+
+
+def test_breach_shaped_as_json(server, client):
+    assert server.get("/json", client)[0] == 200
+    status, headers, body = server.get("/json", client)
+    assert status == 429 and headers["content-type"] == "application/json"
+    doc = json.loads(body)
+    assert doc["error"] == "rate limited" and 0 < doc["retry_after"] <= 60
+    assert ratelimit(headers)[:2] == ("route", 0) and 1 <= int(headers["retry-after"]) <= 60
+
+
+def test_breach_shaped_by_exception_handler(server, client):
+    assert server.get("/handler", client)[0] == 200
+    status, headers, body = server.get("/handler", client)
+    assert (status, body) == (429, b"custom 429")
+    assert ratelimit(headers)[:2] == ("route", 0), "the rate-limit headers are added to the handler's response"
+
+
+def test_breach_default_text(server, client):
+    assert server.get("/text", client)[0] == 200
+    status, headers, body = server.get("/text", client)
+    assert (status, body) == (429, b"Too Many Requests\n")
+    assert headers["content-type"].startswith("text/plain") and 1 <= int(headers["retry-after"]) <= 60
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_redis_down_answers_503(kind, tmp_path):
+    """Redis stopped under a running server: every request is answered, 503 with a clear body (no URL policy);
+    exempt routes still work; once Redis is back the limits apply again."""
+    with RedisServer() as r:
+        s = Server(kind, tmp_path, r.url(connect_timeout_ms=200, timeout_ms=500))
+        try:
+            assert server_get_ok(s)
+            r.stop()
+            for path in ("/limited", "/default", "/cheap"):
+                status, headers, body = s.get(path, "down")
+                assert (status, body) == (503, b"Rate limiter unavailable\n"), s.output()
+            assert s.get("/exempt", "down")[0] == 200
+            r.start()   # used again after the circuit breaker's back-off (at most 100 ms for a refused connect)
+            deadline = time.monotonic() + 10
+            while s.get("/limited", "back")[0] != 200:
+                assert time.monotonic() < deadline, "the limits never applied again after Redis came back"
+                time.sleep(0.05)
+        finally:
+            s.close()
+
+
+def server_get_ok(s):
+    return s.get("/limited", "up")[0] == 200
