@@ -426,3 +426,86 @@ def test_redis_down_answers_503(kind, tmp_path):
 
 def server_get_ok(s):
     return s.get("/limited", "up")[0] == 200
+
+
+# -- in-process: the pieces a server test does not isolate -----------------------------------------------------------
+@pytest.mark.parametrize("handler", [None, 429, "RateLimitExceeded", "HTTPException", "Exception"])
+def test_flask_429_with_and_without_handlers(redis_module, handler):
+    """No on_breach and no error handler: the 429 is answered directly (not through Flask's exception path), as text,
+    with the headers; an error handler for 429, for RateLimitExceeded or for a class it derives from takes over."""
+    flask = pytest.importorskip("flask")
+    from werkzeug.exceptions import HTTPException
+
+    from hammer.integrations.flask import Limiter, RateLimitExceeded
+    app = flask.Flask("plain")
+    limiter = Limiter(redis_module.url(), app=app, key_prefix=f"plain:{time.monotonic_ns()}:")
+    if handler is not None:
+        target = {"RateLimitExceeded": RateLimitExceeded, "HTTPException": HTTPException,
+                  "Exception": Exception}.get(handler, handler)
+        app.register_error_handler(target, lambda e: ("handled", 429))
+
+    @app.route("/one")
+    @limiter.limit("1/minute")
+    def one():
+        return "one"
+
+    c = app.test_client()
+    assert c.get("/one").status_code == 200
+    r = c.get("/one")
+    assert (r.status_code, r.data) == (429, b"Too Many Requests\n" if handler is None else b"handled")
+    assert r.headers["RateLimit"].startswith('"route";r=0;') and 1 <= int(r.headers["Retry-After"]) <= 60
+
+
+def test_batched_hits_are_each_decided_exactly(redis_module):
+    """200 concurrent hits through the batcher against 50/minute: exactly 50 allowed, in fewer calls than hits, and
+    each caller gets its own decision; a cancelled caller does not disturb the others."""
+    import asyncio
+
+    import hammer.aio
+    from hammer.integrations._batch import Batcher
+
+    limit = hammer.Limit.fixed_window(50, 60_000)
+    rid = f"batch:{time.monotonic_ns()}"
+
+    async def main():
+        async with hammer.aio.Hammer(redis_module.url()) as h:
+            calls = {"hit": 0, "hit_many": 0}
+            for name in calls:
+                def counted(*a, _name=name, _f=getattr(h, name)):
+                    calls[_name] += 1
+                    return _f(*a)
+                setattr(h, name, counted)
+            b = Batcher(h)
+            tasks = [asyncio.ensure_future(b.hit(rid, limit, 1)) for _ in range(201)]
+            tasks[-1].cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            assert isinstance(done[-1], asyncio.CancelledError)
+            decisions = done[:-1]
+            assert sum(d.allowed for d in decisions) == 50
+            assert sorted(d.count for d in decisions if d.allowed) == list(range(1, 51))
+            assert 2 <= calls["hit"] + calls["hit_many"] < 200, calls
+            assert (await h.peek(rid, limit)).count == 50
+            assert not b.busy and not b.queue
+
+    asyncio.run(main())
+
+
+def test_batched_hits_fail_each_with_redis_down():
+    import asyncio
+
+    import hammer.aio
+    from hammer.integrations._batch import Batcher
+
+    with RedisServer() as r:
+        url = r.url(connect_timeout_ms=200, timeout_ms=300)
+
+        async def main():
+            async with hammer.aio.Hammer(url) as h:
+                r.stop()
+                b = Batcher(h)
+                done = await asyncio.gather(*[b.hit("x", hammer.Limit.gcra(5, 1000), 1) for _ in range(20)],
+                                            return_exceptions=True)
+                assert all(isinstance(e, hammer.HammerError) for e in done), done
+                assert not b.busy
+
+        asyncio.run(main())

@@ -69,6 +69,18 @@ class RateLimitExceeded(TooManyRequests):
         return [("Content-Type", "text/plain; charset=utf-8")] + list(self.headers.items())
 
 
+def _handles_429(app: flask.Flask) -> bool:
+    """Whether an error handler of the app or a blueprint would take a RateLimitExceeded: one registered for 429 (or
+    RateLimitExceeded), or for a class it derives from (HTTPException, Exception)."""
+    for by_code in app.error_handler_spec.values():
+        if by_code.get(429):
+            return True
+        any_code = by_code.get(None)
+        if any_code and any(c in any_code for c in RateLimitExceeded.__mro__):
+            return True
+    return False
+
+
 def _is_blueprint(obj: Any) -> bool:
     return isinstance(obj, flask.Blueprint)
 
@@ -202,6 +214,8 @@ class Limiter:
             response = self.on_breach(exc)
             if response is not None:
                 return response
+        if not _handles_429(flask.current_app):   # what raising would give, without Flask's exception path
+            return flask.Response(_core.BREACH_BODY, 429, _core.breach_headers())
         raise exc
 
     def _after(self, response: flask.Response) -> flask.Response:

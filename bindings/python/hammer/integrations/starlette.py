@@ -18,7 +18,8 @@
 The checks run in a pure ASGI middleware, before the endpoint: it finds the route the router will pick (the same
 `route.matches`, first full match else first partial one), takes the limits declared on its endpoint (or the
 defaults), and asks Redis through hammer.aio, off the event loop. So an endpoint needs no `request` parameter, and
-any response (a dict, a model, a Response) gets the headers. A denied request never reaches the endpoint: it gets a
+any response (a dict, a model, a Response) gets the headers. The hits of concurrent requests go to Redis together
+(one pipeline while another call is in flight: see _batch.py), each its own decision. A denied request never reaches the endpoint: it gets a
 429 from `on_breach(request, exc)` when given and it returns a Response (or an awaitable of one; None leaves the
 request to what follows), else from an exception handler the app registered for RateLimitExceeded or 429
 (`app.add_exception_handler(RateLimitExceeded, handler)`, as with slowapi), else breach_response(exc): "Too Many
@@ -28,17 +29,18 @@ a 503 and the error is logged: no exception of the library reaches the server.
 Websocket and lifespan traffic passes through.
 """
 import inspect
-from typing import Any, Awaitable, Callable, Iterable, List, MutableMapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import Host, Match
 
 from .. import _api, aio
 from .._api import Decision, Limit
 from ..asgi import client_address
 from ..errors import HammerError, InvalidError
 from . import _core
+from ._batch import Batcher
 from ._core import Cost, Group, LimitValue, Outcome, Plan
 
 __all__ = ["Limiter", "HammerMiddleware", "RateLimitExceeded", "breach_response", "get_remote_address"]
@@ -103,6 +105,42 @@ def _endpoint_of(route: Any, scope: Scope, child: Any) -> Any:
     return None
 
 
+def _has_host(routes: Sequence[Any]) -> bool:
+    """Whether a Host route is among `routes` (at any depth): the route then depends on the Host header too."""
+    return any(isinstance(r, Host) or _has_host(getattr(r, "routes", None) or ()) for r in routes)
+
+
+class _Routes:
+    """The endpoint of each (method, path) as the router resolves it, remembered: a dict read per request instead of
+    matching every route again. Forgotten when the app's routes change (another list or length), bounded in size
+    (cleared when full: paths with parameters are many), and not used when a Host route makes the answer depend on
+    more than the method and path."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self.sig: Any = None
+        self.cache: Dict[Tuple[str, str, str], Any] = {}
+        self.usable = False
+
+    def endpoint(self, routes: Sequence[Any], scope: Scope) -> Any:
+        sig = (id(routes), len(routes))
+        if sig != self.sig:
+            self.sig, self.cache, self.usable = sig, {}, not _has_host(routes)
+        if not self.usable:
+            return _find_endpoint(routes, scope)
+        k = (scope["method"], scope["path"], scope.get("root_path", ""))
+        try:
+            return self.cache[k]
+        except KeyError:
+            pass
+        endpoint = _find_endpoint(routes, scope)
+        if len(self.cache) >= self.SIZE:
+            self.cache.clear()
+        self.cache[k] = endpoint
+        return endpoint
+
+
 def _name(endpoint: Any) -> str:
     return f"{getattr(endpoint, '__module__', '')}.{getattr(endpoint, '__qualname__', repr(endpoint))}"
 
@@ -134,6 +172,8 @@ class Limiter:
         self.decl = _core.Declarations(algorithm, default_limits, application_limits, key_func, key_prefix, headers)
         self.on_breach = on_breach
         self.enabled = bool(enabled)
+        self._batcher = Batcher(hammer)
+        self._routes = _Routes()
 
     # -- declarations ----------------------------------------------------------------------------------------------
     def limit(self, limit_value: LimitValue, *, key_func: Optional[Callable[[Request], Any]] = None,
@@ -188,26 +228,28 @@ class Limiter:
     def _plan(self, scope: Scope) -> Optional[Plan]:
         app = scope.get("app")
         routes = getattr(getattr(app, "router", None), "routes", None)
-        endpoint = _find_endpoint(routes, scope) if routes else None
+        endpoint = self._routes.endpoint(routes, scope) if routes else None
         if endpoint is None:
             return self.decl.plan(None, "", ()) if self.decl.app else None
         return self.decl.plan(endpoint, _name(endpoint))
 
     async def check(self, plan: Plan, request: Request) -> Union[Outcome, Tuple[int, Any, bytes], None]:
         """Decides the request's groups: the Outcome to report, None when no group counted it, or the failure answer."""
-        method = request.method
+        scope = request.scope
+        method = scope["method"]
         best: Optional[Outcome] = None
         for g in plan.groups:
             if g.methods is not None and method not in g.methods:
                 continue
             if g.exempt_when is not None and g.exempt_when(request):
                 continue
-            key = (g.key_func or self.decl.key_func)(request)
+            key_func = g.key_func or self.decl.key_func
+            key = client_address(scope) if key_func is get_remote_address else key_func(request)
             if key is None:
                 continue
             try:
                 cost = g.cost(request) if callable(g.cost) else g.cost
-                d = await self.hammer.hit(self.decl.key(g, key, method), g.spec, cost)
+                d = await self._batcher.hit(self.decl.key(g, key, method), g.spec, cost)
             except HammerError as e:
                 return _core.failure(e)
             best = _core.outcome_of(g, d, best)
