@@ -2,6 +2,7 @@
 under gunicorn), same limit, same redis-server, and the same apps without a limiter.
 
     python3 benchmarks/web.py [--rounds 5] [--duration 5] [--connections 16] [--only fastapi,flask] [--headers]
+                              [--url-options spin_us=0]
 
 Each framework has three apps, all running at once on their own ports: `none` (no limiter), `hammer`
 (hammer.integrations, fixed window as the peers' default) and the peer. Each app has two routes: /allow, limited to
@@ -9,6 +10,8 @@ Each framework has three apps, all running at once on their own ports: `none` (n
 denied: the 429 path). The key is the client address (one key for all of wrk's connections), as by default in all
 three. The rows alternate within each round (none, hammer, peer, then reversed the next round), so a busy moment of
 the machine weighs on all sides alike; a ratio is the median of the per-round ratios, with the lowest and highest.
+Besides requests per second, each run's CPU time (user + system, /proc) of the app's processes and of redis-server is
+divided by the requests it answered: what a request costs, which a busy machine disturbs much less than throughput.
 By default no rate-limit headers are sent (the peers' default: headers_enabled=False; ours headers="none");
 --headers turns them on everywhere (the peers' X-RateLimit-*, ours the IETF draft's).
 
@@ -175,6 +178,25 @@ def get(port, path):
         c.close()
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` and its live children (gunicorn's workers)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:   # fields[1] is the parent's pid
+            total += int(fields[11]) + int(fields[12])   # utime, stime
+    return total / TICK
+
+
 def wrk(port, path, duration, connections):
     """Requests per second of wrk on one URL, and the statuses seen (wrk counts non-2xx/3xx)."""
     out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s",
@@ -194,6 +216,7 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--only", default="fastapi,flask")
     ap.add_argument("--headers", action="store_true", help="rate-limit headers on (all sides)")
+    ap.add_argument("--url-options", default="", help="more options of hammer's URL, e.g. spin_us=0")
     args = ap.parse_args()
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "bindings", "python"),
                HAMMER_LIBRARY=os.environ.get("HAMMER_LIBRARY", os.path.join(ROOT, "build", "lib", "libhammer.so")),
@@ -201,11 +224,13 @@ def main():
     procs = []
     tmp = tempfile.mkdtemp(prefix="hammer-web-")
     with RedisServer() as redis:
-        env["HAMMER_URL"] = redis.url(expiry_ms=3_600_000)
+        opts = dict(o.split("=", 1) for o in args.url_options.split("&") if o)
+        env["HAMMER_URL"] = redis.url(expiry_ms=3_600_000, **opts)
         env["PEER_URL"] = f"redis://127.0.0.1:{redis.port}"
         print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs; load average "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; wrk -t1 -c{args.connections} -d{args.duration}s; "
-              f"{args.rounds} rounds; headers {'on' if args.headers else 'off'}")
+              f"{args.rounds} rounds; headers {'on' if args.headers else 'off'}; hammer URL options: "
+              f"{args.url_options or 'defaults'}")
         try:
             servers = {}
             for fw in args.only.split(","):
@@ -231,11 +256,15 @@ def main():
                 peer_name = FRAMEWORKS[fw][0]
                 for case in ("allow", "deny"):
                     rps = {s: [] for s in ("none", "hammer", "peer")}
+                    cpu = {s: [] for s in ("none", "hammer", "peer")}
                     for r in range(args.rounds):
                         order = ["none", "hammer", "peer"] if r % 2 == 0 else ["peer", "hammer", "none"]
                         for side in order:
-                            port = servers[(fw, side)][0]
+                            port, proc = servers[(fw, side)][:2]
+                            c0, r0 = cpu_seconds(proc.pid), cpu_seconds(redis.proc.pid)
                             value, total, non2xx, errors = wrk(port, "/" + case, args.duration, args.connections)
+                            c1, r1 = cpu_seconds(proc.pid), cpu_seconds(redis.proc.pid)
+                            cpu[side].append(((c1 - c0) * 1e6 / total, (r1 - r0) * 1e6 / total))
                             if side != "none":
                                 want = 0 if case == "allow" else total
                                 if non2xx != want:
@@ -245,10 +274,18 @@ def main():
                     vs_peer = [h / p for h, p in zip(rps["hammer"], rps["peer"])]
                     vs_none = [h / n for h, n in zip(rps["hammer"], rps["none"])]
                     med = {s: statistics.median(v) for s, v in rps.items()}
-                    print(f"{fw:8} {case:6} hammer {med['hammer']:8.0f}/s  {peer_name} {med['peer']:8.0f}/s  "
-                          f"no limiter {med['none']:8.0f}/s  hammer/{peer_name} {statistics.median(vs_peer):.2f} "
-                          f"[{min(vs_peer):.2f}-{max(vs_peer):.2f}]  hammer/no limiter "
+                    app_us = {k: statistics.median(a for a, _ in v) for k, v in cpu.items()}
+                    redis_us = {k: statistics.median(b for _, b in v) for k, v in cpu.items()}
+                    cpu_ratio = [p[0] / h[0] for h, p in zip(cpu["hammer"], cpu["peer"])]
+                    print(f"{fw:8} {case:6} requests/s: hammer {med['hammer']:.0f}, {peer_name} {med['peer']:.0f}, "
+                          f"no limiter {med['none']:.0f}; hammer/{peer_name} {statistics.median(vs_peer):.2f} "
+                          f"[{min(vs_peer):.2f}-{max(vs_peer):.2f}], hammer/no limiter "
                           f"{statistics.median(vs_none):.2f} [{min(vs_none):.2f}-{max(vs_none):.2f}]", flush=True)
+                    print(f"{'':15} server CPU us/request: hammer {app_us['hammer']:.0f}, {peer_name} "
+                          f"{app_us['peer']:.0f}, no limiter {app_us['none']:.0f}; {peer_name}/hammer "
+                          f"{statistics.median(cpu_ratio):.2f} [{min(cpu_ratio):.2f}-{max(cpu_ratio):.2f}]; "
+                          f"redis-server CPU us/request: hammer {redis_us['hammer']:.1f}, {peer_name} "
+                          f"{redis_us['peer']:.1f}", flush=True)
         finally:
             for p, log in procs:
                 p.terminate()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from .. import _api
+from .. import _api, _http
 from .._api import Decision, Limit
 from ..errors import HammerError, InvalidError
 
@@ -25,8 +25,7 @@ Cost = Union[int, Callable[..., int]]
 Headers = List[Tuple[str, str]]
 
 HEADER_STYLES = ("ietf", "x-ratelimit", "both", "none")
-BREACH_BODY = b"Too Many Requests\n"
-FAILURE_BODY = b"Rate limiter unavailable\n"
+BREACH_BODY = _http.BODY
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-/ ]{1,64}$")   # a scope or policy name: sent in headers and in keys
 
 # limits' strategy names (slowapi's and Flask-Limiter's strategy=), for users who copy their settings.
@@ -78,13 +77,20 @@ def _parse_fallback(text: str, algorithm: str) -> List[Limit]:
     return out
 
 
-def quota_window(limit: Limit) -> Tuple[int, int]:
+def _quota_window(limit: Limit) -> Tuple[int, int]:
     """The (q, w) of the limit's RateLimit-Policy: q units per w seconds. The buckets and GCRA show their capacity
     (burst, or the rate when burst is 0) and the time that capacity takes to fill at the rate."""
-    if limit.algorithm in (_api.TOKEN_BUCKET, _api.LEAKY_BUCKET, _api.GCRA) and limit.burst > 0:
-        q = limit.burst
+    if limit.algorithm in (_api.TOKEN_BUCKET, _api.LEAKY_BUCKET, _api.GCRA):
+        q = limit.burst or limit.limit
         return q, max(1, -(-limit.period_ms * q // (limit.limit * 1000)))
     return limit.limit, max(1, -(-limit.period_ms // 1000))
+
+
+# The middleware's (hammer._http) quota per algorithm and 503 answer where it has them (issue 20, parts 2 and 5): one
+# reading of the headers and one failure answer for the middleware and the integrations.
+quota_window: Callable[[Limit], Tuple[int, int]] = getattr(_http, "quota", _quota_window)
+_unavailable: Optional[Callable[[HammerError, str], Tuple[Headers, bytes]]] = getattr(_http, "unavailable", None)
+FAILURE_BODY: bytes = getattr(_http, "UNAVAILABLE_BODY", b"Service Unavailable: the rate limiter cannot decide\n")
 
 
 def _check_name(what: str, name: Any) -> str:
@@ -281,6 +287,8 @@ def rate_headers(style: str, plan: Plan, o: Outcome) -> Headers:
     q, _ = quota_window(o.limit)
     remaining = min(max(0, d.remaining), q)
     out: Headers = []
+    if d.degraded:   # decided without Redis (the URL's on_error / fallback): no store holds what the fields would say
+        style = "none"
     if style in ("ietf", "both"):
         out.append(("RateLimit-Policy", plan.policy))
         out.append(("RateLimit", f'"{o.group.names[o.index]}";r={remaining};t={_ceil_s(d.reset_after_ms)}'))
@@ -297,9 +305,12 @@ def breach_headers() -> Headers:
     return [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(BREACH_BODY)))]
 
 
-def failure(e: HammerError) -> Tuple[int, Headers, bytes]:
+def failure(e: HammerError, where: str) -> Tuple[int, Headers, bytes]:
     """The answer when the limiter fails and the URL's on_error / fallback did not decide: 503, logged; the
     library's exception never reaches the server (gunicorn takes an OSError for a broken client socket)."""
-    log.error("rate limiter unavailable: %s", e)
+    if _unavailable is not None:
+        headers, body = _unavailable(e, where)
+        return 503, headers, body
+    log.error("hammer %s: rate limit not decided, answering 503: %s", where, e)
     return 503, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(FAILURE_BODY))),
                  ("Retry-After", "1")], FAILURE_BODY

@@ -198,7 +198,7 @@ class Limiter:
                 cost = g.cost() if callable(g.cost) else g.cost
                 d = self.hammer.hit(self.decl.key(g, key, method), g.spec, cost)
             except HammerError as e:
-                status, headers, body = _core.failure(e)
+                status, headers, body = _core.failure(e, "flask limiter")
                 return flask.Response(body, status, headers)
             best = _core.outcome_of(g, d, best)
             if not d.allowed:

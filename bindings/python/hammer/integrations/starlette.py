@@ -251,7 +251,7 @@ class Limiter:
                 cost = g.cost(request) if callable(g.cost) else g.cost
                 d = await self._batcher.hit(self.decl.key(g, key, method), g.spec, cost)
             except HammerError as e:
-                return _core.failure(e)
+                return _core.failure(e, "starlette limiter")
             best = _core.outcome_of(g, d, best)
             if not d.allowed:
                 break
