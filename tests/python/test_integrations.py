@@ -32,6 +32,7 @@ MULTI = "decided_by" in hammer.Decision._fields   # the several-limit hit (issue
 # Both apps: key = X-Client header (else the client address); defaults 2/minute; application-wide 60/minute.
 FASTAPI_APP = '''
 import os
+import hammer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from hammer.integrations.starlette import Limiter, RateLimitExceeded, breach_response, get_remote_address
@@ -63,10 +64,11 @@ async def limited():
 def burst():                                    # a sync endpoint: FastAPI runs it in its thread pool
     return {"route": "burst"}
 
-@app.get("/multi")
-@limiter.limit("3/minute;5/hour")
-async def multi():
-    return {"route": "multi"}
+if "decided_by" in hammer.Decision._fields:     # the several-limit hit is in the library
+    @app.get("/multi")
+    @limiter.limit("3/minute;5/hour")
+    async def multi():
+        return {"route": "multi"}
 
 @app.get("/shared1")
 @limiter.shared_limit("4/minute", scope="group")
@@ -110,6 +112,7 @@ async def text():
 
 FLASK_APP = '''
 import os
+import hammer
 import flask
 from hammer.integrations.flask import Limiter, RateLimitExceeded, get_remote_address
 
@@ -142,10 +145,11 @@ def limited():
 def burst():
     return {"route": "burst"}
 
-@app.route("/multi")
-@limiter.limit("3/minute;5/hour")
-def multi():
-    return {"route": "multi"}
+if "decided_by" in hammer.Decision._fields:     # the several-limit hit is in the library
+    @app.route("/multi")
+    @limiter.limit("3/minute;5/hour")
+    def multi():
+        return {"route": "multi"}
 
 @app.route("/shared1")
 @limiter.shared_limit("4/minute", scope="group")
@@ -510,3 +514,40 @@ def test_batched_hits_fail_each_with_redis_down():
                 assert not b.busy
 
         asyncio.run(main())
+
+
+def test_declarations_are_checked_when_made(redis_module):
+    """Mistakes fail at start-up with a ValueError (hammer.InvalidError) naming them, not at every request."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("flask")
+    from hammer.integrations import flask as hflask
+    from hammer.integrations import starlette as hstar
+
+    url = redis_module.url()
+    try:
+        hammer.Limit.fixed_window(0, 1000)
+        limits_checked_when_made = False    # before issue 20 part 2: the library refuses it at the first call
+    except ValueError:
+        limits_checked_when_made = True
+    for make in (lambda **kw: hstar.Limiter(url, **kw), lambda **kw: hflask.Limiter(url, **kw)):
+        for kw in ({"default_limits": "10/second"}, {"default_limits": ["10 per fortnight"]},
+                   {"application_limits": ["0/second"]}, {"algorithm": "bogus"}, {"headers": "all"},
+                   {"key_func": "client"}, {"key_prefix": 7}, {"on_breach": 429}):
+            if kw == {"application_limits": ["0/second"]} and not limits_checked_when_made:
+                continue
+            with pytest.raises(ValueError):
+                make(**kw)
+        limiter = make(algorithm="moving-window")   # limits' strategy names are accepted
+        assert limiter.decl.algorithm == "sliding_window"
+        for args, kw in ((("10/second",), {"methods": "POST"}), (("10/sideways",), {}), ((42,), {}),
+                         (("10/second",), {"cost": -1}), (("10/second",), {"cost": 1.5}),
+                         (("10/second",), {"exempt_when": True})):
+            with pytest.raises(ValueError):
+                limiter.limit(*args, **kw)
+        with pytest.raises(ValueError):
+            limiter.shared_limit("10/second", scope='bad"scope')
+        if MULTI:
+            limiter.limit("10/second;1000/day")
+        else:   # refused when made rather than failing every request
+            with pytest.raises(ValueError, match="several limits"):
+                limiter.limit("10/second;1000/day")

@@ -124,6 +124,9 @@ def make_group(value: LimitValue, algorithm: str, label: str, scope: str, *, key
                per_method: bool = False, methods: Optional[Iterable[str]] = None, cost: Cost = 1,
                exempt_when: Optional[Callable[..., bool]] = None, override_defaults: bool = True) -> Group:
     limits = parse_limits(value, algorithm)
+    if len(limits) > 1 and "decided_by" not in Decision._fields:
+        raise InvalidError(f"{value!r}: several limits in one declaration need the library's several-limit hit, "
+                           f"which this version lacks: declare them one by one")
     names = tuple(label if len(limits) == 1 else f"{label}.{i}" for i in range(len(limits)))
     if key_func is not None and not callable(key_func):
         raise InvalidError("key_func must be a function of the request")
