@@ -10,12 +10,15 @@ Each framework has three apps, all running at once on their own ports: `none` (n
 denied: the 429 path). The key is the client address (one key for all of wrk's connections), as by default in all
 three. The rows alternate within each round (none, hammer, peer, then reversed the next round), so a busy moment of
 the machine weighs on all sides alike; a ratio is the median of the per-round ratios, with the lowest and highest.
+No limiter can make an app faster than the same app without one: "no limiter / peer" is the ceiling of any
+limiter's ratio against the peer in that run.
 Besides requests per second, each run's CPU time (user + system, /proc) of the app's processes and of redis-server is
 divided by the requests it answered: what a request costs, which a busy machine disturbs much less than throughput.
 By default no rate-limit headers are sent (the peers' default: headers_enabled=False; ours headers="none");
 --headers turns them on everywhere (the peers' X-RateLimit-*, ours the IETF draft's).
 
-Servers: uvicorn with one worker (its default); gunicorn --preload -w 2 with sync workers. Needs `wrk` (Debian
+Servers: uvicorn with one worker (its default; uvloop and httptools when installed, as uvicorn[standard] does);
+gunicorn --preload -w 2 with sync workers. Needs `wrk` (Debian
 package) and `pip install fastapi uvicorn slowapi flask gunicorn flask-limiter redis` (deps/pip.txt), and the library
 built (make lib).
 """
@@ -277,10 +280,12 @@ def main():
                     app_us = {k: statistics.median(a for a, _ in v) for k, v in cpu.items()}
                     redis_us = {k: statistics.median(b for _, b in v) for k, v in cpu.items()}
                     cpu_ratio = [p[0] / h[0] for h, p in zip(cpu["hammer"], cpu["peer"])]
+                    ceiling = [n / p for n, p in zip(rps["none"], rps["peer"])]
                     print(f"{fw:8} {case:6} requests/s: hammer {med['hammer']:.0f}, {peer_name} {med['peer']:.0f}, "
                           f"no limiter {med['none']:.0f}; hammer/{peer_name} {statistics.median(vs_peer):.2f} "
                           f"[{min(vs_peer):.2f}-{max(vs_peer):.2f}], hammer/no limiter "
-                          f"{statistics.median(vs_none):.2f} [{min(vs_none):.2f}-{max(vs_none):.2f}]", flush=True)
+                          f"{statistics.median(vs_none):.2f} [{min(vs_none):.2f}-{max(vs_none):.2f}]; "
+                          f"ceiling (no limiter/{peer_name}) {statistics.median(ceiling):.2f}", flush=True)
                     print(f"{'':15} server CPU us/request: hammer {app_us['hammer']:.0f}, {peer_name} "
                           f"{app_us['peer']:.0f}, no limiter {app_us['none']:.0f}; {peer_name}/hammer "
                           f"{statistics.median(cpu_ratio):.2f} [{min(cpu_ratio):.2f}-{max(cpu_ratio):.2f}]; "

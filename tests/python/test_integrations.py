@@ -551,3 +551,33 @@ def test_declarations_are_checked_when_made(redis_module):
         else:   # refused when made rather than failing every request
             with pytest.raises(ValueError, match="several limits"):
                 limiter.limit("10/second;1000/day")
+
+
+def test_starlette_middleware_takes_app_state_limiter(redis_module):
+    """slowapi's set-up (app.state.limiter, then the middleware without arguments) works as is, on a plain Starlette
+    app whose endpoints take the request, including a route inside a Mount."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+    from starlette.testclient import TestClient
+
+    from hammer.integrations.starlette import HammerMiddleware, Limiter
+
+    limiter = Limiter(redis_module.url(), key_prefix=f"state:{time.monotonic_ns()}:")
+
+    @limiter.limit("2/minute")
+    async def inner(request):
+        return PlainTextResponse("inner")
+
+    async def free(request):
+        return PlainTextResponse("free")
+
+    app = Starlette(routes=[Route("/free", free), Mount("/api", routes=[Route("/inner", inner)])])
+    app.state.limiter = limiter
+    app.add_middleware(HammerMiddleware)
+    with TestClient(app) as c:
+        assert [c.get("/api/inner").status_code for _ in range(3)] == [200, 200, 429]
+        assert all(c.get("/free").status_code == 200 for _ in range(5))
+        assert "ratelimit" not in c.get("/free").headers

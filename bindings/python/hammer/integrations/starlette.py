@@ -286,17 +286,28 @@ def breach_response(exc: RateLimitExceeded) -> Response:
 
 class HammerMiddleware:
     """The ASGI middleware of a Limiter: `app.add_middleware(HammerMiddleware, limiter=limiter)` (or
-    limiter.init_app(app))."""
+    limiter.init_app(app)); without `limiter`, the app's `app.state.limiter`, as slowapi's SlowAPIMiddleware."""
 
-    def __init__(self, app: ASGIApp, limiter: Limiter) -> None:
-        if not isinstance(limiter, Limiter):
+    def __init__(self, app: ASGIApp, limiter: Optional[Limiter] = None) -> None:
+        if limiter is not None and not isinstance(limiter, Limiter):
             raise InvalidError(f"limiter must be a hammer.integrations.starlette.Limiter, not {type(limiter).__name__}")
         self.app = app
         self.limiter = limiter
 
+    def _limiter(self, scope: Scope) -> Limiter:
+        lim = getattr(getattr(scope.get("app"), "state", None), "limiter", None)
+        if not isinstance(lim, Limiter):
+            raise InvalidError("HammerMiddleware needs limiter= or app.state.limiter, a "
+                               "hammer.integrations.starlette.Limiter")
+        self.limiter = lim
+        return lim
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lim = self.limiter
-        if scope["type"] != "http" or not lim.enabled:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        lim = self.limiter or self._limiter(scope)
+        if not lim.enabled:
             await self.app(scope, receive, send)
             return
         plan = lim._plan(scope)
