@@ -20,17 +20,21 @@ class Batcher:
         self.hammer = hammer
         self.queue: List[Tuple[str, Limit, int, "asyncio.Future[Decision]"]] = []
         self.busy = False
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
 
     async def hit(self, id: str, spec: Any, cost: int) -> Decision:
         if not isinstance(spec, Limit):
             return await self.hammer.hit(id, spec, cost)
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:   # another event loop (a test client's, a restarted server's): start afresh,
+            self.loop, self.queue, self.busy = loop, [], False   # what the old one left cannot complete
         if not self.busy:
             self.busy = True
             try:
                 return await self.hammer.hit(id, spec, cost)
             finally:
                 self._next()
-        future: "asyncio.Future[Decision]" = asyncio.get_running_loop().create_future()
+        future: "asyncio.Future[Decision]" = loop.create_future()
         self.queue.append((id, spec, cost, future))
         return await future
 
