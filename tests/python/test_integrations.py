@@ -594,3 +594,23 @@ def test_starlette_middleware_takes_app_state_limiter(redis_module):
         assert [c.get("/api/inner").status_code for _ in range(3)] == [200, 200, 429]
         assert all(c.get("/free").status_code == 200 for _ in range(5))
         assert "ratelimit" not in c.get("/free").headers
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_starts_while_redis_is_down(kind, tmp_path):
+    """The app starts with Redis down (the Limiter opens its handle at a later request), answers 503 meanwhile, and
+    limits once Redis is up."""
+    with RedisServer() as r:
+        r.stop()
+        s = Server(kind, tmp_path, r.url(connect_timeout_ms=200, timeout_ms=500))
+        try:
+            status, _, body = s.get("/limited", "early")
+            assert (status, body) == (503, FAILURE_BODY), s.output()
+            r.start()
+            deadline = time.monotonic() + 10
+            while (status := s.get("/limited", "late")[0]) != 200:
+                assert status == 503 and time.monotonic() < deadline, s.output()
+                time.sleep(0.05)
+            assert [s.get("/limited", "late")[0] for _ in range(3)] == [200, 200, 429]
+        finally:
+            s.close()

@@ -26,6 +26,7 @@ request gets a 503 and the error is logged: no exception of the library reaches 
 OSError for a broken client socket and close it without an answer).
 As Flask-Limiter's, key_func, cost and exempt_when take no argument and read flask.request.
 """
+import threading
 from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar, Union
 
 import flask
@@ -33,7 +34,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from .. import _api
 from .._api import Decision, Limit
-from ..errors import HammerError, InvalidError
+from ..errors import ConnectError, HammerError, HammerTimeout, InvalidError
 from ..wsgi import client_address
 from . import _core
 from ._core import Cost, Group, LimitValue, Outcome, Plan
@@ -88,7 +89,8 @@ def _is_blueprint(obj: Any) -> bool:
 class Limiter:
     """Rate limits for a Flask app (see the module's docstring).
 
-    hammer: a URL or a hammer.Hammer. key_func() -> str, bytes, or None (not limited); default: the client address.
+    hammer: a URL or a hammer.Hammer (given a URL while Redis is down, the Limiter opens it at a later request, so
+    the app starts all the same). key_func() -> str, bytes, or None (not limited); default: the client address.
     default_limits apply to each route that declares none (each route its own counter); application_limits to every
     request, one counter per key for the whole app. algorithm: fixed_window (as Flask-Limiter / limits),
     sliding_window, token_bucket, leaky_bucket, gcra, or limits' strategy names. headers: "ietf" (RateLimit-Policy
@@ -103,18 +105,43 @@ class Limiter:
                  headers: str = "ietf", key_prefix: str = "rl:",
                  on_breach: Optional[Callable[[RateLimitExceeded], Optional[flask.Response]]] = None,
                  enabled: bool = True) -> None:
-        if isinstance(hammer, str):
-            hammer = _api.Hammer(hammer)
-        if not isinstance(hammer, _api.Hammer):
+        if not isinstance(hammer, (str, _api.Hammer)):
             raise InvalidError(f"hammer must be a URL or a hammer.Hammer, not {type(hammer).__name__}")
         if on_breach is not None and not callable(on_breach):
             raise InvalidError("on_breach must be a function of the RateLimitExceeded")
-        self.hammer = hammer
+        self.hammer: Optional[_api.Hammer] = None
+        self._url: Optional[str] = None
+        self._lock = threading.Lock()
+        if isinstance(hammer, _api.Hammer):
+            self.hammer = hammer
+        else:
+            try:
+                self.hammer = _api.Hammer(hammer)
+            except (ConnectError, HammerTimeout) as e:   # Redis down: open at a later request; a bad URL raises
+                _core.log.warning("hammer flask limiter: cannot reach Redis at start-up (%s: %s); will try again at "
+                                  "each request", type(e).__name__, e)
+                self._url = hammer
         self.decl = _core.Declarations(algorithm, default_limits, application_limits, key_func, key_prefix, headers)
         self.on_breach = on_breach
         self.enabled = bool(enabled)
         if app is not None:
             self.init_app(app)
+
+    def _handle(self) -> "_api.Hammer":
+        """The handle, opened now if Redis was down when the Limiter was made (no lock held while connecting: two
+        requests may both open one, and the second is closed)."""
+        h = self.hammer
+        if h is not None:
+            return h
+        assert self._url is not None
+        opened = _api.Hammer(self._url)
+        with self._lock:
+            kept = self.hammer
+            if kept is None:
+                self.hammer = kept = opened
+        if kept is not opened:
+            opened.close()
+        return kept
 
     def init_app(self, app: flask.Flask) -> None:
         """Installs the hooks on `app` (app.extensions["hammer_limiter"] is this Limiter)."""
@@ -163,7 +190,8 @@ class Limiter:
         else:
             name = endpoint or view.__name__
             groups = [g if g.scope else _core._scoped(g, "route:" + name) for g in self.decl.routes.get(view, ())]
-        return sum(self.hammer.delete_buckets(self.decl.key(g, key, "")) for g in groups)
+        h = self._handle()
+        return sum(h.delete_buckets(self.decl.key(g, key, "")) for g in groups)
 
     # -- the hooks -----------------------------------------------------------------------------------------------
     def _plan(self) -> Optional[Plan]:
@@ -186,6 +214,11 @@ class Limiter:
             return None
         method = flask.request.method
         best: Optional[Outcome] = None
+        try:
+            h = self._handle()
+        except HammerError as e:
+            status, headers, body = _core.failure(e, "flask limiter")
+            return flask.Response(body, status, headers)
         for g in plan.groups:
             if g.methods is not None and method not in g.methods:
                 continue
@@ -196,7 +229,7 @@ class Limiter:
                 continue
             try:
                 cost = g.cost() if callable(g.cost) else g.cost
-                d = self.hammer.hit(self.decl.key(g, key, method), g.spec, cost)
+                d = h.hit(self.decl.key(g, key, method), g.spec, cost)
             except HammerError as e:
                 status, headers, body = _core.failure(e, "flask limiter")
                 return flask.Response(body, status, headers)
