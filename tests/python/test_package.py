@@ -22,7 +22,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PACKAGE = os.path.join(ROOT, "bindings", "python", "hammer")
 HEADER = os.path.join(ROOT, "include", "hammer.h")
 MODULES = {"__init__.py", "__main__.py", "_api.py", "_http.py", "_loader.py", "_native.py", "_parse.py", "_version.py",
-           "aio.py", "asgi.py", "cli.py", "errors.py", "keys.py", "limiter.py", "wsgi.py", "py.typed"}
+           "aio.py", "asgi.py", "cli.py", "errors.py", "keys.py", "limiter.py", "wsgi.py", "py.typed",
+           "integrations/__init__.py", "integrations/_batch.py", "integrations/_core.py", "integrations/flask.py",
+           "integrations/starlette.py"}
 # What a manylinux wheel may leave to the system: glibc's libraries and the rest of manylinux's base (PEP 600:
 # libstdc++ and libgcc_s, which the Swift runtime linked into libhammer needs, are on every glibc system).
 BASE_LIBRARIES = {"linux-vdso.so.1", "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",

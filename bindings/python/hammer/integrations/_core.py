@@ -7,7 +7,6 @@ call: hammer's several-limit hit, all its limits pass and are charged, or none i
 application's, then the route's or the defaults) are decided in that order, and the first that denies answers the
 request (the groups before it stay charged, as with slowapi and Flask-Limiter).
 """
-import logging
 import math
 import re
 import time
@@ -16,9 +15,13 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Seq
 
 from .. import _api, _http
 from .._api import Decision, Limit
+from .._http import UNAVAILABLE_BODY as FAILURE_BODY
+from .._http import quota as quota_window
+from .._http import unavailable
+from .._parse import parse
 from ..errors import HammerError, InvalidError
 
-log = logging.getLogger("hammer.integrations")
+log = _http.log   # the "hammer" logger, as the middleware's
 
 LimitValue = Union[str, Limit, Sequence[Limit]]
 Cost = Union[int, Callable[..., int]]
@@ -39,7 +42,7 @@ def parse_limits(value: Any, algorithm: str) -> Tuple[Limit, ...]:
     if isinstance(value, Limit):
         return (value,)
     if isinstance(value, str):
-        limits = tuple(_parse(value, algorithm))
+        limits = tuple(parse(value, algorithm=algorithm))
     elif isinstance(value, (list, tuple)) and all(isinstance(v, Limit) for v in value):
         limits = tuple(value)
     else:
@@ -48,49 +51,6 @@ def parse_limits(value: Any, algorithm: str) -> Tuple[Limit, ...]:
     if not limits:
         raise InvalidError(f"no limit in {value!r}")
     return limits
-
-
-def _parse(text: str, algorithm: str) -> List[Limit]:
-    import hammer
-    parse = getattr(hammer, "parse", None)
-    if parse is not None:
-        return list(parse(text, algorithm=algorithm))
-    return _parse_fallback(text, algorithm)
-
-
-# Until hammer.parse (issue 20, part 4) is in the package: limits' notation, "N per|/ [M] unit", ";" or "," between.
-_UNITS = {"second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000, "month": 30 * 86_400_000,
-          "year": 365 * 86_400_000}
-_ITEM = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+)?\s*(second|minute|hour|day|month|year)s?\s*$", re.I)
-
-
-def _parse_fallback(text: str, algorithm: str) -> List[Limit]:
-    make = getattr(Limit, algorithm, None)
-    if make is None or algorithm.startswith("_"):
-        raise InvalidError(f"unknown algorithm {algorithm!r}")
-    out = []
-    for piece in re.split(r"[;,]", text):
-        m = _ITEM.match(piece)
-        if not m:
-            raise InvalidError(f"not a limit: {piece.strip()!r} (write e.g. \"10/second\" or \"1000 per day\")")
-        out.append(make(int(m.group(1)), int(m.group(2) or 1) * _UNITS[m.group(3).lower()]))
-    return out
-
-
-def _quota_window(limit: Limit) -> Tuple[int, int]:
-    """The (q, w) of the limit's RateLimit-Policy: q units per w seconds. The buckets and GCRA show their capacity
-    (burst, or the rate when burst is 0) and the time that capacity takes to fill at the rate."""
-    if limit.algorithm in (_api.TOKEN_BUCKET, _api.LEAKY_BUCKET, _api.GCRA):
-        q = limit.burst or limit.limit
-        return q, max(1, -(-limit.period_ms * q // (limit.limit * 1000)))
-    return limit.limit, max(1, -(-limit.period_ms // 1000))
-
-
-# The middleware's (hammer._http) quota per algorithm and 503 answer where it has them (issue 20, parts 2 and 5): one
-# reading of the headers and one failure answer for the middleware and the integrations.
-quota_window: Callable[[Limit], Tuple[int, int]] = getattr(_http, "quota", _quota_window)
-_unavailable: Optional[Callable[[HammerError, str], Tuple[Headers, bytes]]] = getattr(_http, "unavailable", None)
-FAILURE_BODY: bytes = getattr(_http, "UNAVAILABLE_BODY", b"Service Unavailable: the rate limiter cannot decide\n")
 
 
 def _check_name(what: str, name: Any) -> str:
@@ -309,11 +269,8 @@ def breach_headers() -> Headers:
 
 
 def failure(e: HammerError, where: str) -> Tuple[int, Headers, bytes]:
-    """The answer when the limiter fails and the URL's on_error / fallback did not decide: 503, logged; the
-    library's exception never reaches the server (gunicorn takes an OSError for a broken client socket)."""
-    if _unavailable is not None:
-        headers, body = _unavailable(e, where)
-        return 503, headers, body
-    log.error("hammer %s: rate limit not decided, answering 503: %s", where, e)
-    return 503, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(FAILURE_BODY))),
-                 ("Retry-After", "1")], FAILURE_BODY
+    """The answer when the limiter fails and the URL's on_error / fallback did not decide: hammer._http's 503,
+    logged; the library's exception never reaches the server (gunicorn takes an OSError for a broken client
+    socket)."""
+    headers, body = unavailable(e, where)
+    return 503, headers, body
