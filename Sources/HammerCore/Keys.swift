@@ -89,13 +89,6 @@ extension Keys {
     public static let slidingCounterKeys = [stateSuffixes[5]]
 }
 
-/// FNV-1a over bytes: a cheap, stable hash that picks an id's shard of in-process state.
-@inline(__always) public func fnv1a(_ b: UnsafeBufferPointer<UInt8>) -> UInt64 {
-    var h: UInt64 = 0xCBF2_9CE4_8422_2325
-    for x in b { h = (h ^ UInt64(x)) &* 0x0000_0100_0000_01B3 }
-    return h
-}
-
 /// The shard (0 ..< 2^bits) of in-process state that holds an id: FNV-1a over its bytes, mixed (MurmurHash3's
 /// finalizer) so that ids differing only in their last bytes spread over every shard.
 @inline(__always) public func shardIndex(_ b: UnsafeBufferPointer<UInt8>, bits: Int) -> Int {

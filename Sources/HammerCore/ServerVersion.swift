@@ -106,8 +106,8 @@ public struct ServerVersion: Equatable, Sendable {
     /// their use at open.
     public static let commands = [
         "evalsha", "eval", "hmget", "zrange", "scan", "del",   // sent by the library itself
-        "get", "set", "time", "hget", "hset", "hincrby", "pttl", "pexpire",
-        "zadd", "zrangebyscore", "zremrangebyscore",           // called by the scripts
+        "get", "set", "time", "hget", "hset", "hincrby", "pttl", "pexpire", "exists", "unlink",
+        "zadd", "zcard", "zcount", "zrem", "zrangebyscore", "zremrangebyscore", "zremrangebyrank",   // called by the scripts
     ]
 
     /// The refusal of a server whose COMMAND INFO answered nothing (nil) for `missing` of `commands`.
