@@ -726,6 +726,10 @@ def test_several_limits_python_api(h, uid):
     assert h.peek(uid, day, now_ms=T).count == 2, "the denied call charged nothing"
     assert h.hit(uid, [(hammer.GCRA, 2, 1000), (hammer.SLIDING_COUNTER, 1000, 86_400_000)], now_ms=T + 500).allowed
     assert h.hit(uid, [hammer.GCRA, 2, 1000], now_ms=T).decided_by == 0, "a tuple of ints is one limit"
+    strings = [h.hit(uid + ":s", hammer.parse("2/second;3/day"), now_ms=T + i) for i in range(4)]   # limits' notation
+    assert [d.allowed for d in strings] == [True, True, False, False] and strings[2].decided_by == 0
+    assert h.hit(uid + ":s", hammer.parse("2/second;3/day"), now_ms=T + 1000).allowed
+    assert h.hit(uid + ":s", hammer.parse("2/second;3/day"), now_ms=T + 2000).decided_by == 1, "the day is full"
     never = h.hit(uid, [day, second], cost=3, now_ms=T)
     assert not never.allowed and never.retry_after is None and never.decided_by == 1
     assert h.hit(uid + ":clock", [day, second]).allowed and h.peek(uid + ":clock", [day, second]).allowed
