@@ -35,17 +35,16 @@ public enum RedisErrors {
             return Failure(.redis, "a key of this id holds another type than hammer expects: \(t)")
         case "NOSCRIPT":
             return Failure(.redis, "script not loaded: \(t)")
-        case "ERR":
-            // Redis gives these no code word of their own: INCRBY's overflow, and Redis 6's refusal of a command
-            // inside a script by the ACL (7.0 answers NOPERM).
+        default:
+            // Redis gives these no code word of their own: INCRBY's overflow ("ERR ..."), and the ACL's refusal of
+            // a command inside a script ("ERR The user executing the script can't run ..." on 7.0; on 6.2 the same
+            // words wrapped by the script error, with no code word at all).
             if contains(body, "would overflow") {
                 return Failure(.invalid, "the counter would overflow int64 (Redis: \(t))")
             }
-            if contains(body, "can't run this command") {
+            if contains(Substring(t), "can't run this command") {
                 return Failure(.redis, "the Redis ACL user lacks a permission hammer needs (see README, minimal ACL): \(t)")
             }
-            return Failure(.redis, "Redis error: \(t)")
-        default:
             return Failure(.redis, "Redis error: \(t)")
         }
     }
