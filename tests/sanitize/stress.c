@@ -135,7 +135,7 @@ static void bad_arguments(hammer_t *h, const char *id)
     EXPECT(hammer_hit(h, id, &limits[0], -1, &d), HAMMER_ERR_INVALID);
     EXPECT(hammer_hit(h, id, &limits[0], INT64_MAX, &d), HAMMER_ERR_INVALID);
     EXPECT(hammer_hit(h, long_id, &limits[0], 1, &d), HAMMER_ERR_INVALID);
-    bad.algorithm = 5;
+    bad.algorithm = 6;   /* one past HAMMER_SLIDING_COUNTER */
     EXPECT(hammer_hit(h, id, &bad, 1, &d), HAMMER_ERR_INVALID);
     bad.algorithm = -1;
     EXPECT(hammer_peek(h, id, &bad, &d), HAMMER_ERR_INVALID);
