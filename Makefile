@@ -25,7 +25,15 @@ STRIP      ?= strip --strip-unneeded
 # Linked with lld (shipped in the Swift toolchain), not the default ld.gold: gold keeps a GLOB_DAT relocation, and so a
 # .dynsym entry, for the GOT slot of Swift type metadata referenced across modules ($s10HammerCore6ConfigVN), even
 # after hammer.map made the symbol local; lld (and ld.bfd) resolve the slot at link time and export hammer_* only.
+# The C++ runtime and the unwinder that the static Swift runtime uses are linked in as well (gcc's libstdc++.a and
+# libgcc_eh.a, PIC, made local by hammer.map like the rest), so the library needs nothing but glibc besides hiredis and
+# OpenSSL (no libstdc++.so.6, no libgcc_s.so.1). The Swift driver puts its own -lstdc++ (static-stdlib-args.lnk) ahead of
+# any -Xlinker flag, so -Bstatic cannot reach it: instead a directory searched before the compiler's (swiftc -L flags
+# come first) holds libstdc++.a alone. -static-libgcc makes clang link libgcc_eh.a where it would take libgcc_s.so.1.
+STATIC_CXX := $(CURDIR)/.build/static-c++
+SWIFT_CLANG = $(dir $(realpath $(shell command -v $(SWIFT))))clang
 SWIFT_RELEASE := $(SWIFT) build -c release --product hammer -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
+                 -Xswiftc -L$(STATIC_CXX) -Xswiftc -Xclang-linker -Xswiftc -static-libgcc \
                  -Xlinker --version-script=$(CURDIR)/hammer.map -Xlinker -soname=$(SONAME)
 
 B := build
@@ -52,9 +60,14 @@ lua: $(LUA_GEN)
 $(LUA_GEN): $(LUA)
 	$(PYTHON) lua/generate.py
 $(LIB): $(SOURCES) Makefile
+	@a=$$($(SWIFT_CLANG) -print-file-name=libstdc++.a); [ -f "$$a" ] || \
+	  { echo "no libstdc++.a for $(SWIFT_CLANG) (Debian: libstdc++-12-dev)" >&2; exit 1; }; \
+	  mkdir -p $(STATIC_CXX) && ln -sf "$$a" $(STATIC_CXX)/libstdc++.a
 	$(SWIFT_RELEASE)
 	@extra=$$(nm -D --defined-only .build/release/libhammer.so | awk '$$3 !~ /^hammer_/ {print $$3}'); \
 	  if [ -n "$$extra" ]; then echo "libhammer.so exports more than hammer_*: $$extra" >&2; exit 1; fi
+	@cxx=$$(readelf -d .build/release/libhammer.so | sed -n 's/.*(NEEDED).*\[\(libstdc++\|libgcc_s\)\(.*\)\]/\1\2/p'); \
+	  if [ -n "$$cxx" ]; then echo "libhammer.so needs $$cxx (not linked statically)" >&2; exit 1; fi
 	mkdir -p $(B)/lib $(B)/include $(B)/lib/pkgconfig
 	cp .build/release/libhammer.so $(LIB).tmp && mv -f $(LIB).tmp $(LIB)  # a new inode: running programs keep theirs
 	ln -sf libhammer.so.$(VERSION) $(B)/lib/$(SONAME)
