@@ -1,5 +1,5 @@
 """Packaging: `make install PREFIX=...` gives a library that C programs find through pkg-config and run, with
-SONAME libhammer.so.1, no Swift runtime dependency, and exactly the hammer_* functions of include/hammer.h exported."""
+SONAME libhammer.so.1, no Swift or C++ runtime dependency (only glibc's libraries besides hiredis and OpenSSL), and exactly the hammer_* functions of include/hammer.h exported."""
 import filecmp
 import os
 import re
@@ -12,6 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = os.path.join(ROOT, "include", "hammer.h")
 BUILD_LIB = os.path.join(ROOT, "build", "lib", "libhammer.so")
 TIMEOUT = 600  # `make install` may have to build the library first
+GLIBC = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "ld-linux-x86-64.so.2"}
 
 
 def header_version():
@@ -119,6 +120,46 @@ def test_installed_header_compiles_as_cxx(prefix, tmp_path):
     run([exe])
 
 
+def test_cxx_program_with_its_own_libstdcxx(prefix, tmp_path, redis_server):
+    """A C++ program (the system's libstdc++.so.6, exceptions, std::thread) and the library's private, static copy of
+    libstdc++ and libgcc's unwinder in one process: each keeps to its own, exceptions unwind through the program."""
+    if shutil.which("c++") is None:
+        pytest.skip("no C++ compiler")
+    src = tmp_path / "x.cc"
+    src.write_text(r"""
+        #include <hammer.h>
+        #include <cstdio>
+        #include <stdexcept>
+        #include <string>
+        #include <thread>
+        static long long hits(const std::string &url) {
+            hammer_t *h = nullptr;
+            if (hammer_open(url.c_str(), &h) != HAMMER_OK) throw std::runtime_error(hammer_last_error());
+            int64_t count = 0;
+            for (int i = 0; i < 3; i++)
+                if (hammer_count_hit(h, "cxx:own", 1, 1000, 1, &count) != HAMMER_OK) throw std::runtime_error("hit");
+            hammer_delete_buckets(h, "cxx:own", nullptr);
+            hammer_close(h);
+            throw count;
+        }
+        int main(int argc, char **argv) {
+            if (argc != 2) return 2;
+            long long count = -1;
+            std::thread t([&] { try { hits(argv[1]); } catch (int64_t c) { count = c; } });
+            t.join();
+            try { hits("redis://127.0.0.1:1/?nonsense=1"); }
+            catch (const std::runtime_error &e) { std::printf("%lld %s\n", count, e.what()); return 0; }
+            return 1;
+        }
+    """)
+    exe = str(tmp_path / "x")
+    run(["c++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-o", exe, str(src), "-pthread",
+         *pkg_config(prefix, "--cflags", "--libs"), f"-Wl,-rpath,{os.path.join(prefix, 'lib')}"])
+    assert "libstdc++.so.6" in run([tool("ldd"), exe])
+    out = run([exe, redis_server.url(expiry_ms=60000)]).split(" ", 1)
+    assert out[0] == "3" and "nonsense" in out[1], out
+
+
 @pytest.mark.parametrize("which", ["build", "installed"])
 def test_soname(which, installed_lib):
     lib = BUILD_LIB if which == "build" else installed_lib
@@ -135,6 +176,9 @@ def test_no_swift_runtime_dependency(which, installed_lib):
     assert re.search(r"libhiredis\.so", ldd), ldd
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", run([tool("readelf"), "-d", lib]))
     assert needed and not [n for n in needed if "swift" in n.lower()], needed
+    # The C++ runtime and unwinder the Swift runtime uses are linked in too (Makefile: STATIC_CXX): besides hiredis
+    # and OpenSSL, only glibc's own libraries.
+    assert set(needed) - {"libhiredis.so.0.14", "libssl.so.3", "libcrypto.so.3"} <= GLIBC, needed
 
 
 @pytest.mark.parametrize("which", ["build", "installed"])
