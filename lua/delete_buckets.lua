@@ -8,7 +8,8 @@
 -- A call's work is the page's (the caller sends at most 1000): an index of any size takes as many calls, and
 -- UNLINK frees a large sliding-window log outside the script.
 --   redis-cli --eval delete_buckets.lua Hammer:Redis:a:index Hammer:Redis:a:sw Hammer:Redis:a:swm \
---     Hammer:Redis:a:tb Hammer:Redis:a:lb Hammer:Redis:a:gcra Hammer:Redis:a:swc Hammer:Redis:a:7 , Hammer:Redis:a: 8 1000
+--     Hammer:Redis:a:tb Hammer:Redis:a:lb Hammer:Redis:a:gcra Hammer:Redis:a:swc Hammer:Redis:a:7 , \
+--     Hammer:Redis:a: 8 1000
 local first = tonumber(ARGV[2])
 local declared = {}
 for i = first, #KEYS do declared[KEYS[i]] = true end
