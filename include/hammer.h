@@ -128,12 +128,13 @@ typedef struct hammer_bucket {
  *  fallback=none|local (decide in-process with the same limits while Redis cannot answer, default none),
  *  scan_delete=true|false (hammer_delete_buckets also finds buckets other clients wrote, default false),
  *  deny_cache=ENTRIES (0 .. 10^7, default 0 = off: a denial from Redis that says when a unit hit can pass again is
- *  kept in-process, and later hammer_hit / hammer_peek calls of that id and limit on the handle's clock are denied
- *  there until then, with the decision Redis would give: same count and limit, remaining 0, retry_after_ms and
- *  reset_after_ms counting down; at most ENTRIES entries, the least recently used dropped first; a reset through
- *  this handle (hammer_delete_buckets) drops the id's entries; a reset made by another process is not seen, so
- *  until the time Redis named this process may deny what Redis would allow. The *_at calls, check_rate, batches and
- *  cost 0 always go to Redis; hammer_stats_t.deny_cache_hits counts the local denials),
+ *  kept in-process, and later hammer_hit / hammer_peek calls (and hammer_hit_many requests with now_ms < 0) of
+ *  that id and limit on the handle's clock are denied there until then, with the decision Redis would give: same
+ *  count and limit, remaining 0, retry_after_ms and reset_after_ms counting down; at most ENTRIES entries, the
+ *  least recently used dropped first; a reset through this handle (hammer_delete_buckets) drops the id's entries; a
+ *  reset made by another process is not seen, so until the time Redis named this process may deny what Redis would
+ *  allow. The *_at calls, check_rate(s) and cost 0 always go to Redis; hammer_stats_t.deny_cache_hits counts the
+ *  local denials),
  *  lazy_connect=true|false (true: hammer_open checks the URL and TLS files but does not connect; the first calls
  *  do, and while Redis cannot be reached on_error / fallback answer them; default false),
  *  hash_tags=true|false (keys as <prefix>{<id>}:<suffix>, so an id's keys share a cluster slot; default false,

@@ -87,10 +87,24 @@ extension Handle {
         var results = reqs.map { $0.flatMap { _ in Handle.unanswered(Decision.self) } }
         var times = [Int64?](repeating: nil, count: n)
         var todo: [Int] = []
+        // The deny cache, as for single calls: requests on the handle's clock (now_ms < 0), check_rates excepted.
+        var cached: [Int: (since: Int64, resets: UInt64)] = [:]
         for i in 0..<n {
             switch reqs[i] {
             case let .failure(f): o.fail(f.status)
-            case let .success(r): times[i] = time(r.now); todo.append(i)
+            case let .success(r):
+                times[i] = time(r.now)
+                if let denyCache, r.now == nil, r.mode != .check {
+                    let cnow = DenyCache.now(config, sent: times[i])
+                    let (d, resets) = denyCache.answer(id: r.id, r.lim, mode: r.mode, cost: r.cost, now: cnow)
+                    if let d {
+                        results[i] = .success(d)
+                        o.calls &-= 1   // counted by the cache
+                        continue
+                    }
+                    cached[i] = (DenyCache.since(config, cnow), resets)
+                }
+                todo.append(i)
             }
         }
         // Each chunk names its distinct limiters once; a request carries its limiter's number in the chunk.
@@ -132,6 +146,9 @@ extension Handle {
             switch reply {
             case let .failure(f): d = .failure(f)
             case let .success(e): d = Handle.decisionValues(e, r.lim)
+            }
+            if let denyCache, let c = cached[i], case let .success(dec) = d {
+                denyCache.offer(id: r.id, r.lim, dec, mode: r.mode, cost: r.cost, now: c.since, resetsBefore: c.resets)
             }
             if case let .failure(f) = d, f.transient {
                 d = degrade(f, id: r.id, r.lim, mode: r.mode, cost: r.cost, now: r.now)

@@ -215,3 +215,26 @@ def test_with_redis_clock_the_deadline_is_never_later_than_redis(redis_server, o
         assert not d.allowed and not r.allowed and d.count == r.count and d.remaining == 0
         assert 0 < d.retry_after_ms <= r.retry_after_ms + (after - before), (d, r)
     assert cached.stats().deny_cache_hits == n0 + 10
+
+
+def test_hit_many_is_served_too(cached, plain, uid):
+    """hit_many requests on the handle's clock use the cache as single hits do; those at the caller's time do not."""
+    lim = LIMITS["gcra"]
+    ids = [f"{uid}:{k}" for k in range(5)]
+    for i in ids:
+        fill(cached, i, lim)
+    n0 = cached.stats()
+    before = ms()
+    got = cached.hit_many([(i, lim) for i in ids] + [(f"{uid}:fresh", lim)])
+    after = ms()
+    s = cached.stats()
+    assert s.deny_cache_hits - n0.deny_cache_hits == 5, "the 5 denied ids from the cache, the fresh one from Redis"
+    assert s.calls - n0.calls == 6 and s.denied - n0.denied == 5 and s.allowed - n0.allowed == 1
+    assert got[-1].allowed
+    for i, d in zip(ids, got):
+        r = plain.peek(i, lim, now_ms=before)
+        assert not d.allowed and (d.count, d.limit, d.remaining) == (r.count, r.limit, 0)
+        assert r.retry_after_ms - (after - before) <= d.retry_after_ms <= r.retry_after_ms, (d, r)
+        assert r.reset_after_ms - (after - before) <= d.reset_after_ms <= r.reset_after_ms, (d, r)
+    cached.hit_many([(i, lim, 1, ms()) for i in ids])
+    assert cached.stats().deny_cache_hits == s.deny_cache_hits
