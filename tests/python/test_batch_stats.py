@@ -328,10 +328,12 @@ def test_a_batch_cut_by_a_frozen_redis_answers_what_was_answered_and_times_out_t
     n, window = 200_000, 8 * 128
     with hammer.Hammer(s.url(timeout_ms=300, pool_size=1)) as h:
         h.count_hit("cut:load", 1, 1000)
-        out = []
-        t = threading.Thread(target=lambda: out.append(h.count_hits([(f"cut:{i}", 1, 1000, 1) for i in range(n)])))
+        out, reqs = [], [(f"cut:{i}", 1, 1000, 1) for i in range(n)]
+        t = threading.Thread(target=lambda: out.append(h.count_hits(reqs)))
         t.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 60
+        while s.cli("DBSIZE") < 2 * 5000 and time.monotonic() < deadline:   # the batch is under way
+            time.sleep(0.005)
         s.pause()
         time.sleep(1.0)
         s.resume()
