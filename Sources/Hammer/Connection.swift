@@ -69,7 +69,8 @@ final class Connection {
     private func drop() {
         transport = nil
         reader = nil
-        out.removeAll(keepingCapacity: true)
+        if out.capacity > Connection.keepBytes { out = [] } else { out.removeAll(keepingCapacity: true) }
+        if args.bytes.capacity > Connection.keepBytes { args = Args() }
         sent = 0
         broken = false
     }
