@@ -143,6 +143,22 @@ def test_cluster_url_errors(cluster):
         hammer.Hammer(f"redis+cluster://127.0.0.1:{dead}?expiry_ms=1000&connect_timeout_ms=200")
 
 
+def test_lazy_connect_on_a_cluster(cluster):
+    """lazy_connect=true: open reads no map; the first call does. With no seed reachable, on_error answers from the
+    first call."""
+    with hammer.Hammer(cluster.url(lazy_connect="true")) as hd:
+        assert hd.stats().cluster_map_reads == 0
+        assert hd.count_hit("lazy:a", 1, 1, 2) == 2
+        assert hd.stats().cluster_map_reads == 1
+    dead = hammer.Hammer("redis+cluster://127.0.0.1:1,127.0.0.1:2/?expiry_ms=60000&connect_timeout_ms=200&"
+                         "timeout_ms=200&lazy_connect=true&on_error=deny")
+    with dead:
+        d = dead.hit("lazy:b", hammer.Limit.fixed_window(5, 1000))
+        assert not d.allowed and d.degraded
+        with pytest.raises(hammer.ConnectError):
+            dead.count_hit("lazy:b", 1, 1)
+
+
 def test_hash_tags_on_a_single_redis(redis_server):
     with hammer.Hammer(redis_server.url(hash_tags="true", prefix="ht:")) as hd:
         assert hd.count_hit("u1", 5, 1, 1) == 1
