@@ -25,7 +25,6 @@ enum Resolver {
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
         pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-        pthread_attr_setstacksize(&attr, 256 * 1024)
         var tid = pthread_t()
         let rc = pthread_create(&tid, &attr, { raw in
             let q = Unmanaged<Query>.fromOpaque(raw!).takeRetainedValue()
