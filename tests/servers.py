@@ -45,8 +45,9 @@ def fetch(servers):
     missing = [req for req, path in servers if not os.access(path, os.X_OK)]
     if missing:
         print(f"fetching {' '.join(missing)} into {os.path.relpath(SERVERS_DIR, ROOT)}", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-                        "--upgrade", "--target", SERVERS_DIR, *missing], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        "--root-user-action=ignore", "--no-deps", "--upgrade", "--target", SERVERS_DIR, *missing],
+                       check=True)
     return [path for _, path in servers]
 
 
