@@ -161,7 +161,8 @@ typedef struct hammer_bucket {
  *  credentials (a cluster: reads the slot map), and reads INFO server and COMMAND INFO: a server older than Redis
  *  6.2 (Valkey: any), or one that lacks a command the library sends, is HAMMER_ERR_REDIS with the version found and
  *  the version needed (a user denied INFO or COMMAND by its ACL is not checked so). With lazy_connect=true none of
- *  this happens at open (nor the server check later): the first calls connect.
+ *  this happens at open: the first calls connect, the first connection made checks the server, and a refusal then
+ *  answers that call and every later one (HAMMER_ERR_REDIS, never on_error's or fallback's answer).
  *  @return HAMMER_OK and the handle in *out, or an error status and *out = NULL. */
 HAMMER_API int hammer_open(const char *config, hammer_t **out);
 

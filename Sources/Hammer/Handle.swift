@@ -42,7 +42,8 @@ final class Handle {
 
     /// Opens the first connection (on a cluster: reads the slot map), so that a wrong address or password shows
     /// at open, and checks the server is one the library works with (ServerCheck; on a cluster, slot 0's master);
-    /// with lazy_connect, only what needs no Redis (the TLS files).
+    /// with lazy_connect, only what needs no Redis (the TLS files): the pools check the server at their first
+    /// connection instead.
     func check() -> Failure? {
         if memory != nil { return nil }
         if config.lazyConnect {

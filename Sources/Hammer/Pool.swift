@@ -74,6 +74,10 @@ final class Pool {
     static let refusedCapMs: Int64 = 100
     // Statistics (guarded by lock).
     private var stats = Stats()
+    /// lazy_connect: hammer_open did not check the server (ServerCheck), so the first connection made does; a
+    /// refusal (a server too old) then answers every call, as it would have answered the open (guarded by lock).
+    private var serverUnchecked: Bool
+    private var refusal: Failure? = nil
 
     /// The TLS context of a rediss:// handle, made once (or why not: every connect then fails with it).
     let tls: Result<TLSContext, Failure>?
@@ -94,6 +98,7 @@ final class Pool {
         self.config = config
         self.tls = shared ?? config.tls.map(TLSContext.make)
         self.sentinel = config.sentinel == nil ? nil : SentinelWatch(config, tls: tls)
+        self.serverUnchecked = config.lazyConnect
         idle.reserveCapacity(config.poolSize)
     }
 
@@ -191,6 +196,10 @@ final class Pool {
     /// both count.
     private func acquire(until deadlineUs: Int64) -> Result<Connection, Failure> {
         lock.lock()
+        if let r = refusal {
+            lock.unlock()
+            return .failure(r)
+        }
         let start = Clock.monotonicMs()
         if start < downUntilMs, let last = lastFailure {
             let wait = downUntilMs - start
@@ -261,7 +270,21 @@ final class Pool {
         conn.generation = generation
         lock.lock()
         stats.reconnects &+= 1
+        let check = serverUnchecked
         lock.unlock()
+        if check, case let .failure(f) = ServerCheck.run(conn, target) {
+            if !f.transient && f.status == .redis {
+                lock.lock()
+                refusal = f
+                lock.unlock()
+            }
+            release(conn, f, connectFailed: true, trips: f.transient)
+            return .failure(f)
+        } else if check {
+            lock.lock()
+            serverUnchecked = false
+            lock.unlock()
+        }
         return .success(conn)
     }
 

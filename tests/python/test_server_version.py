@@ -103,3 +103,36 @@ def test_an_acl_user_opens_with_or_without_info_and_command(own_redis, check, ui
         assert h.count_hit(uid, 1, NOW) == 1
     denied = [e for e in server.cli("ACL", "LOG") if b"info" in e or b"command" in e]
     assert bool(denied) == (check == ""), denied
+
+
+@pytest.mark.parametrize("policy", ["", "&on_error=allow", "&fallback=local"])
+def test_lazy_connect_checks_the_server_at_the_first_connection_and_refuses_every_call(policy):
+    """With lazy_connect=true hammer_open talks to no server; the first connection made checks it instead, and a
+    server too old answers that call and every later one with the refusal (no script runs; on_error and fallback
+    do not answer it: it is no outage)."""
+    with FakeRedis(no_call, info=REDIS_5_INFO) as fake:
+        with hammer.Hammer(fake.url(lazy_connect="true") + policy) as h:
+            assert fake.connections == 0
+            for _ in range(3):
+                with pytest.raises(hammer.RedisError, match=r"Redis 5\.0\.7 .* 6\.2 or later"):
+                    h.hit("a", hammer.Limit.fixed_window(10, 60_000), 1, NOW)
+            with pytest.raises(hammer.RedisError, match=r"5\.0\.7"):
+                h.count_hit("a", 1, NOW)
+        assert fake.connections == 1   # checked once; the refusal is remembered
+
+
+def test_lazy_connect_on_a_supported_server_checks_once_then_calls():
+    seen = []
+
+    def command(args):
+        seen.append(args)
+        return command_info()(args)
+
+    def answer(conn_no, cmd_no, args):
+        assert args[0].upper() == b"EVALSHA", args
+        return [b":1\r\n"]
+    with FakeRedis(answer, command=command) as fake, hammer.Hammer(fake.url(lazy_connect="true")) as h:
+        assert fake.connections == 0 and not seen
+        for _ in range(5):
+            assert h.count_hit("a", 1, NOW) == 1
+        assert len(seen) == 1
