@@ -1,7 +1,8 @@
 // memory://: the state of every id in the process, in 64 shards by the id's hash, each under its own lock (held
 // only while one id's state changes: no I/O). Memory stays bounded by what is live: an expired key is dropped
-// when a call meets it, and each call also looks at two ids of its shard in turn (an incremental sweep) and drops
-// what has expired there, so a shard's expired ids go at least as fast as new ids come.
+// when a call meets it, and each call also looks at two ids of its shard in turn (an incremental sweep) and two of
+// another shard (each in turn, if its lock is free), dropping what has expired there: a shard's expired ids go at
+// least as fast as new ids come, and every shard is swept while calls are made, whichever ids they name.
 // fork(): the child keeps a copy of the parent's state, as of any memory a process has; a shard another thread
 // of the parent was changing at that instant cannot be trusted, and the child starts that shard empty.
 import Glibc
@@ -50,6 +51,8 @@ final class MemoryStore {
         var states = States()
         /// The single calls decided in this shard (under its lock: no lock shared by all threads per call).
         var stats = Stats()
+        /// Calls made in this shard, which pick the other shard each call sweeps.
+        var rotation: UInt64 = 0
     }
 
     static let shardBits = 6
@@ -80,12 +83,23 @@ final class MemoryStore {
     func with<T>(_ id: UnsafeBufferPointer<UInt8>, create: Bool, since t0: Int64 = 0,
                  count: ((T) -> Outcome)? = nil, _ body: (inout MemoryState, Int64) -> T) -> T {
         epoch.check(afterFork)
-        let s = shards[shardIndex(id, bits: MemoryStore.shardBits)]
+        let i = shardIndex(id, bits: MemoryStore.shardBits)
+        var other = i
+        let r = locked(shards[i], id, create: create, since: t0, count: count, next: &other, body)
+        sweep(other)
+        return r
+    }
+
+    private func locked<T>(_ s: Shard, _ id: UnsafeBufferPointer<UInt8>, create: Bool, since t0: Int64,
+                           count: ((T) -> Outcome)?, next: inout Int, _ body: (inout MemoryState, Int64) -> T) -> T {
         s.lock.lock()
         defer { s.lock.unlock() }
         let mono = Clock.monotonicMs()
         let st = s.states
         st.sweep(2, mono)
+        // The shard this call also sweeps: each of the others in turn.
+        s.rotation &+= 1
+        next = (next + 1 + Int(s.rotation % UInt64(shards.count - 1))) & (shards.count - 1)
         let key = Array(id)
         let r: T
         if let e = st.map[key] {
@@ -104,6 +118,15 @@ final class MemoryStore {
         }
         if let count { s.stats.add(count(r), latencyUs: Clock.monotonicUs() - t0) }
         return r
+    }
+
+    /// Two ids of another shard, when no other thread holds it: so that every shard is swept while calls are made,
+    /// even when they all go to a few ids. Never waits.
+    private func sweep(_ i: Int) {
+        let s = shards[i]
+        guard pthread_mutex_trylock(s.lock.mutex) == 0 else { return }
+        s.states.sweep(2, Clock.monotonicMs())
+        pthread_mutex_unlock(s.lock.mutex)
     }
 
     /// Every shard's statistics, summed.
