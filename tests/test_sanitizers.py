@@ -67,10 +67,14 @@ def test_asan_library_is_instrumented(asan_stress):
     assert exported and all(s.startswith("hammer_") for s in exported), exported
 
 
-def test_stress_under_address_sanitizer(asan_stress, redis_server):
+MEMORY_URL = "memory://?expiry_ms=60000"
+
+
+@pytest.mark.parametrize("backend", ["redis", "memory"])
+def test_stress_under_address_sanitizer(asan_stress, redis_server, backend):
     env = {"ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1",
            "LSAN_OPTIONS": f"suppressions={ROOT}/tests/sanitize/lsan.supp"}
-    r, out = run([asan_stress, redis_server.url(), STRESS_SECONDS], env)
+    r, out = run([asan_stress, redis_server.url() if backend == "redis" else MEMORY_URL, STRESS_SECONDS], env)
     assert "AddressSanitizer" not in out and "LeakSanitizer" not in out, out[-8000:]
     assert r.returncode == 0, f"exit {r.returncode}:\n{out[-8000:]}"
     calls, cycles, unexpected = stress_summary(out)
@@ -82,9 +86,10 @@ def test_tsan_library_is_instrumented(tsan_stress):
     assert re.search(r"\b__tsan_(read|write|func_entry)", syms), "libhammer.so of the TSan build has no TSan hooks"
 
 
-def test_stress_under_thread_sanitizer(tsan_stress, redis_server):
+@pytest.mark.parametrize("backend", ["redis", "memory"])
+def test_stress_under_thread_sanitizer(tsan_stress, redis_server, backend):
     env = {"TSAN_OPTIONS": f"halt_on_error=0:second_deadlock_stack=1:suppressions={ROOT}/tests/sanitize/tsan.supp"}
-    r, out = run([tsan_stress, unix_url(redis_server), STRESS_SECONDS], env)
+    r, out = run([tsan_stress, unix_url(redis_server) if backend == "redis" else MEMORY_URL, STRESS_SECONDS], env)
     assert "ThreadSanitizer" not in out, out[-12000:]
     assert r.returncode == 0, f"exit {r.returncode}:\n{out[-8000:]}"
     calls, cycles, unexpected = stress_summary(out)

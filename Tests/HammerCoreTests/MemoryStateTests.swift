@@ -92,4 +92,14 @@ final class MemoryStateTests: XCTestCase {
         s.purge(3000)
         XCTAssertTrue(s.isEmpty, "\(s.snapshot)")
     }
+
+    func testShardsSpreadIdsThatDifferInTheirLastBytes() {
+        // FNV-1a alone puts "x:0" ... "x:6399" in a few of 64 shards (its high bits hardly see the last bytes).
+        var perShard = [Int](repeating: 0, count: 64)
+        for i in 0..<6400 {
+            Array("x:\(i)".utf8).withUnsafeBufferPointer { perShard[shardIndex($0, bits: 6)] += 1 }
+        }
+        XCTAssertGreaterThan(perShard.min()!, 50, "\(perShard)")
+        XCTAssertLessThan(perShard.max()!, 150, "\(perShard)")
+    }
 }

@@ -34,6 +34,8 @@
 #define LONG_ID (65536 + 1)   /* one byte over the id limit */
 
 static const char *url;
+/* memory:// has no connection; a Redis handle at least one once it has been used. */
+static int64_t min_connections = 1;
 static char refused_url[128];
 static int64_t deadline_ms;
 static hammer_t *shared;
@@ -302,7 +304,7 @@ static void *worker(void *p)
         }
 
         EXPECT(hammer_stats(shared, &st), HAMMER_OK);
-        CHECK(st.calls > 0 && st.errors[0] == 0 && st.connections >= 1 && st.p50_us <= st.p999_us);
+        CHECK(st.calls > 0 && st.errors[0] == 0 && st.connections >= min_connections && st.p50_us <= st.p999_us);
         if (round % 8 == 7) {
             EXPECT(hammer_delete_buckets(shared, own, &n), HAMMER_OK);
             CHECK(n >= 1);
@@ -359,6 +361,7 @@ int main(int argc, char **argv)
         return 2;
     }
     url = argv[1];
+    if (strncmp(url, "memory://", 9) == 0) min_connections = 0;
     int seconds = argc > 2 ? atoi(argv[2]) : 3;
     if (seconds < 1 || seconds > 600) seconds = 3;
     /* A loopback port nothing listens on (port 1 needs root to bind, and nothing does here). */
@@ -390,7 +393,7 @@ int main(int argc, char **argv)
 
     hammer_stats_t st = HAMMER_STATS_INIT;
     EXPECT(hammer_stats(shared, &st), HAMMER_OK);
-    CHECK(st.calls > 0 && st.connections >= 1);
+    CHECK(st.calls > 0 && st.connections >= min_connections);
     EXPECT(hammer_delete_buckets(shared, shared_id, NULL), HAMMER_OK);
     hammer_close(shared);
     free(long_id);
