@@ -54,6 +54,7 @@ extension Handle {
 
     /// One combined decision; while Redis cannot answer, the on_error / fallback policy may decide instead.
     func limitAll(_ req: MultiRequest) -> Result<Decision, Failure> {
+        if let memory { return memoryDecideAll(memory, req, counted: true) }
         let t0 = Clock.monotonicUs()
         let t = time(req.now)
         if let f = MultiLimit.conflict(req.set, now: t) { return .failure(refuse(f)) }
@@ -90,6 +91,7 @@ extension Handle {
 
     /// Requests of several limits each, as one pipeline (on a cluster, per node); a decision or failure each.
     func decideAll(_ reqs: [Result<MultiRequest, Failure>]) -> [Result<Decision, Failure>] {
+        if let memory { return memoryDecideAllMany(memory, reqs) }
         let n = reqs.count
         let t0 = Clock.monotonicUs()
         var o = Outcome(calls: UInt64(n))

@@ -34,6 +34,27 @@ final class MemoryModelComparisonTests: ModelComparisonTests {
     }
 }
 
+/// The tests of MultiLimitTests that need only a handle, on a memory:// handle.
+final class MemoryMultiLimitTests: MultiLimitTests {
+    override func setUp() {
+        XCTAssertEqual(hammer_open("memory://?expiry_ms=60000", &h), 0, String(cString: hammer_last_error()))
+    }
+
+    override func tearDown() { hammer_close(h) }
+
+    override func testCombinedDecisionIsEveryModelAllowing() { super.testCombinedDecisionIsEveryModelAllowing() }
+    override func testTheSameLimitAloneAndAmongOthersIsOneState() {
+        super.testTheSameLimitAloneAndAmongOthersIsOneState()
+    }
+    override func testOneLimitIsHammerHit() { super.testOneLimitIsHammerHit() }
+    override func testBatchEqualsSingleCallsAndFailsRequestsAlone() {
+        super.testBatchEqualsSingleCallsAndFailsRequestsAlone()
+    }
+    // Redis's clock and Redis going down are Redis's.
+    override func testRepeatsFoldAndSharedStatesAreRefused() {}
+    override func testLocalFallbackCombinesTheModelsWhileRedisIsDown() {}
+}
+
 final class MemoryBackendTests: XCTestCase {
     static var server: RedisProcess!
 
@@ -89,6 +110,16 @@ final class MemoryBackendTests: XCTestCase {
                 }
             }
             return "hit_many \(rc) \(st) " + b.map { "\($0.allowed) \($0.count) \($0.remaining) \($0.retry_after_ms)" }.joined(separator: ",")
+        case 8:
+            let lims = (0..<rng.int(1...3)).map { _ in
+                hammer_limit(algorithm: Int32(rng.int(0...5)), limit: rng.int(1...5),
+                             period_ms: [1000, 60_000][Int(rng.int(0...1))], burst: rng.int(0...3))
+            }
+            var d = hammer_decision()
+            let peek = rng.int(0...3) == 0
+            let st = peek ? hammer_peek_all_at(h, id, lims, lims.count, now, &d)
+                          : hammer_hit_all_at(h, id, lims, lims.count, rng.int(0...3), now, &d)
+            return "all \(st) \(d.allowed) \(d.count) \(d.remaining) \(d.retry_after_ms) \(d.reset_after_ms) \(d.decided_by)"
         default:
             var lim = hammer_limit(algorithm: Int32(rng.int(0...5)), limit: rng.int(1...5),
                                    period_ms: [100, 1000, 60_000][Int(rng.int(0...2))], burst: rng.int(0...3))
@@ -108,7 +139,7 @@ final class MemoryBackendTests: XCTestCase {
             var now: Int64 = 1_700_000_000_000 + pick.int(0...1_000_000)
             for step in 0..<200 {
                 now += pick.int(0...300)
-                let op = pick.int(0...7)
+                let op = pick.int(0...9)
                 let id = "mix:\(seed):\(pick.int(0...2))"
                 var a = SplitMix(state: pick.next()), b = a
                 let want = answer(redis, op, id, &a, now: now)

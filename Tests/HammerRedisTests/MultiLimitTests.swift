@@ -6,7 +6,7 @@ import CHammer
 import HammerCore
 import XCTest
 
-final class MultiLimitTests: XCTestCase {
+class MultiLimitTests: XCTestCase {
     var server: RedisProcess!
     var h: OpaquePointer?
 

@@ -54,6 +54,8 @@ def call(h, op, uid, rng, now):
             return h.count_hits([(uid, rng.randint(0, 2), now, rng.randint(0, 2)) for _ in range(3)])
         if op == 6:
             return h.peek(uid, limits(rng), now_ms=now)
+        if op == 8:   # several limits at once (hammer_hit_all_at); some share a state and are refused alike
+            return h.hit(uid, [limits(rng) for _ in range(rng.randint(1, 3))], rng.randint(0, 2), now_ms=now)
         return h.hit(uid, limits(rng), rng.randint(0, 3), now_ms=now)
     except hammer.HammerError as e:
         return ("error", e.status)
@@ -66,7 +68,7 @@ def test_every_call_answers_as_redis_does(redis_server, open_hammer, uid):
         now = 1_700_000_000_000 + pick.randrange(10**6)
         for step in range(150):
             now += pick.randint(0, 300)
-            op, who = pick.randrange(8), f"{uid}:{seed}:{pick.randrange(3)}"
+            op, who = pick.randrange(9), f"{uid}:{seed}:{pick.randrange(3)}"
             state = pick.random()
             want = call(redis, op, who, random.Random(state), now)
             got = call(memory, op, who, random.Random(state), now)

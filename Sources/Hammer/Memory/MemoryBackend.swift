@@ -12,7 +12,7 @@ extension Handle {
         return o
     }
 
-    private static func decided(_ r: Result<Decision, Failure>) -> Outcome {
+    static func decided(_ r: Result<Decision, Failure>) -> Outcome {
         var o = Outcome(calls: 1)
         o.add(r)
         return o
@@ -102,5 +102,44 @@ extension Handle {
         var (s, open) = pool.snapshot()
         if let memory { s.merge(memory.stats()) }
         return (s, open)
+    }
+}
+
+extension Handle {
+    /// Several limits of one id, one decision (hammer_hit_all, hammer_peek_all): MultiLimit.decide on the id's state,
+    /// all under its shard's lock, as lua/decide_all.lua decides them in one script. Counted with `count`.
+    func memoryDecideAll(_ m: MemoryStore, _ req: MultiRequest, counted: Bool) -> Result<Decision, Failure> {
+        let t0 = Clock.monotonicUs()
+        let t = req.now ?? Clock.realtimeMs()
+        if let f = MultiLimit.conflict(req.set, now: t) { return .failure(counted ? refuse(f) : f) }
+        let lims = req.set.unique
+        return m.with(req.id, create: req.mode != .peek, since: t0, count: counted ? Handle.decided : nil) { s, mono in
+            var failure: Failure? = nil
+            var d = MultiLimit.decide(lims, mode: req.mode, cost: req.cost) { i, mode, cost in
+                switch s.decide(lims[i], mode: mode, cost: cost, now: t, mono: mono) {
+                case let .success(x): return x
+                case let .failure(f):
+                    // A count past int64 (count_hit's doing): Redis's script fails there too.
+                    failure = failure ?? f
+                    return Decision(allowed: false, count: 0, limit: lims[i].limit, remaining: 0, retryAfterMs: -1,
+                                    resetAfterMs: 0)
+                }
+            }
+            if let failure { return .failure(failure) }
+            d.decidedBy = req.set.firstIndex[d.decidedBy]
+            return .success(d)
+        }
+    }
+
+    func memoryDecideAllMany(_ m: MemoryStore, _ reqs: [Result<MultiRequest, Failure>]) -> [Result<Decision, Failure>] {
+        let t0 = Clock.monotonicUs()
+        var o = Outcome(calls: UInt64(reqs.count))
+        let results = reqs.map { req -> Result<Decision, Failure> in
+            let d = req.flatMap { memoryDecideAll(m, $0, counted: false) }
+            o.add(d)
+            return d
+        }
+        pool.record(o, latencyUs: Clock.monotonicUs() - t0)
+        return results
     }
 }
