@@ -195,6 +195,8 @@ final class Pool {
     /// A connection for a call that must end by `deadlineUs` (monotonic): the wait for a free one and the connect
     /// both count.
     private func acquire(until deadlineUs: Int64) -> Result<Connection, Failure> {
+        // A call memory:// does not answer in the process must never reach a Redis at the default address.
+        if config.memory { return .failure(Failure(.internal, "memory://: this call has no in-process answer")) }
         lock.lock()
         if let r = refusal {
             lock.unlock()
