@@ -54,6 +54,10 @@
  *   - hammer_stats_t starts with `size`, which the caller sets to sizeof(hammer_stats_t): the library writes no
  *     byte past it, so a caller built against an older 1.x keeps working with a newer library, and a newer caller
  *     learns from `size` on return how much an older library filled.
+ * 1.1 added (a program that uses them needs libhammer 1.1: check hammer_version_number() >= 10100): the sliding
+ * counter (HAMMER_SLIDING_COUNTER), several limits in one decision (hammer_hit_all, hammer_peek_all and their _at
+ * forms, hammer_hit_all_many, hammer_decision.decided_by), HAMMER_NOW and the *_INIT macros, hammer_stats_t's
+ * deny_cache_hits, and the URL options lazy_connect and deny_cache and the memory:// backend.
  */
 #ifndef HAMMER_H
 #define HAMMER_H
@@ -72,9 +76,9 @@ extern "C" {
 #endif
 
 #define HAMMER_VERSION_MAJOR 1
-#define HAMMER_VERSION_MINOR 0
+#define HAMMER_VERSION_MINOR 1
 #define HAMMER_VERSION_PATCH 0
-#define HAMMER_VERSION_STRING "1.0.0"
+#define HAMMER_VERSION_STRING "1.1.0"
 /* MAJOR * 10000 + MINOR * 100 + PATCH, as hammer_version_number() returns it: compare with < and >. */
 #define HAMMER_VERSION_NUMBER (HAMMER_VERSION_MAJOR * 10000 + HAMMER_VERSION_MINOR * 100 + HAMMER_VERSION_PATCH)
 
@@ -210,7 +214,7 @@ HAMMER_API const char *hammer_last_error(void);
 /*! hammer_version() : "MAJOR.MINOR.PATCH" of the library, to compare with HAMMER_VERSION_STRING. */
 HAMMER_API const char *hammer_version(void);
 
-/*! hammer_version_number() : the library's HAMMER_VERSION_NUMBER (e.g. 10000 for 1.0.0). */
+/*! hammer_version_number() : the library's HAMMER_VERSION_NUMBER (e.g. 10100 for 1.1.0). */
 HAMMER_API unsigned hammer_version_number(void);
 
 

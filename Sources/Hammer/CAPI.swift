@@ -145,7 +145,7 @@ public func hammer_last_error() -> UnsafePointer<CChar> {
     LastError.get()
 }
 
-private let versionText: StaticString = "1.0.0"
+private let versionText: StaticString = "1.1.0"
 
 @_cdecl("hammer_version")
 public func hammer_version() -> UnsafePointer<CChar> {
