@@ -123,7 +123,8 @@ typedef struct hammer_bucket {
  *          rediss+cluster:// is the same over TLS, with the TLS options)
  *  user and password (percent-decoded) authenticate with AUTH (an ACL user when user is given); db (default 0)
  *  is SELECTed, from the path or the option db=N. IPv6 hosts go in brackets; the port defaults to 6379.
- *  Options: expiry_ms (mandatory, 1 ms .. 100 years: TTL of count_hit's buckets), prefix (default "Hammer:Redis:"),
+ *  Options: expiry_ms (1 ms .. 100 years: TTL of count_hit's buckets; needed by count_hit and count_hits only, which
+ *  without it are HAMMER_ERR_INVALID naming expiry_ms), prefix (default "Hammer:Redis:"),
  *  connect_timeout_ms (default 1000), timeout_ms (a call's commands, default 1000), pool_size (default 8, 1..1024),
  *  spin_us (default 100, 0..1000: microseconds a call polls for its reply before sleeping, while the process has
  *  no more calls in progress than the CPUs it may use, by its affinity mask and cgroup CPU quota; 0 never polls),
@@ -171,7 +172,7 @@ typedef struct hammer_bucket {
 HAMMER_API int hammer_open(const char *config, hammer_t **out);
 
 /*! hammer_count_hit() :
- *  Adds `increment` (>= 0) hits to bucket `bucket` of `id`, stamped `now_ms`: count += increment, updated = now_ms
+ *  Needs expiry_ms in the URL (else HAMMER_ERR_INVALID, naming it). Adds `increment` (>= 0) hits to bucket `bucket` of `id`, stamped `now_ms`: count += increment, updated = now_ms
  *  (the first hit also sets created = now_ms), and the bucket lives expiry_ms to expiry_ms + 1 s after its latest
  *  hit, as with Hammer's Elixir Redis backend (which sets whole seconds, expiry_ms / 1000 + 1): its TTL is set to
  *  expiry_ms + 1 s and set again once it has fallen below expiry_ms. One atomic step, one round trip.
@@ -404,7 +405,8 @@ typedef struct hammer_check_request {
 /* id NULL, scale_ms 0, limit 0, increment 1: set id, scale_ms and limit. */
 #define HAMMER_CHECK_REQUEST_INIT { NULL, 0, 0, 1, { 0, 0 } }
 
-/*! hammer_count_hits() : hammer_count_hit for each of reqs[0..n-1]; counts_out[i] gets the new count (or 0). */
+/*! hammer_count_hits() : hammer_count_hit for each of reqs[0..n-1]; counts_out[i] gets the new count (or 0). Without
+ *  expiry_ms in the URL every request fails with HAMMER_ERR_INVALID. */
 HAMMER_API int hammer_count_hits(hammer_t *h, const hammer_count_request *reqs, size_t n, int64_t *counts_out,
                                  int *statuses);
 

@@ -140,6 +140,6 @@ def test_example_reports_errors():
     r = run_example(["redis://127.0.0.1:1/?expiry_ms=1000&connect_timeout_ms=500"])
     assert r.returncode != 0
     assert re.search(r"hammer_open failed: .+ \(2\): .+", r.stderr), r.stderr
-    r = run_example(["redis://127.0.0.1:1/"])  # no expiry_ms
+    r = run_example(["redis://127.0.0.1:1/?expiry_ms=0"])  # expiry_ms out of range
     assert r.returncode != 0
     assert "expiry_ms" in r.stderr, r.stderr

@@ -77,6 +77,7 @@ public func hammer_count_hit(_ h: OpaquePointer?, _ id: UnsafePointer<CChar>?, _
                              _ increment: Int64, _ countOut: UnsafeMutablePointer<Int64>?) -> Int32 {
     countOut?.pointee = 0
     guard let hd = handle(h) else { return invalid("hammer_count_hit: handle is NULL or not open") }
+    if let m = hd.config.countHitProblem { return fail(hd.refuse(Failure(.invalid, "hammer_count_hit: " + m))) }
     if increment < 0 { return fail(hd.refuse(Failure(.invalid, "hammer_count_hit: increment must be >= 0"))) }
     let idb: UnsafeBufferPointer<UInt8>
     switch idBytes(id, "hammer_count_hit") {
@@ -426,8 +427,10 @@ public func hammer_count_hits(_ h: OpaquePointer?, _ reqs: UnsafePointer<hammer_
         guard let reqs, let countsOut else { return }
         countsOut.initialize(repeating: 0, count: n)
         // Every request is checked before anything is sent: a bad one fails alone, whatever Redis's state.
+        let problem = hd.config.countHitProblem
         let checked = (0..<n).map { i -> Result<CountRequest, Failure> in
             let r = reqs[i]
+            if let problem { return .failure(Failure(.invalid, problem)) }
             if r.increment < 0 { return .failure(Failure(.invalid, "increment must be >= 0")) }
             if r.reserved != (0, 0) { return .failure(reservedNotZero("request")) }
             return idBytes(r.id, "hammer_count_hits").map {

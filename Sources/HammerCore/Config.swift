@@ -65,6 +65,7 @@ public struct Config: Equatable, Sendable {
     public var user: String? = nil
     public var password: String? = nil
     public var db: Int64 = 0
+    /// TTL of count_hit's buckets; 0: not given (count_hit and count_hits then refuse to run, see countHitProblem).
     public var expiryMs: Int64 = 0
     public var prefix: [UInt8] = Array("Hammer:Redis:".utf8)
     public var connectTimeoutMs: Int64 = 1000
@@ -231,7 +232,6 @@ public struct Config: Equatable, Sendable {
         var seen: Set<String> = []
         var tls = TLSOptions()
         var sslGiven = false
-        var expiryGiven = false
         for pair in query.split(separator: 38, omittingEmptySubsequences: true) {
             let p = Array(pair)
             guard let eq = p.firstIndex(of: 61) else {
@@ -254,7 +254,6 @@ public struct Config: Equatable, Sendable {
                     return bad("expiry_ms must be a whole number of milliseconds from 1 to \(maxExpiryMs)")
                 }
                 c.expiryMs = v
-                expiryGiven = true
             case "prefix":
                 let b = Array(value.utf8)
                 if b.count > maxPrefixBytes { return bad("prefix is longer than \(maxPrefixBytes) bytes") }
@@ -392,10 +391,15 @@ public struct Config: Equatable, Sendable {
             return bad("a user name needs a password (redis://user:password@host)")
         }
         if let m = c.prefixTagProblem { return bad(m) }
-        if !expiryGiven {
-            return bad("expiry_ms is mandatory (e.g. ?expiry_ms=7200000), as in Hammer's Redis backend")
-        }
         return .success(c)
+    }
+
+    /// Why count_hit cannot run with this configuration, or nil: only count_hit needs expiry_ms (the TTL of its
+    /// buckets), so a URL for the other calls may leave it out.
+    public var countHitProblem: String? {
+        expiryMs > 0 ? nil
+            : "count_hit needs expiry_ms in the URL (e.g. ?expiry_ms=7200000: the TTL of its buckets, as in Hammer's "
+              + "Redis backend)"
     }
 
     /// One `host[:port]` (IPv6 in brackets) of a URL.

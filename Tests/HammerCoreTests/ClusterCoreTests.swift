@@ -177,7 +177,7 @@ final class ClusterCoreTests: XCTestCase {
                             ("redis+cluster://h:0?expiry_ms=1", "seed"),
                             ("redis+cluster://h:x?expiry_ms=1", "seed"),
                             ("redis+cluster://?expiry_ms=1", "seed"),
-                            ("redis+cluster://h:1", "expiry_ms"),
+                            ("redis+cluster://h:1?expiry_ms=0", "expiry_ms"),
                             ("redis+cluster://h:1?expiry_ms=1&prefix=a{b}", "prefix"),
                             ("redis://h:1?expiry_ms=1&hash_tags=yes&prefix=a{", "prefix"),
                             ("redis://h:1?expiry_ms=1&hash_tags=maybe", "hash_tags")] {

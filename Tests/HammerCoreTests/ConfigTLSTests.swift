@@ -77,7 +77,7 @@ final class ConfigTLSTests: XCTestCase {
         refused("rediss://h/?expiry_ms=1&ssl_ca_certs=", naming: "ssl_ca_certs")
         refused("rediss://h/?expiry_ms=1&ssl_ca_certs=/a%00b", naming: "ssl_ca_certs")
         refused("rediss://h/?expiry_ms=1&ssl_ca_certs=/a&ssl_ca_certs=/b", naming: "twice")
-        refused("rediss://h/?ssl_ca_certs=/a", naming: "expiry_ms")
+        refused("rediss://h/?ssl_ca_certs=/a&expiry_ms=0", naming: "expiry_ms")
         refused("rediss+foo://h/?expiry_ms=1", naming: "rediss://")   // rediss+cluster:// is a scheme now (ClusterCoreTests)
     }
 

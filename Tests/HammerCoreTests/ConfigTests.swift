@@ -191,10 +191,14 @@ final class ConfigTests: XCTestCase {
         }
     }
 
-    func testExpiryIsMandatoryAndPositive() {
-        bad("redis://h", naming: ["expiry_ms"])
-        bad("redis://h?", naming: ["expiry_ms"])
-        bad("redis://h?pool_size=2", naming: ["expiry_ms"])
+    func testExpiryIsOptionalAndPositive() throws {
+        // Only count_hit needs it: without it the URL opens, and count_hit's problem names the option.
+        for url in ["redis://h", "redis://h?", "redis://h?pool_size=2", "unix:///r.sock", "redis+cluster://h:1"] {
+            let c = try XCTUnwrap(ok(url), url)
+            XCTAssertEqual(c.expiryMs, 0, url)
+            XCTAssertTrue(c.countHitProblem?.contains("expiry_ms") ?? false, url)
+        }
+        XCTAssertNil(try XCTUnwrap(ok("redis://h?expiry_ms=1")).countHitProblem)
         bad("redis://h?expiry_ms=0", naming: ["expiry_ms"])
         bad("redis://h?expiry_ms=-1", naming: ["expiry_ms"])
         bad("redis://h?expiry_ms=-0", naming: ["expiry_ms"])
@@ -203,8 +207,7 @@ final class ConfigTests: XCTestCase {
         bad("redis://h?expiry_ms=9223372036854775808", naming: ["expiry_ms"])
         bad("redis://h?expiry_ms", naming: ["expiry_ms", "value"])
         bad("redis://h?expiry_ms=", naming: ["expiry_ms"])
-        bad("unix:///tmp/r.sock", naming: ["expiry_ms"])
-        bad("unix:///tmp/r.sock?db=1", naming: ["expiry_ms"])
+        bad("unix:///tmp/r.sock?db=1&expiry_ms=0", naming: ["expiry_ms"])
     }
 
     func testPercentEncodedNumbersAreDecoded() throws {
@@ -421,7 +424,7 @@ final class ConfigTests: XCTestCase {
 
     func testEveryFailureIsInvalidWithAConfigMessage() {
         let urls = [
-            "", "x", "redis://", "redis://h", "redis://h:0?expiry_ms=1", "redis://h?expiry_ms=1&x=y",
+            "", "x", "redis://?db=x", "redis://h?expiry_ms=0", "redis://h:0?expiry_ms=1", "redis://h?expiry_ms=1&x=y",
             "unix://x?expiry_ms=1", "redis://[::1?expiry_ms=1", "redis://h?expiry_ms=1#", "redis://%?expiry_ms=1",
             "redis://h?expiry_ms=1&prefix=%", "redis://h?expiry_ms=1&db=x", "redis://h/x?expiry_ms=1",
         ]
@@ -467,9 +470,9 @@ final class ConfigTests: XCTestCase {
             "redis://:{PW}@h:65536?expiry_ms=1",
             "redis://:{PW}@h:abc?expiry_ms=1",
             "redis://:{PW}@h:?expiry_ms=1",
-            "redis://:{PW}@h",
-            "redis://:{PW}@h?",
-            "redis://user:{PW}@h?pool_size=2",
+            "redis://:{PW}@h?expiry_ms=",
+            "redis://:{PW}@h?expiry_ms=1.5",
+            "redis://user:{PW}@h?pool_size=2&expiry_ms=-0",
             "redis://:{PW}@h?expiry_ms=0",
             "redis://:{PW}@h?expiry_ms=-5",
             "redis://:{PW}@h?expiry_ms=abc",
@@ -495,7 +498,7 @@ final class ConfigTests: XCTestCase {
             "redis://:{PW}@h?expiry_ms=1&fallback=x",
             "redis://:{PW}@h?expiry_ms=1&scan_delete=maybe",
             "redis://{PW}@h:0?expiry_ms=1",
-            "redis://{PW}@h",
+            "redis://{PW}@h?expiry_ms=0",
             "redis://alice:{PW}@h?expiry_ms=1&user=bob&user=carol",
             "redis://us%zz:{PW}@h?expiry_ms=1",
             "redis://user:{PW}%zz@h?expiry_ms=1",
@@ -509,8 +512,8 @@ final class ConfigTests: XCTestCase {
             "redis//:{PW}@h?expiry_ms=1",
             "unix://:{PW}@/tmp/r.sock?expiry_ms=1",
             "unix:///tmp/r.sock?expiry_ms=1&password={PW}&password={PW}",
-            "unix:///tmp/r.sock?password={PW}",
-            "redis://h?password={PW}",
+            "unix:///tmp/r.sock?password={PW}&expiry_ms=0",
+            "redis://h?password={PW}&expiry_ms=0",
             "redis://h?expiry_ms=1&password={PW}&bogus=1",
             "redis://h?expiry_ms=1&password={PW}&password=x",
             "redis://h?expiry_ms=1&password={PW}%zz",

@@ -20,7 +20,8 @@ final class MemoryStateTests: XCTestCase {
                 XCTAssertTrue(f.message.contains(word), "\(url): \(f.message)")
             }
         }
-        refused("memory://", "expiry_ms is mandatory")
+        // expiry_ms is count_hit's alone: without it memory:// opens, and count_hit names the option.
+        XCTAssertTrue(try Config.parse("memory://").get().countHitProblem?.contains("expiry_ms") ?? false)
         refused("memory://localhost/?expiry_ms=1", "no host or path")
         refused("memory:///0?expiry_ms=1", "no host or path")
         refused("memory://?expiry_ms=1&clock=redis", "clock must be local")

@@ -77,11 +77,6 @@ static void test_open_errors(const char *url)
     check_last_error_mentions("hammer_open(url, NULL)", "out");
 
     h = (hammer_t *)&h;
-    CHECK_STATUS(hammer_open("redis://127.0.0.1:6379/", &h), HAMMER_ERR_INVALID);
-    CHECK(h == NULL, "hammer_open(no expiry_ms) sets *out = NULL");
-    check_last_error_mentions("hammer_open(no expiry_ms)", "expiry_ms");
-
-    h = (hammer_t *)&h;
     CHECK_STATUS(hammer_open("redis://127.0.0.1:6379/?expiry_ms=0", &h), HAMMER_ERR_INVALID);
     CHECK(h == NULL, "hammer_open(expiry_ms=0) sets *out = NULL");
     check_last_error_mentions("hammer_open(expiry_ms=0)", "expiry_ms");
@@ -234,6 +229,43 @@ static void test_bad_arguments(hammer_t *h, const char *id)
     CHECK(1, "hammer_close(NULL) is a no-op");
 }
 
+/* expiry_ms is needed by count_hit alone: a URL without it opens, count_hit and count_hits are HAMMER_ERR_INVALID
+ * naming it (nothing sent), and the other calls work. */
+static void test_without_expiry(const char *url, const char *id)
+{
+    char bare[1024];
+    const char *e = strstr(url, "expiry_ms=");
+    if (!CHECK(e != NULL && strlen(url) < sizeof bare, "the test URL has expiry_ms")) return;
+    const char *rest = e + strcspn(e, "&");
+    if (*rest == '&') rest++;
+    snprintf(bare, sizeof bare, "%.*s%s", (int)(e - url), url, rest);
+    hammer_t *h = NULL;
+    CHECK_STATUS(hammer_open(bare, &h), HAMMER_OK);
+    if (h == NULL) return;
+    int64_t n = -1;
+    CHECK_STATUS(hammer_count_hit(h, id, 1, 1000, 1, &n), HAMMER_ERR_INVALID);
+    CHECK(n == 0, "count_hit without expiry_ms clears *count_out");
+    check_last_error_mentions("hammer_count_hit without expiry_ms", "expiry_ms");
+    hammer_count_request reqs[2] = {HAMMER_COUNT_REQUEST_INIT, HAMMER_COUNT_REQUEST_INIT};
+    reqs[0].id = reqs[1].id = id;
+    int64_t counts[2];
+    int st[2];
+    CHECK_STATUS(hammer_count_hits(h, reqs, 2, counts, st), HAMMER_ERR_INVALID);
+    CHECK(st[0] == HAMMER_ERR_INVALID && st[1] == HAMMER_ERR_INVALID, "count_hits: each request refused");
+    check_last_error_mentions("hammer_count_hits without expiry_ms", "expiry_ms");
+    hammer_bucket b;
+    CHECK_STATUS(hammer_get_bucket(h, id, 1, &b), HAMMER_OK);
+    CHECK(!b.found, "nothing was counted");
+    hammer_limit lim = HAMMER_LIMIT_INIT(HAMMER_GCRA, 5, 1000);
+    hammer_decision d;
+    CHECK_STATUS(hammer_hit(h, id, &lim, 1, &d), HAMMER_OK);
+    CHECK(d.allowed, "hammer_hit works without expiry_ms");
+    CHECK_STATUS(hammer_check_rate(h, id, 60000, 5, 1, &d), HAMMER_OK);
+    CHECK(d.allowed && d.count == 1, "hammer_check_rate works without expiry_ms");
+    CHECK_STATUS(hammer_delete_buckets(h, id, &n), HAMMER_OK);
+    hammer_close(h);
+}
+
 int main(int argc, char **argv)
 {
     const char *url = test_url(argc, argv);
@@ -254,6 +286,7 @@ int main(int argc, char **argv)
     CHECK_STATUS(hammer_delete_buckets(h, id, NULL), HAMMER_OK);
     test_happy_path(h, id);
     test_bad_arguments(h, id);
+    test_without_expiry(url, id);
 
     hammer_close(h);
     return test_summary("test_api");

@@ -31,7 +31,7 @@ static int fail_null_handle(void)
 static int fail_no_expiry(void)
 {
     hammer_t *h = NULL;
-    return hammer_open("redis://127.0.0.1:1/?prefix=x", &h);
+    return hammer_open("redis://127.0.0.1:1/?prefix=x&expiry_ms=0", &h);
 }
 
 static void *failing_thread(void *arg)
@@ -66,7 +66,7 @@ static void test_two_threads(void)
 {
     failer a = {.name = "thread A (NULL handle)", .fail = fail_null_handle, .want_status = HAMMER_ERR_INVALID,
                 .word = "handle"};
-    failer b = {.name = "thread B (no expiry_ms)", .fail = fail_no_expiry, .want_status = HAMMER_ERR_INVALID,
+    failer b = {.name = "thread B (expiry_ms=0)", .fail = fail_no_expiry, .want_status = HAMMER_ERR_INVALID,
                 .word = "expiry_ms"};
     pthread_barrier_init(&barrier, NULL, 2);
     pthread_t ta, tb;

@@ -194,7 +194,7 @@ def test_strerror_beyond_int_range():
 
 def test_last_error_is_per_thread():
     kinds = {"handle": lambda: hammer.raw.hammer_count_hit(None, b"id", 1, 1, 1, None),
-             "expiry_ms": lambda: hammer.raw.hammer_open(b"redis://127.0.0.1:1/?prefix=x",
+             "expiry_ms": lambda: hammer.raw.hammer_open(b"redis://127.0.0.1:1/?prefix=x&expiry_ms=0",
                                                         ctypes.byref(ctypes.c_void_p()))}
     barrier = threading.Barrier(len(kinds))
     bad = []
@@ -374,7 +374,7 @@ def test_context_manager_closes(redis_server, uid):
 
 def test_failed_open_leaves_nothing_to_close():
     with pytest.raises(hammer.InvalidError):
-        hammer.Hammer("redis://127.0.0.1:1/")
+        hammer.Hammer("redis://127.0.0.1:1/?expiry_ms=0")
     gc.collect()  # __del__ of the half-built object must not call hammer_close on garbage
 
 

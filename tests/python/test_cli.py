@@ -21,7 +21,7 @@ def cli(*args, timeout=60):
 
 
 def plain_url(server):
-    """The server's URL without expiry_ms: the CLI adds it."""
+    """The server's URL without expiry_ms: the CLI never calls count_hit, which alone needs it."""
     return f"redis://127.0.0.1:{server.port}"
 
 

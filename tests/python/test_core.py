@@ -254,6 +254,24 @@ def test_count_up_to_int64_max_then_overflow(redis_server, h, uid):
 # ---------------------------------------------------------------------------------------------------------------------
 # TTL, prefix, db, unix socket
 # ---------------------------------------------------------------------------------------------------------------------
+def test_expiry_ms_is_needed_by_count_hit_alone(redis_server, open_hammer, uid):
+    """A URL without expiry_ms opens (an app that never calls count_hit need not invent one); count_hit and each
+    request of count_hits raise InvalidError naming it, nothing is written, and every other call works."""
+    h = open_hammer(f"redis://127.0.0.1:{redis_server.port}/")
+    with pytest.raises(hammer.InvalidError, match="expiry_ms") as e:
+        h.count_hit(uid, 1, 1000)
+    assert e.value.status == hammer.ERR_INVALID
+    got = h.count_hits([(uid, 1, 1000), (uid, 2, 1000, 3)])
+    assert all(isinstance(r, hammer.InvalidError) for r in got) and "expiry_ms" in got[0].message, got
+    assert h.get_bucket(uid, 1) is None and h.get_bucket(uid, 2) is None
+    assert h.hit(uid, hammer.Limit.sliding_window(2, 1000)).allowed
+    assert h.check_rate(uid, 60_000, 5).allowed
+    assert h.delete_buckets(uid) >= 1
+    with hammer.Hammer(redis_server.url(expiry_ms=60_000)) as full:   # the same server with it: count_hit works
+        assert full.count_hit(uid, 1, 1000) == 1
+        full.delete_buckets(uid)
+
+
 @pytest.mark.parametrize("expiry_ms", [1_500, 60_000, 7_200_000])
 def test_ttl_from_expiry_ms(redis_server, open_hammer, uid, redis_cmd, expiry_ms):
     h = open_hammer(redis_server.url(expiry_ms=expiry_ms))
@@ -694,8 +712,7 @@ def test_connect_timeout_is_honoured(silent_listener):
 # Bad input: InvalidError (status 1) with a message naming the part
 # ---------------------------------------------------------------------------------------------------------------------
 BAD_URLS = [
-    ("redis://127.0.0.1:{port}/", "expiry_ms"),
-    ("redis://127.0.0.1:{port}/?prefix=x", "expiry_ms"),
+    ("redis://127.0.0.1:{port}/?prefix=x&expiry_ms=0", "expiry_ms"),
     ("redis://127.0.0.1:{port}/?expiry_ms=0", "expiry_ms"),
     ("redis://127.0.0.1:{port}/?expiry_ms=-1", "expiry_ms"),
     ("redis://127.0.0.1:{port}/?expiry_ms=abc", "expiry_ms"),

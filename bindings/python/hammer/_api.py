@@ -289,7 +289,9 @@ def _strip_request(message: str) -> str:
 
 
 class Hammer:
-    """A libhammer handle: one Redis URL, a pool of connections, usable from many threads at once.
+    """A libhammer handle: one Redis URL, a pool of connections, usable from many threads at once. The URL's
+    expiry_ms (the TTL of count_hit's buckets) is needed by count_hit and count_hits only: without it they raise
+    InvalidError naming it, and every other call works.
 
     close() is idempotent and waits for calls in flight on other threads; a call after close raises InvalidError.
     """
@@ -359,7 +361,8 @@ class Hammer:
 
     # -- core ----------------------------------------------------------------------------------------------------
     def count_hit(self, id: Id, bucket: int, now_ms: int, increment: int = 1) -> int:
-        """Adds `increment` hits to bucket `bucket` of `id` stamped `now_ms`; returns the bucket's new count."""
+        """Adds `increment` hits to bucket `bucket` of `id` stamped `now_ms`; returns the bucket's new count.
+        Needs expiry_ms in the URL (else InvalidError)."""
         out = ctypes.c_int64()
         self._fast(_raw_count_hit, _id(id), _int64("bucket", bucket), _int64("now_ms", now_ms),
                    _int64("increment", increment), _byref(out))
@@ -533,7 +536,7 @@ class Hammer:
 
     def count_hits(self, requests: Iterable[Sequence[Any]]) -> List[Union[int, HammerError]]:
         """count_hit for each request (id, bucket, now_ms[, increment]) as one pipeline; the new count, or the
-        HammerError of that request alone, per request."""
+        HammerError of that request alone, per request (InvalidError for each when the URL has no expiry_ms)."""
         def convert(row: Any) -> Tuple[Any, Any]:
             id, bucket, now_ms, inc = _row(row, "count_hits", ("id", "bucket", "now_ms", "increment"), (1,))
             return (_id(id), _int64("bucket", bucket), _int64("now_ms", now_ms), _int64("increment", inc)), None

@@ -23,7 +23,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 _SPEC = re.compile(r"^([a-z_]+):(\d+)/(\d+)(ms|s|m|h)?(?::(\d+))?$")
 _BY_NAME = {name: number for number, name in ALGORITHMS.items()}
-DEFAULT_EXPIRY_MS = 60_000
 
 
 class UsageError(Exception):
@@ -70,13 +69,6 @@ def redact(url: str) -> str:
     """The URL without its password (user info "user:secret@" becomes "user:***@", a password= option too)."""
     url = re.sub(r"^([a-z]+://[^/@]*?:)[^/@]*@", r"\1***@", url)
     return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
-
-
-def with_expiry(url: str) -> str:
-    """The URL with expiry_ms added when missing: hammer_open requires it, the CLI never calls count_hit."""
-    if re.search(r"[?&]expiry_ms=", url):
-        return url
-    return url + ("&" if "?" in url else "?") + f"expiry_ms={DEFAULT_EXPIRY_MS}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -276,7 +268,7 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: Te
         err.write(f"hammer: {a.command}: {e}\n")
         return EXIT_USAGE
     try:
-        h = _api.Hammer(with_expiry(a.url))
+        h = _api.Hammer(a.url)
     except UsageError as e:
         err.write(f"hammer: {e}\n")
         return EXIT_USAGE
