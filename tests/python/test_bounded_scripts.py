@@ -394,3 +394,21 @@ def test_sliding_window_is_exact_when_callers_clocks_disagree(h, seed):
         d = h.peek(id, lim, t) if mode == "p" else h.hit(id, lim, c, t)
         got = (int(d.allowed), d.count, d.remaining, d.retry_after_ms, d.reset_after_ms)
         assert got == want, (seed, i, mode, L, period, c, t)
+
+
+def test_running_sum_is_renumbered_from_0_past_2_to_the_50(server, h):
+    """cum must stay exact in Lua's doubles (below 2^53): once past 2^50, a hit that can rewrite the whole log within
+    the budget renumbers it from 0, and the decisions go on as before."""
+    id = "rebase"
+    log, meta_key = f"Hammer:Redis:{id}:sw", f"Hammer:Redis:{id}:swm"
+    top = 2 ** 50 - 1
+    server.cli("ZADD", log, T0, f"{top - 3:016d}:1", T0 + 1, f"{top - 2:016d}:1", T0 + 2, f"{top:016d}:2")
+    server.cli("SET", meta_key, f"4 {top:016d} {T0 + 2}", "PX", 600_000)
+    lim = hammer.Limit.sliding_window(10, P)
+    d = h.hit(id, lim, 5, T0 + 3)
+    assert d.allowed and d.count == 9
+    assert server.cli("ZRANGE", log, 0, -1) == [b"0000000000000001:1", b"0000000000000002:1", b"0000000000000004:2",
+                                               b"0000000000000009:5"]
+    assert meta(server, id)[:2] == (9, b"0000000000000009")
+    d = h.hit(id, lim, 2, T0 + 4)
+    assert not d.allowed and d.retry_after_ms == P - 4   # the first hit (cost 1, at T0) must leave
