@@ -351,6 +351,28 @@ collectgarbage('collect')""", 1, f"Hammer:Redis:{id}:", nb)
     assert len(evals) >= nb // 1000
 
 
+def test_an_index_of_expired_entries_is_pruned_1000_at_a_time(server, h):
+    """An index holding 10^5 entries of buckets that have expired (scores in the past) and a TTL: each new bucket
+    drops at most 1000 of them (the lowest scores), so no count_hit's work grows with the index, and new buckets go
+    on dropping them until none is left; the new buckets' entries stay."""
+    id = "pruned"
+    nb = 100_000
+    idx = f"Hammer:Redis:{id}:index"
+    server.cli("EVAL", """
+for b = 1, tonumber(ARGV[1]) do redis.call('ZADD', KEYS[1], b, 'x' .. b) end
+redis.call('PEXPIRE', KEYS[1], 3600000)""", 1, idx, nb)
+    left = nb
+    for k in range(1, 4):
+        timed(server, "count_hit: a new bucket, 10^5 expired entries in the id's index",
+              lambda: h.count_hit(id, 10**9 + k, 1))
+        now_left = server.cli("ZCARD", idx) - k
+        assert left - now_left == 1000, (left, now_left)
+        left = now_left
+    expired_left = server.cli("ZCOUNT", idx, "-inf", "100000")
+    assert expired_left == nb - 3000
+    assert server.cli("ZSCORE", idx, str(10**9 + 1)) is not None
+
+
 def model_decide(log, L, period, mode, c, now):
     """The sliding window's model (Sources/HammerCore/Algorithms.swift, LimiterModel), on a list of (time, cost)."""
     edge = now - period
