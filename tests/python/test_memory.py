@@ -83,11 +83,16 @@ def test_statistics_and_no_connection(h, uid):
 
 
 def test_only_the_options_that_mean_something(open_hammer):
-    for bad in ["memory://", "memory://?expiry_ms=1&prefix=x", "memory://?expiry_ms=1&fallback=local",
+    for bad in ["memory://?expiry_ms=0", "memory://?expiry_ms=1&prefix=x", "memory://?expiry_ms=1&fallback=local",
                 "memory://?expiry_ms=1&clock=redis", "memory://host/?expiry_ms=1"]:
         with pytest.raises(hammer.InvalidError):
             hammer.Hammer(bad)
     assert open_hammer("memory://?expiry_ms=1&clock=local").count_hit("x", 1, 1) == 1
+    # Without expiry_ms (as for Redis) every call but count_hit works; count_hit names the option.
+    bare = open_hammer("memory://")
+    assert bare.hit("x", hammer.Limit.gcra(1, 1000)).allowed
+    with pytest.raises(hammer.InvalidError, match="expiry_ms"):
+        bare.count_hit("x", 1, 1)
 
 
 def test_handles_share_nothing(open_hammer, uid):

@@ -322,7 +322,7 @@ static void *opener(void *p)
 {
     (void)p;
     static const char *bad_urls[] = {
-        "", "redis://", "redis://127.0.0.1:0/?expiry_ms=1", "redis://127.0.0.1/?expiry_ms=0",
+        "", "redis://h/?expiry_ms=", "redis://127.0.0.1:0/?expiry_ms=1", "redis://127.0.0.1/?expiry_ms=0",
         "redis://127.0.0.1/?expiry_ms=1&expiry_ms=2", "unix://relative?expiry_ms=1", "http://x/?expiry_ms=1",
         "redis://[::1/?expiry_ms=1", "redis://h:99999/?expiry_ms=1", "redis://h/?expiry_ms=1&pool_size=0",
         "redis://h/?expiry_ms=1&bogus=1", "redis://%zz@h/?expiry_ms=1", "redis://h/?expiry_ms=1#frag",

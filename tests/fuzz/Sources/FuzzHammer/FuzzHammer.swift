@@ -111,7 +111,7 @@ func fuzzConfig(_ r: inout Reader) {
     case let .failure(f):
         if f.status != .invalid || f.message.isEmpty { fatalError("Config.parse failed without a message") }
     case let .success(c):
-        if c.expiryMs < 1 || c.expiryMs > Config.maxExpiryMs { fatalError("expiry_ms out of range: \(c.expiryMs)") }
+        if c.expiryMs < 0 || c.expiryMs > Config.maxExpiryMs { fatalError("expiry_ms out of range: \(c.expiryMs)") }   // 0: not given
         if c.poolSize < 1 || c.poolSize > Int(Config.maxPoolSize) { fatalError("pool_size out of range") }
         if c.prefix.count > Config.maxPrefixBytes { fatalError("prefix too long") }
         if c.connectTimeoutMs < 1 || c.timeoutMs < 1 { fatalError("timeouts out of range") }
