@@ -334,11 +334,13 @@ HAMMER_API int hammer_peek_at(hammer_t *h, const char *id, const hammer_limit *l
 
 /*! hammer_hit_all() :
  *  Takes `cost` hits from every limit lims[0..n-1] of `id` (1 <= n <= HAMMER_MAX_LIMITS, any mix of algorithms),
- *  if they all pass; otherwise none is charged. Each limit keeps the state it has alone with hammer_hit (the same
- *  limit is the same state in both calls); a limit repeated in the array counts once. Two different limits that
- *  would share one state of the id (two token buckets, two sliding windows, two GCRAs or two leaky buckets; two
- *  fixed windows in one bucket; two sliding counters of one period) are HAMMER_ERR_INVALID: give one another
- *  algorithm or period, or use another id.
+ *  if they all pass; otherwise none is charged. A limit repeated in the array counts once. A limit whose
+ *  algorithm's state no other limit of the call would share keeps the state it has alone with hammer_hit (the same
+ *  limit is the same state in both calls). Limits that would share one (two token buckets, two sliding windows,
+ *  two GCRAs or two leaky buckets; two sliding counters of one period) each get a state of their own, named by
+ *  their parameters (README: "Several limits"), which hammer_delete_buckets deletes too. Two different fixed
+ *  windows whose windows fall in one bucket now are HAMMER_ERR_INVALID: give one another period, or use another
+ *  id.
  *  The decision is the most restrictive: allowed when every limit passes, remaining the least of theirs; when
  *  denied, remaining 0 and retry_after_ms the longest wait of the limits that deny (-1 when one never passes), after
  *  which the same call passes; reset_after_ms the longest of all; decided_by names the limit, count and limit are

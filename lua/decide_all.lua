@@ -5,13 +5,16 @@
 -- (HammerCore/MultiLimit.swift): allowed with the least remaining, or denied with the longest wait (-1 the longest)
 -- of those that deny; the longest reset either way; ties to the first.
 -- ARGV[1] mode (h hit, p peek); then a request after another: the number of its limits n, cost, now_ms or '' for
--- Redis's TIME (read once a call), then four fields a limit: algorithm, limit, period_ms, capacity.
+-- Redis's TIME (read once a call), then five fields a limit: algorithm, limit, period_ms, capacity, own (1 when the
+-- limit keeps a state of its own, MultiLimit.ownStates: its algorithm's state is another limit's too in this call).
 -- KEYS: each request's limits' keys in order, as the single scripts take them (the fixed window: its bucket, or the
--- id's key base with Redis's clock, and the index; the sliding window: log, meta; the others their state).
+-- id's key base with Redis's clock, and the index; the sliding window: log, meta; the others their state); a limit
+-- of its own: its own state keys (<base><word>.<limit>.<period_ms>.<capacity>), then the id's index, which lists
+-- each of them (the part after the key's last ':') scored with when it expires, for delete_buckets.
 -- Returns six elements a request: allowed, count, remaining, retry_after_ms, reset_after_ms and the deciding
 -- limit's place (from 0), or an error reply of its own and five zeros (a failed request does not stop the others).
 --   redis-cli --eval decide_all.lua Hammer:Redis:a:tb Hammer:Redis:a:swc , \
---     h 2 1 1700000000000 2 10 1000 20 5 1000 60000 1000
+--     h 2 1 1700000000000 2 10 1000 20 0 5 1000 60000 1000 0
 --#include lib/idiv.lua
 --#include lib/cdiv.lua
 --#include lib/clock.lua
@@ -33,19 +36,23 @@ if mode ~= 'h' and mode ~= 'p' then return redis.error_reply('ERR decide_all: mo
 local reqs, o, k = {}, 2, 1
 while o <= #ARGV do
   local n = tonumber(ARGV[o])
-  if not n or n < 1 or o + 2 + 4 * n > #ARGV then return redis.error_reply('ERR decide_all: malformed request') end
-  local r = {cost = tonumber(ARGV[o + 1]), nows = ARGV[o + 2], lims = {}, keys = {}}
+  if not n or n < 1 or o + 2 + 5 * n > #ARGV then return redis.error_reply('ERR decide_all: malformed request') end
+  local r = {cost = tonumber(ARGV[o + 1]), nows = ARGV[o + 2], lims = {}, keys = {}, idx = {}}
   for i = 1, n do
-    local f = o + 3 + 4 * (i - 1)
+    local f = o + 3 + 5 * (i - 1)
     local alg = tonumber(ARGV[f])
     if not nkeys[alg] then return redis.error_reply('ERR decide_all: unknown algorithm') end
     r.lims[i] = {alg, tonumber(ARGV[f + 1]), tonumber(ARGV[f + 2]), tonumber(ARGV[f + 3])}
     r.keys[i] = {KEYS[k], nil}
     if nkeys[alg] == 2 then r.keys[i][2] = KEYS[k + 1] end
     k = k + nkeys[alg]
+    if ARGV[f + 4] == '1' and alg ~= 0 then
+      r.idx[i] = KEYS[k]
+      k = k + 1
+    end
   end
   reqs[#reqs + 1] = r
-  o = o + 3 + 4 * n
+  o = o + 3 + 5 * n
 end
 if k ~= #KEYS + 1 then return redis.error_reply('ERR decide_all: KEYS do not match the requests') end
 
@@ -98,6 +105,19 @@ local function decide(r)
       all = ok[1]
       if all then
         for i = 2, n do d[i] = one(i, 'h', c) end
+        -- Each state of its own that the hits wrote is listed in the index until it expires.
+        for i = 1, n do
+          local idx = r.idx[i]
+          if idx and c > 0 then
+            for _, key in ipairs(r.keys[i]) do
+              local ttl = redis.call('PTTL', key)
+              if ttl > 0 then
+                clock = clock or redis_now()
+                index_add(idx, string.match(key, '[^:]*$'), ttl, clock)
+              end
+            end
+          end
+        end
       end
     else
       peek(1)

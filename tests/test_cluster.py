@@ -115,6 +115,28 @@ def test_several_limits_on_the_cluster(h):
         assert h.delete_buckets(f"all:{i}") >= 4
 
 
+def test_several_limits_of_one_algorithm_on_the_cluster(cluster, h):
+    """Two sliding windows and two token buckets of one id: states of their own in the id's slot (and index), on its
+    owner; delete_buckets deletes every key of the id there."""
+    lims = [hammer.Limit.sliding_window(2, 1000), hammer.Limit.sliding_window(3, 60_000),
+            hammer.Limit.token_bucket(2, 1000), hammer.Limit.token_bucket(100, 86_400_000)]
+    ranges = cluster.slot_ranges()
+    for i in range(12):
+        id_ = f"own:{i}"
+        got = [h.hit(id_, lims) for _ in range(3)]
+        assert [g.allowed for g in got] == [True, True, False], (id_, got)
+        owner = cluster.node(slot_owner(ranges, key_slot(id_.encode())))
+        base = PREFIX + b"{" + id_.encode() + b"}:"
+        keys = sorted(owner.cli("KEYS", base.replace(b"{", b"\\{").replace(b"}", b"\\}") + b"*"))
+        assert keys == sorted(base + s for s in [b"index", b"sw.2.1000.2", b"swm.2.1000.2", b"sw.3.60000.3",
+                                                  b"swm.3.60000.3", b"tb.2.1000.2", b"tb.100.86400000.100"]), keys
+        assert {key_slot(k) for k in keys} == {key_slot(id_.encode())}
+        assert h.delete_buckets(id_) == 6, "every key but the index, which is not counted"
+        assert owner.cli("KEYS", base.replace(b"{", b"\\{").replace(b"}", b"\\}") + b"*") == []
+    out = h.hit_many([(f"ownm:{i}", lims, 1) for i in range(20)] * 3)
+    assert [o.allowed for o in out] == [True] * 40 + [False] * 20, out
+
+
 def test_check_rate_and_inspect(h):
     for i in range(10):
         id_ = f"cr:{i}"

@@ -153,6 +153,14 @@ def test_every_key_a_script_touches_is_in_its_keys(own_redis):
                 for now in (None, 9000, 9001, 9002, 9003):   # several limits: every algorithm's keys in one call
                     h.hit(id + ":a", algs, 1, now)
                 h.peek(id + ":a", algs)
+                twice = algs[1:] + [hammer.Limit.sliding_window(5, 2000), hammer.Limit.token_bucket(4, 2000),
+                                    hammer.Limit.leaky_bucket(4, 2000), hammer.Limit.gcra(4, 2000),
+                                    hammer.Limit.sliding_counter(4, 1000)]
+                for now in (None, 9000, 9001, 9002, 9003):   # limits of one algorithm: states of their own, indexed
+                    h.hit(id + ":o", twice, 1, now)
+                h.hit_many([(id + ":om", twice, 1, now) for now in (None, 9500)] * 3)
+                h.delete_buckets(id + ":o")
+                h.delete_buckets(id + ":om")
                 h.hit_many([(id + ":am", algs, 1, now) for now in (None, 9500)] * 3)
                 h.count_hits([(id + ":c", b, 1000 + b) for b in range(5)] * 2)
                 h.check_rates([(id + ":r", 1000, 2)] * 3)

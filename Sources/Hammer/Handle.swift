@@ -84,20 +84,21 @@ final class Handle {
 
     /// A decision's keys (lua/*.lua take them so), each one argument: the fixed window its window's bucket (the id's
     /// key base alone when the time is Redis's: the script adds the window) and the index; the others their state.
-    func appendDecisionKeys(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, now: Int64?) {
+    /// With `own` (hammer_hit_all, MultiLimit.ownStates): the limit's state keys of its own, then the index, where
+    /// the script lists them.
+    func appendDecisionKeys(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, now: Int64?,
+                            own: Bool = false) {
         let prefix = config.prefix
-        let suffixes: [[UInt8]]
+        var suffixes: [[UInt8]]
         switch lim.algorithm {
         case .fixedWindow:
             Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
             if let now { Decimal.append(idiv(now, lim.periodMs), to: &a.bytes) }
             a.end()
             suffixes = [Keys.indexSuffix]
-        case .slidingWindow: suffixes = Keys.slidingKeys
-        case .tokenBucket: suffixes = Keys.tokenBucketKeys
-        case .leakyBucket: suffixes = Keys.leakyBucketKeys
-        case .gcra: suffixes = Keys.gcraKeys
-        case .slidingCounter: suffixes = Keys.slidingCounterKeys
+        default:
+            suffixes = Keys.stateKeys(lim.algorithm)
+            if own { suffixes = suffixes.map { Keys.ownSuffix($0, lim) } + [Keys.indexSuffix] }
         }
         for s in suffixes {
             Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
@@ -197,7 +198,8 @@ final class Handle {
         }
     }
 
-    /// Deletes the buckets the id's index names and the id's state, a page of the index at a time (so that no
+    /// Deletes the buckets and own states (hammer_hit_all's) the id's index names and the id's state, a page of the
+    /// index at a time (so that no
     /// script's work grows with the index): a page is read, then the script gets every key it deletes in KEYS and
     /// deletes them only if the page has not named another bucket meanwhile (a concurrent first hit); if it has,
     /// the page is read again. Once the index is empty the script deletes the state keys too. Each page after the
@@ -229,11 +231,14 @@ final class Handle {
                     guard let e = r.pointee.element?[i], e.pointee.type == REDIS_REPLY_STRING else {
                         return .failure(Failure(.protocol, "delete_buckets: unexpected ZRANGE reply"))
                     }
-                    // Only a bucket number names a bucket of this id (another client may have written the index);
-                    // the script's test too: digits, maybe after '-'.
+                    // Only a bucket number or an own state (Keys.isOwnSuffix) names a key of this id (another
+                    // client may have written the index); the script's test too: digits, maybe after '-', or the
+                    // own state's form.
                     let m = Array(Connection.bytes(e))
                     let digits = m.first == UInt8(ascii: "-") ? m.dropFirst() : m[...]
-                    if !digits.isEmpty && digits.allSatisfy({ (48...57).contains($0) }) { members.append(m) }
+                    if (!digits.isEmpty && digits.allSatisfy({ (48...57).contains($0) })) || Keys.isOwnSuffix(m) {
+                        members.append(m)
+                    }
                 }
             }
             let res = Replies.integers(conn.eval(Scripts.deleteBuckets) { a in

@@ -4,35 +4,48 @@
 import CHiredis
 import HammerCore
 
-/// One request of hammer_hit_all_many (or a single call): the id, its distinct limits, cost and time.
+/// One request of hammer_hit_all_many (or a single call): the id, its distinct limits (and which of them keep a
+/// state of their own: MultiLimit.ownStates), cost and time.
 struct MultiRequest {
     let id: UnsafeBufferPointer<UInt8>
     let set: MultiLimit.LimitSet
+    let own: [Bool]
     let mode: Mode
     let cost: Int64
     let now: Int64?
+
+    init(id: UnsafeBufferPointer<UInt8>, set: MultiLimit.LimitSet, mode: Mode, cost: Int64, now: Int64?) {
+        self.id = id
+        self.set = set
+        self.own = MultiLimit.ownStates(set)
+        self.mode = mode
+        self.cost = cost
+        self.now = now
+    }
 }
 
 extension Handle {
-    /// Keys of every limit of the set, in order (the single calls' keys).
-    func appendAllKeys(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, _ set: MultiLimit.LimitSet, now: Int64?) {
-        for l in set.unique { appendDecisionKeys(&a, id: id, l, now: now) }
+    /// Keys of every limit of the set, in order: the single calls' keys, or a limit's own keys and the index.
+    func appendAllKeys(_ a: inout Args, _ r: MultiRequest, now: Int64?) {
+        for (l, own) in zip(r.set.unique, r.own) { appendDecisionKeys(&a, id: r.id, l, now: now, own: own) }
     }
 
-    static func keyCount(_ set: MultiLimit.LimitSet) -> Int {
-        set.unique.reduce(0) { $0 + Keys.decisionKeyCount($1.algorithm) }
+    static func keyCount(_ r: MultiRequest) -> Int {
+        zip(r.set.unique, r.own).reduce(0) { $0 + Keys.decisionKeyCount($1.0.algorithm) + ($1.1 ? 1 : 0) }
     }
 
-    /// A request's fields after the mode: n, cost, now ('' for Redis's TIME), and four a limit.
-    func appendAllFields(_ a: inout Args, _ set: MultiLimit.LimitSet, cost: Int64, now: Int64?) {
-        a.add(Int64(set.unique.count))
-        a.add(cost)
+    /// A request's fields after the mode: n, cost, now ('' for Redis's TIME), and five a limit (the fifth 1 when
+    /// the limit keeps a state of its own, else 0).
+    func appendAllFields(_ a: inout Args, _ r: MultiRequest, now: Int64?) {
+        a.add(Int64(r.set.unique.count))
+        a.add(r.cost)
         if let now { a.add(now) } else { a.add("") }
-        for l in set.unique {
+        for (l, own) in zip(r.set.unique, r.own) {
             a.add(Int64(l.algorithm.rawValue))
             a.add(l.limit)
             a.add(l.periodMs)
             a.add(l.capacity)
+            a.add(Int64(own ? 1 : 0))
         }
     }
 
@@ -65,10 +78,10 @@ extension Handle {
             return o
         }) { conn -> Result<Decision, Failure> in
             let res = conn.eval(Scripts.decideAll) { a in
-                a.add(Int64(Handle.keyCount(req.set)))
-                appendAllKeys(&a, id: req.id, req.set, now: t)
+                a.add(Int64(Handle.keyCount(req)))
+                appendAllKeys(&a, req, now: t)
                 a.add(req.mode.letter)
-                appendAllFields(&a, req.set, cost: req.cost, now: t)
+                appendAllFields(&a, req, now: t)
             }
             switch res {
             case let .failure(f): return .failure(f)
@@ -113,15 +126,15 @@ extension Handle {
         }
         batches(todo, chunk: Handle.batchChunk / 4, Scripts.decideAll, width: 6, keyCount: { i in
             guard case let .success(r) = reqs[i] else { return 0 }
-            return Handle.keyCount(r.set)
+            return Handle.keyCount(r)
         }, keys: { i, a in
             guard case let .success(r) = reqs[i] else { return }
-            appendAllKeys(&a, id: r.id, r.set, now: times[i])
+            appendAllKeys(&a, r, now: times[i])
         }, header: { _, a in
             a.add("h")
         }, fill: { i, a in
             guard case let .success(r) = reqs[i] else { return }
-            appendAllFields(&a, r.set, cost: r.cost, now: times[i])
+            appendAllFields(&a, r, now: times[i])
         }, take: { i, reply in
             guard case let .success(r) = reqs[i] else { return }
             var d: Result<Decision, Failure>

@@ -4,8 +4,12 @@
 //                           kept by our scripts so that delete_buckets is exact and costs what the id owns, not what
 //                           the keyspace holds
 //   <prefix><id>:sw ...     state of the other algorithms (see stateSuffixes)
-// Every suffix is either a decimal integer or a fixed word without ':', so the split at the last ':' is unique and
-// no id's keys can be another id's keys.
+//   <prefix><id>:tb.10.1000.20 ...
+//                           a limit's state of its own in hammer_hit_all (MultiLimit.ownStates): the state word, then
+//                           the limit, period_ms and capacity in decimal, '.' between (ownSuffix); listed in the
+//                           index (scored as the buckets are) so that delete_buckets finds them
+// Every suffix is a decimal integer, a fixed word, or a word and three decimals joined by '.', none with ':', so the
+// split at the last ':' is unique and no id's keys can be another id's keys.
 // With hash tags (a cluster, or hash_tags=true) the id is braced, <prefix>{<id>}:<suffix>, so that every key of an
 // id hashes to one slot and each script stays on one node (Redis's rule: see ClusterSlot).
 
@@ -87,6 +91,39 @@ extension Keys {
     public static let gcraKeys = [stateSuffixes[4]]
     /// The sliding counter's hash: one field a period, so counters of several periods of one id coexist.
     public static let slidingCounterKeys = [stateSuffixes[5]]
+
+    /// The suffixes of a decision's state keys (not the fixed window's), as decisionKeys lists them.
+    public static func stateKeys(_ a: Algorithm) -> [[UInt8]] {
+        switch a {
+        case .fixedWindow: return []
+        case .slidingWindow: return slidingKeys
+        case .tokenBucket: return tokenBucketKeys
+        case .leakyBucket: return leakyBucketKeys
+        case .gcra: return gcraKeys
+        case .slidingCounter: return slidingCounterKeys
+        }
+    }
+
+    /// A state key of a limit of its own (MultiLimit.ownStates): word.limit.period_ms.capacity.
+    public static func ownSuffix(_ word: [UInt8], _ l: Limit) -> [UInt8] {
+        var out = word
+        for v in [l.limit, l.periodMs, l.capacity] {
+            out.append(46)
+            Decimal.append(v, to: &out)
+        }
+        return out
+    }
+
+    /// Is an index member the suffix of a state of its own (ownSuffix's form: one of stateSuffixes, then three
+    /// runs of 1 to 19 digits each after a '.')? Only those and bucket numbers name keys of the id: anything else in
+    /// the index (another client's) names nothing. lua/delete_buckets.lua tests the same form.
+    public static func isOwnSuffix<C: Collection>(_ m: C) -> Bool where C.Element == UInt8 {
+        let parts = m.split(separator: 46, omittingEmptySubsequences: false)
+        guard parts.count == 4, stateSuffixes.contains(where: { $0.elementsEqual(parts[0]) }) else { return false }
+        return parts.dropFirst().allSatisfy { p in
+            !p.isEmpty && p.count <= 19 && p.allSatisfy { (48...57).contains($0) }
+        }
+    }
 }
 
 /// The shard (0 ..< 2^bits) of in-process state that holds an id: FNV-1a over its bytes, mixed (MurmurHash3's

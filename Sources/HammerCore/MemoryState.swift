@@ -27,15 +27,39 @@ public struct MemoryState: Sendable {
     public var gcra: Expiring<LimiterModel>? = nil
     /// The sliding counter's hash: a field (a model) per period, the whole hash one key with one TTL.
     public var counters: Expiring<[Int64: LimiterModel]>? = nil
+    /// States of limits of their own (hammer_hit_all, MultiLimit.ownStates; Keys.ownSuffix in Redis): each held as
+    /// a state of its own whose one slot is the limit's algorithm's.
+    public var own: [OwnKey: MemoryState] = [:]
+
+    /// What names a limit's state of its own: its algorithm and parameters (Keys.ownSuffix).
+    public struct OwnKey: Hashable, Sendable {
+        public var algorithm: Algorithm
+        public var limit: Int64
+        public var periodMs: Int64
+        public var capacity: Int64
+        public init(_ l: Limit) {
+            algorithm = l.algorithm
+            limit = l.limit
+            periodMs = l.periodMs
+            capacity = l.capacity
+        }
+    }
 
     public init() {}
 
     public var isEmpty: Bool {
         buckets.isEmpty && sliding == nil && token == nil && leaky == nil && gcra == nil && counters == nil
+            && own.isEmpty
     }
 
     /// Drops what has expired at `mono`.
     public mutating func purge(_ mono: Int64) {
+        if !own.isEmpty {
+            for k in Array(own.keys) {
+                own[k]!.purge(mono)
+                if own[k]!.isEmpty { own[k] = nil }
+            }
+        }
         if let s = sliding, s.expires <= mono { sliding = nil }
         if let s = token, s.expires <= mono { token = nil }
         if let s = leaky, s.expires <= mono { leaky = nil }
@@ -85,8 +109,16 @@ public struct MemoryState: Sendable {
 
     /// One decision of `lim` at `now`: the models of Algorithms.swift on this id's state, which changes as the
     /// script changes Redis (an allowed hit; a check_rate) with the TTL the script sets.
-    public mutating func decide(_ lim: Limit, mode: Mode, cost c: Int64, now: Int64,
+    public mutating func decide(_ lim: Limit, own isOwn: Bool = false, mode: Mode, cost c: Int64, now: Int64,
                                 mono: Int64) -> Result<Decision, Failure> {
+        if isOwn && lim.algorithm != .fixedWindow {
+            // Taken out and put back: changed in place, never copied.
+            let k = OwnKey(lim)
+            var s = own.removeValue(forKey: k) ?? MemoryState()
+            let d = s.decide(lim, mode: mode, cost: c, now: now, mono: mono)
+            if !s.isEmpty { own[k] = s }
+            return d
+        }
         switch lim.algorithm {
         case .fixedWindow:
             let P = lim.periodMs
@@ -154,6 +186,7 @@ public struct MemoryState: Sendable {
         if let s = sliding, s.expires > mono { n += 2 }
         for m in [token, leaky, gcra] { if let m, m.expires > mono { n += 1 } }
         if let m = counters, m.expires > mono { n += 1 }
+        for s in own.values { n += s.keyCount(mono) }
         return n
     }
 }
@@ -174,6 +207,9 @@ extension MemoryState {
                 let m = c.value[p]!
                 out.append("swc \(p)=\(String(describing: m.cw)) \(m.ccur) \(m.cprev)")
             }
+        }
+        for k in own.keys.sorted(by: { "\($0)" < "\($1)" }) {
+            out += own[k]!.snapshot.map { "\(k.algorithm).\(k.limit).\(k.periodMs).\(k.capacity) " + $0 }
         }
         return out
     }

@@ -1,6 +1,7 @@
 // Several limits of one id, one atomic decision (hammer_hit_all): all pass and all are charged, or none is. The
-// set of limits (duplicates folded, limits that would share one state refused), and the combination of their
-// decisions, which lua/decide_all.lua runs in Redis and the local fallback runs on the models.
+// set of limits (duplicates folded; limits of one algorithm given states of their own; two fixed windows that would
+// share a bucket refused), and the combination of their decisions, which lua/decide_all.lua runs in Redis and the
+// local fallback and memory:// run on the models.
 
 public enum MultiLimit {
     /// HAMMER_MAX_LIMITS: limits per call.
@@ -16,16 +17,32 @@ public enum MultiLimit {
         }
     }
 
-    /// Identical limits share their state (a limit is the same state alone, with hammer_hit, and in any call), so
-    /// a repeated one is decided once.
+    /// Identical limits share their state, so a repeated one is decided once. Limits that decide alike are
+    /// identical: the same algorithm, limit, period and capacity (a window's burst means nothing; a bucket's burst
+    /// 0 is its limit).
     public static func fold(_ lims: [Limit]) -> LimitSet {
         var unique: [Limit] = []
         var first: [Int] = []
-        for (i, l) in lims.enumerated() where !unique.contains(l) {
+        for (i, l) in lims.enumerated() where !unique.contains(where: { same($0, l) }) {
             unique.append(l)
             first.append(i)
         }
         return LimitSet(unique: unique, firstIndex: first)
+    }
+
+    @inline(__always) static func same(_ a: Limit, _ b: Limit) -> Bool {
+        a.algorithm == b.algorithm && a.limit == b.limit && a.periodMs == b.periodMs && a.capacity == b.capacity
+    }
+
+    /// Which limits of the set keep a state of their own (Keys.ownSuffix), named by their parameters, instead of
+    /// the id's state of their algorithm that hammer_hit uses: those whose plain state another limit of the set
+    /// would share (two sliding windows, token buckets, leaky buckets or GCRAs; two sliding counters of one
+    /// period). A rule on the set, not its order. The fixed window keeps Hammer's buckets (see conflict).
+    public static func ownStates(_ set: LimitSet) -> [Bool] {
+        var users: [State: Int] = [:]
+        let states = set.unique.map { l -> State? in l.algorithm == .fixedWindow ? nil : state(l, now: nil) }
+        for s in states { if let s { users[s, default: 0] += 1 } }
+        return states.map { s in s.map { users[$0]! > 1 } ?? false }
     }
 
     /// The state a limit keeps for an id (Keys: one per algorithm, per window for the fixed window, per period for
@@ -48,11 +65,12 @@ public enum MultiLimit {
         }
     }
 
-    /// Two different limits of one call that would share one state: each would see the other's hits, so the call
-    /// is refused, naming them (indices in the caller's array).
+    /// Two different fixed windows of one call whose windows fall in one bucket now (the same period, or periods
+    /// so close that their window numbers meet): each would see the other's hits in Hammer's bucket, so the call is
+    /// refused, naming them (indices in the caller's array). The other algorithms never conflict (ownStates).
     public static func conflict(_ set: LimitSet, now: Int64?) -> Failure? {
         var seen: [State: Int] = [:]
-        for (k, l) in set.unique.enumerated() {
+        for (k, l) in set.unique.enumerated() where l.algorithm == .fixedWindow {
             let s = state(l, now: now)
             if let j = seen[s] {
                 return Failure(.invalid, "lims[\(set.firstIndex[j])] and lims[\(set.firstIndex[k])] would share one "

@@ -47,17 +47,32 @@ class MultiLimitTests: XCTestCase {
         return Self.decision(out)
     }
 
-    /// Limits of one id that never share a state: every algorithm, the fixed window and the counter at two periods.
+    /// Limits of one id: every algorithm, the fixed window and the counter at two periods; then a second sliding
+    /// window, token bucket, leaky bucket and GCRA, and a second counter of 1 s (a call with two of one algorithm
+    /// gives each a state of its own). No two fixed windows meet in a bucket.
     static func pool(_ rng: inout SplitMix) -> [Limit] {
         func lim(_ a: Algorithm, _ p: Int64) -> Limit {
             Limit(algorithm: a, limit: rng.int(1...8), periodMs: p, burst: rng.int(0...1) == 0 ? 0 : rng.int(1...10))
         }
         return [lim(.fixedWindow, 1000), lim(.fixedWindow, 60_000), lim(.slidingWindow, 1000), lim(.tokenBucket, 1000),
-                lim(.leakyBucket, 5000), lim(.gcra, 2000), lim(.slidingCounter, 1000), lim(.slidingCounter, 10_000)]
+                lim(.leakyBucket, 5000), lim(.gcra, 2000), lim(.slidingCounter, 1000), lim(.slidingCounter, 10_000),
+                lim(.slidingWindow, 10_000), lim(.tokenBucket, 3000), lim(.leakyBucket, 1000), lim(.gcra, 500),
+                lim(.slidingCounter, 1000)]
     }
 
-    /// The model of a state, as Redis keys it (MultiLimit.State at a time where no fixed windows meet).
+    /// The model of the id's state of a limit's algorithm, as Redis keys it (MultiLimit.State at a time where no
+    /// fixed windows meet): the state hammer_hit uses.
     static func stateKey(_ l: Limit) -> String { "\(l.algorithm)/\(l.algorithm == .fixedWindow || l.algorithm == .slidingCounter ? l.periodMs : 0)" }
+
+    /// The model of a limit's state in a call of `lims` (written here from the README's rule, not MultiLimit's
+    /// code): its own, named by its parameters, when a different limit of the call would share its state; else
+    /// the id's state of its algorithm.
+    static func stateKey(_ l: Limit, in lims: [Limit]) -> String {
+        func params(_ x: Limit) -> [Int64] { [Int64(x.algorithm.rawValue), x.limit, x.periodMs, x.capacity] }
+        let shared = l.algorithm != .fixedWindow
+            && lims.contains { params($0) != params(l) && stateKey($0) == stateKey(l) }
+        return shared ? "own \(params(l))" : stateKey(l)
+    }
 
     func testCombinedDecisionIsEveryModelAllowing() {
         for seed in UInt64(1)...12 {
@@ -67,7 +82,7 @@ class MultiLimitTests: XCTestCase {
             var models: [String: LimiterModel] = [:]
             var now = rng.int(1_600_000_000_000...1_800_000_000_000)
             var retryCheck: (lims: [Limit], cost: Int64, at: Int64)? = nil
-            var allowedSteps = 0, deniedSteps = 0
+            var allowedSteps = 0, deniedSteps = 0, ownSteps = 0
             for step in 0..<150 {
                 var lims: [Limit]
                 var cost: Int64
@@ -92,13 +107,13 @@ class MultiLimitTests: XCTestCase {
                 // Every limit alone, on a copy of its model: does it pass?
                 var each: [Bool] = []
                 for l in lims {
-                    var m = models[Self.stateKey(l)] ?? LimiterModel()
+                    var m = models[Self.stateKey(l, in: lims)] ?? LimiterModel()
                     each.append(m.apply(l, mode: peek ? .peek : .hit, cost: cost, now: now).allowed)
                 }
                 let set = MultiLimit.fold(lims)
                 var work = models
                 var want = MultiLimit.decide(set.unique, mode: peek ? .peek : .hit, cost: cost) { i, m, c in
-                    let k = Self.stateKey(set.unique[i])
+                    let k = Self.stateKey(set.unique[i], in: lims)
                     var model = work[k] ?? LimiterModel()
                     defer { work[k] = model }
                     return model.apply(set.unique[i], mode: m, cost: c, now: now)
@@ -116,6 +131,7 @@ class MultiLimitTests: XCTestCase {
                 if got.allowed && !peek {
                     models = work
                     allowedSteps += 1
+                    if lims.contains(where: { Self.stateKey($0, in: lims).hasPrefix("own") }) { ownSteps += 1 }
                 } else {
                     // (work may hold fresh models of limits never charged: the same as none.)
                     let fresh = "\(LimiterModel())"
@@ -134,7 +150,7 @@ class MultiLimitTests: XCTestCase {
                 if !got.allowed && got.retryAfterMs > 0 {
                     // Minimal: one ms earlier some limit still denies (asked of the models).
                     let early = lims.contains { l in
-                        var m = models[Self.stateKey(l)] ?? LimiterModel()
+                        var m = models[Self.stateKey(l, in: lims)] ?? LimiterModel()
                         return !m.apply(l, mode: peek ? .peek : .hit, cost: cost, now: now + got.retryAfterMs - 1).allowed
                     }
                     XCTAssertTrue(early, "retry_after_ms is not minimal: \(what)")
@@ -143,6 +159,7 @@ class MultiLimitTests: XCTestCase {
             }
             XCTAssertGreaterThan(allowedSteps, 10, "seed \(seed)")
             XCTAssertGreaterThan(deniedSteps, 5, "seed \(seed)")
+            XCTAssertGreaterThan(ownSteps, 5, "seed \(seed): allowed calls with states of their own")
         }
     }
 
@@ -179,14 +196,17 @@ class MultiLimitTests: XCTestCase {
         }
     }
 
-    func testRepeatsFoldAndSharedStatesAreRefused() {
+    func testRepeatsFoldAndFixedWindowsInOneBucketAreRefused() {
         let now: Int64 = 1_700_000_000_000
         let tb = Limit(algorithm: .tokenBucket, limit: 2, periodMs: 1000)
         let fw = Limit(algorithm: .fixedWindow, limit: 5, periodMs: 60_000)
-        let d = all("fold", [fw, tb, tb, fw], cost: 1, now: now, peek: false)
+        // burst 2 is burst 0 (= limit), and a window's burst means nothing: the same limits.
+        let tbSame = Limit(algorithm: .tokenBucket, limit: 2, periodMs: 1000, burst: 2)
+        let fwSame = Limit(algorithm: .fixedWindow, limit: 5, periodMs: 60_000, burst: 9)
+        let d = all("fold", [fw, tb, tbSame, fwSame], cost: 1, now: now, peek: false)
         XCTAssertTrue(d.allowed)
         XCTAssertEqual(d.decidedBy, 1, "the first of the repeated token bucket")
-        XCTAssertEqual(one("fold", tb, cost: 1, now: now, peek: true).remaining, 1, "charged once")
+        XCTAssertEqual(one("fold", tb, cost: 1, now: now, peek: true).remaining, 1, "charged once, on its lone state")
 
         func refused(_ lims: [Limit], _ words: [String], now: Int64? = 1_700_000_000_000, h: OpaquePointer? = nil,
                      line: UInt = #line) {
@@ -200,11 +220,7 @@ class MultiLimitTests: XCTestCase {
             let m = String(cString: hammer_last_error())
             for w in words { XCTAssertTrue(m.contains(w), "\(m) names \(w)", line: line) }
         }
-        let tb2 = Limit(algorithm: .tokenBucket, limit: 3, periodMs: 1000)
-        refused([fw, tb, tb2], ["lims[1]", "lims[2]", "token bucket"])
-        refused([Limit(algorithm: .slidingCounter, limit: 2, periodMs: 1000),
-                 Limit(algorithm: .slidingCounter, limit: 3, periodMs: 1000)], ["lims[0]", "lims[1]", "period_ms 1000"])
-        refused([fw, Limit(algorithm: .fixedWindow, limit: 6, periodMs: 60_000)], ["lims[0]", "lims[1]", "bucket"])
+        refused([tb, fw, Limit(algorithm: .fixedWindow, limit: 6, periodMs: 60_000)], ["lims[1]", "lims[2]", "bucket"])
         // Two fixed windows of different periods in one bucket number at this time.
         let tenYears = Limit.maxPeriodMs
         let a = Limit(algorithm: .fixedWindow, limit: 5, periodMs: tenYears)
@@ -243,6 +259,120 @@ class MultiLimitTests: XCTestCase {
         var n: Int64 = -1
         XCTAssertEqual(hammer_delete_buckets(h, "refused", &n), 0)
         XCTAssertEqual(n, 0, "no refused call wrote anything")
+    }
+
+    /// The keys of exactly `id` (its key base, then a suffix without ':'), sorted.
+    func keysOf(_ id: String, prefix: String = "Hammer:Redis:") -> [String] {
+        let base = prefix + id + ":"
+        return server.cli(["--scan", "--pattern", "*"]).split(separator: "\n").map(String.init)
+            .filter { $0.hasPrefix(base) && !$0.dropFirst(base.count).contains(":") }.sorted()
+    }
+
+    func testRepeatedAlgorithmsKeepStatesOfTheirOwn() {
+        let t0: Int64 = 1_700_000_000_000
+        // "2/second;3/minute" as sliding windows.
+        let sec = Limit(algorithm: .slidingWindow, limit: 2, periodMs: 1000)
+        let min = Limit(algorithm: .slidingWindow, limit: 3, periodMs: 60_000)
+        let steps: [(Int64, Bool, Int, Int64)] = [(0, true, 0, 0), (100, true, 0, 0), (200, false, 0, 800),
+                                                   (1100, true, 1, 0), (2500, false, 1, 57_500)]
+        for (dt, allowed, by, retry) in steps {
+            let d = all("own", [sec, min], cost: 1, now: t0 + dt, peek: false)
+            XCTAssertEqual(d.allowed, allowed, "at +\(dt)")
+            XCTAssertEqual(d.decidedBy, by, "at +\(dt)")
+            XCTAssertEqual(d.retryAfterMs, retry, "at +\(dt)")
+        }
+        // In the other order: the same states (the rule is on the set).
+        XCTAssertEqual(all("own", [min, sec], cost: 1, now: t0 + 2500, peek: true).decidedBy, 0)
+        XCTAssertEqual(keysOf("own"), ["Hammer:Redis:own:index", "Hammer:Redis:own:sw.2.1000.2",
+                                       "Hammer:Redis:own:sw.3.60000.3", "Hammer:Redis:own:swm.2.1000.2",
+                                       "Hammer:Redis:own:swm.3.60000.3"])
+        XCTAssertEqual(server.cli(["ZRANGE", "Hammer:Redis:own:index", "0", "-1"]).split(separator: "\n").sorted(),
+                       ["sw.2.1000.2", "sw.3.60000.3", "swm.2.1000.2", "swm.3.60000.3"])
+        // Each member scored with its key's expiry (Redis's clock): a score in the future, within the key's TTL.
+        let score = Int64(server.cli(["ZSCORE", "Hammer:Redis:own:index", "sw.3.60000.3"])
+            .trimmingCharacters(in: .whitespacesAndNewlines))!
+        let nowRedis = Int64(Date().timeIntervalSince1970 * 1000)
+        XCTAssertTrue(score > nowRedis && score <= nowRedis + 62_600, "\(score) vs \(nowRedis)")
+        // The lone limit has the id's sliding window, which the call did not touch.
+        XCTAssertEqual(one("own", sec, cost: 1, now: t0 + 200, peek: false).remaining, 1)
+
+        // A burst bucket and a daily quota, both token buckets: the burst denies, the quota is not charged by it.
+        let burst = Limit(algorithm: .tokenBucket, limit: 10, periodMs: 1000, burst: 20)
+        let day = Limit(algorithm: .tokenBucket, limit: 1000, periodMs: 86_400_000)
+        let a = all("tb2", [burst, day], cost: 20, now: t0, peek: false)
+        XCTAssertTrue(a.allowed)
+        XCTAssertEqual(a.decidedBy, 0)
+        XCTAssertEqual(a.remaining, 0)
+        let b = all("tb2", [burst, day], cost: 1, now: t0, peek: false)
+        XCTAssertFalse(b.allowed)
+        XCTAssertEqual(b.decidedBy, 0)
+        XCTAssertEqual(b.retryAfterMs, 100)
+        let c = all("tb2", [day, burst], cost: 1, now: t0 + 100, peek: false)
+        XCTAssertTrue(c.allowed)
+        XCTAssertEqual(c.decidedBy, 1)
+        let p = all("tb2", [day, burst], cost: 1, now: t0 + 100, peek: true)
+        XCTAssertFalse(p.allowed)
+        XCTAssertEqual(p.decidedBy, 1)
+        XCTAssertEqual(p.count, 20, "the burst's count")
+        // The quota alone: the id's token bucket, which neither call touched.
+        XCTAssertEqual(one("tb2", day, cost: 0, now: t0 + 100, peek: false).count, 0)
+        XCTAssertEqual(keysOf("tb2"), ["Hammer:Redis:tb2:index", "Hammer:Redis:tb2:tb.10.1000.20",
+                                       "Hammer:Redis:tb2:tb.1000.86400000.1000"])
+        // Two sliding counters of one period, GCRAs and leaky buckets: states of their own.
+        let s1 = Limit(algorithm: .slidingCounter, limit: 2, periodMs: 1000)
+        let s2 = Limit(algorithm: .slidingCounter, limit: 5, periodMs: 1000, burst: 3)
+        let g1 = Limit(algorithm: .gcra, limit: 2, periodMs: 1000), g2 = Limit(algorithm: .gcra, limit: 9, periodMs: 9000)
+        let l1 = Limit(algorithm: .leakyBucket, limit: 2, periodMs: 1000), l2 = Limit(algorithm: .leakyBucket, limit: 3,
+                                                                                      periodMs: 1000)
+        XCTAssertTrue(all("mix", [s1, s2, g1, g2, l1, l2], cost: 1, now: t0, peek: false).allowed)
+        XCTAssertEqual(keysOf("mix"), ["Hammer:Redis:mix:gcra.2.1000.2", "Hammer:Redis:mix:gcra.9.9000.9",
+                                       "Hammer:Redis:mix:index", "Hammer:Redis:mix:lb.2.1000.2",
+                                       "Hammer:Redis:mix:lb.3.1000.3", "Hammer:Redis:mix:swc.2.1000.2",
+                                       "Hammer:Redis:mix:swc.5.1000.5"])
+        // A peek or a denied call writes nothing, its own states included.
+        let before = keysOf("mix")
+        XCTAssertFalse(all("mix", [s1, s2, g1, g2, l1, l2, Limit(algorithm: .tokenBucket, limit: 1, periodMs: 1000),
+                                   Limit(algorithm: .tokenBucket, limit: 1, periodMs: 2000)], cost: 3, now: t0,
+                           peek: false).allowed)
+        XCTAssertEqual(keysOf("mix"), before)
+    }
+
+    func testDeleteBucketsDeletesOwnStatesOfExactlyThatId() {
+        let t0: Int64 = 1_700_000_000_000
+        let sw1 = Limit(algorithm: .slidingWindow, limit: 5, periodMs: 1000)
+        let sw2 = Limit(algorithm: .slidingWindow, limit: 50, periodMs: 60_000)
+        let tb1 = Limit(algorithm: .tokenBucket, limit: 5, periodMs: 1000, burst: 7)
+        let tb2 = Limit(algorithm: .tokenBucket, limit: 500, periodMs: 86_400_000)
+        let c1 = Limit(algorithm: .slidingCounter, limit: 5, periodMs: 1000)
+        let c2 = Limit(algorithm: .slidingCounter, limit: 6, periodMs: 1000)
+        let fw = Limit(algorithm: .fixedWindow, limit: 5, periodMs: 60_000)
+        // The id, ids that begin with it, and an id named like one of its keys.
+        let ids = ["del", "del2", "del:x", "del:tb.5.1000.7", "del:sw.5.1000.5"]
+        for id in ids {
+            XCTAssertTrue(all(id, [sw1, sw2, fw], cost: 1, now: t0, peek: false).allowed)
+            XCTAssertTrue(all(id, [tb1, tb2, c1, c2], cost: 1, now: t0, peek: false).allowed)
+            XCTAssertTrue(one(id, sw1, cost: 1, now: t0, peek: false).allowed)
+            XCTAssertTrue(all(id, [c1, sw1], cost: 1, now: t0, peek: false).allowed)
+        }
+        var bucket: Int64 = 0
+        XCTAssertEqual(hammer_count_hit(h, "del:x", 1, t0, 1, &bucket), 0)
+        // Members another client wrote: none may name a key that is not the id's.
+        _ = server.cli(["ZADD", "Hammer:Redis:del:index", "99999999999999", "x:1", "99999999999999", "tb.5.1000.7:sw",
+                        "99999999999999", "tb.5.1000", "99999999999999", "zz.1.2.3", "99999999999999",
+                        "tb.1.2.3.4"])
+        let mine = keysOf("del")
+        // The fixed window's bucket and the index, sw/swm (the lone hit), swc (the counter with a sliding window:
+        // alone of its period there), and the own states: 2 x 2 sliding windows, 2 token buckets, 2 counters.
+        XCTAssertEqual(mine.count, 2 + 2 + 1 + 4 + 2 + 2, "\(mine)")
+        let others = ids.dropFirst().map { keysOf($0) }
+        var n: Int64 = -1
+        XCTAssertEqual(hammer_delete_buckets(h, "del", &n), 0, String(cString: hammer_last_error()))
+        XCTAssertEqual(n, Int64(mine.count - 1), "every key of the id counted but the index (as ever)")
+        XCTAssertEqual(keysOf("del"), [], "no key of the id left")
+        XCTAssertEqual(ids.dropFirst().map { keysOf($0) }, others, "nothing of another id")
+        XCTAssertTrue(keysOf("del:x").contains("Hammer:Redis:del:x:1"))
+        // Afresh: the call allows as on a new id.
+        XCTAssertEqual(all("del", [sw1, sw2], cost: 1, now: t0, peek: false).remaining, 4)
     }
 
     func testBatchEqualsSingleCallsAndFailsRequestsAlone() {

@@ -734,8 +734,8 @@ def test_several_limits_python_api(h, uid):
     assert not never.allowed and never.retry_after is None and never.decided_by == 1
     assert h.hit(uid + ":clock", [day, second]).allowed and h.peek(uid + ":clock", [day, second]).allowed
     with pytest.raises(hammer.InvalidError) as e:
-        h.hit(uid, [hammer.Limit.token_bucket(1, 1000), hammer.Limit.token_bucket(2, 1000)], now_ms=T)
-    assert "lims[0]" in e.value.message and "lims[1]" in e.value.message
+        h.hit(uid, [second, hammer.Limit.fixed_window(1, 1000), hammer.Limit.fixed_window(2, 1000)], now_ms=T)
+    assert "lims[1]" in e.value.message and "lims[2]" in e.value.message, "two fixed windows in one bucket"
     with pytest.raises(hammer.InvalidError):
         h.hit(uid, [second] * 17, now_ms=T)
     with pytest.raises(hammer.InvalidError):
@@ -744,8 +744,27 @@ def test_several_limits_python_api(h, uid):
         h.hit(uid, [second, (9, 1, 1000)], now_ms=T)
     out = h.hit_many([(uid + ":m", [day, second], 1, T), (uid + ":m", second, 1, T), (uid + ":m", [second, day], 1, T),
                       (uid + ":m", [hammer.Limit.token_bucket(1, 10), hammer.Limit.token_bucket(2, 10)], 1, T)])
-    assert [o.allowed for o in out[:3]] == [True, True, False]
-    assert out[2].decided_by == 0 and isinstance(out[3], hammer.InvalidError)
+    assert [o.allowed for o in out] == [True, True, False, True]
+    assert out[2].decided_by == 0 and out[3].decided_by == 0 and out[3].remaining == 0
+
+
+def test_several_limits_of_one_algorithm(h, uid):
+    """Limits of one algorithm in one call ("2/second;3/minute" as sliding windows; a burst bucket and a daily quota)
+    each keep a state of their own; delete_buckets deletes them with the rest of the id."""
+    lims = hammer.parse("2/second;3/minute", algorithm="sliding_window")
+    got = [h.hit(uid, lims, now_ms=T + dt) for dt in (0, 100, 200, 1100, 2500)]
+    assert [d.allowed for d in got] == [True, True, False, True, False]
+    assert [d.decided_by for d in got] == [0, 0, 0, 1, 1]   # at +1100 the hit at +100 has left the second
+    assert got[2].retry_after_ms == 800 and got[4].retry_after_ms == 57_500
+    assert h.peek(uid, lims[::-1], now_ms=T + 2500).decided_by == 0, "the same states in another order"
+    assert h.peek(uid, lims[0], now_ms=T + 200).remaining == 2, "the lone limit: the id's sliding window, untouched"
+    quota = [hammer.Limit.token_bucket(10, 1000, burst=20), hammer.Limit.token_bucket(1000, 86_400_000)]
+    assert h.hit(uid, quota, 20, now_ms=T).allowed
+    burst = h.hit(uid, quota, now_ms=T)
+    assert not burst.allowed and burst.decided_by == 0 and burst.retry_after_ms == 100
+    assert h.hit_many([(uid, quota, 1, T + 100), (uid, quota, 1, T + 100)])[1].retry_after_ms == 100
+    assert h.delete_buckets(uid) == 2 * 2 + 2, "two logs and metas, two buckets (the index is not counted)"
+    assert h.hit(uid, lims, now_ms=T).remaining == 1, "afresh"
 
 
 async def _aio_several(url, uid):

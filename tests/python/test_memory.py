@@ -19,7 +19,8 @@ from test_limits import (  # noqa: F401
     test_bad_id_is_invalid, test_bad_check_rate_is_invalid, test_check_rate_counts_even_when_denied,
     test_check_rate_and_inspect_bucket_on_the_clock, test_delete_buckets_resets, test_limiter_decorator,
     test_limiter_key_function, test_limiter_guard_and_check, test_limiter_on_a_coroutine, test_limiter_bad_use,
-    test_limiter_decorators_keep_the_function, algo)
+    test_limiter_decorators_keep_the_function, test_several_limits_python_api, test_several_limits_of_one_algorithm,
+    algo)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MEMORY = "memory://?expiry_ms=60000"
@@ -73,6 +74,53 @@ def test_every_call_answers_as_redis_does(redis_server, open_hammer, uid):
             want = call(redis, op, who, random.Random(state), now)
             got = call(memory, op, who, random.Random(state), now)
             assert got == want, (seed, step, op, who, now)
+
+
+def several(rng):
+    """Two to five limits, often two or more of one algorithm (each then a state of its own)."""
+    pool = [hammer.Limit.sliding_window(3, 1000), hammer.Limit.sliding_window(5, 10_000),
+            hammer.Limit.token_bucket(2, 1000, burst=4), hammer.Limit.token_bucket(6, 60_000),
+            hammer.Limit.leaky_bucket(2, 1000), hammer.Limit.leaky_bucket(4, 3000), hammer.Limit.gcra(2, 1000),
+            hammer.Limit.gcra(3, 5000), hammer.Limit.sliding_counter(3, 1000), hammer.Limit.sliding_counter(5, 1000),
+            hammer.Limit.fixed_window(4, 1000), hammer.Limit.fixed_window(9, 60_000)]
+    return rng.sample(pool, rng.randint(2, 5))
+
+
+def several_call(h, op, uid, rng, now):
+    try:
+        if op == 0:
+            return h.delete_buckets(uid)
+        if op == 1:
+            return h.peek(uid, several(rng), now_ms=now)
+        if op == 2:
+            return h.hit_many([(uid, several(rng), rng.randint(0, 2), now) for _ in range(3)])
+        if op == 3:
+            return h.hit(uid, rng.choice(several(rng)), rng.randint(0, 2), now_ms=now)
+        return h.hit(uid, several(rng), rng.randint(0, 2), now_ms=now)
+    except hammer.HammerError as e:
+        return ("error", e.status)
+
+
+def test_several_limits_answer_as_redis_does(redis_server, open_hammer, uid):
+    """hit / peek / hit_many of several limits (limits of one algorithm with states of their own among them), lone
+    hits, and delete_buckets (the count of keys Redis deleted) on memory:// answer as on Redis, step by step."""
+    redis, memory = open_hammer(redis_server.url()), open_hammer(MEMORY)
+    seen = {True: 0, False: 0, "deleted": 0}
+    for seed in range(8):
+        pick = random.Random(seed)
+        now = 1_700_000_000_000 + pick.randrange(10**6)
+        for step in range(120):
+            now += pick.choice([0, pick.randrange(200), pick.randrange(2000)])
+            op, who = pick.choice([0] + [1, 2, 3] * 2 + [4] * 8), f"{uid}:{seed}:{pick.randrange(2)}"
+            state = pick.random()
+            want = several_call(redis, op, who, random.Random(state), now)
+            got = several_call(memory, op, who, random.Random(state), now)
+            assert got == want, (seed, step, op, who, now)
+            if op == 4 and isinstance(got, hammer.Decision):
+                seen[got.allowed] += 1
+            if op == 0 and got > 0:
+                seen["deleted"] += 1
+    assert seen[True] > 50 and seen[False] > 50 and seen["deleted"] > 5, seen
 
 
 def test_statistics_and_no_connection(h, uid):

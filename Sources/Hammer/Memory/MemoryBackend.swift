@@ -106,8 +106,9 @@ extension Handle {
 }
 
 extension Handle {
-    /// Several limits of one id, one decision (hammer_hit_all, hammer_peek_all): MultiLimit.decide on the id's state,
-    /// all under its shard's lock, as lua/decide_all.lua decides them in one script. Counted with `count`.
+    /// Several limits of one id, one decision (hammer_hit_all, hammer_peek_all): MultiLimit.decide on the id's state
+    /// (a limit's own where MultiLimit.ownStates says), all under its shard's lock, as lua/decide_all.lua decides
+    /// them in one script. Counted with `count`.
     func memoryDecideAll(_ m: MemoryStore, _ req: MultiRequest, counted: Bool) -> Result<Decision, Failure> {
         let t0 = Clock.monotonicUs()
         let t = req.now ?? Clock.realtimeMs()
@@ -116,7 +117,7 @@ extension Handle {
         return m.with(req.id, create: req.mode != .peek, since: t0, count: counted ? Handle.decided : nil) { s, mono in
             var failure: Failure? = nil
             var d = MultiLimit.decide(lims, mode: req.mode, cost: req.cost) { i, mode, cost in
-                switch s.decide(lims[i], mode: mode, cost: cost, now: t, mono: mono) {
+                switch s.decide(lims[i], own: req.own[i], mode: mode, cost: cost, now: t, mono: mono) {
                 case let .success(x): return x
                 case let .failure(f):
                     // A count past int64 (count_hit's doing): Redis's script fails there too.
