@@ -764,15 +764,18 @@ local function decide(r)
       all = ok[1]
       if all then
         for i = 2, n do d[i] = one(i, 'h', c) end
-        -- Each state of its own that the hits wrote is listed in the index until it expires.
+        -- Each state of its own that the hits wrote is listed in the index until it expires, and a second more:
+        -- a hot key's entries are then renewed about once a second, not at each hit (a ZSCORE tells). The sliding
+        -- window's two keys have one TTL, so its first key speaks for both.
         for i = 1, n do
-          local idx = r.idx[i]
+          local idx, ks = r.idx[i], r.keys[i]
           if idx and c > 0 then
-            for _, key in ipairs(r.keys[i]) do
-              local ttl = redis.call('PTTL', key)
-              if ttl > 0 then
-                clock = clock or redis_now()
-                index_add(idx, string.match(key, '[^:]*$'), ttl, clock)
+            local ttl = redis.call('PTTL', ks[1])
+            if ttl > 0 then
+              clock = clock or redis_now()
+              local at = tonumber(redis.call('ZSCORE', idx, string.match(ks[1], '[^:]*$')))
+              if not at or at < clock + ttl then
+                for _, key in ipairs(ks) do index_add(idx, string.match(key, '[^:]*$'), ttl + 1000, clock) end
               end
             end
           end

@@ -107,7 +107,8 @@ public struct ServerVersion: Equatable, Sendable {
     public static let commands = [
         "evalsha", "eval", "hmget", "zrange", "scan", "del",   // sent by the library itself
         "get", "set", "time", "hget", "hset", "hincrby", "pttl", "pexpire", "exists", "unlink",
-        "zadd", "zcard", "zcount", "zrem", "zrangebyscore", "zremrangebyscore", "zremrangebyrank",   // called by the scripts
+        "zadd", "zcard", "zcount", "zrem", "zscore", "zrangebyscore", "zremrangebyscore",
+        "zremrangebyrank",   // called by the scripts
     ]
 
     /// The refusal of a server whose COMMAND INFO answered nothing (nil) for `missing` of `commands`.

@@ -159,4 +159,51 @@ final class KeysTests: XCTestCase {
             XCTAssertNil(Decimal.parse(s), "a suffix must not read as a bucket number: \(text(s))")
         }
     }
+
+    func testOwnSuffixesAreOneFormWithoutColonsAndNamedByTheLimit() {
+        let tb = Limit(algorithm: .tokenBucket, limit: 10, periodMs: 1000, burst: 20)
+        XCTAssertEqual(text(Keys.ownSuffix(Array("tb".utf8), tb)), "tb.10.1000.20")
+        let sw = Limit(algorithm: .slidingWindow, limit: 3, periodMs: 60_000, burst: 7)
+        XCTAssertEqual(Keys.stateKeys(.slidingWindow).map { text(Keys.ownSuffix($0, sw)) },
+                       ["sw.3.60000.3", "swm.3.60000.3"], "a window's capacity is its limit")
+        XCTAssertEqual(Keys.stateKeys(.fixedWindow), [])
+        let max = Limit(algorithm: .gcra, limit: Limit.maxLimit, periodMs: Limit.maxPeriodMs, burst: Limit.maxLimit)
+        for w in Keys.stateSuffixes {
+            for l in [tb, sw, max] {
+                let s = Keys.ownSuffix(w, l)
+                XCTAssertTrue(Keys.isOwnSuffix(s), text(s))
+                XCTAssertFalse(s.contains(58), text(s))
+                XCTAssertNil(Decimal.parse(s), text(s))
+            }
+        }
+        // Anything else in an index names no key of the id.
+        for bad in ["tb.1.2", "tb.1.2.3.4", "zz.1.2.3", "tb.1.2.x", "tb..2.3", "tb.1.2.3:1", "x:1", "tb.-1.2.3",
+                    "tb.12345678901234567890.1.1", "", "7", "index", "tb", " tb.1.2.3", "TB.1.2.3"] {
+            XCTAssertFalse(Keys.isOwnSuffix(Array(bad.utf8)), bad)
+        }
+    }
+
+    func testOwnStatesFollowTheSetNotItsOrder() {
+        let sec = Limit(algorithm: .slidingWindow, limit: 10, periodMs: 1000)
+        let day = Limit(algorithm: .slidingWindow, limit: 1000, periodMs: 86_400_000)
+        let tb = Limit(algorithm: .tokenBucket, limit: 5, periodMs: 1000)
+        let c1 = Limit(algorithm: .slidingCounter, limit: 5, periodMs: 1000)
+        let c2 = Limit(algorithm: .slidingCounter, limit: 6, periodMs: 1000)
+        let c3 = Limit(algorithm: .slidingCounter, limit: 6, periodMs: 2000)
+        let fw1 = Limit(algorithm: .fixedWindow, limit: 5, periodMs: 1000)
+        let fw2 = Limit(algorithm: .fixedWindow, limit: 6, periodMs: 60_000)
+        func own(_ l: [Limit]) -> [Bool] { MultiLimit.ownStates(MultiLimit.fold(l)) }
+        XCTAssertEqual(own([sec, tb, day]), [true, false, true])
+        XCTAssertEqual(own([day, sec, tb]), [true, true, false])
+        XCTAssertEqual(own([sec, tb]), [false, false], "an algorithm alone keeps the id's state")
+        XCTAssertEqual(own([c1, c2, c3]), [true, true, false], "counters share a state per period only")
+        XCTAssertEqual(own([fw1, fw2, tb]), [false, false, false], "fixed windows keep Hammer's buckets")
+        XCTAssertEqual(own([sec, Limit(algorithm: .slidingWindow, limit: 10, periodMs: 1000, burst: 4)]), [false],
+                       "the same limit folds")
+        XCTAssertEqual(MultiLimit.fold([tb, Limit(algorithm: .tokenBucket, limit: 5, periodMs: 1000, burst: 5)])
+                        .unique.count, 1, "burst 0 is the limit")
+        XCTAssertNil(MultiLimit.conflict(MultiLimit.fold([sec, day, tb, c1, c2]), now: 1_700_000_000_000))
+        XCTAssertNotNil(MultiLimit.conflict(MultiLimit.fold([fw1, Limit(algorithm: .fixedWindow, limit: 9,
+                                                                         periodMs: 1000)]), now: 1_700_000_000_000))
+    }
 }

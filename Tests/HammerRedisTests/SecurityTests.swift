@@ -13,7 +13,7 @@ final class SecurityTests: XCTestCase {
     /// The README's minimal ACL (keep the two in step).
     static let minimalACL = ["on", ">pw-Limiter_9", "resetkeys", "~Hammer:Redis:*", "-@all", "+evalsha", "+eval",
                              "+hmget", "+hget", "+hset", "+hsetnx", "+hincrby", "+get", "+set", "+pexpire", "+pttl", "+exists",
-                             "+del", "+unlink", "+zadd", "+zrange", "+zrem", "+zcard", "+zcount", "+zrangebyscore",
+                             "+del", "+unlink", "+zadd", "+zrange", "+zrem", "+zscore", "+zcard", "+zcount", "+zrangebyscore",
                              "+zremrangebyscore", "+zremrangebyrank", "+time",
                              "+scan", "+info", "+command|info"]
 
