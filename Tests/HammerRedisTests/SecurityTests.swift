@@ -37,6 +37,15 @@ final class SecurityTests: XCTestCase {
             XCTAssertEqual(d.allowed, 0)
             XCTAssertEqual(hammer_peek(h, "acl", &lim, &d), 0)
         }
+        // Several limits, two of each algorithm: states of their own, listed in the index (ZSCORE, ZADD, TIME ...).
+        let twice = Algorithm.allCases.flatMap { a in
+            [hammer_limit(algorithm: a.rawValue, limit: 2, period_ms: 1000, burst: 0),
+             hammer_limit(algorithm: a.rawValue, limit: 3, period_ms: a == .fixedWindow ? 60_000 : 1000, burst: 0)]
+        }
+        for _ in 0..<3 {
+            XCTAssertEqual(hammer_hit_all(h, "acl", twice, twice.count, 1, &d), 0, String(cString: hammer_last_error()))
+        }
+        XCTAssertEqual(d.allowed, 0)
         // clock=redis reads TIME inside the script.
         var hr: OpaquePointer?
         XCTAssertEqual(hammer_open(server.url("expiry_ms=60000&clock=redis&user=limiter&password=pw-Limiter_9"), &hr), 0)
