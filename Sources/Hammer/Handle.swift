@@ -199,11 +199,11 @@ final class Handle {
     }
 
     /// Deletes the buckets and own states (hammer_hit_all's) the id's index names and the id's state, a page of the
-    /// index at a time (so that no
-    /// script's work grows with the index): a page is read, then the script gets every key it deletes in KEYS and
-    /// deletes them only if the page has not named another bucket meanwhile (a concurrent first hit); if it has,
-    /// the page is read again. Once the index is empty the script deletes the state keys too. Each page after the
-    /// first gets its own timeout_ms, as SCAN steps do: the number of pages grows with the id's buckets.
+    /// index at a time (so that no script's work grows with the index): a page is read, then the script gets every
+    /// key it deletes in KEYS and deletes them only if the page has not named another key meanwhile (a concurrent
+    /// first hit); if it has, the page is read again. Once the index is empty the script deletes the state keys
+    /// too. Each page after the first gets its own timeout_ms, as SCAN steps do: the number of pages grows with the
+    /// id's buckets.
     private func deleteIndexed(_ conn: Connection, id: UnsafeBufferPointer<UInt8>) -> Result<Int64, Failure> {
         let prefix = config.prefix
         var deleted: Int64 = 0, changed = 0, pages = 0
