@@ -337,10 +337,10 @@ HAMMER_API int hammer_peek_at(hammer_t *h, const char *id, const hammer_limit *l
  *  if they all pass; otherwise none is charged. A limit repeated in the array counts once. A limit whose
  *  algorithm's state no other limit of the call would share keeps the state it has alone with hammer_hit (the same
  *  limit is the same state in both calls). Limits that would share one (two token buckets, two sliding windows,
- *  two GCRAs or two leaky buckets; two sliding counters of one period) each get a state of their own, named by
- *  their parameters (README: "Several limits"), which hammer_delete_buckets deletes too. Two different fixed
- *  windows whose windows fall in one bucket now are HAMMER_ERR_INVALID: give one another period, or use another
- *  id.
+ *  two GCRAs or two leaky buckets; two sliding counters or two fixed windows of one period) each get a state of
+ *  their own, named by their parameters (README: "Several limits"), which hammer_delete_buckets deletes too. Two
+ *  fixed windows of periods so close that their window numbers meet now are HAMMER_ERR_INVALID: give one another
+ *  period, or use another id.
  *  The decision is the most restrictive: allowed when every limit passes, remaining the least of theirs; when
  *  denied, remaining 0 and retry_after_ms the longest wait of the limits that deny (-1 when one never passes), after
  *  which the same call passes; reset_after_ms the longest of all; decided_by names the limit, count and limit are

@@ -10,7 +10,9 @@
 -- KEYS: each request's limits' keys in order, as the single scripts take them (the fixed window: its bucket, or the
 -- id's key base with Redis's clock, and the index; the sliding window: log, meta; the others their state); a limit
 -- of its own: its own state keys (<base><word>.<limit>.<period_ms>.<capacity>), then the id's index, which lists
--- each of them (the part after the key's last ':') scored with when it expires, for delete_buckets.
+-- each of them (the part after the key's last ':') scored with when it expires, for delete_buckets; a fixed window
+-- of its own: its own bucket (<base>fw.<limit>.<period_ms>.<capacity>.<window>, or without the window with Redis's
+-- clock) and the index, which lists the bucket as Hammer's buckets are listed, by its suffix.
 -- Returns six elements a request: allowed, count, remaining, retry_after_ms, reset_after_ms and the deciding
 -- limit's place (from 0), or an error reply of its own and five zeros (a failed request does not stop the others).
 --   redis-cli --eval decide_all.lua Hammer:Redis:a:tb Hammer:Redis:a:swc , \
@@ -37,7 +39,7 @@ local reqs, o, k = {}, 2, 1
 while o <= #ARGV do
   local n = tonumber(ARGV[o])
   if not n or n < 1 or o + 2 + 5 * n > #ARGV then return redis.error_reply('ERR decide_all: malformed request') end
-  local r = {cost = tonumber(ARGV[o + 1]), nows = ARGV[o + 2], lims = {}, keys = {}, idx = {}}
+  local r = {cost = tonumber(ARGV[o + 1]), nows = ARGV[o + 2], lims = {}, keys = {}, idx = {}, fw = {}}
   for i = 1, n do
     local f = o + 3 + 5 * (i - 1)
     local alg = tonumber(ARGV[f])
@@ -46,9 +48,12 @@ while o <= #ARGV do
     r.keys[i] = {KEYS[k], nil}
     if nkeys[alg] == 2 then r.keys[i][2] = KEYS[k + 1] end
     k = k + nkeys[alg]
-    if ARGV[f + 4] == '1' and alg ~= 0 then
-      r.idx[i] = KEYS[k]
-      k = k + 1
+    if ARGV[f + 4] == '1' then
+      if alg == 0 then r.fw[i] = true
+      else
+        r.idx[i] = KEYS[k]
+        k = k + 1
+      end
     end
   end
   reqs[#reqs + 1] = r
@@ -86,7 +91,10 @@ local function decide(r)
   local n, c = #r.lims, r.cost
   local function one(i, m, cost)
     local l = r.lims[i]
-    return {run[l[1]](keys[i][1], keys[i][2], l[1], m, l[2], l[3], l[4], cost, now, nows)}
+    -- A fixed window's own bucket is indexed by its suffix (lib/fixed_window.lua), not its window's number.
+    local own = l[1]
+    if r.fw[i] then own = string.match(keys[i][1], '[^:]*$') end
+    return {run[l[1]](keys[i][1], keys[i][2], own, m, l[2], l[3], l[4], cost, now, nows)}
   end
   local d, ok, all = {}, {}, true
   local function peek(i)

@@ -16,11 +16,16 @@ local declared = {}
 for i = first, #KEYS do declared[KEYS[i]] = true end
 local page = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 -- A state of a limit of its own in hammer_hit_all (Keys.ownSuffix): a state word, then three numbers of 1 to 19
--- digits, '.' before each.
+-- digits, '.' before each; or a fixed window's own bucket: fw, then four.
 local words = {sw = true, swm = true, tb = true, lb = true, gcra = true, swc = true}
 local function own(m)
   local w, a, b, c = string.match(m, '^(%a+)%.(%d+)%.(%d+)%.(%d+)$')
-  return w ~= nil and words[w] and #a <= 19 and #b <= 19 and #c <= 19
+  if w == nil then
+    local d
+    w, a, b, c, d = string.match(m, '^(fw)%.(%d+)%.(%d+)%.(%d+)%.(%d+)$')
+    if w == nil or #d > 19 then return false end
+  elseif not words[w] then return false end
+  return #a <= 19 and #b <= 19 and #c <= 19
 end
 for i = 1, #page do
   -- Only bucket numbers and own states name keys of the id: anything else another client wrote in the index could

@@ -85,14 +85,19 @@ final class Handle {
     /// A decision's keys (lua/*.lua take them so), each one argument: the fixed window its window's bucket (the id's
     /// key base alone when the time is Redis's: the script adds the window) and the index; the others their state.
     /// With `own` (hammer_hit_all, MultiLimit.ownStates): the limit's state keys of its own, then the index, where
-    /// the script lists them.
+    /// the script lists them (a fixed window: its own bucket and the index, as ever).
     func appendDecisionKeys(_ a: inout Args, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, now: Int64?,
                             own: Bool = false) {
         let prefix = config.prefix
         var suffixes: [[UInt8]]
         switch lim.algorithm {
         case .fixedWindow:
+            // Its own buckets: fw.<limit>.<period_ms>.<capacity>.<window>.
             Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
+            if own {
+                a.bytes.append(contentsOf: Keys.ownSuffix(Keys.ownBucketWord, lim))
+                a.bytes.append(46)
+            }
             if let now { Decimal.append(idiv(now, lim.periodMs), to: &a.bytes) }
             a.end()
             suffixes = [Keys.indexSuffix]

@@ -31,7 +31,9 @@ extension Handle {
     }
 
     static func keyCount(_ r: MultiRequest) -> Int {
-        zip(r.set.unique, r.own).reduce(0) { $0 + Keys.decisionKeyCount($1.0.algorithm) + ($1.1 ? 1 : 0) }
+        zip(r.set.unique, r.own).reduce(0) { n, x in
+            n + Keys.decisionKeyCount(x.0.algorithm) + (x.1 && x.0.algorithm != .fixedWindow ? 1 : 0)
+        }
     }
 
     /// A request's fields after the mode: n, cost, now ('' for Redis's TIME), and five a limit (the fifth 1 when

@@ -6,10 +6,11 @@
 //   <prefix><id>:sw ...     state of the other algorithms (see stateSuffixes)
 //   <prefix><id>:tb.10.1000.20 ...
 //                           a limit's state of its own in hammer_hit_all (MultiLimit.ownStates): the state word, then
-//                           the limit, period_ms and capacity in decimal, '.' between (ownSuffix); listed in the
-//                           index (scored as the buckets are) so that delete_buckets finds them
-// Every suffix is a decimal integer, a fixed word, or a word and three decimals joined by '.', none with ':', so the
-// split at the last ':' is unique and no id's keys can be another id's keys.
+//                           the limit, period_ms and capacity in decimal, '.' between (ownSuffix); a fixed window's
+//                           own buckets fw.<limit>.<period_ms>.<capacity>.<window>; listed in the index (scored as
+//                           the buckets are) so that delete_buckets finds them
+// Every suffix is a decimal integer, a fixed word, or a word and three or four decimals joined by '.', none with ':',
+// so the split at the last ':' is unique and no id's keys can be another id's keys.
 // With hash tags (a cluster, or hash_tags=true) the id is braced, <prefix>{<id>}:<suffix>, so that every key of an
 // id hashes to one slot and each script stays on one node (Redis's rule: see ClusterSlot).
 
@@ -114,12 +115,20 @@ extension Keys {
         return out
     }
 
-    /// Is an index member the suffix of a state of its own (ownSuffix's form: one of stateSuffixes, then three
-    /// runs of 1 to 19 digits each after a '.')? Only those and bucket numbers name keys of the id: anything else in
-    /// the index (another client's) names nothing. lua/delete_buckets.lua tests the same form.
+    /// The word of a fixed window's buckets of its own: fw.limit.period_ms.capacity.window.
+    public static let ownBucketWord: [UInt8] = Array("fw".utf8)
+
+    /// Is an index member the suffix of a state of its own (ownSuffix's form: one of stateSuffixes then three runs
+    /// of 1 to 19 digits, or fw then four, each after a '.')? Only those and bucket numbers name keys of the id:
+    /// anything else in the index (another client's) names nothing. lua/delete_buckets.lua tests the same form.
     public static func isOwnSuffix<C: Collection>(_ m: C) -> Bool where C.Element == UInt8 {
         let parts = m.split(separator: 46, omittingEmptySubsequences: false)
-        guard parts.count == 4, stateSuffixes.contains(where: { $0.elementsEqual(parts[0]) }) else { return false }
+        guard let word = parts.first else { return false }
+        if word.elementsEqual(ownBucketWord) {
+            guard parts.count == 5 else { return false }
+        } else {
+            guard parts.count == 4, stateSuffixes.contains(where: { $0.elementsEqual(word) }) else { return false }
+        }
         return parts.dropFirst().allSatisfy { p in
             !p.isEmpty && p.count <= 19 && p.allSatisfy { (48...57).contains($0) }
         }

@@ -75,8 +75,10 @@ end
 -- The fixed window: Hammer's bucket of the window holding now (key), shared with count_hit and check_rate, and the
 -- id's index (idx). mode: h hit, p peek, c check_rate (the hit is counted even when denied), i inspect (returns the
 -- bucket's count, created, updated and the ms to the window's end). Otherwise returns allowed, count, remaining,
--- retry_after_ms, reset_after_ms. A denied hit leaves Redis as it was.
-local function fixed_window(key, idx, _, mode, L, P, _, c, now, nows)
+-- retry_after_ms, reset_after_ms. A denied hit leaves Redis as it was. own: the algorithm (a number) for Hammer's
+-- bucket, or for a bucket of the limit's own in hammer_hit_all (fw.<limit>.<period_ms>.<capacity>.<window>) its
+-- index member, the key's suffix.
+local function fixed_window(key, idx, own, mode, L, P, _, c, now, nows)
   local w = idiv(now, P)
   local left = (w + 1) * P - now
   if mode == 'i' then
@@ -96,7 +98,9 @@ local function fixed_window(key, idx, _, mode, L, P, _, c, now, nows)
     else
       add = c
       -- The bucket lives to the window's end and a grace second, so callers whose clocks differ a little agree.
-      count = stamp(key, idx, n, c, nows, left + 1000, w, false)
+      local member = w
+      if type(own) == 'string' then member = own end
+      count = stamp(key, idx, n, c, nows, left + 1000, member, false)
     end
   else
     cur = tonumber(redis.call('HGET', key, 'count') or '0')
@@ -666,7 +670,9 @@ return out
 -- KEYS: each request's limits' keys in order, as the single scripts take them (the fixed window: its bucket, or the
 -- id's key base with Redis's clock, and the index; the sliding window: log, meta; the others their state); a limit
 -- of its own: its own state keys (<base><word>.<limit>.<period_ms>.<capacity>), then the id's index, which lists
--- each of them (the part after the key's last ':') scored with when it expires, for delete_buckets.
+-- each of them (the part after the key's last ':') scored with when it expires, for delete_buckets; a fixed window
+-- of its own: its own bucket (<base>fw.<limit>.<period_ms>.<capacity>.<window>, or without the window with Redis's
+-- clock) and the index, which lists the bucket as Hammer's buckets are listed, by its suffix.
 -- Returns six elements a request: allowed, count, remaining, retry_after_ms, reset_after_ms and the deciding
 -- limit's place (from 0), or an error reply of its own and five zeros (a failed request does not stop the others).
 --   redis-cli --eval decide_all.lua Hammer:Redis:a:tb Hammer:Redis:a:swc , \
@@ -696,7 +702,7 @@ local reqs, o, k = {}, 2, 1
 while o <= #ARGV do
   local n = tonumber(ARGV[o])
   if not n or n < 1 or o + 2 + 5 * n > #ARGV then return redis.error_reply('ERR decide_all: malformed request') end
-  local r = {cost = tonumber(ARGV[o + 1]), nows = ARGV[o + 2], lims = {}, keys = {}, idx = {}}
+  local r = {cost = tonumber(ARGV[o + 1]), nows = ARGV[o + 2], lims = {}, keys = {}, idx = {}, fw = {}}
   for i = 1, n do
     local f = o + 3 + 5 * (i - 1)
     local alg = tonumber(ARGV[f])
@@ -705,9 +711,12 @@ while o <= #ARGV do
     r.keys[i] = {KEYS[k], nil}
     if nkeys[alg] == 2 then r.keys[i][2] = KEYS[k + 1] end
     k = k + nkeys[alg]
-    if ARGV[f + 4] == '1' and alg ~= 0 then
-      r.idx[i] = KEYS[k]
-      k = k + 1
+    if ARGV[f + 4] == '1' then
+      if alg == 0 then r.fw[i] = true
+      else
+        r.idx[i] = KEYS[k]
+        k = k + 1
+      end
     end
   end
   reqs[#reqs + 1] = r
@@ -745,7 +754,10 @@ local function decide(r)
   local n, c = #r.lims, r.cost
   local function one(i, m, cost)
     local l = r.lims[i]
-    return {run[l[1]](keys[i][1], keys[i][2], l[1], m, l[2], l[3], l[4], cost, now, nows)}
+    -- A fixed window's own bucket is indexed by its suffix (lib/fixed_window.lua), not its window's number.
+    local own = l[1]
+    if r.fw[i] then own = string.match(keys[i][1], '[^:]*$') end
+    return {run[l[1]](keys[i][1], keys[i][2], own, m, l[2], l[3], l[4], cost, now, nows)}
   end
   local d, ok, all = {}, {}, true
   local function peek(i)
@@ -1009,11 +1021,16 @@ local declared = {}
 for i = first, #KEYS do declared[KEYS[i]] = true end
 local page = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 -- A state of a limit of its own in hammer_hit_all (Keys.ownSuffix): a state word, then three numbers of 1 to 19
--- digits, '.' before each.
+-- digits, '.' before each; or a fixed window's own bucket: fw, then four.
 local words = {sw = true, swm = true, tb = true, lb = true, gcra = true, swc = true}
 local function own(m)
   local w, a, b, c = string.match(m, '^(%a+)%.(%d+)%.(%d+)%.(%d+)$')
-  return w ~= nil and words[w] and #a <= 19 and #b <= 19 and #c <= 19
+  if w == nil then
+    local d
+    w, a, b, c, d = string.match(m, '^(fw)%.(%d+)%.(%d+)%.(%d+)%.(%d+)$')
+    if w == nil or #d > 19 then return false end
+  elseif not words[w] then return false end
+  return #a <= 19 and #b <= 19 and #c <= 19
 end
 for i = 1, #page do
   -- Only bucket numbers and own states name keys of the id: anything else another client wrote in the index could

@@ -28,7 +28,7 @@ public struct MemoryState: Sendable {
     /// The sliding counter's hash: a field (a model) per period, the whole hash one key with one TTL.
     public var counters: Expiring<[Int64: LimiterModel]>? = nil
     /// States of limits of their own (hammer_hit_all, MultiLimit.ownStates; Keys.ownSuffix in Redis): each held as
-    /// a state of its own whose one slot is the limit's algorithm's.
+    /// a state of its own whose one slot is the limit's algorithm's (a fixed window's: its buckets).
     public var own: [OwnKey: MemoryState] = [:]
 
     /// What names a limit's state of its own: its algorithm and parameters (Keys.ownSuffix).
@@ -111,7 +111,7 @@ public struct MemoryState: Sendable {
     /// script changes Redis (an allowed hit; a check_rate) with the TTL the script sets.
     public mutating func decide(_ lim: Limit, own isOwn: Bool = false, mode: Mode, cost c: Int64, now: Int64,
                                 mono: Int64) -> Result<Decision, Failure> {
-        if isOwn && lim.algorithm != .fixedWindow {
+        if isOwn {
             // Taken out and put back: changed in place, never copied.
             let k = OwnKey(lim)
             var s = own.removeValue(forKey: k) ?? MemoryState()

@@ -36,13 +36,14 @@ public enum MultiLimit {
 
     /// Which limits of the set keep a state of their own (Keys.ownSuffix), named by their parameters, instead of
     /// the id's state of their algorithm that hammer_hit uses: those whose plain state another limit of the set
-    /// would share (two sliding windows, token buckets, leaky buckets or GCRAs; two sliding counters of one
-    /// period). A rule on the set, not its order. The fixed window keeps Hammer's buckets (see conflict).
+    /// would share (two sliding windows, token buckets, leaky buckets or GCRAs; two sliding counters or two fixed
+    /// windows of one period: the fixed windows then have buckets of their own instead of Hammer's). A rule on the
+    /// set, not its order.
     public static func ownStates(_ set: LimitSet) -> [Bool] {
         var users: [State: Int] = [:]
-        let states = set.unique.map { l -> State? in l.algorithm == .fixedWindow ? nil : state(l, now: nil) }
-        for s in states { if let s { users[s, default: 0] += 1 } }
-        return states.map { s in s.map { users[$0]! > 1 } ?? false }
+        let states = set.unique.map { state($0, now: nil) }
+        for s in states { users[s, default: 0] += 1 }
+        return states.map { users[$0]! > 1 }
     }
 
     /// The state a limit keeps for an id (Keys: one per algorithm, per window for the fixed window, per period for
@@ -65,12 +66,13 @@ public enum MultiLimit {
         }
     }
 
-    /// Two different fixed windows of one call whose windows fall in one bucket now (the same period, or periods
-    /// so close that their window numbers meet): each would see the other's hits in Hammer's bucket, so the call is
-    /// refused, naming them (indices in the caller's array). The other algorithms never conflict (ownStates).
+    /// Two fixed windows of one call, of different periods, on Hammer's buckets, whose windows fall in one bucket
+    /// now (periods so close that their window numbers meet): each would see the other's hits, so the call is
+    /// refused, naming them (indices in the caller's array). Nothing else conflicts (ownStates).
     public static func conflict(_ set: LimitSet, now: Int64?) -> Failure? {
         var seen: [State: Int] = [:]
-        for (k, l) in set.unique.enumerated() where l.algorithm == .fixedWindow {
+        let own = ownStates(set)
+        for (k, l) in set.unique.enumerated() where l.algorithm == .fixedWindow && !own[k] {
             let s = state(l, now: now)
             if let j = seen[s] {
                 return Failure(.invalid, "lims[\(set.firstIndex[j])] and lims[\(set.firstIndex[k])] would share one "

@@ -177,7 +177,8 @@ final class KeysTests: XCTestCase {
             }
         }
         // Anything else in an index names no key of the id.
-        for bad in ["tb.1.2", "tb.1.2.3.4", "zz.1.2.3", "tb.1.2.x", "tb..2.3", "tb.1.2.3:1", "x:1", "tb.-1.2.3",
+        XCTAssertTrue(Keys.isOwnSuffix(Array("fw.5.60000.5.28333333".utf8)))
+        for bad in ["fw.1.2.3", "fw.1.2.3.4.5", "fw.1.2.3.-4", "tb.1.2", "tb.1.2.3.4", "zz.1.2.3", "tb.1.2.x", "tb..2.3", "tb.1.2.3:1", "x:1", "tb.-1.2.3",
                     "tb.12345678901234567890.1.1", "", "7", "index", "tb", " tb.1.2.3", "TB.1.2.3"] {
             XCTAssertFalse(Keys.isOwnSuffix(Array(bad.utf8)), bad)
         }
@@ -197,13 +198,21 @@ final class KeysTests: XCTestCase {
         XCTAssertEqual(own([day, sec, tb]), [true, true, false])
         XCTAssertEqual(own([sec, tb]), [false, false], "an algorithm alone keeps the id's state")
         XCTAssertEqual(own([c1, c2, c3]), [true, true, false], "counters share a state per period only")
-        XCTAssertEqual(own([fw1, fw2, tb]), [false, false, false], "fixed windows keep Hammer's buckets")
+        XCTAssertEqual(own([fw1, fw2, tb]), [false, false, false], "fixed windows of two periods: Hammer's buckets")
+        let fw3 = Limit(algorithm: .fixedWindow, limit: 7, periodMs: 60_000)
+        XCTAssertEqual(own([fw1, fw2, fw3]), [false, true, true], "of one period: buckets of their own")
+        XCTAssertNil(MultiLimit.conflict(MultiLimit.fold([fw2, fw3]), now: 1_700_000_000_000))
         XCTAssertEqual(own([sec, Limit(algorithm: .slidingWindow, limit: 10, periodMs: 1000, burst: 4)]), [false],
                        "the same limit folds")
         XCTAssertEqual(MultiLimit.fold([tb, Limit(algorithm: .tokenBucket, limit: 5, periodMs: 1000, burst: 5)])
                         .unique.count, 1, "burst 0 is the limit")
         XCTAssertNil(MultiLimit.conflict(MultiLimit.fold([sec, day, tb, c1, c2]), now: 1_700_000_000_000))
-        XCTAssertNotNil(MultiLimit.conflict(MultiLimit.fold([fw1, Limit(algorithm: .fixedWindow, limit: 9,
-                                                                         periodMs: 1000)]), now: 1_700_000_000_000))
+        XCTAssertNil(MultiLimit.conflict(MultiLimit.fold([fw1, Limit(algorithm: .fixedWindow, limit: 9,
+                                                                      periodMs: 1000)]), now: 1_700_000_000_000))
+        // Periods so close that their window numbers meet now: Hammer's buckets would be one.
+        let y = Limit(algorithm: .fixedWindow, limit: 5, periodMs: Limit.maxPeriodMs)
+        let y2 = Limit(algorithm: .fixedWindow, limit: 5, periodMs: Limit.maxPeriodMs - 1000)
+        XCTAssertNotNil(MultiLimit.conflict(MultiLimit.fold([y, y2]), now: 1_700_000_000_000))
+        XCTAssertNil(MultiLimit.conflict(MultiLimit.fold([y, y2]), now: Limit.maxPeriodMs - 1), "not at this time")
     }
 }

@@ -48,8 +48,9 @@ class MultiLimitTests: XCTestCase {
     }
 
     /// Limits of one id: every algorithm, the fixed window and the counter at two periods; then a second sliding
-    /// window, token bucket, leaky bucket and GCRA, and a second counter of 1 s (a call with two of one algorithm
-    /// gives each a state of its own). No two fixed windows meet in a bucket.
+    /// window, token bucket, leaky bucket and GCRA, a second counter of 1 s and fixed window of 1 min (a call with
+    /// two of one algorithm, of one period for those two, gives each a state of its own). No two fixed windows of
+    /// different periods meet in a bucket.
     static func pool(_ rng: inout SplitMix) -> [Limit] {
         func lim(_ a: Algorithm, _ p: Int64) -> Limit {
             Limit(algorithm: a, limit: rng.int(1...8), periodMs: p, burst: rng.int(0...1) == 0 ? 0 : rng.int(1...10))
@@ -57,7 +58,7 @@ class MultiLimitTests: XCTestCase {
         return [lim(.fixedWindow, 1000), lim(.fixedWindow, 60_000), lim(.slidingWindow, 1000), lim(.tokenBucket, 1000),
                 lim(.leakyBucket, 5000), lim(.gcra, 2000), lim(.slidingCounter, 1000), lim(.slidingCounter, 10_000),
                 lim(.slidingWindow, 10_000), lim(.tokenBucket, 3000), lim(.leakyBucket, 1000), lim(.gcra, 500),
-                lim(.slidingCounter, 1000)]
+                lim(.slidingCounter, 1000), lim(.fixedWindow, 60_000)]
     }
 
     /// The model of the id's state of a limit's algorithm, as Redis keys it (MultiLimit.State at a time where no
@@ -69,8 +70,7 @@ class MultiLimitTests: XCTestCase {
     /// the id's state of its algorithm.
     static func stateKey(_ l: Limit, in lims: [Limit]) -> String {
         func params(_ x: Limit) -> [Int64] { [Int64(x.algorithm.rawValue), x.limit, x.periodMs, x.capacity] }
-        let shared = l.algorithm != .fixedWindow
-            && lims.contains { params($0) != params(l) && stateKey($0) == stateKey(l) }
+        let shared = lims.contains { params($0) != params(l) && stateKey($0) == stateKey(l) }
         return shared ? "own \(params(l))" : stateKey(l)
     }
 
@@ -196,7 +196,7 @@ class MultiLimitTests: XCTestCase {
         }
     }
 
-    func testRepeatsFoldAndFixedWindowsInOneBucketAreRefused() {
+    func testRepeatsFoldAndFixedWindowsOfClosePeriodsInOneBucketAreRefused() {
         let now: Int64 = 1_700_000_000_000
         let tb = Limit(algorithm: .tokenBucket, limit: 2, periodMs: 1000)
         let fw = Limit(algorithm: .fixedWindow, limit: 5, periodMs: 60_000)
@@ -220,7 +220,17 @@ class MultiLimitTests: XCTestCase {
             let m = String(cString: hammer_last_error())
             for w in words { XCTAssertTrue(m.contains(w), "\(m) names \(w)", line: line) }
         }
-        refused([tb, fw, Limit(algorithm: .fixedWindow, limit: 6, periodMs: 60_000)], ["lims[1]", "lims[2]", "bucket"])
+        // Two fixed windows of one period: buckets of their own, each its count.
+        let fw6 = Limit(algorithm: .fixedWindow, limit: 6, periodMs: 60_000)
+        let fwa = all("fw2", [fw6, fw], cost: 5, now: now, peek: false)
+        XCTAssertTrue(fwa.allowed)
+        XCTAssertEqual(fwa.remaining, 0)
+        XCTAssertEqual(fwa.decidedBy, 1)
+        let fwd = all("fw2", [fw6, fw], cost: 1, now: now + 1, peek: false)
+        XCTAssertFalse(fwd.allowed)
+        XCTAssertEqual(fwd.decidedBy, 1)
+        XCTAssertEqual(fwd.retryAfterMs, 60_000 - (now + 1) % 60_000)
+        XCTAssertEqual(one("fw2", fw, cost: 1, now: now, peek: true).remaining, 5, "Hammer's bucket untouched")
         // Two fixed windows of different periods in one bucket number at this time.
         let tenYears = Limit.maxPeriodMs
         let a = Limit(algorithm: .fixedWindow, limit: 5, periodMs: tenYears)
@@ -234,6 +244,21 @@ class MultiLimitTests: XCTestCase {
         let pair = [Self.c(a), Self.c(Limit(algorithm: .fixedWindow, limit: 5, periodMs: 60_000))]
         XCTAssertEqual(hammer_hit_all(hr, "redis-clock", pair, 2, 1, &ok), 0, String(cString: hammer_last_error()))
         XCTAssertEqual(ok.allowed, 1)
+        // Two fixed windows of one period on Redis's clock: the script completes their own buckets' names.
+        let same = [Self.c(Limit(algorithm: .fixedWindow, limit: 1, periodMs: tenYears)), Self.c(a)]
+        XCTAssertEqual(hammer_hit_all(hr, "redis-clock-2", same, 2, 1, &ok), 0, String(cString: hammer_last_error()))
+        XCTAssertEqual(ok.allowed, 1)
+        XCTAssertEqual(hammer_hit_all(hr, "redis-clock-2", same, 2, 1, &ok), 0, String(cString: hammer_last_error()))
+        XCTAssertEqual(ok.allowed, 0)
+        XCTAssertEqual(ok.decided_by, 0)
+        XCTAssertEqual(one("redis-clock-2", a, cost: 1, now: now, peek: true).remaining, 5, "Hammer's bucket untouched")
+        let w = Int64(Date().timeIntervalSince1970 * 1000) / tenYears
+        XCTAssertEqual(keysOf("redis-clock-2"), ["Hammer:Redis:redis-clock-2:fw.1.\(tenYears).1.\(w)",
+                                                 "Hammer:Redis:redis-clock-2:fw.5.\(tenYears).5.\(w)",
+                                                 "Hammer:Redis:redis-clock-2:index"])
+        var deleted: Int64 = 0
+        XCTAssertEqual(hammer_delete_buckets(hr, "redis-clock-2", &deleted), 0)
+        XCTAssertEqual(deleted, 2)
         hammer_close(hr)
 
         // Arguments.
@@ -329,6 +354,15 @@ class MultiLimitTests: XCTestCase {
                                        "Hammer:Redis:mix:index", "Hammer:Redis:mix:lb.2.1000.2",
                                        "Hammer:Redis:mix:lb.3.1000.3", "Hammer:Redis:mix:swc.2.1000.2",
                                        "Hammer:Redis:mix:swc.5.1000.5"])
+        // Two fixed windows of one period: buckets of their own, fw.<limit>.<period>.<capacity>.<window>, indexed.
+        let f1 = Limit(algorithm: .fixedWindow, limit: 2, periodMs: 1000)
+        let f2 = Limit(algorithm: .fixedWindow, limit: 4, periodMs: 1000)
+        XCTAssertTrue(all("fws", [f1, f2], cost: 1, now: t0, peek: false).allowed)
+        let w = t0 / 1000
+        XCTAssertEqual(keysOf("fws"), ["Hammer:Redis:fws:fw.2.1000.2.\(w)", "Hammer:Redis:fws:fw.4.1000.4.\(w)",
+                                       "Hammer:Redis:fws:index"])
+        XCTAssertEqual(server.cli(["ZRANGE", "Hammer:Redis:fws:index", "0", "-1"]).split(separator: "\n").sorted(),
+                       ["fw.2.1000.2.\(w)", "fw.4.1000.4.\(w)"])
         // A peek or a denied call writes nothing, its own states included.
         let before = keysOf("mix")
         XCTAssertFalse(all("mix", [s1, s2, g1, g2, l1, l2, Limit(algorithm: .tokenBucket, limit: 1, periodMs: 1000),
@@ -353,6 +387,8 @@ class MultiLimitTests: XCTestCase {
             XCTAssertTrue(all(id, [tb1, tb2, c1, c2], cost: 1, now: t0, peek: false).allowed)
             XCTAssertTrue(one(id, sw1, cost: 1, now: t0, peek: false).allowed)
             XCTAssertTrue(all(id, [c1, sw1], cost: 1, now: t0, peek: false).allowed)
+            XCTAssertTrue(all(id, [fw, Limit(algorithm: .fixedWindow, limit: 9, periodMs: 60_000)], cost: 1, now: t0,
+                              peek: false).allowed)
         }
         var bucket: Int64 = 0
         XCTAssertEqual(hammer_count_hit(h, "del:x", 1, t0, 1, &bucket), 0)
@@ -362,8 +398,9 @@ class MultiLimitTests: XCTestCase {
                         "tb.1.2.3.4"])
         let mine = keysOf("del")
         // The fixed window's bucket and the index, sw/swm (the lone hit), swc (the counter with a sliding window:
-        // alone of its period there), and the own states: 2 x 2 sliding windows, 2 token buckets, 2 counters.
-        XCTAssertEqual(mine.count, 2 + 2 + 1 + 4 + 2 + 2, "\(mine)")
+        // alone of its period there), and the own states: 2 x 2 sliding windows, 2 token buckets, 2 counters, 2
+        // fixed windows' buckets.
+        XCTAssertEqual(mine.count, 2 + 2 + 1 + 4 + 2 + 2 + 2, "\(mine)")
         let others = ids.dropFirst().map { keysOf($0) }
         var n: Int64 = -1
         XCTAssertEqual(hammer_delete_buckets(h, "del", &n), 0, String(cString: hammer_last_error()))

@@ -1,8 +1,10 @@
 -- The fixed window: Hammer's bucket of the window holding now (key), shared with count_hit and check_rate, and the
 -- id's index (idx). mode: h hit, p peek, c check_rate (the hit is counted even when denied), i inspect (returns the
 -- bucket's count, created, updated and the ms to the window's end). Otherwise returns allowed, count, remaining,
--- retry_after_ms, reset_after_ms. A denied hit leaves Redis as it was.
-local function fixed_window(key, idx, _, mode, L, P, _, c, now, nows)
+-- retry_after_ms, reset_after_ms. A denied hit leaves Redis as it was. own: the algorithm (a number) for Hammer's
+-- bucket, or for a bucket of the limit's own in hammer_hit_all (fw.<limit>.<period_ms>.<capacity>.<window>) its
+-- index member, the key's suffix.
+local function fixed_window(key, idx, own, mode, L, P, _, c, now, nows)
   local w = idiv(now, P)
   local left = (w + 1) * P - now
   if mode == 'i' then
@@ -22,7 +24,9 @@ local function fixed_window(key, idx, _, mode, L, P, _, c, now, nows)
     else
       add = c
       -- The bucket lives to the window's end and a grace second, so callers whose clocks differ a little agree.
-      count = stamp(key, idx, n, c, nows, left + 1000, w, false)
+      local member = w
+      if type(own) == 'string' then member = own end
+      count = stamp(key, idx, n, c, nows, left + 1000, member, false)
     end
   else
     cur = tonumber(redis.call('HGET', key, 'count') or '0')

@@ -733,9 +733,11 @@ def test_several_limits_python_api(h, uid):
     never = h.hit(uid, [day, second], cost=3, now_ms=T)
     assert not never.allowed and never.retry_after is None and never.decided_by == 1
     assert h.hit(uid + ":clock", [day, second]).allowed and h.peek(uid + ":clock", [day, second]).allowed
+    ten_years = 315_360_000_000
     with pytest.raises(hammer.InvalidError) as e:
-        h.hit(uid, [second, hammer.Limit.fixed_window(1, 1000), hammer.Limit.fixed_window(2, 1000)], now_ms=T)
-    assert "lims[1]" in e.value.message and "lims[2]" in e.value.message, "two fixed windows in one bucket"
+        h.hit(uid, [second, hammer.Limit.fixed_window(1, ten_years), hammer.Limit.fixed_window(2, ten_years - 1000)],
+              now_ms=T)
+    assert "lims[1]" in e.value.message and "lims[2]" in e.value.message, "two fixed windows in one bucket now"
     with pytest.raises(hammer.InvalidError):
         h.hit(uid, [second] * 17, now_ms=T)
     with pytest.raises(hammer.InvalidError):
@@ -763,7 +765,9 @@ def test_several_limits_of_one_algorithm(h, uid):
     burst = h.hit(uid, quota, now_ms=T)
     assert not burst.allowed and burst.decided_by == 0 and burst.retry_after_ms == 100
     assert h.hit_many([(uid, quota, 1, T + 100), (uid, quota, 1, T + 100)])[1].retry_after_ms == 100
-    assert h.delete_buckets(uid) == 2 * 2 + 2, "two logs and metas, two buckets (the index is not counted)"
+    fixed = hammer.parse("1/second;2/second")
+    assert [h.hit(uid, fixed, now_ms=T).allowed for _ in range(2)] == [True, False], "fixed windows of one period"
+    assert h.delete_buckets(uid) == 2 * 2 + 2 + 2, "two logs and metas, two buckets, two fixed windows' buckets"
     assert h.hit(uid, lims, now_ms=T).remaining == 1, "afresh"
 
 

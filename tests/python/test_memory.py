@@ -82,7 +82,8 @@ def several(rng):
             hammer.Limit.token_bucket(2, 1000, burst=4), hammer.Limit.token_bucket(6, 60_000),
             hammer.Limit.leaky_bucket(2, 1000), hammer.Limit.leaky_bucket(4, 3000), hammer.Limit.gcra(2, 1000),
             hammer.Limit.gcra(3, 5000), hammer.Limit.sliding_counter(3, 1000), hammer.Limit.sliding_counter(5, 1000),
-            hammer.Limit.fixed_window(4, 1000), hammer.Limit.fixed_window(9, 60_000)]
+            hammer.Limit.fixed_window(4, 1000), hammer.Limit.fixed_window(9, 60_000),
+            hammer.Limit.fixed_window(6, 60_000)]
     return rng.sample(pool, rng.randint(2, 5))
 
 

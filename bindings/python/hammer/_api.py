@@ -419,8 +419,9 @@ class Hammer:
         `limit` may be a list or tuple of limits (up to 16): then all pass and all are charged, or none is, in one
         atomic step (hammer_hit_all); the Decision is the most restrictive, and decided_by names the limit. A limit
         whose algorithm is alone in the list shares its state with hit(id, that limit); limits of one algorithm
-        (hammer.parse("10/second;1000/day", algorithm="sliding_window")) each keep a state of their own, named by
-        their parameters, which delete_buckets deletes too (README: "Several limits, one atomic decision")."""
+        (hammer.parse("10/second;1000/day", algorithm="sliding_window"); fixed windows: of one period) each keep a
+        state of their own, named by their parameters, which delete_buckets deletes too (README: "Several limits, one
+        atomic decision")."""
         out = hammer_decision()
         if _several(limit):
             arr, n = _limits(limit)
