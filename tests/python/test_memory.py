@@ -55,7 +55,7 @@ def call(h, op, uid, rng, now):
             return h.count_hits([(uid, rng.randint(0, 2), now, rng.randint(0, 2)) for _ in range(3)])
         if op == 6:
             return h.peek(uid, limits(rng), now_ms=now)
-        if op == 8:   # several limits at once (hammer_hit_all_at); some share a state and are refused alike
+        if op == 8:   # several limits at once (hammer_hit_all_at); limits of one algorithm: states of their own
             return h.hit(uid, [limits(rng) for _ in range(rng.randint(1, 3))], rng.randint(0, 2), now_ms=now)
         return h.hit(uid, limits(rng), rng.randint(0, 3), now_ms=now)
     except hammer.HammerError as e:
