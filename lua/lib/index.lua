@@ -3,8 +3,9 @@
 -- longest-lived bucket; a new bucket drops the entries of buckets that have expired (1000 at most), so it stays
 -- about the size of the id's live buckets. Called at the moment the bucket's TTL is set to ttl; now: Redis's clock
 -- (redis_now(), read once by a batch). member: the bucket's number, as the caller sent it (text: it may exceed
--- 2^53) or a window number (below 2^53). Only what Redis 6.2 has (PEXPIRE's NX and GT are 7.0's): PTTL, then
--- PEXPIRE if longer.
+-- 2^53) or a window number (below 2^53), or the key's suffix of a state of a limit's own (hammer_hit_all's
+-- sw.10.1000.10, fw.2.1000.2.<window>, ...: Keys.ownSuffix), listed as the buckets are. Only what Redis 6.2 has
+-- (PEXPIRE's NX and GT are 7.0's): PTTL, then PEXPIRE if longer.
 local function index_add(idx, member, ttl, now)
   if type(member) == 'number' then member = string.format('%d', member) end
   local added = redis.call('ZADD', idx, 'GT', string.format('%d', now + ttl), member)
