@@ -77,7 +77,7 @@ final class ScriptTextTests: XCTestCase {
         XCTAssertEqual(Scripts.countHitManyKeys, 2)
         XCTAssertTrue(LuaSource.decideMany.contains("local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1, [5] = 1}"))
         XCTAssertTrue(LuaSource.decideAll.contains("local nkeys = {[0] = 2, [1] = 2, [2] = 1, [3] = 1, [4] = 1, [5] = 1}"))
-        XCTAssertTrue(LuaSource.decideAll.contains("local f = o + 3 + 4 * (i - 1)"))
+        XCTAssertTrue(LuaSource.decideAll.contains("local f = o + 3 + 5 * (i - 1)"))
         for a in Algorithm.allCases {
             XCTAssertEqual(Keys.decisionKeyCount(a), a == .fixedWindow || a == .slidingWindow ? 2 : 1)
         }
