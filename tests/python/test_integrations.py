@@ -620,3 +620,116 @@ def test_frameworks_are_imported_only_when_used():
         r = subprocess.run([sys.executable, "-c", code.format(mine, other)], capture_output=True, text=True,
                            timeout=60, env=dict(os.environ, PYTHONPATH=BINDINGS))
         assert r.returncode == 0, r.stderr
+
+
+def test_flask_declaration_options(redis_module):
+    """Blueprint limits and exemption, methods=, per_method=, a cost function, exempt_when, a key of None (not
+    limited), override_defaults=False; in process (Flask's test client), against Redis."""
+    flask = pytest.importorskip("flask")
+    from hammer.integrations.flask import Limiter
+
+    app = flask.Flask("options")
+    key = {"value": "k1"}
+    limiter = Limiter(redis_module.url(), app=app, key_func=lambda: key["value"], default_limits=["1/minute"],
+                      key_prefix=f"opt:{time.monotonic_ns()}:")
+    bp = flask.Blueprint("bp", "bp")
+    free_bp = flask.Blueprint("free_bp", "free_bp")
+
+    @bp.route("/bp/one")
+    def bp_one():
+        return "one"
+
+    @bp.route("/bp/own")
+    @limiter.limit("3/minute")
+    def bp_own():
+        return "own"
+
+    @free_bp.route("/free/x")
+    def free_x():
+        return "x"
+
+    limiter.limit("2/minute")(bp)
+    limiter.exempt(free_bp)
+    app.register_blueprint(bp)
+    app.register_blueprint(free_bp)
+
+    @app.route("/post", methods=["GET", "POST"])
+    @limiter.limit("1/minute", methods=["POST"])
+    def post_only():
+        return "p"
+
+    @app.route("/each", methods=["GET", "POST"])
+    @limiter.limit("1/minute", per_method=True)
+    def each():
+        return "e"
+
+    @app.route("/cost")
+    @limiter.limit("5/minute", cost=lambda: int(flask.request.args.get("n", "1")))
+    def cost():
+        return "c"
+
+    @app.route("/when")
+    @limiter.limit("1/minute", exempt_when=lambda: flask.request.args.get("vip") == "1")
+    def when():
+        return "w"
+
+    @app.route("/both")
+    @limiter.limit("5/minute", override_defaults=False)
+    def both():
+        return "b"
+
+    c = app.test_client()
+    codes = lambda method, path, n: [getattr(c, method)(path).status_code for _ in range(n)]  # noqa: E731
+    assert codes("get", "/bp/one", 3) == [200, 200, 429], "the blueprint's limit"
+    assert codes("get", "/bp/own", 4) == [200, 200, 200, 429], "a view's own limit over its blueprint's"
+    assert codes("get", "/free/x", 5) == [200] * 5, "an exempt blueprint"
+    assert codes("get", "/post", 3) == [200] * 3 and codes("post", "/post", 2) == [200, 429], "methods="
+    assert codes("get", "/each", 2) == [200, 429] and codes("post", "/each", 2) == [200, 429], "per_method"
+    assert [c.get(f"/cost?n={n}").status_code for n in (3, 2, 1)] == [200, 200, 429], "cost function"
+    assert codes("get", "/when", 2) == [200, 429] and c.get("/when?vip=1").status_code == 200, "exempt_when"
+    assert codes("get", "/both", 2) == [200, 429], "the defaults (1/minute) kept beside the route's 5"
+    assert "default" in c.get("/both").headers["RateLimit-Policy"]
+    key["value"] = None
+    assert codes("get", "/bp/one", 4) == [200] * 4, "a key of None is not limited"
+
+
+def test_starlette_declaration_options(redis_module):
+    """The same options on Starlette (in process: its test client), with key functions of the request."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from hammer.integrations.starlette import Limiter
+
+    limiter = Limiter(redis_module.url(), key_func=lambda r: r.headers.get("x-key"), default_limits=["1/minute"],
+                      key_prefix=f"sopt:{time.monotonic_ns()}:")
+
+    def endpoint():   # a function of its own per route: declarations belong to the endpoint
+        async def ok(request):
+            return PlainTextResponse("ok")
+        return ok
+
+    post_only = limiter.limit("1/minute", methods=["POST"])(endpoint())
+    each = limiter.limit("1/minute", per_method=True)(endpoint())
+    cost = limiter.limit("5/minute", cost=lambda r: int(r.query_params.get("n", "1")))(endpoint())
+    when = limiter.limit("1/minute", exempt_when=lambda r: r.query_params.get("vip") == "1")(endpoint())
+    both = limiter.limit("5/minute", override_defaults=False)(endpoint())
+    plain = endpoint()
+    app = Starlette(routes=[Route("/post", post_only, methods=["GET", "POST"]),
+                            Route("/each", each, methods=["GET", "POST"]), Route("/cost", cost),
+                            Route("/when", when), Route("/both", both), Route("/plain", plain)])
+    limiter.init_app(app)
+    h = {"x-key": "k1"}
+    with TestClient(app) as c:
+        codes = lambda method, path, n, headers=h: [  # noqa: E731
+            getattr(c, method)(path, headers=headers).status_code for _ in range(n)]
+        assert codes("get", "/post", 3) == [200] * 3 and codes("post", "/post", 2) == [200, 429]
+        assert codes("get", "/each", 2) == [200, 429] and codes("post", "/each", 2) == [200, 429]
+        assert [c.get(f"/cost?n={n}", headers=h).status_code for n in (3, 2, 1)] == [200, 200, 429]
+        assert codes("get", "/when", 2) == [200, 429] and c.get("/when?vip=1", headers=h).status_code == 200
+        assert codes("get", "/both", 2) == [200, 429]
+        assert codes("get", "/plain", 2) == [200, 429], "the defaults on a route that declares nothing"
+        assert codes("get", "/plain", 3, headers={}) == [200] * 3, "a key of None is not limited"

@@ -122,11 +122,13 @@ class _Routes:
         self.sig: Any = None
         self.cache: Dict[Tuple[str, str, str], Any] = {}
         self.usable = False
+        self.names: Dict[Any, str] = {}
 
     def endpoint(self, routes: Sequence[Any], scope: Scope) -> Any:
         sig = (id(routes), len(routes))
         if sig != self.sig:
             self.sig, self.cache, self.usable = sig, {}, not _has_host(routes)
+            self.names = _names(routes)
         if not self.usable:
             return _find_endpoint(routes, scope)
         k = (scope["method"], scope["path"], scope.get("root_path", ""))
@@ -141,7 +143,26 @@ class _Routes:
         return endpoint
 
 
-def _name(endpoint: Any) -> str:
+def _names(routes: Sequence[Any]) -> Dict[Any, str]:
+    """Each endpoint's name in its keys: module.qualname, and for other endpoints of a name already taken (made by
+    one factory, say) "#2", "#3"... in the order of the app's routes, so that each has counters of its own and every
+    worker process names them alike."""
+    names: Dict[Any, str] = {}
+    taken: Dict[str, int] = {}
+
+    def walk(rs: Sequence[Any]) -> None:
+        for r in rs:
+            endpoint = getattr(r, "endpoint", None)
+            if endpoint is not None and endpoint not in names:
+                base = _base_name(endpoint)
+                n = taken[base] = taken.get(base, 0) + 1
+                names[endpoint] = base if n == 1 else f"{base}#{n}"
+            walk(getattr(r, "routes", None) or ())
+    walk(routes)
+    return names
+
+
+def _base_name(endpoint: Any) -> str:
     return f"{getattr(endpoint, '__module__', '')}.{getattr(endpoint, '__qualname__', repr(endpoint))}"
 
 
@@ -218,7 +239,7 @@ class Limiter:
         """Deletes the counters of `key` (what key_func returned) on `endpoint`'s own limits, or on the application
         limits when endpoint is None; returns the number of Redis keys deleted."""
         groups = self.decl.app if endpoint is None else [
-            g if g.scope else _core._scoped(g, "route:" + _name(endpoint)) for g in self.decl.routes.get(endpoint, ())]
+            g if g.scope else _core._scoped(g, "route:" + self._name(endpoint)) for g in self.decl.routes.get(endpoint, ())]
         n = 0
         for g in groups:
             n += await self.hammer.delete_buckets(self.decl.key(g, key, ""))
@@ -231,7 +252,11 @@ class Limiter:
         endpoint = self._routes.endpoint(routes, scope) if routes else None
         if endpoint is None:
             return self.decl.plan(None, "", ()) if self.decl.app else None
-        return self.decl.plan(endpoint, _name(endpoint))
+        return self.decl.plan(endpoint, self._name(endpoint))
+
+    def _name(self, endpoint: Any) -> str:
+        """The endpoint's name in its keys (see _Routes.names)."""
+        return self._routes.names.get(endpoint) or _base_name(endpoint)
 
     async def check(self, plan: Plan, request: Request) -> Union[Outcome, Tuple[int, Any, bytes], None]:
         """Decides the request's groups: the Outcome to report, None when no group counted it, or the failure answer."""
