@@ -537,6 +537,9 @@ def test_declarations_are_checked_when_made(redis_module):
     from hammer.integrations import starlette as hstar
 
     url = redis_module.url()
+    for limiter_class in (hstar.Limiter, hflask.Limiter):   # a bad URL fails at start-up, not at every request
+        with pytest.raises(ValueError, match="bogus"):
+            limiter_class(url + "&bogus=1")
     for make in (lambda **kw: hstar.Limiter(url, **kw), lambda **kw: hflask.Limiter(url, **kw)):
         for kw in ({"default_limits": "10/second"}, {"default_limits": ["10 per fortnight"]},
                    {"application_limits": ["0/second"]}, {"algorithm": "bogus"}, {"headers": "all"},

@@ -37,7 +37,7 @@ from starlette.routing import Host, Match
 
 from .. import _api, aio
 from .._api import Decision, Limit
-from ..asgi import client_address
+from ..asgi import _open, client_address
 from ..errors import HammerError, InvalidError
 from . import _core
 from ._batch import Batcher
@@ -169,7 +169,8 @@ def _base_name(endpoint: Any) -> str:
 class Limiter:
     """Rate limits for a Starlette or FastAPI app (see the module's docstring).
 
-    hammer: a URL, a hammer.Hammer or a hammer.aio.Hammer. key_func(request) -> str, bytes, or None (not limited);
+    hammer: a URL (opened now, so that a bad one fails at start-up; while Redis is down, at a later request), a
+    hammer.Hammer or a hammer.aio.Hammer. key_func(request) -> str, bytes, or None (not limited);
     default: the client address. default_limits apply to each route that declares none (each route its own
     counter); application_limits to every request, one counter per key for the whole app. algorithm: fixed_window
     (as slowapi / limits), sliding_window, token_bucket, leaky_bucket, gcra, or limits' strategy names.
@@ -183,7 +184,9 @@ class Limiter:
                  default_limits: Iterable[LimitValue] = (), application_limits: Iterable[LimitValue] = (),
                  algorithm: str = "fixed_window", headers: str = "ietf", key_prefix: str = "rl:",
                  on_breach: Optional[OnBreach] = None, enabled: bool = True) -> None:
-        if isinstance(hammer, (str, _api.Hammer)):
+        if isinstance(hammer, str):
+            hammer = _open(hammer)   # as hammer.asgi's: a bad URL fails here; Redis down, at a later request
+        elif isinstance(hammer, _api.Hammer):
             hammer = aio.Hammer(hammer)
         if not isinstance(hammer, aio.Hammer):
             raise InvalidError(f"hammer must be a URL, hammer.Hammer or hammer.aio.Hammer, not {type(hammer).__name__}")
