@@ -6,7 +6,7 @@ under gunicorn), same limit, same redis-server, and the same apps without a limi
 
 Each framework has three apps, all running at once on their own ports: `none` (no limiter), `hammer`
 (hammer.integrations, fixed window as the peers' default) and the peer. Each app has two routes: /allow, limited to
-10^9 per hour (every request allowed), and /deny, limited to 1 per hour and used up before the runs (every request
+10^9 per day (every request allowed), and /deny, limited to 1 per day and used up before the runs (every request
 denied: the 429 path). The key is the client address (one key for all of wrk's connections), as by default in all
 three. The rows alternate within each round (none, hammer, peer, then reversed the next round), so a busy moment of
 the machine weighs on all sides alike; a ratio is the median of the per-round ratios, with the lowest and highest.
@@ -38,7 +38,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from redis_server import RedisServer, free_port  # noqa: E402
 
-ALLOW, DENY = "1000000000/hour", "1/hour"
+ALLOW, DENY = "1000000000/day", "1/day"   # a day: no window ends during a run (fixed windows are calendar ones)
 
 FASTAPI = {
     "none": '''
