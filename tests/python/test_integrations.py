@@ -736,3 +736,70 @@ def test_starlette_declaration_options(redis_module):
         assert codes("get", "/both", 2) == [200, 429]
         assert codes("get", "/plain", 2) == [200, 429], "the defaults on a route that declares nothing"
         assert codes("get", "/plain", 3, headers={}) == [200] * 3, "a key of None is not limited"
+
+
+def test_reset_deletes_a_clients_counters(redis_module):
+    """reset(key, view) gives a client its requests back on that view (own, blueprint, default, shared and
+    per-method limits), reset(key) on the application limits; other clients keep their counts."""
+    flask = pytest.importorskip("flask")
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from hammer.integrations import flask as hflask
+    from hammer.integrations import starlette as hstar
+
+    who = {"key": "ann"}
+    app = flask.Flask("reset")
+    fl = hflask.Limiter(redis_module.url(), app=app, key_func=lambda: who["key"], default_limits=["1/minute"],
+                        application_limits=["100/minute"], key_prefix=f"reset:{time.monotonic_ns()}:")
+    bp = flask.Blueprint("bp", "bp")
+
+    @bp.route("/in-bp")
+    def in_bp():
+        return "b"
+
+    fl.limit("1/minute")(bp)
+    app.register_blueprint(bp)
+
+    @app.route("/own", methods=["GET", "POST"])
+    @fl.limit("1/minute", per_method=True)
+    @fl.shared_limit("50/minute", scope="grp")
+    def own():
+        return "o"
+
+    @app.route("/dflt")
+    def dflt():
+        return "d"
+
+    c = app.test_client()
+    for path in ("/in-bp", "/own", "/dflt"):
+        assert [c.get(path).status_code for _ in range(2)] == [200, 429]
+    assert c.post("/own").status_code == 200 and c.post("/own").status_code == 429
+    who["key"] = "bob"
+    assert c.get("/own").status_code == 200
+    assert fl.reset("ann", in_bp, "bp.in_bp") == 1
+    assert fl.reset("ann", own) == 3, "GET's and POST's counters and the shared one"
+    assert fl.reset("ann", dflt) == 1
+    assert fl.reset("ann") == 1, "the application's counter"
+    who["key"] = "ann"
+    for path in ("/in-bp", "/own", "/dflt"):
+        assert c.get(path).status_code == 200
+    who["key"] = "bob"
+    assert c.get("/own").status_code == 429, "bob's counter was not reset"
+
+    limiter = hstar.Limiter(redis_module.url(), key_func=lambda r: "ann", key_prefix=f"sreset:{time.monotonic_ns()}:")
+
+    @limiter.limit("1/minute")
+    async def one(request):
+        return PlainTextResponse("one")
+
+    sapp = Starlette(routes=[Route("/one", one)])
+    limiter.init_app(sapp)
+    with TestClient(sapp) as sc:
+        assert [sc.get("/one").status_code for _ in range(2)] == [200, 429]
+        assert sc.portal.call(limiter.reset, "ann", one) == 1
+        assert sc.get("/one").status_code == 200

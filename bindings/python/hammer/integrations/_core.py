@@ -28,6 +28,7 @@ Cost = Union[int, Callable[..., int]]
 Headers = List[Tuple[str, str]]
 
 HEADER_STYLES = ("ietf", "x-ratelimit", "both", "none")
+METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")   # reset of per_method
 BREACH_BODY = _http.BODY
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-/ ]{1,64}$")   # a scope or policy name: sent in headers and in keys
 
@@ -184,6 +185,17 @@ class Declarations:
         if not groups:
             return None
         return Plan(tuple(groups), ", ".join(p for g in groups for p in g.policies))
+
+    def reset_ids(self, endpoint: Any, name: str, key: Any, containers: Sequence[Any] = ()) -> List[str]:
+        """The Redis ids of `key`'s counters on `endpoint` (its own limits, or the defaults it gets; the shared
+        limits it is part of), or on the application limits when endpoint is None: what reset() deletes."""
+        plan = self._make_plan(endpoint, name, containers) if endpoint is not None else None   # not cached
+        groups = self.app if endpoint is None else [g for g in (plan.groups if plan else ()) if g.scope != "app"]
+        ids = []
+        for g in groups:
+            for method in (sorted(g.methods or METHODS) if g.per_method else ("",)):
+                ids.append(self.key(g, key, method))
+        return ids
 
     def key(self, group: Group, key: Any, method: str) -> str:
         if isinstance(key, bytes):

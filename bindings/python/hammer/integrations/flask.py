@@ -181,17 +181,16 @@ class Limiter:
         self.decl.add_exempt(("blueprint", getattr(obj, "name")) if _is_blueprint(obj) else obj)
         return obj
 
-    def reset(self, key: str, view: Optional[Callable[..., Any]] = None, endpoint: str = "") -> int:
-        """Deletes the counters of `key` (what key_func returned) on `view`'s own limits (its endpoint name, as
-        Flask knows it, defaults to the view's __name__), or on the application limits when view is None; returns the
-        number of Redis keys deleted."""
-        if view is None:
-            groups = list(self.decl.app)
-        else:
-            name = endpoint or view.__name__
-            groups = [g if g.scope else _core._scoped(g, "route:" + name) for g in self.decl.routes.get(view, ())]
+    def reset(self, key: Any, view: Optional[Callable[..., Any]] = None, endpoint: str = "") -> int:
+        """Deletes the counters of `key` (what key_func returned) on `view` (its own limits, its blueprint's or the
+        defaults it gets, and the shared limits it is part of; `endpoint` is its name as Flask knows it, by default
+        the view's __name__, "blueprint.name" for a blueprint's view), or on the application limits when view is
+        None; returns the number of Redis keys deleted."""
+        name = endpoint or getattr(view, "__name__", "")
+        parts = name.split(".")[:-1]   # a blueprint's endpoint: its blueprints, innermost first, as request.blueprints
+        containers = [("blueprint", ".".join(parts[:i])) for i in range(len(parts), 0, -1)]
         h = self._handle()
-        return sum(h.delete_buckets(self.decl.key(g, key, "")) for g in groups)
+        return sum(h.delete_buckets(rid) for rid in self.decl.reset_ids(view, name, key, containers))
 
     # -- the hooks -----------------------------------------------------------------------------------------------
     def _plan(self) -> Optional[Plan]:

@@ -238,14 +238,15 @@ class Limiter:
         app.state.limiter = self
         app.add_middleware(HammerMiddleware, limiter=self)
 
-    async def reset(self, key: str, endpoint: Optional[Callable[..., Any]] = None) -> int:
-        """Deletes the counters of `key` (what key_func returned) on `endpoint`'s own limits, or on the application
-        limits when endpoint is None; returns the number of Redis keys deleted."""
-        groups = self.decl.app if endpoint is None else [
-            g if g.scope else _core._scoped(g, "route:" + self._name(endpoint)) for g in self.decl.routes.get(endpoint, ())]
+    async def reset(self, key: Any, endpoint: Optional[Callable[..., Any]] = None) -> int:
+        """Deletes the counters of `key` (what key_func returned) on `endpoint` (its own limits or the defaults it
+        gets, and the shared limits it is part of), or on the application limits when endpoint is None; returns the
+        number of Redis keys deleted. Call it once the app has served a request (the names of endpoints that share
+        one come from its routes)."""
         n = 0
-        for g in groups:
-            n += await self.hammer.delete_buckets(self.decl.key(g, key, ""))
+        name = self._name(endpoint) if endpoint is not None else ""
+        for rid in self.decl.reset_ids(endpoint, name, key):
+            n += await self.hammer.delete_buckets(rid)
         return n
 
     # -- the check -----------------------------------------------------------------------------------------------
