@@ -9,6 +9,7 @@ A request with no client address (a server on a unix socket, behind a proxy) rai
 letting every client share one key: give the middleware a key function (forwarded_address, or one reading an API key).
 Addresses are normalized (ipaddress: "::FFFF:10.0.0.1" and "::ffff:a00:1" are one client), so one client is one key.
 """
+import functools
 import ipaddress
 from typing import Any, Callable, List, Mapping, Optional
 
@@ -26,6 +27,7 @@ def _is_asgi(request: Mapping[str, Any]) -> bool:
     return "type" in request and "headers" in request and "REQUEST_METHOD" not in request
 
 
+@functools.lru_cache(maxsize=4096)   # parsing an address costs more than the rest of a key; clients come back
 def _normalize(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address)

@@ -73,6 +73,7 @@ class Group:
     exempt_when: Optional[Callable[..., bool]]
     override_defaults: bool
     policies: Tuple[str, ...]         # `"name";q=..;w=..` of each limit
+    quotas: Tuple[int, ...]           # the q of each limit
 
     @property
     def spec(self) -> Any:
@@ -102,9 +103,10 @@ def make_group(value: LimitValue, algorithm: str, label: str, scope: str, *, key
         if isinstance(methods, str):
             raise InvalidError("methods must be a list of HTTP methods, such as [\"POST\"]")
         method_set = frozenset(m.upper() for m in methods)
-    policies = tuple(f'"{n}";q={q};w={w}' for n, (q, w) in zip(names, map(quota_window, limits)))
+    qw = [quota_window(lim) for lim in limits]
+    policies = tuple(f'"{n}";q={q};w={w}' for n, (q, w) in zip(names, qw))
     return Group(limits, names, scope, key_func, bool(per_method), method_set, cost, exempt_when,
-                 bool(override_defaults), policies)
+                 bool(override_defaults), policies, tuple(q for q, _ in qw))
 
 
 @dataclass(frozen=True)
@@ -141,14 +143,17 @@ class Declarations:
         self.routes: Dict[Any, List[Group]] = {}
         self.exempt: Set[Any] = set()
         self.plans: Dict[Any, Optional[Plan]] = {}
+        self.version = 0   # changes with every declaration: caches of plans outside compare it
 
     def add(self, target: Any, group: Group) -> None:
         self.routes.setdefault(target, []).append(group)
         self.plans.clear()
+        self.version += 1
 
     def add_exempt(self, target: Any) -> None:
         self.exempt.add(target)
         self.plans.clear()
+        self.version += 1
 
     def plan(self, endpoint: Any, name: str, containers: Sequence[Any] = ()) -> Optional[Plan]:
         """The plan of `endpoint` (named `name` in keys), inside `containers` (Flask's blueprints): None when nothing
@@ -209,7 +214,7 @@ class Declarations:
 
 def _scoped(g: Group, scope: str) -> Group:
     return Group(g.limits, g.names, scope, g.key_func, g.per_method, g.methods, g.cost, g.exempt_when,
-                 g.override_defaults, g.policies)
+                 g.override_defaults, g.policies, g.quotas)
 
 
 def route_group(decl: Declarations, value: LimitValue, *, shared_scope: Optional[str], key_func: Any,
@@ -259,11 +264,12 @@ def rate_headers(style: str, plan: Plan, o: Outcome) -> Headers:
     RateLimit (the deciding one), and/or X-RateLimit-Limit/-Remaining/-Reset (Reset as epoch seconds, as slowapi and
     Flask-Limiter send it); Retry-After on a denial that can pass later."""
     d = o.decision
-    q, _ = quota_window(o.limit)
-    remaining = min(max(0, d.remaining), q)
     out: Headers = []
     if d.degraded:   # decided without Redis (the URL's on_error / fallback): no store holds what the fields would say
         style = "none"
+    if style != "none":
+        q = o.group.quotas[o.index]
+        remaining = min(max(0, d.remaining), q)
     if style in ("ietf", "both"):
         out.append(("RateLimit-Policy", plan.policy))
         out.append(("RateLimit", f'"{o.group.names[o.index]}";r={remaining};t={_ceil_s(d.reset_after_ms)}'))

@@ -27,7 +27,7 @@ OSError for a broken client socket and close it without an answer).
 As Flask-Limiter's, key_func, cost and exempt_when take no argument and read flask.request.
 """
 import threading
-from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar, Union
 
 import flask
 from werkzeug.exceptions import TooManyRequests
@@ -42,7 +42,7 @@ from ._core import Cost, Group, LimitValue, Outcome, Plan
 __all__ = ["Limiter", "RateLimitExceeded", "get_remote_address"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_G_KEY = "_hammer_rate_limit"
+_G_KEY = "hammer.rate_limit_headers"   # in the request's environ: the headers after_request adds
 
 
 def get_remote_address() -> str:
@@ -124,6 +124,8 @@ class Limiter:
         self.decl = _core.Declarations(algorithm, default_limits, application_limits, key_func, key_prefix, headers)
         self.on_breach = on_breach
         self.enabled = bool(enabled)
+        self._plans: Dict[Tuple[int, str], Optional[Plan]] = {}   # per (app, endpoint name), while decl.version holds
+        self._version = -1
         if app is not None:
             self.init_app(app)
 
@@ -193,25 +195,34 @@ class Limiter:
         return sum(h.delete_buckets(rid) for rid in self.decl.reset_ids(view, name, key, containers))
 
     # -- the hooks -----------------------------------------------------------------------------------------------
-    def _plan(self) -> Optional[Plan]:
-        request = flask.request
+    def _plan(self, request: Any) -> Optional[Plan]:
         endpoint = request.endpoint
         if endpoint is None:
             return self.decl.plan(None, "")
+        app = flask.current_app._get_current_object()   # type: ignore[attr-defined]
+        k = (id(app), endpoint)
+        cached = self._plans.get(k, self)
+        if cached is not self and self._version == self.decl.version:
+            return cached   # type: ignore[return-value]
+        if self._version != self.decl.version:
+            self._plans, self._version = {}, self.decl.version
         if endpoint.rsplit(".", 1)[-1] == "static":
-            return None
-        view = flask.current_app.view_functions.get(endpoint)
-        if view is None:
-            return self.decl.plan(None, "")
-        return self.decl.plan(view, endpoint, [("blueprint", b) for b in request.blueprints])
+            plan = None
+        else:
+            view = app.view_functions.get(endpoint)
+            plan = self.decl.plan(None, "") if view is None else self.decl.plan(
+                view, endpoint, [("blueprint", b) for b in request.blueprints])
+        self._plans[k] = plan
+        return plan
 
     def _before(self) -> Optional[flask.Response]:
         if not self.enabled:
             return None
-        plan = self._plan()
+        request = flask.request._get_current_object()   # type: ignore[attr-defined]  # once, not per attribute
+        plan = self._plan(request)
         if plan is None:
             return None
-        method = flask.request.method
+        method = request.method
         best: Optional[Outcome] = None
         try:
             h = self._handle()
@@ -223,7 +234,8 @@ class Limiter:
                 continue
             if g.exempt_when is not None and g.exempt_when():
                 continue
-            key = (g.key_func or self.decl.key_func)()
+            key_func = g.key_func or self.decl.key_func
+            key = client_address(request.environ) if key_func is get_remote_address else key_func()
             if key is None:
                 continue
             try:
@@ -238,7 +250,8 @@ class Limiter:
         if best is None:
             return None
         headers = _core.rate_headers(self.decl.headers, plan, best)
-        setattr(flask.g, _G_KEY, headers)
+        if headers:
+            request.environ[_G_KEY] = headers
         if best.allowed:
             return None
         exc = RateLimitExceeded(best.decision, best.limit, headers)
@@ -251,7 +264,7 @@ class Limiter:
         raise exc
 
     def _after(self, response: flask.Response) -> flask.Response:
-        headers = getattr(flask.g, _G_KEY, None)
+        headers = flask.request.environ.get(_G_KEY)
         if headers:
             for k, v in headers:
                 if k not in response.headers:
