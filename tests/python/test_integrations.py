@@ -803,3 +803,29 @@ def test_reset_deletes_a_clients_counters(redis_module):
         assert [sc.get("/one").status_code for _ in range(2)] == [200, 429]
         assert sc.portal.call(limiter.reset, "ann", one) == 1
         assert sc.get("/one").status_code == 200
+
+
+@pytest.mark.parametrize("style", ["ietf", "x-ratelimit", "none"])
+def test_header_styles(redis_module, style):
+    """headers= picks the fields: the IETF draft's, the X-RateLimit-* of the peers, or none; a 429 that can pass
+    later carries Retry-After in every style."""
+    flask = pytest.importorskip("flask")
+    from hammer.integrations.flask import Limiter
+
+    app = flask.Flask("styles")
+    limiter = Limiter(redis_module.url(), app=app, headers=style, key_prefix=f"style:{time.monotonic_ns()}:")
+
+    @app.route("/one")
+    @limiter.limit("1/minute")
+    def one():
+        return "one"
+
+    c = app.test_client()
+    for status in (200, 429):
+        r = c.get("/one")
+        assert r.status_code == status
+        names = {k.lower() for k in r.headers.keys()}
+        assert ("ratelimit" in names and "ratelimit-policy" in names) == (style == "ietf")
+        assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= names or style != "x-ratelimit"
+        assert not {"x-ratelimit-limit"} & names or style == "x-ratelimit"
+        assert ("retry-after" in names) == (status == 429)
