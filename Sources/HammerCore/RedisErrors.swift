@@ -30,7 +30,7 @@ public enum RedisErrors {
         case "NOAUTH", "WRONGPASS":
             return Failure(.redis, "Redis needs other credentials: \(t)")
         case "NOPERM":
-            return Failure(.redis, "the Redis ACL user lacks a permission hammer needs (see README, minimal ACL): \(t)")
+            return Failure(.redis, "the Redis ACL user lacks a permission hammer needs (see docs/operations.md, minimal ACL): \(t)")
         case "WRONGTYPE":
             return Failure(.redis, "a key of this id holds another type than hammer expects: \(t)")
         case "NOSCRIPT":
@@ -43,7 +43,7 @@ public enum RedisErrors {
                 return Failure(.invalid, "the counter would overflow int64 (Redis: \(t))")
             }
             if contains(Substring(t), "can't run this command") {
-                return Failure(.redis, "the Redis ACL user lacks a permission hammer needs (see README, minimal ACL): \(t)")
+                return Failure(.redis, "the Redis ACL user lacks a permission hammer needs (see docs/operations.md, minimal ACL): \(t)")
             }
             return Failure(.redis, "Redis error: \(t)")
         }

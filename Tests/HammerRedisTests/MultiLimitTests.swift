@@ -65,7 +65,7 @@ class MultiLimitTests: XCTestCase {
     /// fixed windows meet): the state hammer_hit uses.
     static func stateKey(_ l: Limit) -> String { "\(l.algorithm)/\(l.algorithm == .fixedWindow || l.algorithm == .slidingCounter ? l.periodMs : 0)" }
 
-    /// The model of a limit's state in a call of `lims` (written here from the README's rule, not MultiLimit's
+    /// The model of a limit's state in a call of `lims` (written here from docs/c-api.md's rule, not MultiLimit's
     /// code): its own, named by its parameters, when a different limit of the call would share its state; else
     /// the id's state of its algorithm.
     static func stateKey(_ l: Limit, in lims: [Limit]) -> String {

@@ -1,4 +1,4 @@
-// Security: the minimal ACL that the README documents suffices for every call; ids never become command text;
+// Security: the minimal ACL that docs/operations.md documents suffices for every call; ids never become command text;
 // passwords never reach a message.
 import CHammer
 @testable import Hammer
@@ -10,7 +10,7 @@ final class SecurityTests: XCTestCase {
     override func setUp() { server = try! RedisProcess() }
     override func tearDown() { server = nil }
 
-    /// The README's minimal ACL (keep the two in step).
+    /// The minimal ACL of docs/operations.md (keep the two in step).
     static let minimalACL = ["on", ">pw-Limiter_9", "resetkeys", "~Hammer:Redis:*", "-@all", "+evalsha", "+eval",
                              "+hmget", "+hget", "+hset", "+hsetnx", "+hincrby", "+get", "+set", "+pexpire", "+pttl", "+exists",
                              "+del", "+unlink", "+zadd", "+zrange", "+zrem", "+zscore", "+zcard", "+zcount", "+zrangebyscore",

@@ -1,6 +1,6 @@
 """memory:// through the Python binding: the tests of test_core.py and test_limits.py that need only a handle and
 an id run again on a memory:// handle (imported here, with the `h` below); a random mix of calls answers as a Redis
-handle does, step by step; fork() keeps a copy; the README's memory:// quick start runs with no server."""
+handle does, step by step; fork() keeps a copy; the memory:// quick start of docs/python.md runs with no server."""
 import os
 import random
 import re
@@ -174,10 +174,10 @@ def test_fork_child_keeps_a_copy_and_counts_its_own(h, uid):
 
 
 def test_readme_quick_start_runs_with_no_server():
-    text = open(os.path.join(ROOT, "README.md")).read()
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "memory://" in b]
-    assert blocks, "README has no memory:// quick start"
-    exec(compile(blocks[0], "README.md", "exec"), {})
+    text = open(os.path.join(ROOT, "docs", "python.md")).read()
+    blocks = [b for b in re.findall(r"```python[^\n]*\n(.*?)```", text, re.S) if "memory://" in b]
+    assert blocks, "docs/python.md has no memory:// quick start"
+    exec(compile(blocks[0], "docs/python.md", "exec"), {})
 
 
 def test_fork_while_threads_hold_the_locks(h, uid):
