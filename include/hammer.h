@@ -472,6 +472,103 @@ typedef struct hammer_stats_t {
  *  @return HAMMER_OK, or HAMMER_ERR_INVALID for a NULL handle or out, or a size below 208. */
 HAMMER_API int hammer_stats(hammer_t *h, hammer_stats_t *out);
 
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Non-blocking calls (completions), for event loops (epoll, libuv, asyncio ...): hammer_submit queues calls and
+ * returns at once; the handle's I/O thread (started by the first hammer_submit; a handle that never submits has
+ * none) takes everything queued and sends it as pipelined batches (the batch calls' machinery, on every URL kind),
+ * so that ops in flight together share round trips; each finished op becomes a completion, and hammer_fd()
+ * becomes readable while completions wait. hammer_drain() takes them without blocking. Policies (on_error,
+ * fallback, deny_cache, clock) and statistics are those of the blocking calls (each op counts as a batch request).
+ * Deadlines: an op may take connect_timeout_ms + timeout_ms from its submit; one still queued then completes as
+ * HAMMER_ERR_TIMEOUT without being sent. One op sent fails alone, as in a batch. Ops in flight together may run
+ * in any order (by kind, in pipelines): to order two ops, submit the second once the first has completed.
+ * Threads: hammer_submit and hammer_drain may be called from any threads, also at once.
+ * fork(): the child gets a fresh engine (no thread, nothing queued, no completions; call hammer_fd again there:
+ * the parent's descriptor is not the child's).
+ * ------------------------------------------------------------------------------------------------------------ */
+
+/* What an op calls (values pinned, append only): the blocking call of the same name. */
+enum {
+    HAMMER_OP_COUNT_HIT = 1,       /* id, bucket, now_ms, amount (increment)    -> value: the new count */
+    HAMMER_OP_GET_BUCKET = 2,      /* id, bucket                                -> bucket */
+    HAMMER_OP_DELETE_BUCKETS = 3,  /* id                                        -> value: keys deleted */
+    HAMMER_OP_CHECK_RATE = 4,      /* id, scale_ms, limit, amount (increment)   -> decision */
+    HAMMER_OP_CHECK_RATE_AT = 5,   /* ... and now_ms                            -> decision */
+    HAMMER_OP_INSPECT_BUCKET = 6,  /* id, scale_ms, limit                       -> inspection */
+    HAMMER_OP_HIT = 7,             /* id, lims (one limit), amount (cost)       -> decision */
+    HAMMER_OP_HIT_AT = 8,          /* ... and now_ms                            -> decision */
+    HAMMER_OP_PEEK = 9,            /* id, lims (one limit)                      -> decision */
+    HAMMER_OP_PEEK_AT = 10,        /* ... and now_ms                            -> decision */
+    HAMMER_OP_HIT_ALL = 11,        /* id, lims, n_lims, amount (cost)           -> decision */
+    HAMMER_OP_HIT_ALL_AT = 12,     /* ... and now_ms                            -> decision */
+    HAMMER_OP_PEEK_ALL = 13,       /* id, lims, n_lims                          -> decision */
+    HAMMER_OP_PEEK_ALL_AT = 14     /* ... and now_ms                            -> decision */
+};
+
+/* One call to make. The fields an op's kind does not name are ignored (reserved must be 0). */
+typedef struct hammer_op {
+    int32_t kind;               /* HAMMER_OP_* */
+    int32_t reserved32;         /* set to 0 */
+    uint64_t tag;               /* the caller's, handed back in the completion (need not be unique) */
+    const char *id;
+    const hammer_limit *lims;   /* HIT / PEEK: one limit; *_ALL: n_lims limits */
+    size_t n_lims;              /* *_ALL: 1 .. HAMMER_MAX_LIMITS */
+    int64_t bucket;             /* COUNT_HIT, GET_BUCKET */
+    int64_t scale_ms;           /* CHECK_RATE, INSPECT_BUCKET */
+    int64_t limit;              /* CHECK_RATE, INSPECT_BUCKET */
+    int64_t amount;             /* COUNT_HIT, CHECK_RATE: the increment; HIT, HIT_ALL: the cost (PEEK: 1) */
+    int64_t now_ms;             /* COUNT_HIT: the time stamped; the *_AT kinds: the time decided at */
+    int64_t reserved[4];        /* set to 0 */
+} hammer_op;
+/* Every field in order: kind, tag and id, amount 1, the rest 0; then set what the kind needs. */
+#define HAMMER_OP_INIT(kind, tag, id) { (kind), 0, (tag), (id), NULL, 0, 0, 0, 0, 1, 0, { 0, 0, 0, 0 } }
+
+#define HAMMER_MESSAGE_BYTES 256
+
+/* One finished op. Only the result its kind names is set; the others are 0. */
+typedef struct hammer_completion {
+    uint64_t tag;                   /* the op's */
+    int32_t status;                 /* HAMMER_OK, or the failure (as the blocking call would return) */
+    int32_t kind;                   /* the op's */
+    int64_t value;                  /* COUNT_HIT: the new count; DELETE_BUCKETS: keys deleted */
+    hammer_decision decision;       /* CHECK_RATE*, HIT*, PEEK* */
+    hammer_bucket bucket;           /* GET_BUCKET */
+    hammer_inspection inspection;   /* INSPECT_BUCKET */
+    int64_t reserved[4];            /* cleared by the library */
+    char message[HAMMER_MESSAGE_BYTES];  /* the failure's detail (hammer_last_error's text), NUL-terminated
+                                            and cut to fit; "" with HAMMER_OK */
+} hammer_completion;
+
+/*! hammer_submit() :
+ *  Queues ops[0..n-1] (0 <= n <= 1,000,000) and returns without waiting for the network. Everything an op points
+ *  to (id, lims) is copied: the caller may free or reuse it on return. Each op is checked as its blocking call
+ *  checks its arguments; one that fails completes with HAMMER_ERR_INVALID (through hammer_drain, as any other),
+ *  and the others go on. Every op submitted completes exactly once, unless the handle is closed first.
+ *  @return HAMMER_OK (every op queued or completed as invalid), HAMMER_ERR_INVALID for a NULL or closed handle,
+ *  ops NULL with n > 0, or n too large (then nothing is queued), HAMMER_ERR_NOMEM / HAMMER_ERR_INTERNAL when no
+ *  I/O thread could be started (nothing queued). */
+HAMMER_API int hammer_submit(hammer_t *h, const hammer_op *ops, size_t n);
+
+/*! hammer_fd() :
+ *  A file descriptor (an eventfd, owned by the handle: do not read, write or close it) that is readable while
+ *  completions wait to be drained; watch it for reading in any loop (epoll, poll, libuv's uv_poll, asyncio's
+ *  add_reader), then hammer_drain until it returns fewer than asked. Level-triggered: it stays readable until every
+ *  completion has been drained. The same descriptor for the handle's life (in this process).
+ *  @return the descriptor (>= 0), or -1 for a NULL or closed handle, or when none could be made (hammer_last_error). */
+HAMMER_API int hammer_fd(hammer_t *h);
+
+/*! hammer_drain() :
+ *  Moves up to `max` completions, oldest first, to out[0..], without blocking.
+ *  @return how many it moved (0 when none waits, or for a NULL or closed handle, or out NULL with max > 0). */
+HAMMER_API size_t hammer_drain(hammer_t *h, hammer_completion *out, size_t max);
+
+/*! hammer_pending() : ops submitted and not yet drained (queued, in flight, or completed and waiting). */
+HAMMER_API size_t hammer_pending(hammer_t *h);
+
+/* hammer_close() with ops pending: ops still queued are dropped unsent, the ops in flight finish first (within
+ * their deadlines: close never waits longer), and completions not drained are dropped with the handle. */
+
 #ifdef __cplusplus
 }
 #endif

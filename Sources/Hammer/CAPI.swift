@@ -68,6 +68,7 @@ public func hammer_close(_ h: OpaquePointer?) {
     let slot = UnsafeMutablePointer<HandleSlot>(h)
     guard slot.pointee.magic == HandleSlot.open else { return }   // closed already, or not a handle
     slot.pointee.magic = HandleSlot.closed
+    slot.pointee.handle.takeUnretainedValue().completions.shutdown()   // its threads end before the handle
     slot.pointee.handle.release()
     slot.deallocate()
 }

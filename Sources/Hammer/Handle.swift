@@ -29,6 +29,8 @@ final class Handle {
     /// memory://: the state in the process, no Redis (the pool then only keeps the statistics).
     let memory: MemoryStore?
     let tags: Bool
+    /// The non-blocking calls' engine (Async/), made at the first hammer_submit or hammer_fd.
+    let completions = EngineSlot()
 
     init(config: Config) {
         self.config = config

@@ -105,6 +105,7 @@ extension Handle {
     }
 
     /// Requests of several limits each, as one pipeline (on a cluster, per node); a decision or failure each.
+    /// Every request of one call has the same mode (a chunk names it once).
     func decideAll(_ reqs: [Result<MultiRequest, Failure>]) -> [Result<Decision, Failure>] {
         if let memory { return memoryDecideAllMany(memory, reqs) }
         let n = reqs.count
@@ -132,8 +133,11 @@ extension Handle {
         }, keys: { i, a in
             guard case let .success(r) = reqs[i] else { return }
             appendAllKeys(&a, r, now: times[i])
-        }, header: { _, a in
-            a.add("h")
+        }, header: { chunk, a in
+            // The mode is the chunk's: callers give one mode per call (hit_all_many: hit; the completions split).
+            var mode = Mode.hit
+            if let i = chunk.first, case let .success(r) = reqs[i] { mode = r.mode }
+            a.add(mode.letter)
         }, fill: { i, a in
             guard case let .success(r) = reqs[i] else { return }
             appendAllFields(&a, r, now: times[i])

@@ -62,6 +62,24 @@ PINNED(offsetof(hammer_multi_request, id) == 0 && offsetof(hammer_multi_request,
 PINNED(offsetof(hammer_multi_request, n_lims) == 16 && offsetof(hammer_multi_request, cost) == 24);
 PINNED(offsetof(hammer_multi_request, now_ms) == 32 && offsetof(hammer_multi_request, reserved) == 40);
 
+/* The completions (1.x additions, appended): op kinds and both structs pinned as 1.0's. */
+PINNED(HAMMER_OP_COUNT_HIT == 1 && HAMMER_OP_GET_BUCKET == 2 && HAMMER_OP_DELETE_BUCKETS == 3);
+PINNED(HAMMER_OP_CHECK_RATE == 4 && HAMMER_OP_CHECK_RATE_AT == 5 && HAMMER_OP_INSPECT_BUCKET == 6);
+PINNED(HAMMER_OP_HIT == 7 && HAMMER_OP_HIT_AT == 8 && HAMMER_OP_PEEK == 9 && HAMMER_OP_PEEK_AT == 10);
+PINNED(HAMMER_OP_HIT_ALL == 11 && HAMMER_OP_HIT_ALL_AT == 12 && HAMMER_OP_PEEK_ALL == 13 && HAMMER_OP_PEEK_ALL_AT == 14);
+PINNED(HAMMER_MESSAGE_BYTES == 256);
+PINNED(sizeof(hammer_op) == 112);
+PINNED(offsetof(hammer_op, kind) == 0 && offsetof(hammer_op, reserved32) == 4 && offsetof(hammer_op, tag) == 8);
+PINNED(offsetof(hammer_op, id) == 16 && offsetof(hammer_op, lims) == 24 && offsetof(hammer_op, n_lims) == 32);
+PINNED(offsetof(hammer_op, bucket) == 40 && offsetof(hammer_op, scale_ms) == 48 && offsetof(hammer_op, limit) == 56);
+PINNED(offsetof(hammer_op, amount) == 64 && offsetof(hammer_op, now_ms) == 72 && offsetof(hammer_op, reserved) == 80);
+PINNED(sizeof(hammer_completion) == 520);
+PINNED(offsetof(hammer_completion, tag) == 0 && offsetof(hammer_completion, status) == 8);
+PINNED(offsetof(hammer_completion, kind) == 12 && offsetof(hammer_completion, value) == 16);
+PINNED(offsetof(hammer_completion, decision) == 24 && offsetof(hammer_completion, bucket) == 112);
+PINNED(offsetof(hammer_completion, inspection) == 168 && offsetof(hammer_completion, reserved) == 232);
+PINNED(offsetof(hammer_completion, message) == 264);
+
 /* The handle's clock in a hit request, and the INIT macros' values (static initializers: constant expressions). */
 PINNED(HAMMER_NOW == -1);
 static const hammer_limit LIMIT_INIT = HAMMER_LIMIT_INIT(HAMMER_GCRA, 10, 1000);
