@@ -61,6 +61,26 @@ class hammer_multi_request(ctypes.Structure):
                 ("cost", _i64), ("now_ms", _i64), ("reserved", _reserved2)]
 
 
+class hammer_op(ctypes.Structure):
+    _fields_ = [("kind", _i32), ("reserved32", _i32), ("tag", _u64), ("id", ctypes.c_char_p),
+                ("lims", ctypes.POINTER(hammer_limit)), ("n_lims", ctypes.c_size_t), ("bucket", _i64),
+                ("scale_ms", _i64), ("limit", _i64), ("amount", _i64), ("now_ms", _i64), ("reserved", _i64 * 4)]
+
+
+MESSAGE_BYTES = 256   # HAMMER_MESSAGE_BYTES
+
+
+class hammer_completion(ctypes.Structure):
+    _fields_ = [("tag", _u64), ("status", _i32), ("kind", _i32), ("value", _i64), ("decision", hammer_decision),
+                ("bucket", hammer_bucket), ("inspection", hammer_inspection), ("reserved", _i64 * 4),
+                ("message", ctypes.c_char * MESSAGE_BYTES)]
+
+
+# HAMMER_OP_* (include/hammer.h)
+OP_COUNT_HIT, OP_GET_BUCKET, OP_DELETE_BUCKETS, OP_CHECK_RATE, OP_CHECK_RATE_AT, OP_INSPECT_BUCKET = 1, 2, 3, 4, 5, 6
+OP_HIT, OP_HIT_AT, OP_PEEK, OP_PEEK_AT, OP_HIT_ALL, OP_HIT_ALL_AT, OP_PEEK_ALL, OP_PEEK_ALL_AT = range(7, 15)
+
+
 class hammer_stats_t(ctypes.Structure):
     _fields_ = [("size", ctypes.c_uint32), ("spin_cpus", ctypes.c_uint32), ("calls", _u64), ("allowed", _u64),
                 ("denied", _u64), ("errors", _u64 * STATUS_LIMIT), ("reconnects", _u64), ("degraded", _u64),
@@ -109,6 +129,11 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "hammer_check_rates": (STATUS, [_h, _P(hammer_check_request), _size, _P(hammer_decision), _int_p]),
     "hammer_hit_all_many": (STATUS, [_h, _P(hammer_multi_request), _size, _P(hammer_decision), _int_p]),
     "hammer_stats": (STATUS, [_h, _P(hammer_stats_t)]),
+    # non-blocking calls (issue 17)
+    "hammer_submit": (STATUS, [_h, _P(hammer_op), _size]),
+    "hammer_fd": (ctypes.c_int, [_h]),
+    "hammer_drain": (_size, [_h, _P(hammer_completion), _size]),
+    "hammer_pending": (_size, [_h]),
 }
 
 
