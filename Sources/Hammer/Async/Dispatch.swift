@@ -12,8 +12,15 @@ enum Dispatch {
             .timeout, "hammer_submit: not sent: the op's deadline (connect_timeout_ms + timeout_ms) passed while it was queued"))
     }
 
-    static func run(_ h: Handle, _ ops: [AsyncOp]) -> [hammer_completion] {
-        var out: [hammer_completion] = []
+    /// An op sent whose deadline passed before its reply: completed now; the reply, if any comes, is dropped.
+    static func overdue(tag: UInt64, kind: Int32) -> hammer_completion {
+        hammer_completion(tag: tag, kind: kind, failure: Failure(
+            .timeout, "hammer_submit: no reply within the op's deadline (connect_timeout_ms + timeout_ms); it may have run"))
+    }
+
+    /// Each op's completion with its index in `ops`.
+    static func run(_ h: Handle, _ ops: [AsyncOp]) -> [(Int, hammer_completion)] {
+        var out: [(Int, hammer_completion)] = []
         out.reserveCapacity(ops.count)
         defer { for op in ops { op.release() } }
         let now = Clock.monotonicUs()
@@ -21,7 +28,7 @@ enum Dispatch {
         var late = 0
         for (i, op) in ops.enumerated() {
             if now >= op.deadlineUs {
-                out.append(expired(op))
+                out.append((i, expired(op)))
                 late += 1
                 continue
             }
@@ -36,11 +43,11 @@ enum Dispatch {
         if !counts.isEmpty { runCounts(h, ops, counts, &out) }
         if !decisions.isEmpty { runDecisions(h, ops, decisions, &out) }
         if !multis.isEmpty { runMultis(h, ops, multis, &out) }
-        for i in singles { out.append(runSingle(h, ops[i])) }
+        for i in singles { out.append((i, runSingle(h, ops[i]))) }
         return out
     }
 
-    private static func runCounts(_ h: Handle, _ ops: [AsyncOp], _ idx: [Int], _ out: inout [hammer_completion]) {
+    private static func runCounts(_ h: Handle, _ ops: [AsyncOp], _ idx: [Int], _ out: inout [(Int, hammer_completion)]) {
         let reqs = idx.map { i -> Result<CountRequest, Failure> in
             guard case let .count(bucket, nowMs, increment) = ops[i].body else { return Handle.unanswered(CountRequest.self) }
             return .success(CountRequest(id: ops[i].idBuffer, bucket: bucket, nowMs: nowMs, increment: increment))
@@ -49,11 +56,11 @@ enum Dispatch {
             let op = ops[idx[k]]
             var c = hammer_completion(tag: op.tag, kind: op.kind, failure: r.failureValue)
             if case let .success(n) = r { c.value = n }
-            out.append(c)
+            out.append((idx[k], c))
         }
     }
 
-    private static func runDecisions(_ h: Handle, _ ops: [AsyncOp], _ idx: [Int], _ out: inout [hammer_completion]) {
+    private static func runDecisions(_ h: Handle, _ ops: [AsyncOp], _ idx: [Int], _ out: inout [(Int, hammer_completion)]) {
         // The deny cache first (hit / peek on the handle's clock only, as hammer_hit): a cached denial completes
         // here; for the others, the time the request is decided at and the cache's bookkeeping for its answer.
         var cached: [Int: (since: Int64, resets: UInt64)] = [:]
@@ -67,7 +74,7 @@ enum Dispatch {
                 let cnow = DenyCache.now(h.config, sent: t)
                 let (d, resets) = cache.answer(id: ops[i].idBuffer, lim, mode: mode, cost: cost, now: cnow)
                 if let d {
-                    out.append(decided(ops[i], .success(d)))
+                    out.append((i, decided(ops[i], .success(d))))
                     continue
                 }
                 cached[i] = (DenyCache.since(h.config, cnow), resets)
@@ -83,23 +90,23 @@ enum Dispatch {
                case let .decision(lim, mode, cost, _) = ops[i].body {
                 cache.offer(id: ops[i].idBuffer, lim, d, mode: mode, cost: cost, now: c.since, resetsBefore: c.resets)
             }
-            out.append(decided(ops[i], r))
+            out.append((i, decided(ops[i], r)))
         }
     }
 
-    private static func runMultis(_ h: Handle, _ ops: [AsyncOp], _ all: [Int], _ out: inout [hammer_completion]) {
+    private static func runMultis(_ h: Handle, _ ops: [AsyncOp], _ all: [Int], _ out: inout [(Int, hammer_completion)]) {
         // decideAll takes one mode per call: the hits, then the peeks.
         let peeks = all.filter { i in if case .multi(_, .peek, _, _) = ops[i].body { return true } else { return false } }
         let hits = all.filter { i in if case .multi(_, .peek, _, _) = ops[i].body { return false } else { return true } }
         for idx in [hits, peeks] where !idx.isEmpty { runMultiCall(h, ops, idx, &out) }
     }
 
-    private static func runMultiCall(_ h: Handle, _ ops: [AsyncOp], _ idx: [Int], _ out: inout [hammer_completion]) {
+    private static func runMultiCall(_ h: Handle, _ ops: [AsyncOp], _ idx: [Int], _ out: inout [(Int, hammer_completion)]) {
         let reqs = idx.map { i -> Result<MultiRequest, Failure> in
             guard case let .multi(set, mode, cost, now) = ops[i].body else { return Handle.unanswered(MultiRequest.self) }
             return .success(MultiRequest(id: ops[i].idBuffer, set: set, mode: mode, cost: cost, now: now))
         }
-        for (k, r) in h.decideAll(reqs).enumerated() { out.append(decided(ops[idx[k]], r)) }
+        for (k, r) in h.decideAll(reqs).enumerated() { out.append((idx[k], decided(ops[idx[k]], r))) }
     }
 
     private static func decided(_ op: AsyncOp, _ r: Result<Decision, Failure>) -> hammer_completion {

@@ -25,6 +25,11 @@ final class Engine {
     private var ioIdle = false
     private var timerIdle = false
     private var threads: [pthread_t] = []
+    /// The ops the I/O thread is running (in submit order, so their deadlines ascend): the deadline thread
+    /// completes those whose deadline passes first, and their late results are dropped.
+    private var inflight: [(tag: UInt64, kind: Int32, deadlineUs: Int64)] = []
+    private var inflightDone: [Bool] = []
+    private var inflightNext = 0
 
     init?(_ handle: Handle) {
         let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -54,11 +59,10 @@ final class Engine {
             if let f = start() { return f }
         }
         pending += ops.count + refused.count
-        let wasEmpty = queued == 0
         queue.append(contentsOf: ops)
         if !ops.isEmpty {
             if ioIdle { pthread_cond_signal(lock.cond) }
-            if wasEmpty && timerIdle { pthread_cond_signal(timerCond) }
+            if timerIdle { pthread_cond_signal(timerCond) }   // it waits for no deadline: now there is one
         }
         if !refused.isEmpty { complete(refused) }
         return nil
@@ -151,27 +155,40 @@ final class Engine {
             let ops = Array(e.queue[e.queueHead...])
             e.queue.removeAll(keepingCapacity: true)
             e.queueHead = 0
+            e.inflight = ops.map { ($0.tag, $0.kind, $0.deadlineUs) }
+            e.inflightDone = [Bool](repeating: false, count: ops.count)
+            e.inflightNext = 0
             e.lock.unlock()
-            let cs = Dispatch.run(e.handle, ops)
+            let results = Dispatch.run(e.handle, ops)
             e.lock.lock()
+            var cs: [hammer_completion] = []
+            cs.reserveCapacity(results.count)
+            for (i, c) in results where !e.inflightDone[i] { cs.append(c) }
+            e.inflight = []
+            e.inflightDone = []
+            e.inflightNext = 0
             e.complete(cs)
         }
         e.lock.unlock()
     }
 
-    /// Completes queued ops whose deadline passed (queued in submit order, so the oldest deadline is first).
+    /// Completes the ops whose deadline passed: queued ones unsent, and those the I/O thread is running (their
+    /// results dropped when they come). Both lists are in submit order, so each one's oldest deadline is first.
     private static func timerMain(_ e: Engine) {
         e.lock.lock()
         while !e.closing {
-            if e.queued == 0 {
+            while e.inflightNext < e.inflight.count && e.inflightDone[e.inflightNext] { e.inflightNext += 1 }
+            let queuedFirst: Int64? = e.queued > 0 ? e.queue[e.queueHead].deadlineUs : nil
+            let flightFirst: Int64? = e.inflightNext < e.inflight.count ? e.inflight[e.inflightNext].deadlineUs : nil
+            guard let first = [queuedFirst, flightFirst].compactMap({ $0 }).min() else {
                 e.timerIdle = true
                 pthread_cond_wait(e.timerCond, e.lock.mutex)
                 e.timerIdle = false
                 continue
             }
-            let first = e.queue[e.queueHead].deadlineUs
             let now = Clock.monotonicUs()
             if now < first {
+                // Later ops have later deadlines: nothing needs to wake this wait before it ends.
                 var ts = timespec(tv_sec: Int(first / 1_000_000), tv_nsec: Int(first % 1_000_000) * 1000)
                 pthread_cond_timedwait(e.timerCond, e.lock.mutex, &ts)
                 continue
@@ -184,7 +201,17 @@ final class Engine {
                 e.queueHead += 1
             }
             if e.queueHead == e.queue.count { e.queue.removeAll(keepingCapacity: true); e.queueHead = 0 }
-            e.handle.recordExpired(cs.count)
+            var late = 0
+            while e.inflightNext < e.inflight.count && e.inflight[e.inflightNext].deadlineUs <= now {
+                let k = e.inflightNext
+                if !e.inflightDone[k] {
+                    e.inflightDone[k] = true
+                    cs.append(Dispatch.overdue(tag: e.inflight[k].tag, kind: e.inflight[k].kind))
+                    late += 1
+                }
+                e.inflightNext += 1
+            }
+            e.handle.recordExpired(cs.count - late)
             e.complete(cs)
         }
         e.lock.unlock()

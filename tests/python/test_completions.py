@@ -1,0 +1,159 @@
+"""The non-blocking calls (hammer_submit / hammer_fd / hammer_drain) through hammer.aio, against real redis-server
+processes and the misbehaving fake server: thousands of ops in flight each completed once with Redis's count;
+each op's deadline (connect_timeout_ms + timeout_ms from its submit) held against a SIGSTOP'd Redis, for ops in
+flight and ops queued behind them; a cancelled await leaves its op to run; close with ops pending; and a storm of
+pipelined ops against a server that sends stray and broken replies never hands an op another op's value."""
+import asyncio
+import random
+import threading
+import time
+
+import pytest
+
+import hammer
+import hammer.aio
+from fake_redis import FakeRedis, honest
+from test_connection import NOW, honest_reply, int_reply, bulk
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_thousands_in_flight_each_completed_once_with_redis_counts(redis_server, uid):
+    ids = [f"{uid}:{k}" for k in range(50)]
+    per = 80
+
+    async def main():
+        async with hammer.aio.Hammer(redis_server.url()) as h:
+            calls = [h.count_hit(ids[n % len(ids)], 3, NOW) for n in range(len(ids) * per)]
+            counts = await asyncio.gather(*calls)
+            for k, i in enumerate(ids):
+                mine = sorted(counts[k::len(ids)])
+                assert mine == list(range(1, per + 1)), (i, mine[:5])   # every hit counted, no reply crossed
+                assert h.sync.get_bucket(i, 3).count == per
+            assert h.sync._call(hammer._native.raw.hammer_pending) == 0
+            return h.sync.stats()
+
+    st = run(main())
+    assert st.calls >= len(ids) * per
+
+
+def test_deadlines_hold_against_a_frozen_redis_for_ops_in_flight_and_queued(own_redis, uid):
+    s = own_redis()
+    timeout, connect = 400, 400
+    bound = (timeout + connect) / 1000
+
+    async def main():
+        async with hammer.aio.Hammer(s.url(timeout_ms=timeout, connect_timeout_ms=connect)) as h:
+            assert await h.count_hit(uid, 1, NOW) == 1
+            s.pause()
+            try:
+                async def timed(delay):
+                    await asyncio.sleep(delay)
+                    t0 = time.monotonic()
+                    try:
+                        await h.count_hit(uid, 1, NOW)
+                        return "ok", time.monotonic() - t0
+                    except hammer.HammerError as e:
+                        return e, time.monotonic() - t0
+                # The first wave goes out and waits on the frozen server; the later ones queue behind it (the I/O
+                # thread is inside the first wave's round trip) and must not wait for it past their own deadline.
+                results = await asyncio.gather(*(timed(d) for d in [0] * 5 + [0.1] * 5 + [0.3] * 5))
+            finally:
+                s.resume()
+            for r, took in results:
+                assert isinstance(r, hammer.HammerTimeout), r
+                assert took <= bound + 0.3, f"an op took {took:.3f} s, its deadline is {bound} s from submit"
+            # The handle recovers.
+            for _ in range(100):
+                try:
+                    return await h.count_hit(uid, 2, NOW)
+                except (hammer.HammerTimeout, hammer.ConnectError):
+                    await asyncio.sleep(0.05)
+
+    assert run(main()) == 1
+
+
+def test_a_cancelled_await_leaves_its_op_to_run(redis_server, uid):
+    async def main():
+        async with hammer.aio.Hammer(redis_server.url()) as h:
+            tasks = [asyncio.ensure_future(h.count_hit(uid, 1, NOW)) for _ in range(200)]
+            await asyncio.sleep(0)   # every op submitted
+            for t in tasks[::2]:
+                t.cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            kept = [d for d in done if not isinstance(d, BaseException)]
+            assert len(kept) == 100 and len(set(kept)) == 100 and all(1 <= d <= 200 for d in kept)
+            # The cancelled ones ran all the same: their completions were dropped, not handed to later calls.
+            for _ in range(50):
+                if h.sync.get_bucket(uid, 1).count == 200:
+                    break
+                await asyncio.sleep(0.02)
+            assert h.sync.get_bucket(uid, 1).count == 200
+            assert await h.count_hit(uid, 1, NOW) == 201
+
+    run(main())
+
+
+def test_close_with_ops_pending(redis_server, uid):
+    async def main():
+        h = hammer.aio.Hammer(redis_server.url())
+        await h.open()
+        sync = h.sync
+        tasks = [asyncio.ensure_future(h.count_hit(uid, 1, NOW)) for _ in range(3000)]
+        await asyncio.sleep(0)
+        await h.aclose()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        ok = [d for d in done if isinstance(d, int)]
+        closed = [d for d in done if isinstance(d, hammer.InvalidError)]
+        assert len(ok) + len(closed) == 3000, [d for d in done if not isinstance(d, (int, hammer.InvalidError))][:3]
+        assert sync.closed
+        with hammer.Hammer(redis_server.url()) as check:
+            b = check.get_bucket(uid, 1)
+            n = b.count if b else 0
+        assert len(ok) <= n <= 3000   # what was sent ran once; what was queued was dropped unsent
+
+    run(main())
+
+
+def test_a_storm_of_pipelined_ops_on_a_misbehaving_server_never_gets_a_crossed_reply():
+    rng = random.Random(17)
+    rng_lock = threading.Lock()
+    faults = [
+        lambda a: [honest_reply(a) + int_reply(honest(b"stray"))],   # one reply too many
+        lambda a: [bulk(b"abc") + honest_reply(a)],                   # a reply of the wrong shape first
+        lambda a: [b"$6\r\n999999" + honest_reply(a)],                # a bulk without its CRLF
+        lambda a: [b"*1\r\n" + honest_reply(a)],                      # the reply nested one level down
+        lambda a: [honest_reply(a)[:3], 0.001, honest_reply(a)[3:] + int_reply(7)],   # split, then a stray
+        lambda a: [honest_reply(a), 0.0003, int_reply(999999)],       # a stray 0.3 ms later
+    ]
+
+    def answer(conn_no, cmd_no, args):
+        with rng_lock:
+            r = rng.random()
+            f = rng.choice(faults)
+        return f(args) if r < 0.3 else [honest_reply(args)]
+
+    async def main(url):
+        wrong, protocol, other, ok = [], 0, [], 0
+        async with hammer.aio.Hammer(url) as h:
+            for wave in range(20):
+                ids = [f"storm:{wave}:{n}" for n in range(100)]
+                res = await asyncio.gather(*(h.count_hit(i, 1, NOW) for i in ids), return_exceptions=True)
+                for i, v in zip(ids, res):
+                    if isinstance(v, hammer.ProtocolError):
+                        protocol += 1
+                    elif isinstance(v, BaseException):
+                        other.append(repr(v))
+                    elif v != honest(i.encode()):
+                        wrong.append((i, v))
+                    else:
+                        ok += 1
+        return wrong, protocol, other, ok
+
+    with FakeRedis(answer) as fake:
+        wrong, protocol, other, ok = run(main(fake.url(pool_size=2, timeout_ms=2000)))
+        assert not wrong, f"ops completed with another op's value: {wrong[:5]}"
+        assert not other, other[:5]
+        assert ok > 200 and protocol > 20, (ok, protocol)
