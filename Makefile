@@ -81,6 +81,11 @@ $(B)/bin/%: bindings/c/%.c include/hammer.h $(LIB)
 	mkdir -p $(B)/bin
 	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(B)/lib -lhammer -Wl,-rpath,$(CURDIR)/$(B)/lib -lpthread
 
+# The libuv example needs libuv (Debian: libuv1-dev).
+$(B)/bin/async_uv: bindings/c/async_uv.c include/hammer.h $(LIB)
+	mkdir -p $(B)/bin
+	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(B)/lib -lhammer -Wl,-rpath,$(CURDIR)/$(B)/lib -luv -lpthread
+
 $(B)/tests/%: tests/c/%.c tests/c/testutil.h include/hammer.h $(LIB)
 	mkdir -p $(B)/tests
 	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(B)/lib -lhammer -Wl,-rpath,$(CURDIR)/$(B)/lib -lpthread

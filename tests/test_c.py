@@ -143,3 +143,22 @@ def test_example_reports_errors():
     r = run_example(["redis://127.0.0.1:1/?expiry_ms=0"])  # expiry_ms out of range
     assert r.returncode != 0
     assert "expiry_ms" in r.stderr, r.stderr
+
+
+ASYNC_EXAMPLES = ["async_epoll", "async_uv"]
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+@pytest.mark.parametrize("name", ASYNC_EXAMPLES)
+def test_async_examples_keep_ops_in_flight_and_decide_them_all(name, transport, redis_server):
+    """The event-loop examples (plain epoll, libuv): 20000 hits of 100 clients, 64 in flight, each client allowed
+    exactly its 50 a minute (a sliding window: every hit decided once, none lost or counted twice)."""
+    exe = binary(os.path.join(ROOT, "build", "bin", name))
+    r = subprocess.run([exe, server_url(redis_server, transport), "20000", "64"], capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(rf"^{name}: (\d+) ops, (\d+) in flight at most: (\d+) allowed, (\d+) denied, (\d+) errors$",
+                  r.stdout, re.M)
+    assert m, r.stdout
+    ops, depth, allowed, denied, errors = map(int, m.groups())
+    assert (ops, depth, allowed, denied, errors) == (20000, 64, 5000, 15000, 0), r.stdout
