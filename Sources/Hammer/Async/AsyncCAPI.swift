@@ -15,7 +15,7 @@ public func hammer_submit(_ h: OpaquePointer?, _ ops: UnsafePointer<hammer_op>?,
     case let .failure(f): return fail(f.from("hammer_submit"))
     case let .success(e): engine = e
     }
-    let deadline = Clock.monotonicUs() &+ (hd.config.connectTimeoutMs &+ hd.config.timeoutMs) &* 1000
+    let deadline = Clock.monotonicUs() &+ engine.span
     var good: [AsyncOp] = []
     good.reserveCapacity(n)
     var refused: [hammer_completion] = []
