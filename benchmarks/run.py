@@ -156,6 +156,7 @@ def build():
         "bench_rate": ("hammer_check_rate",),
         "bench_batch": ("hammer_count_hits", "hammer_hit_many", "hammer_hit", "hammer_count_hit"),
         "bench_deny": ("hammer_hit", "hammer_stats"),
+        "bench_async": ("hammer_submit", "hammer_fd", "hammer_drain"),
     }
     built = set()
     for name, calls in needs.items():
@@ -690,6 +691,50 @@ def hook_python_vs_limits(ctx):
     return list(rows.values())
 
 
+def hook_async_c(ctx):
+    """Issue 17: one C thread keeping 64 hits in flight (hammer_submit / epoll on hammer_fd / hammer_drain) vs the
+    same thread's blocking hammer_hit (target >= 5x)."""
+    name = "C: 64 ops in flight (completions) / blocking hammer_hit, one thread"
+    if "bench_async" not in ctx.built:
+        return [skipped("async_c_64", name)]
+    n = ctx.n(20_000, 4_000)
+    row = Row("async_c_64", name, "decisions/s", target=5.0)
+    for r in range(ctx.rounds):
+        out = run([prog("bench_async"), ctx.url(), n, 64, 2])
+        row.ours.append(out["async"])
+        row.ref.append(out["blocking"])
+        print(f"  round {r + 1}: blocking {out['blocking']:.0f}/s, 64 in flight {out['async']:.0f}/s")
+    return [row]
+
+
+def hook_aio_vs_limits(ctx):
+    """Issue 17: hammer.aio (completions) vs limits.aio on redis-py's asyncio client, 1, 16 and 64 tasks (targets
+    1.5x with 1 task, 3x with 16 and 64)."""
+    rows = {}
+    for tasks, target in ((1, 1.5), (16, 3.0), (64, 3.0)):
+        for k, v in (("fixed", "fixed window / limits.aio FixedWindow"), ("moving", "sliding window / limits.aio MovingWindow")):
+            rows[(tasks, k)] = Row(f"aio_{k}_{tasks}", f"asyncio, {tasks} task(s): hammer.aio {v} (redis-py)",
+                                   "decisions/s", target=target)
+    if not api_has("hammer_submit"):
+        return [skipped(r.key, r.name) for r in rows.values()]
+    try:
+        import limits  # noqa: F401
+        import redis  # noqa: F401
+    except ImportError as e:
+        return [skipped(r.key, r.name, f"skipped ({e.name} missing: pip install limits redis)") for r in rows.values()]
+    n = ctx.n(2_048, 512)
+    for r in range(ctx.rounds):
+        for tasks in (1, 16, 64):
+            out = run([sys.executable, os.path.join(HERE, "aio_vs_limits.py"), ctx.port, n, f"{ctx.tag}:{r}", 2,
+                       tasks], timeout=300)
+            for k in ("fixed", "moving"):
+                rows[(tasks, k)].ours.append(out[f"hammer_{k}"])
+                rows[(tasks, k)].ref.append(out[f"limits_{k}"])
+            print(f"  round {r + 1}, {tasks} task(s): " + ", ".join(
+                f"{k} {v:.0f}/s" for k, v in out.items() if k != "tasks"))
+    return list(rows.values())
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # TLS: single calls over TLS vs plaintext, on one server listening on both
 # ---------------------------------------------------------------------------------------------------------------
@@ -745,6 +790,8 @@ GROUPS = [
     ("memory", "5. Redis memory per bucket vs the seed's layout", bench_memory),
     ("python", "Python binding vs the limits library", hook_python_vs_limits),
     ("tls", "TLS: single calls over TLS vs plaintext", bench_tls),
+    ("async_c", "completions: one C thread, 64 ops in flight vs blocking calls", hook_async_c),
+    ("aio", "asyncio: hammer.aio vs limits.aio (redis-py)", hook_aio_vs_limits),
 ]
 
 
