@@ -57,7 +57,8 @@
  * 1.1 added (a program that uses them needs libhammer 1.1: check hammer_version_number() >= 10100): the sliding
  * counter (HAMMER_SLIDING_COUNTER), several limits in one decision (hammer_hit_all, hammer_peek_all and their _at
  * forms, hammer_hit_all_many, hammer_decision.decided_by), HAMMER_NOW and the *_INIT macros, hammer_stats_t's
- * deny_cache_hits, and the URL options lazy_connect and deny_cache and the memory:// backend.
+ * deny_cache_hits, the URL options lazy_connect and deny_cache and the memory:// backend, and the non-blocking
+ * calls (hammer_submit, hammer_fd, hammer_drain, hammer_pending, hammer_op, hammer_completion, HAMMER_OP_*).
  */
 #ifndef HAMMER_H
 #define HAMMER_H
