@@ -70,7 +70,8 @@ from ._api import (ALGORITHMS, FIXED_WINDOW, GCRA, LEAKY_BUCKET, SLIDING_COUNTER
 # The ctypes layer stays reachable (hammer.raw, hammer.checked, the structs) for tests and callers of the C API.
 from ._native import (LIBRARY_PATH, LIBRARY_SOURCE, MAX_LIMITS, SIGNATURES, STATUS_LIMIT, checked,  # noqa: F401
                       hammer_bucket, hammer_check_request, hammer_count_request, hammer_decision, hammer_hit_request,
-                      hammer_inspection, hammer_limit, hammer_multi_request, hammer_stats_t, last_error, raw,
+                      hammer_completion, hammer_inspection, hammer_limit, hammer_multi_request, hammer_op,
+                      hammer_stats_t, last_error, raw,
                       strerror, version, version_number)
 from ._native import _check  # noqa: F401
 from ._native import error as _error  # noqa: F401
