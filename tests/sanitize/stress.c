@@ -19,6 +19,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -317,6 +318,52 @@ static void *worker(void *p)
     return NULL;
 }
 
+/* The non-blocking calls on the shared handle, while the workers make blocking calls on it: 64 ops in flight of
+ * every kind, each tag completed exactly once. */
+static void *async_worker(void *p)
+{
+    (void)p;
+    enum { DEPTH = 64 };
+    static unsigned char seen[1 << 20];
+    char id[200];
+    snprintf(id, sizeof id, "%s:async", shared_id);
+    int fd = hammer_fd(shared);
+    CHECK(fd >= 0);
+    uint64_t submitted = 0, completed = 0;
+    hammer_op ops[DEPTH];
+    hammer_completion done[DEPTH];
+    while (fd >= 0 && (mono_ms() < deadline_ms || completed < submitted) && submitted < sizeof seen) {
+        int n = 0;
+        while (mono_ms() < deadline_ms && submitted + (uint64_t)n - completed < DEPTH && submitted + (uint64_t)n < sizeof seen) {
+            uint64_t t = submitted + (uint64_t)n;
+            static const int kinds[] = { HAMMER_OP_COUNT_HIT, HAMMER_OP_HIT, HAMMER_OP_PEEK, HAMMER_OP_CHECK_RATE,
+                                         HAMMER_OP_HIT_ALL, HAMMER_OP_GET_BUCKET, HAMMER_OP_INSPECT_BUCKET };
+            hammer_op o = HAMMER_OP_INIT(kinds[t % 7], t, id);
+            o.lims = &limits[t % 5];
+            o.n_lims = 1;
+            o.scale_ms = 1000;
+            o.limit = 1000000;
+            o.now_ms = 1;
+            ops[n++] = o;
+        }
+        if (n > 0) {
+            EXPECT(hammer_submit(shared, ops, (size_t)n), HAMMER_OK);
+            submitted += (uint64_t)n;
+        }
+        struct pollfd pf = { fd, POLLIN, 0 };
+        if (poll(&pf, 1, 5000) != 1) { CHECK(0); break; }
+        size_t m = hammer_drain(shared, done, DEPTH);
+        for (size_t i = 0; i < m; i++) {
+            CHECK(done[i].tag < submitted && !seen[done[i].tag]);
+            if (done[i].tag < sizeof seen) seen[done[i].tag] = 1;
+            EXPECT(done[i].status, HAMMER_OK);
+        }
+        completed += m;
+    }
+    CHECK(completed == submitted && hammer_pending(shared) == 0);
+    return NULL;
+}
+
 /* Opens and closes handles while the workers run: to the server, to a refused port, and with bad URLs. */
 static void *opener(void *p)
 {
@@ -335,6 +382,13 @@ static void *opener(void *p)
         if (EXPECT(hammer_open(url, &h), HAMMER_OK)) {
             EXPECT(hammer_count_hit(h, shared_id, 99, 1, 1, &n), HAMMER_OK);
             EXPECT(hammer_hit(h, shared_id, &limits[open_cycles % 5], 1, &d), HAMMER_OK);
+            /* Closed with ops pending: those queued are dropped, those in flight finish first. */
+            hammer_op ops[16];
+            for (int i = 0; i < 16; i++) {
+                ops[i] = (hammer_op)HAMMER_OP_INIT(HAMMER_OP_HIT, (uint64_t)i, shared_id);
+                ops[i].lims = &limits[i % 5];
+            }
+            EXPECT(hammer_submit(h, ops, 16), HAMMER_OK);
             hammer_close(h);
         }
         h = (hammer_t *)1;
@@ -380,7 +434,7 @@ int main(int argc, char **argv)
         return 1;
     }
     deadline_ms = mono_ms() + seconds * 1000;
-    pthread_t t[WORKERS + 1];
+    pthread_t t[WORKERS + 2];
     worker_arg args[WORKERS];
     int started = 0;
     for (int i = 0; i < WORKERS; i++) {
@@ -388,8 +442,9 @@ int main(int argc, char **argv)
         if (pthread_create(&t[started], NULL, worker, &args[i]) == 0) started++;
     }
     if (pthread_create(&t[started], NULL, opener, NULL) == 0) started++;
+    if (pthread_create(&t[started], NULL, async_worker, NULL) == 0) started++;
     for (int i = 0; i < started; i++) pthread_join(t[i], NULL);
-    CHECK(started == WORKERS + 1);
+    CHECK(started == WORKERS + 2);
 
     hammer_stats_t st = HAMMER_STATS_INIT;
     EXPECT(hammer_stats(shared, &st), HAMMER_OK);
