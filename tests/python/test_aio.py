@@ -82,8 +82,8 @@ def test_errors_are_the_thread_api_exceptions():
 
 
 def test_the_loop_keeps_ticking_while_redis_is_frozen(own_redis, uid):
-    """SIGSTOP'd Redis: every call waits for its timeout (1 s) in the handle's threads, while a ticker task on the
-    loop keeps its 10 ms period."""
+    """SIGSTOP'd Redis: every call waits for its timeout (1 s) in the library's I/O thread (its op submitted, its
+    future awaited), while a ticker task on the loop keeps its 10 ms period."""
     s = own_redis()
     lim = hammer.Limit.sliding_window(100, 60_000)
 
