@@ -1,7 +1,7 @@
 // The completions engine of one handle: a queue of submitted ops, one I/O thread that takes everything queued and
-// runs it as pipelined batches (Dispatch.swift), a deadline thread that completes ops whose deadline passed while
-// they waited in the queue (the I/O thread may be inside a slow round trip then), and the completions with the
-// eventfd that is readable while some wait. No lock is held across network I/O: the I/O thread takes the queue
+// runs it as pipelined batches (Dispatch.swift), a deadline thread that completes ops whose deadline passed, queued
+// (unsent) or in flight (their late results dropped), so that no op waits on another op's round trip past its own
+// deadline, and the completions with the eventfd that is readable while some wait. No lock is held across network I/O: the I/O thread takes the queue
 // under the lock and sends it after unlocking, so submit and drain never wait for Redis.
 import CHammer
 import CHiredis
