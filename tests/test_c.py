@@ -126,7 +126,8 @@ def test_example_allows_then_denies(how, redis_server):
     calls, allowed, denied, p50, p99 = map(int, m.groups())
     assert allowed == d.count("allowed") and denied == d.count("denied"), r.stdout
     assert calls > allowed + denied, r.stdout  # inspect_bucket and the resets are calls too
-    assert 0 < p50 <= p99, r.stdout
+    # In-process decisions (memory://) may take under a microsecond: a p50 of 0 us is a true reading there.
+    assert (0 <= p50 if how == "memory" else 0 < p50) and p50 <= p99, r.stdout
 
 
 def test_example_without_url_prints_usage():
