@@ -380,9 +380,18 @@ def script_calls(cluster):
     return total
 
 
+def redis_major(cluster):
+    """The masters' Redis major version (script flags, and so one script per node, are 7.0's)."""
+    info = cluster.masters()[0].cli("INFO", "server")
+    info = info.decode() if isinstance(info, bytes) else str(info)
+    return int(re.search(r"redis_version:(\d+)", info).group(1))
+
+
 def test_a_batch_is_one_script_per_node(cluster, h):
     """Redis 7 runs one script over keys of several slots of a node (allow-cross-slot-keys): a batch of 64 ids in
     64 slots over 3 masters is 3 script calls, and each request still gets its own answer."""
+    if redis_major(cluster) < 7:
+        pytest.skip("script flags are Redis 7's: on 6.2 a batch is one script per slot")
     ids = [f"pn:{i}" for i in range(64)]
     assert len({key_slot(i.encode()) for i in ids}) == 64
     h.count_hits([(i, 1, 100) for i in ids])       # loads the scripts, reads each node's version
@@ -487,8 +496,9 @@ def test_batches_during_resharding_count_every_hit_once(cluster):
         assert owner.cli("HGET", bucket_key(i, 1), "count") == str(len(got[i]) + 1).encode(), i
     assert all(len(got[i]) > 5 for i in moving)
     assert st.cluster_ask + st.cluster_tryagain + st.cluster_moved > 0, st
-    refused = re.search(rb"errorstat_HAMMERSLOTS:count=(\d+)", src.cli("INFO", "errorstats"))
-    assert refused and int(refused.group(1)) > 0, "node chunks met the migration and ran nothing"
+    if redis_major(cluster) >= 7:   # before 7.0 every chunk is one slot's script: the redirections above
+        refused = re.search(rb"errorstat_HAMMERSLOTS:count=(\d+)", src.cli("INFO", "errorstats"))
+        assert refused and int(refused.group(1)) > 0, "node chunks met the migration and ran nothing"
 
 
 def test_manual_failover_during_a_storm(cluster):

@@ -304,11 +304,18 @@ final class Router {
         var redirections = 0
         while true {
             guard let (node, pool) = ask.map({ ($0, self.pool($0)) }) ?? route(slot) else {
-                // No master serves the slot as far as we know (a failover under way): read the map, and say so.
+                // No master serves the slot as far as we know (a failover under way): read the map again, pausing
+                // as for TRYAGAIN, until one does or the call's deadline passes.
                 wantRefresh()
                 refreshIfWanted(until: deadlineUs)
-                if let n = owner(slot), Clock.monotonicUs() < deadlineUs { _ = n; continue }
-                return .failure(Failure(.connect, "Redis Cluster: no master serves slot \(slot) now", transient: true))
+                if owner(slot) != nil, Clock.monotonicUs() < deadlineUs { continue }
+                let left = (deadlineUs - Clock.monotonicUs()) / 1000
+                if left <= 0 {
+                    return .failure(Failure(.connect, "Redis Cluster: no master serves slot \(slot) now", transient: true))
+                }
+                usleep(UInt32(min(pauseMs, left)) * 1000)
+                pauseMs = min(pauseMs * 2, 100)
+                continue
             }
             let asking = ask != nil
             ask = nil

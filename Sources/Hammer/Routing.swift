@@ -48,6 +48,9 @@ extension Handle {
             var partOrder: [NodeAddress: [Part]] = [:]
             var byNode: [NodeAddress: [Int]] = [:]
             var flags: [NodeAddress: Bool] = [:]
+            // Requests of slots no master serves as far as we know (a failover under way): tried again after a
+            // pause and a map read, within the deadline.
+            var unowned: [Int] = []
             for i in pending {
                 guard let id = idOf(i) else { take(i, .failure(Failure(.internal, "batch: request without an id"))); continue }
                 let slot = ClusterSlot.ofId(id)
@@ -60,7 +63,7 @@ extension Handle {
                     t = n
                 } else {
                     router.wantRefresh()
-                    take(i, .failure(Failure(.connect, "Redis Cluster: no master serves slot \(slot) now", transient: true)))
+                    unowned.append(i)
                     continue
                 }
                 if p.nodeScript != nil, !part.asking, !oneSlot.contains(i) {
@@ -131,6 +134,15 @@ extension Handle {
             var nextAsk: [Int: NodeAddress] = [:]
             var pause = false
             let canRetry = round < Router.maxRedirections && Clock.monotonicUs() < deadlineUs
+            for i in unowned {
+                if canRetry {
+                    retry.append(i)
+                    pause = true
+                } else {
+                    take(i, .failure(Failure(.connect, "Redis Cluster: no master serves slot \(slotOf[i] ?? -1) now",
+                                             transient: true)))
+                }
+            }
             for j in targets.indices {
                 // A node chunk that ran nothing (a slot of it not served there, or in migration): its requests go
                 // again, each in its slot's chunk, where Redis's redirections say where.
