@@ -476,11 +476,15 @@ HAMMER_API int hammer_stats(hammer_t *h, hammer_stats_t *out);
 
 /* ------------------------------------------------------------------------------------------------------------
  * Non-blocking calls (completions), for event loops (epoll, libuv, asyncio ...): hammer_submit queues calls and
- * returns at once; the handle's I/O thread (started by the first hammer_submit; a handle that never submits has
- * none) takes everything queued and sends it as pipelined batches (the batch calls' machinery, on every URL kind),
- * so that ops in flight together share round trips; each finished op becomes a completion, and hammer_fd()
- * becomes readable while completions wait. hammer_drain() takes them without blocking. Policies (on_error,
- * fallback, deny_cache, clock) and statistics are those of the blocking calls (each op counts as a batch request).
+ * returns at once. A count_hit or one limit's decision on a single Redis (redis://, unix://, rediss://, Sentinel) is
+ * written by the submitting thread itself on an idle pooled connection (up to 8 ops in flight on it, replies matched
+ * in order), and hammer_drain reads its reply: an op alone in flight costs no thread hand-off. The other ops, and
+ * those that find no idle connection, go to the handle's I/O thread (started by the first hammer_submit; a handle
+ * that never submits has none), which takes everything queued and sends it as pipelined batches (the batch calls'
+ * machinery, on every URL kind), so that ops in flight together share round trips. hammer_fd() is readable while
+ * completions wait or replies have come; hammer_drain() reads those replies and takes the completions without
+ * blocking. Policies (on_error, fallback, deny_cache, clock) and statistics are those of the blocking calls (each op
+ * counts as a batch request).
  * Deadlines: an op may take connect_timeout_ms + timeout_ms from its submit; one still queued then completes as
  * HAMMER_ERR_TIMEOUT without being sent. One op sent fails alone, as in a batch. Ops in flight together may run
  * in any order (by kind, in pipelines): to order two ops, submit the second once the first has completed.
@@ -552,15 +556,17 @@ typedef struct hammer_completion {
 HAMMER_API int hammer_submit(hammer_t *h, const hammer_op *ops, size_t n);
 
 /*! hammer_fd() :
- *  A file descriptor (an eventfd, owned by the handle: do not read, write or close it) that is readable while
- *  completions wait to be drained; watch it for reading in any loop (epoll, poll, libuv's uv_poll, asyncio's
- *  add_reader), then hammer_drain until it returns fewer than asked. Level-triggered: it stays readable until every
- *  completion has been drained. The same descriptor for the handle's life (in this process).
+ *  A file descriptor (an epoll set owned by the handle: do not read, write or close it) that is readable while
+ *  completions wait to be drained or replies to ops in flight have come; watch it for reading in any loop (epoll,
+ *  poll, libuv's uv_poll, asyncio's add_reader), then hammer_drain until it returns fewer than asked (a wake-up for
+ *  part of a reply may give none). Level-triggered: it stays readable until every completion has been drained and
+ *  every reply that came read. The same descriptor for the handle's life (in this process).
  *  @return the descriptor (>= 0), or -1 for a NULL or closed handle, or when none could be made (hammer_last_error). */
 HAMMER_API int hammer_fd(hammer_t *h);
 
 /*! hammer_drain() :
- *  Moves up to `max` completions, oldest first, to out[0..], without blocking.
+ *  Reads the replies that have come (without waiting), then moves up to `max` completions, oldest first, to
+ *  out[0..].
  *  @return how many it moved (0 when none waits, or for a NULL or closed handle, or out NULL with max > 0). */
 HAMMER_API size_t hammer_drain(hammer_t *h, hammer_completion *out, size_t max);
 

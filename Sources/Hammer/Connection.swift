@@ -46,6 +46,8 @@ final class Connection {
     deinit { close() }
 
     var isOpen: Bool { transport != nil }
+    /// The socket (-1 when closed).
+    var fd: Int32 { transport?.fd ?? -1 }
     var isBroken: Bool { broken || transport == nil }
 
     func close() {
@@ -273,23 +275,66 @@ final class Connection {
             if wrote { broken = true }
             return Failure(.timeout, timeoutText + "; the command was not sent")
         }
+        while true {
+            switch sendSome() {
+            case let .failure(f): return f
+            case .success(0): return nil
+            case let .success(events): if let f = wait(t, events) { return f }
+            }
+        }
+    }
+
+    // MARK: without waiting (a lane of the completions engine: Async/Lane.swift)
+
+    /// Sends what is queued as far as the socket takes it now: 0 when all of it went out, else the poll events the
+    /// rest waits for (POLLOUT; with TLS, perhaps POLLIN).
+    func sendSome() -> Result<Int16, Failure> {
+        guard let t = transport else { return .failure(Failure(.connect, "not connected")) }
         while sent < out.count {
             let r = out.withUnsafeBytes { t.write($0.baseAddress! + sent, $0.count - sent) }
             switch r {
             case let .done(n):
                 sent += n
                 wrote = true
-            case .wantWrite: if let f = wait(t, Int16(POLLOUT)) { return f }
-            case .wantRead: if let f = wait(t, Int16(POLLIN)) { return f }
-            case .eof: broken = true; return Failure(.connect, "Redis closed the connection")
-            case let .failed(e, why): broken = true; return ioFailure(e, why)
+            case .wantWrite: return .success(Int16(POLLOUT))
+            case .wantRead: return .success(Int16(POLLIN))
+            case .eof: broken = true; return .failure(Failure(.connect, "Redis closed the connection"))
+            case let .failed(e, why): broken = true; return .failure(ioFailure(e, why))
             }
         }
         // A large pipeline's buffers are not kept for the connection's life.
         if out.capacity > Connection.keepBytes { out = []; out.reserveCapacity(1024) } else { out.removeAll(keepingCapacity: true) }
         if args.bytes.capacity > Connection.keepBytes { args = Args() }
         sent = 0
-        return nil
+        return .success(0)
+    }
+
+    /// Bytes queued and not yet sent.
+    var unsent: Bool { sent < out.count }
+
+    /// Reads what has arrived, without waiting, and hands each complete reply to `take` (which frees it). Each
+    /// reply is held to a single call's limits. A failure (the connection closed, bytes that are not RESP) leaves
+    /// the connection broken.
+    func receiveSome(_ take: (UnsafeMutablePointer<redisReply>) -> Void) -> Failure? {
+        guard let t = transport, let rd = reader else { return Failure(.connect, "not connected") }
+        while true {
+            replies: while true {
+                switch rd.next() {
+                case let .failure(f): broken = true; return f
+                case let .success(r?):
+                    rd.scanner.begin(.single)
+                    take(r)
+                case .success(nil): break replies
+                }
+            }
+            switch t.read(rd.buffer, ReplyReader.chunk) {
+            case let .done(n):
+                if let f = rd.feed(n) { broken = true; return f }
+            case .wantRead, .wantWrite: return nil
+            case .eof: broken = true; return Failure(.connect, "Redis closed the connection")
+            case let .failed(e, why): broken = true; return ioFailure(e, why)
+            }
+        }
     }
 
     /// Buffer capacity kept between calls; beyond it a buffer is given back.

@@ -290,6 +290,41 @@ final class Pool {
         return .success(conn)
     }
 
+    /// An open idle connection lent at once, or nil when that would mean waiting or talking to anyone (none idle and
+    /// open, the breaker open, the server not checked yet, Sentinel's master due for a look-up): the completions
+    /// engine then hands the op to its I/O thread, which may wait within the op's deadline.
+    func lendNow() -> Connection? {
+        epoch.check(afterFork)
+        lock.lock()
+        guard refusal == nil, !serverUnchecked, Clock.monotonicMs() >= downUntilMs,
+              let conn = idle.last, conn.isOpen else {
+            lock.unlock()
+            return nil
+        }
+        if sentinel != nil {
+            guard master != nil, !watching, conn.generation == masterGeneration,
+                  Clock.monotonicUs() &- masterCheckedUs < SentinelWatch.pollUs else {
+                lock.unlock()
+                return nil
+            }
+        }
+        idle.removeLast()
+        lent += 1
+        lock.unlock()
+        if conn.isStale {
+            conn.close()
+            release(conn, nil, trips: false, tried: false)
+            return nil
+        }
+        return conn
+    }
+
+    /// Takes back a connection lendNow() lent: `failure` and `trips` as for a call's (release()).
+    func giveBack(_ conn: Connection, _ failure: Failure?, trips: Bool) {
+        epoch.check(afterFork)
+        release(conn, failure, trips: trips, tried: true)
+    }
+
     /// Sentinel: the master to use and its generation. Asks a sentinel when none is known, when the last answer is
     /// older than SentinelWatch.pollUs, or after a failure; while one thread asks, the others use what is known, or
     /// (none known) wait for its answer within their own deadline: no lock is held while a sentinel is asked.

@@ -1,8 +1,13 @@
-// The completions engine of one handle: a queue of submitted ops, one I/O thread that takes everything queued and
-// runs it as pipelined batches (Dispatch.swift), a deadline thread that completes ops whose deadline passed, queued
-// (unsent) or in flight (their late results dropped), so that no op waits on another op's round trip past its own
-// deadline, and the completions with the eventfd that is readable while some wait. No lock is held across network I/O: the I/O thread takes the queue
-// under the lock and sends it after unlocking, so submit and drain never wait for Redis.
+// The completions engine of one handle: ops submitted, the threads that run them, and the completions with the
+// descriptor that is readable while some wait. A single-script op (count_hit, one limit's decision) on a single Redis
+// goes on a lane (Lane.swift): the submitting thread writes it on a pooled connection and the draining thread reads
+// its reply, so an op alone in flight costs no thread hand-off. Other ops, and those beyond a lane's depth or met
+// with no idle connection, queue for the I/O thread, which takes everything queued and runs it as pipelined batches
+// (Dispatch.swift). A deadline thread completes ops whose deadline passed, queued (unsent), in a batch or on a lane
+// (their late results dropped), so that no op waits on another op's round trip past its own deadline. hammer_fd is
+// an epoll set of the eventfd (readable while completions wait) and the lanes' sockets (readable when a reply
+// comes). No lock is held across a wait: the I/O thread runs its batch unlocked, and a lane only writes and reads
+// what its socket takes or holds now.
 import CHammer
 import CHiredis
 import Glibc
@@ -10,7 +15,19 @@ import HammerCore
 
 final class Engine {
     let handle: Handle
+    /// hammer_fd: the epoll set of `efd` and the lanes' sockets.
     let fd: Int32
+    /// Readable while completions wait (`signalled`).
+    private let efd: Int32
+    private var signalled = false
+    /// Lanes with ops in flight; `active` is the one new ops join (the others are retired, see Lane).
+    private var lanes: [Lane] = []
+    private var active: Lane? = nil
+    /// Ops in flight on a lane before more go to the I/O thread's batches, which share one script call.
+    static let laneDepth: Int = {
+        if let s = getenv("HAMMER_LANE_DEPTH"), let n = Int(String(cString: s)), n >= 0 { return min(n, 1024) }
+        return 8
+    }()
     private let lock = Lock()                 // lock.cond: the I/O thread waits there for ops
     private let timerCond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
@@ -33,10 +50,27 @@ final class Engine {
     private var inflightNext = 0
 
     init?(_ handle: Handle) {
-        let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        if fd < 0 { return nil }
+        let efd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        if efd < 0 { return nil }
+        let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        if fd < 0 {
+            let e = errno
+            close(efd)
+            errno = e
+            return nil
+        }
+        var ev = epoll_event()
+        ev.events = EPOLLIN.rawValue
+        if epoll_ctl(fd, EPOLL_CTL_ADD, efd, &ev) != 0 {
+            let e = errno
+            close(efd)
+            close(fd)
+            errno = e
+            return nil
+        }
         self.handle = handle
         self.fd = fd
+        self.efd = efd
         span = (handle.config.connectTimeoutMs &+ handle.config.timeoutMs) &* 1000
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
@@ -61,35 +95,62 @@ final class Engine {
             if let f = start() { return f }
         }
         pending += ops.count + refused.count
-        queue.append(contentsOf: ops)
-        if !ops.isEmpty {
-            if ioIdle { pthread_cond_signal(lock.cond) }
+        var cs = refused
+        var queued = 0
+        for op in ops {
+            if let call = handle.laneCall(op) {
+                switch onLane(op, call) {
+                case .taken: continue
+                case let .completed(c): cs.append(c); continue
+                case .declined: break
+                }
+            }
+            queue.append(op)
+            queued += 1
         }
-        if !refused.isEmpty { complete(refused) }
+        if queued > 0 && ioIdle { pthread_cond_signal(lock.cond) }
+        complete(cs)
         return nil
     }
 
-    /// Moves up to `max` completions to `out`.
+    /// Reads the lanes' replies that have come, then moves up to `max` completions to `out`.
     func drain(_ out: UnsafeMutablePointer<hammer_completion>, _ max: Int) -> Int {
         lock.lock()
         defer { lock.unlock() }
-        let k = min(max, done.count - doneHead)
-        if k == 0 { return 0 }
-        done.withUnsafeBufferPointer { b in
-            out.update(from: b.baseAddress! + doneHead, count: k)
+        if !lanes.isEmpty {
+            for lane in lanes { pump(lane) }
         }
-        doneHead += k
-        pending -= k
+        let k = min(max, done.count - doneHead)
+        if k > 0 {
+            done.withUnsafeBufferPointer { b in
+                out.update(from: b.baseAddress! + doneHead, count: k)
+            }
+            doneHead += k
+            pending -= k
+        }
         if doneHead == done.count {
             done.removeAll(keepingCapacity: done.capacity <= 4096)
             doneHead = 0
-            var v: UInt64 = 0
-            _ = read(fd, &v, 8)   // nothing waits: the descriptor is no longer readable
         } else if doneHead > 4096 && doneHead * 2 > done.count {
             done.removeFirst(doneHead)
             doneHead = 0
         }
+        signal()
         return k
+    }
+
+    /// The eventfd readable exactly while completions wait.
+    private func signal() {
+        let waiting = doneHead < done.count
+        if waiting == signalled { return }
+        if waiting {
+            var one: UInt64 = 1
+            _ = write(efd, &one, 8)
+        } else {
+            var v: UInt64 = 0
+            _ = read(efd, &v, 8)
+        }
+        signalled = waiting
     }
 
     func pendingCount() -> Int {
@@ -101,12 +162,204 @@ final class Engine {
     /// Adds completions (the lock held) and makes the descriptor readable if it was not.
     private func complete(_ cs: [hammer_completion]) {
         if cs.isEmpty { return }
-        let wasEmpty = done.count == doneHead
         done.append(contentsOf: cs)
-        if wasEmpty {
-            var one: UInt64 = 1
-            _ = write(fd, &one, 8)
+        signal()
+    }
+
+    // MARK: lanes (the lock held)
+
+    private enum LaneTake {
+        case taken
+        case completed(hammer_completion)
+        case declined
+    }
+
+    /// Puts `op` on the active lane (a new one if there is none and an open connection is idle), or answers it from
+    /// the deny cache; declined when the lane is full or no connection is at hand without waiting.
+    private func onLane(_ op: AsyncOp, _ call: LaneCall) -> LaneTake {
+        let h = handle
+        let lane: Lane
+        if let a = active, !a.retired {
+            if a.inFlight >= Engine.laneDepth { return .declined }
+            lane = a
+        } else {
+            guard let conn = h.pool.lendNow() else { return .declined }
+            let l = Lane(conn)
+            var ev = epoll_event()
+            ev.events = EPOLLIN.rawValue
+            if epoll_ctl(fd, EPOLL_CTL_ADD, l.fd, &ev) != 0 {
+                h.pool.giveBack(conn, nil, trips: false)
+                return .declined
+            }
+            lanes.append(l)
+            active = l
+            lane = l
         }
+        var time: Int64? = nil
+        var cached: (since: Int64, resets: UInt64)? = nil
+        if case let .decision(lim, mode, cost) = call, case let .decision(_, _, _, now) = op.body {
+            time = h.time(now)
+            if let cache = h.denyCache, now == nil, mode != .check {
+                let cnow = DenyCache.now(h.config, sent: time)
+                let (d, resets) = cache.answer(id: op.idBuffer, lim, mode: mode, cost: cost, now: cnow)
+                if let d {
+                    var c = hammer_completion(tag: op.tag, kind: op.kind, failure: nil)
+                    withUnsafeMutablePointer(to: &c.decision) { put($0, d) }
+                    op.release()
+                    if lane.inFlight == 0 { endLane(lane, nil, trips: false) }
+                    return .completed(c)
+                }
+                cached = (DenyCache.since(h.config, cnow), resets)
+            }
+        }
+        let e = LaneEntry(op: op, time: time, cached: cached, t0: Clock.monotonicUs())
+        lane.fifo.append(e)
+        lane.waiting += 1
+        if let f = h.appendLaneCommand(lane.conn, e) {
+            failLane(lane, f)
+        } else {
+            flush(lane)
+        }
+        return .taken
+    }
+
+    /// Sends what the lane's socket takes now, and watches it for writing while the rest waits.
+    private func flush(_ lane: Lane) {
+        switch lane.conn.sendSome() {
+        case let .failure(f): failLane(lane, f)
+        case let .success(events):
+            let all = events == 0
+            if all == lane.watchingWrite {
+                var ev = epoll_event()
+                ev.events = EPOLLIN.rawValue | (all ? 0 : EPOLLOUT.rawValue)
+                _ = epoll_ctl(fd, EPOLL_CTL_MOD, lane.fd, &ev)
+                lane.watchingWrite = !all
+            }
+        }
+    }
+
+    /// Sends what waits, takes the replies that have come (each to the op at the head of the list), and ends the
+    /// lane once no op waits on it.
+    private func pump(_ lane: Lane) {
+        let h = handle
+        if lane.conn.unsent {
+            flush(lane)
+            if !lane.conn.isOpen { return }
+        }
+        var cs: [hammer_completion] = []
+        var resend = false
+        let f = lane.conn.receiveSome { r in
+            defer { freeReplyObject(r) }
+            if lane.outOfStep { return }
+            guard var e = lane.pop() else { lane.outOfStep = true; return }
+            if !Replies.isUsableBatch(r, elements: h.laneWidth(e.op)) {
+                // Not this request's reply: the stream is out of step, and every op on it fails (failLane).
+                lane.outOfStep = true
+                if !e.done {
+                    cs.append(h.laneCompletion(e, .failure(Engine.outOfStep)))
+                    lane.waiting -= 1
+                    e.op.release()
+                }
+                return
+            }
+            if e.done { return }
+            if !e.byEval && Connection.isNoScript(r) {
+                // Redis did not run it (a flushed or restarted server): the one resend, by EVAL, which loads it.
+                e.byEval = true
+                lane.fifo.append(e)
+                if h.appendLaneCommand(lane.conn, e) == nil { resend = true; return }
+                _ = lane.fifo.popLast()
+                cs.append(h.laneCompletion(e, .failure(Failure(.internal, "hammer_submit: EVAL could not be queued"))))
+            } else {
+                cs.append(h.laneCompletion(e, .success(r)))
+            }
+            lane.waiting -= 1
+            e.op.release()
+        }
+        done.append(contentsOf: cs)
+        if let f {
+            failLane(lane, f)
+        } else if lane.outOfStep {
+            failLane(lane, Engine.outOfStep)
+        } else if resend {
+            flush(lane)
+        }
+        if lane.conn.isOpen && lane.waiting == 0 {
+            if lane.timedOut {
+                endLane(lane, overdue, trips: true)
+            } else if lane.inFlight == 0 {
+                endLane(lane, nil, trips: false)
+            }
+        }
+    }
+
+    private static let outOfStep = Failure(.protocol, "Redis sent a reply that no command asked for, or not the one asked for; the connection is dropped")
+
+    private var overdue: Failure {
+        Failure(.timeout, "hammer_submit: no reply within the op's deadline (connect_timeout_ms + timeout_ms)")
+    }
+
+    /// Fails every op waiting on the lane (none is resent: each may have run) and closes its connection.
+    private func failLane(_ lane: Lane, _ f: Failure) {
+        var cs: [hammer_completion] = []
+        while let e = lane.pop() {
+            if !e.done {
+                cs.append(handle.laneCompletion(e, .failure(f)))
+                e.op.release()
+            }
+        }
+        lane.waiting = 0
+        done.append(contentsOf: cs)
+        lane.conn.close()
+        endLane(lane, f, trips: false)
+    }
+
+    /// Takes the lane out of the set and gives its connection back (closed unless it ended in step).
+    private func endLane(_ lane: Lane, _ f: Failure?, trips: Bool) {
+        _ = epoll_ctl(fd, EPOLL_CTL_DEL, lane.fd, nil)
+        if lane.inFlight > 0 || f != nil { lane.conn.close() }
+        lanes.removeAll { $0 === lane }
+        if active === lane { active = nil }
+        handle.pool.giveBack(lane.conn, f, trips: trips)
+    }
+
+    /// The deadline thread's part: lane ops past their deadline complete as TIMEOUT (counted in the statistics)
+    /// and keep their place; their lane takes no new op, and ends once no op waits on it. The earliest deadline
+    /// still waiting, if any.
+    private func expireLanes(now: Int64) -> Int64? {
+        var first: Int64? = nil
+        for lane in lanes {
+            var expired = 0
+            for k in lane.head..<lane.fifo.count where !lane.fifo[k].done {
+                let d = lane.fifo[k].op.deadlineUs
+                if d > now {
+                    first = min(first ?? d, d)
+                    continue
+                }
+                lane.fifo[k].done = true
+                let op = lane.fifo[k].op
+                done.append(hammer_completion(tag: op.tag, kind: op.kind, failure: Failure(
+                    .timeout, "hammer_submit: no reply within the op's deadline (connect_timeout_ms + timeout_ms); it may have run")))
+                op.release()
+                expired += 1
+            }
+            if expired == 0 { continue }
+            lane.waiting -= expired
+            lane.retired = true
+            lane.timedOut = true
+            if active === lane { active = nil }
+            handle.recordExpired(expired)
+        }
+        for lane in lanes where lane.timedOut && lane.waiting == 0 {
+            // Nobody waits for what is still on its way: the connection goes, with its late replies.
+            endLane(lane, overdue, trips: true)
+        }
+        for lane in lanes where lane.timedOut && lane.conn.unsent {
+            // Not written in time: what is left of it must not go out after its op was told it timed out.
+            failLane(lane, Failure(.timeout, "hammer_submit: not sent within the op's deadline; the connection is dropped"))
+        }
+        signal()
+        return first
     }
 
     // MARK: threads
@@ -182,9 +435,10 @@ final class Engine {
             let queuedFirst: Int64? = e.queued > 0 ? e.queue[e.queueHead].deadlineUs : nil
             let flightFirst: Int64? = e.inflightNext < e.inflight.count ? e.inflight[e.inflightNext].deadlineUs : nil
             let now = Clock.monotonicUs()
+            let laneFirst = e.lanes.isEmpty ? nil : e.expireLanes(now: now)
             // With nothing pending, a wait of one op's whole deadline: an op submitted meanwhile has its deadline
             // after that wait ends, so submit never needs to wake this thread (one wake-up per op saved).
-            let first = [queuedFirst, flightFirst].compactMap({ $0 }).min() ?? now &+ e.span
+            let first = [queuedFirst, flightFirst, laneFirst].compactMap({ $0 }).min() ?? now &+ e.span
             if now < first {
                 // Later ops have later deadlines: nothing needs to wake this wait before it ends.
                 var ts = timespec(tv_sec: Int(first / 1_000_000), tv_nsec: Int(first % 1_000_000) * 1000)
@@ -228,7 +482,16 @@ final class Engine {
         for op in queue[queueHead...] { op.release() }
         queue = []
         queueHead = 0
+        // The ops on lanes were written: Redis runs them; their replies go with the connections.
+        lock.lock()
+        for lane in lanes {
+            while let e = lane.pop() { if !e.done { e.op.release() } }
+            lane.waiting = 0
+            endLane(lane, Failure(.invalid, "the handle is closing"), trips: false)
+        }
+        lock.unlock()
         close(fd)
+        close(efd)
     }
 }
 

@@ -24,6 +24,7 @@ import ctypes
 import functools
 import inspect
 import itertools
+import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _api, _native
@@ -42,6 +43,7 @@ _submit = raw.hammer_submit
 _drain = raw.hammer_drain
 _byref = ctypes.byref
 _DRAIN = 256
+_clock = time.perf_counter
 _tags = itertools.count(1)   # process-wide: aio handles sharing one thread handle never share a tag
 
 Convert = Callable[[hammer_completion], Any]
@@ -190,11 +192,17 @@ class Hammer:
     executor, since opening connects once), or an open hammer.Hammer to share with thread code (then aclose() leaves
     it open). `.sync` is the thread handle underneath once open. max_workers is accepted for compatibility and no
     longer used (calls take no thread).
+    spin_us: when a call finds nothing else ready to run on the loop (asyncio's own loop), it polls for its reply
+    up to that many microseconds before the loop sleeps (0: never), as a blocking call's URL option spin_us does: a
+    loop's wake-up costs more than a reply's round trip on loopback.
     """
 
-    def __init__(self, url: Union[str, bytes, "_api.Hammer"], *, max_workers: int = 8) -> None:
+    def __init__(self, url: Union[str, bytes, "_api.Hammer"], *, max_workers: int = 8, spin_us: int = 100) -> None:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or not 1 <= max_workers <= 1024:
             raise InvalidError("max_workers must be an int from 1 to 1024")
+        if isinstance(spin_us, bool) or not isinstance(spin_us, int) or not 0 <= spin_us <= 1000:
+            raise InvalidError("spin_us must be an int from 0 to 1000")
+        self._spin = spin_us / 1e6
         if isinstance(url, _api.Hammer):
             self._url: Optional[Union[str, bytes]] = None
             self._sync: Optional[_api.Hammer] = url
@@ -260,7 +268,16 @@ class Hammer:
         """Submits one op and awaits its completion."""
         if self._sync is None or self._closed:
             await self._handle()
-        fut = self._completions().submit_one(op, convert)
+        done = self._completions()
+        fut = done.submit_one(op, convert)
+        if self._spin and not getattr(done.loop, "_ready", True):
+            # Nothing else is ready to run (asyncio's own loop: its queue of ready callbacks is empty): the loop
+            # would only sleep until the reply, and its wake-up costs more than a reply's round trip on loopback.
+            # Poll for it a little first, as the blocking calls do (spin_us).
+            end = _clock() + self._spin
+            ready = done.ready
+            while not fut.done() and _clock() < end:
+                ready()
         return await fut
 
     async def _many(self, what: str, rows: List[Any], make: Callable[[Any], Tuple[hammer_op, Convert, Any]]
