@@ -2,11 +2,13 @@
  * bench_async.c — one thread keeping DEPTH hits in flight with the non-blocking calls (hammer_submit, epoll on
  * hammer_fd, hammer_drain) against the same thread making blocking hammer_hit calls, on one redis-server.
  *
- *   bench_async URL N DEPTH [ROUNDS]
+ *   bench_async URL N DEPTH [ROUNDS [both|async]]
  *
  * ROUNDS rounds, each of N blocking hits then N hits with DEPTH in flight (order reversed every round, so the
  * machine's load weighs on both alike); a fixed window of 10^9 a minute on 64 ids, so every hit is allowed.
  * Prints: blocking=<hits/s> async=<hits/s> depth=DEPTH.
+ * With "async", only the hits in flight (after a warm-up of blocking calls): prints async=, calls= and seconds=,
+ * for benchmarks/run.py to set against another program run by run (hiredis_pipeline.c).
  */
 #include "bench_util.h"
 
@@ -62,9 +64,11 @@ static double in_flight(hammer_t *h, int ep, long n, long depth)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4) { fprintf(stderr, "usage: %s URL N DEPTH [ROUNDS]\n", argv[0]); return 2; }
+    if (argc < 4) { fprintf(stderr, "usage: %s URL N DEPTH [ROUNDS [both|async]]\n", argv[0]); return 2; }
     long n = arg_long(argv[2], "N"), depth = arg_long(argv[3], "DEPTH");
     long rounds = argc > 4 ? arg_long(argv[4], "ROUNDS") : 2;
+    int async_only = argc > 5 && strcmp(argv[5], "async") == 0;
+    if (argc > 5 && !async_only && strcmp(argv[5], "both") != 0) { fprintf(stderr, "mode: both or async\n"); return 2; }
     if (depth < 1 || depth > 4096) { fprintf(stderr, "DEPTH: 1 .. 4096\n"); return 2; }
     hammer_t *h = NULL;
     if (hammer_open(argv[1], &h) != HAMMER_OK) { fprintf(stderr, "open: %s\n", hammer_last_error()); return 1; }
@@ -76,6 +80,12 @@ int main(int argc, char **argv)
     blocking(h, 200);            /* warm-up: connections, scripts, the I/O thread */
     in_flight(h, ep, 200, depth);
     double sb = 0, sa = 0;
+    if (async_only) {
+        for (long r = 0; r < rounds; r++) sa += in_flight(h, ep, n, depth);
+        printf("async=%.1f calls=%ld seconds=%.4f depth=%ld\n", rounds * n / sa, rounds * n, sa, depth);
+        hammer_close(h);
+        return 0;
+    }
     for (long r = 0; r < rounds; r++) {
         if (r % 2 == 0) { sb += blocking(h, n); sa += in_flight(h, ep, n, depth); }
         else { sa += in_flight(h, ep, n, depth); sb += blocking(h, n); }
