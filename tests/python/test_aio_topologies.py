@@ -9,6 +9,7 @@ while a ticker task shows the event loop was never blocked:
 - on_error, fallback and clock=redis decide as the blocking API does, and the statistics count the same."""
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -393,6 +394,19 @@ def test_a_stopped_master_replaced_by_its_replica_through_aio():
     try:
         victim = c.masters()[0]
         replica = c.replica_of(victim)
+        # A fresh replica whose link to its master never came up cannot fail over (its data is too old, says
+        # cluster-replica-validity-factor): wait for its first sync and for a write streamed after it.
+        key = ids_on(c, victim, 1, tag="probe")[0]
+        victim.cli("SET", key, "1")
+        offset = int(re.search(rb"master_repl_offset:(\d+)", victim.cli("INFO", "replication")).group(1))
+        deadline = time.monotonic() + 20
+        while True:
+            info = replica.cli("INFO", "replication")
+            got = re.search(rb"slave_repl_offset:(\d+)", info)
+            if b"master_link_status:up" in info and got and int(got.group(1)) >= offset:
+                break
+            assert time.monotonic() < deadline, "the replica does not replicate"
+            time.sleep(0.02)
         on_victim = ids_on(c, victim, 6, tag="ass")
         others = [i for m in c.masters() if m is not victim for i in ids_on(c, m, 6, tag="ass")]
         bound = 2.0   # default timeouts: 1000 ms connect + 1000 ms per call
