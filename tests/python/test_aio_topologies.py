@@ -574,23 +574,30 @@ def test_cluster_urls_answer_through_aio_as_through_the_blocking_api(request, ui
 
 
 def test_a_bad_certificate_fails_aio_calls_as_it_fails_blocking_ones(tls_certs, redis_server, tls_cluster):
-    """The chain is verified by the handshakes the aio calls make too (lazy handles: made by the first call)."""
+    """The chain is verified by the handshakes the aio calls make too: an open, and a lazy handle's first call (its
+    handshake made for the call), fail as the blocking ones do."""
     single = redis_server.tls_url(ssl_ca_certs=tls_certs.other_ca, lazy_connect="true")
     clustered = tls_cluster.url(ssl_ca_certs=tls_certs.other_ca, lazy_connect="true")
     for url in (single, clustered):
+        eager = url.replace("lazy_connect=true", "lazy_connect=false")
         with pytest.raises(hammer.ConnectError, match="certificate verify failed"):
-            hammer.Hammer(url.replace("lazy_connect=true", "lazy_connect=false"))
-        with hammer.Hammer(url) as hb, pytest.raises(hammer.ConnectError, match="certificate verify failed"):
+            hammer.Hammer(eager)
+        with hammer.Hammer(url) as hb, pytest.raises(hammer.HammerError) as blocking:
             hb.count_hit("x", 1, 1)
 
         async def main():
             with pytest.raises(hammer.ConnectError, match="certificate verify failed"):
-                await hammer.aio.Hammer(url.replace("lazy_connect=true", "lazy_connect=false")).open()
+                await hammer.aio.Hammer(eager).open()
             async with hammer.aio.Hammer(url) as h:
-                with pytest.raises(hammer.ConnectError, match="certificate verify failed"):
+                with pytest.raises(hammer.HammerError) as e:
                     await h.count_hit("x", 1, 1)
+                return e.value
 
-        run(main())
+        got = run(main())
+        print(f"lazy handle, bad CA: blocking {blocking.value!r}, aio {got!r}")
+        assert type(got) is type(blocking.value) is hammer.ConnectError, (got, blocking.value)
+        if url is single:
+            assert "certificate verify failed" in str(got) and "certificate verify failed" in str(blocking.value)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -663,6 +670,69 @@ def test_policies_decide_and_stats_count_through_aio_as_through_the_blocking_api
                             break
                     await asyncio.sleep(0.02)
                 assert not d.degraded and d.allowed and d.remaining == 2, (p, d)
+        finally:
+            for h in aio.values():
+                await h.aclose()
+
+    try:
+        run(main())
+    finally:
+        for h in blocking.values():
+            h.close()
+
+
+def test_policies_answer_a_frozen_redis_through_aio_within_the_bound(own_redis, uid):
+    """Redis frozen (SIGSTOP): each policy answers the aio calls, several in flight at once, as it answers the
+    blocking calls, each call within connect_timeout_ms + timeout_ms, while the loop keeps ticking."""
+    s = own_redis()
+    connect_ms, timeout_ms = 200, 200
+    bound = (connect_ms + timeout_ms) / 1000
+    lim = hammer.Limit.token_bucket(3, 3_600_000)
+    policies = {"error": {}, "allow": {"on_error": "allow"}, "deny": {"on_error": "deny"},
+                "local": {"fallback": "local"}}
+    url = {p: s.url(connect_timeout_ms=connect_ms, timeout_ms=timeout_ms, **q) for p, q in policies.items()}
+
+    def outcome(r):
+        return type(r).__name__ if isinstance(r, hammer.HammerError) else (r.allowed, r.degraded, r.count)
+
+    blocking = {p: hammer.Hammer(u) for p, u in url.items()}
+
+    async def main():
+        aio = {p: await hammer.aio.Hammer(u).open() for p, u in url.items()}
+        try:
+            for p in policies:
+                assert not (await aio[p].hit(uid + ":up", lim)).degraded and not blocking[p].hit(uid, lim).degraded
+            s.pause()
+            try:
+                want, took = {}, []
+                for p in policies:
+                    want[p] = []
+                    for _ in range(4):
+                        t = time.monotonic()
+                        try:
+                            want[p].append(outcome(blocking[p].hit(uid + ":b", lim)))
+                        except hammer.HammerError as e:
+                            want[p].append(outcome(e))
+                        took.append(time.monotonic() - t)
+                async with Ticker() as ticker:
+                    t0 = time.monotonic()
+                    got = await asyncio.gather(*(timed(aio[p].hit(uid + ":a", lim)) for p in policies
+                                                 for _ in range(4)))
+                    ticker.check(t0, time.monotonic())
+            finally:
+                s.resume()
+            took += [t for _, t in got]
+            for k, p in enumerate(policies):
+                mine = [outcome(r) for r, _ in got[4 * k:4 * k + 4]]
+                # In flight together, the local fallback's four decisions come in any order.
+                assert sorted(mine) == sorted(want[p]), (p, mine, want[p])
+            assert want["allow"] == [(True, True, 0)] * 4 and all(not a[0] and a[1] for a in want["deny"]), want
+            assert set(want["error"]) <= {"HammerTimeout", "ConnectError"}, want["error"]
+            assert max(took) <= bound + SLACK, sorted(took)
+            for p in policies:
+                sb, sa = blocking[p].stats(), await aio[p].stats()
+                assert (sa.calls, sa.degraded, sa.allowed, sa.denied, sa.errors) == (
+                    sb.calls, sb.degraded, sb.allowed, sb.denied, sb.errors), (p, sa, sb)
         finally:
             for h in aio.values():
                 await h.aclose()
