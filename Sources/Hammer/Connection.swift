@@ -229,22 +229,7 @@ final class Connection {
         // `ready`: read before waiting (the poll saw data, or TLS holds some); after a read that wants more from
         // the socket, always wait.
         var ready = t.hasBuffered
-        if poll, !ready, let gate {
-            if spinSkip > 0 {
-                spinSkip -= 1
-            } else if gate.active.load(ordering: .relaxed) <= gate.maxActive {
-                if gate.spinners.add(1, ordering: .relaxed).newValue <= gate.maxSpinners {
-                    ready = Connection.poll(fd: t.fd, forUs: spinUs)
-                    if ready {
-                        spinMisses = 0
-                    } else {
-                        spinMisses = min(spinMisses + 1, 6)
-                        spinSkip = (1 << spinMisses) - 1
-                    }
-                }
-                gate.spinners.subtract(1, ordering: .relaxed)
-            }
-        }
+        if poll, !ready { ready = spin() }
         while true {
             if !ready, let f = wait(t, Int16(POLLIN)) { return .failure(f) }
             ready = false
@@ -264,6 +249,29 @@ final class Connection {
             case let .failed(e, why): return fail(ioFailure(e, why))
             }
         }
+    }
+
+    /// Polls the socket for a reply for spin_us without sleeping, when the gate allows (few threads spin, and not
+    /// when more calls are active than cores) and recent replies came within a poll (misses skip the next 1, 3, 7
+    /// ... 63 calls' polls): true when the socket became readable.
+    func spin() -> Bool {
+        guard let gate, let t = transport else { return false }
+        var ready = false
+        if spinSkip > 0 {
+            spinSkip -= 1
+        } else if gate.active.load(ordering: .relaxed) <= gate.maxActive {
+            if gate.spinners.add(1, ordering: .relaxed).newValue <= gate.maxSpinners {
+                ready = Connection.poll(fd: t.fd, forUs: spinUs)
+                if ready {
+                    spinMisses = 0
+                } else {
+                    spinMisses = min(spinMisses + 1, 6)
+                    spinSkip = (1 << spinMisses) - 1
+                }
+            }
+            gate.spinners.subtract(1, ordering: .relaxed)
+        }
+        return ready
     }
 
     /// Sends what is queued, within the deadline. Nothing is sent once the deadline has passed: the call has
@@ -315,8 +323,10 @@ final class Connection {
     /// Reads what has arrived, without waiting, and hands each complete reply to `take` (which frees it). Each
     /// reply is held to a single call's limits. A failure (the connection closed, bytes that are not RESP) leaves
     /// the connection broken.
-    func receiveSome(_ take: (UnsafeMutablePointer<redisReply>) -> Void) -> Failure? {
+    /// `enough`: stop reading once it says so (a blocking call that has its reply).
+    func receiveSome(enough: () -> Bool = { false }, _ take: (UnsafeMutablePointer<redisReply>) -> Void) -> Failure? {
         guard let t = transport, let rd = reader else { return Failure(.connect, "not connected") }
+        var first = true
         while true {
             replies: while true {
                 switch rd.next() {
@@ -327,6 +337,8 @@ final class Connection {
                 case .success(nil): break replies
                 }
             }
+            if !first && enough() { return nil }
+            first = false
             switch t.read(rd.buffer, ReplyReader.chunk) {
             case let .done(n):
                 if let f = rd.feed(n) { broken = true; return f }

@@ -3,6 +3,7 @@
 // On memory:// each operation hands over to the in-process store at its start (Memory/MemoryBackend.swift).
 import CHiredis
 import HammerCore
+import Synchronization
 
 struct BucketInfo {
     var count: Int64
@@ -31,6 +32,8 @@ final class Handle {
     let tags: Bool
     /// The non-blocking calls' engine (Async/), made at the first hammer_submit or hammer_fd.
     let completions = EngineSlot()
+    /// Blocking calls on the engine's lane now (Async/Call.swift).
+    let laneCalls = Atomic<Int>(0)
 
     init(config: Config) {
         self.config = config
@@ -165,6 +168,7 @@ final class Handle {
 
     func countHit(id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64, increment: Int64) -> Result<Int64, Failure> {
         if let memory { return memoryCountHit(memory, id: id, bucket: bucket, nowMs: nowMs, increment: increment) }
+        if let r = countHitOnLane(id: id, bucket: bucket, nowMs: nowMs, increment: increment) { return r }
         return measured(id, Outcome(calls: 1)) { conn in
             Replies.int64(conn.eval(Scripts.countHit) { a in
                 fillCountHit(&a, id: id, bucket: bucket, nowMs: nowMs, increment: increment)
@@ -333,6 +337,7 @@ final class Handle {
     func limit(id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64,
                now: Int64?) -> Result<Decision, Failure> {
         if let memory { return memoryLimit(memory, id: id, lim, mode: mode, cost: cost, now: now) }
+        if let r = limitOnLane(id: id, lim, mode: mode, cost: cost, now: now) { return r }
         let t0 = Clock.monotonicUs()
         let t = time(now)
         // The deny cache serves the handle's clock only (the *_at calls pass their own time) and not check_rate,

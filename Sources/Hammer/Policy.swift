@@ -104,26 +104,34 @@ final class LocalLimiter {
 }
 
 extension Handle {
-    /// A decision for when Redis could not answer with `f`, or `f` itself under on_error=error without fallback.
+    /// A decision for when Redis could not answer with `f`, or `f` itself under on_error=error without fallback;
+    /// what was done is the calling thread's hammer_last_error().
     func degrade(_ f: Failure, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64,
                  now: Int64?) -> Result<Decision, Failure> {
+        let (d, note) = degradeNoted(f, id: id, lim, mode: mode, cost: cost, now: now)
+        if let note { LastError.set(note) }
+        return d
+    }
+
+    /// degrade(), and what was done in words (for the thread that made the call, which may not be this one).
+    func degradeNoted(_ f: Failure, id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64,
+                      now: Int64?) -> (Result<Decision, Failure>, String?) {
         if let local {
             var d = local.decide(id: id, lim, mode: mode, cost: cost, now: now ?? Clock.realtimeMs())
             d.degraded = true
-            LastError.set("decided in-process (fallback=local): " + f.message)
-            return .success(d)
+            return (.success(d), "decided in-process (fallback=local): " + f.message)
         }
         switch config.onError {
         case .error:
-            return .failure(f)
+            return (.failure(f), nil)
         case .allow:
-            LastError.set("allowed without Redis (on_error=allow): " + f.message)
-            return .success(Decision(allowed: true, count: 0, limit: lim.limit, remaining: lim.capacity,
-                                     retryAfterMs: 0, resetAfterMs: 0, degraded: true))
+            return (.success(Decision(allowed: true, count: 0, limit: lim.limit, remaining: lim.capacity,
+                                      retryAfterMs: 0, resetAfterMs: 0, degraded: true)),
+                    "allowed without Redis (on_error=allow): " + f.message)
         case .deny:
-            LastError.set("denied without Redis (on_error=deny): " + f.message)
-            return .success(Decision(allowed: false, count: 0, limit: lim.limit, remaining: 0,
-                                     retryAfterMs: max(1, pool.backoffLeftMs), resetAfterMs: 0, degraded: true))
+            return (.success(Decision(allowed: false, count: 0, limit: lim.limit, remaining: 0,
+                                      retryAfterMs: max(1, pool.backoffLeftMs), resetAfterMs: 0, degraded: true)),
+                    "denied without Redis (on_error=deny): " + f.message)
         }
     }
 }

@@ -74,6 +74,8 @@ final class Pool {
     static let refusedCapMs: Int64 = 100
     // Statistics (guarded by lock).
     private var stats = Stats()
+    /// Calls waiting for a connection (guarded by lock): lendNow() leaves the connection given back to them.
+    private var waiters = 0
     /// lazy_connect: hammer_open did not check the server (ServerCheck), so the first connection made does; a
     /// refusal (a server too old) then answers every call, as it would have answered the open (guarded by lock).
     private var serverUnchecked: Bool
@@ -210,10 +212,13 @@ final class Pool {
                                     transient: last.transient))
         }
         let deadline = deadlineUs / 1000
+        let waits = idle.isEmpty && lent >= config.poolSize
+        if waits { waiters += 1 }
         while idle.isEmpty && lent >= config.poolSize {
             // All connections are lent: wait for one, at most until the call's deadline.
             let now = Clock.monotonicMs()
             if now >= deadline {
+                waiters -= 1
                 lock.unlock()
                 return .failure(Failure(.timeout, "all \(config.poolSize) pooled connections stayed busy; raise pool_size",
                                         transient: true))
@@ -226,6 +231,7 @@ final class Pool {
             if ts.tv_nsec >= 1_000_000_000 { ts.tv_sec += 1; ts.tv_nsec -= 1_000_000_000 }
             pthread_cond_timedwait(lock.cond, lock.mutex, &ts)
         }
+        if waits { waiters -= 1 }
         let conn: Connection
         if let c = idle.popLast() {
             conn = c
@@ -296,7 +302,7 @@ final class Pool {
     func lendNow() -> Connection? {
         epoch.check(afterFork)
         lock.lock()
-        guard refusal == nil, !serverUnchecked, Clock.monotonicMs() >= downUntilMs,
+        guard refusal == nil, !serverUnchecked, waiters == 0, Clock.monotonicMs() >= downUntilMs,
               let conn = idle.last, conn.isOpen else {
             lock.unlock()
             return nil

@@ -7,29 +7,43 @@ import CHammer
 import HammerCore
 
 enum Dispatch {
-    static func expired(_ op: AsyncOp) -> hammer_completion {
-        hammer_completion(tag: op.tag, kind: op.kind, failure: Failure(
-            .timeout, "hammer_submit: not sent: the op's deadline (connect_timeout_ms + timeout_ms) passed while it was queued"))
-    }
+    static let notSent = Failure(
+        .timeout, "hammer_submit: not sent: the op's deadline (connect_timeout_ms + timeout_ms) passed while it was queued")
+    /// An op sent whose deadline passed before its reply: completed then; the reply, if any comes, is dropped.
+    static let noReply = Failure(
+        .timeout, "hammer_submit: no reply within the op's deadline (connect_timeout_ms + timeout_ms); it may have run")
 
-    /// An op sent whose deadline passed before its reply: completed now; the reply, if any comes, is dropped.
-    static func overdue(tag: UInt64, kind: Int32) -> hammer_completion {
-        hammer_completion(tag: tag, kind: kind, failure: Failure(
-            .timeout, "hammer_submit: no reply within the op's deadline (connect_timeout_ms + timeout_ms); it may have run"))
+    /// An op that ran out of time: a decision is left to the on_error / fallback policy,
+    /// as for a blocking call that times out; `record`: counted in the statistics here (else its batch counts it).
+    static func timedOut(_ h: Handle, _ op: AsyncOp, _ f: Failure, record: Bool) -> hammer_completion {
+        var o = Outcome(calls: 1)
+        var c: hammer_completion
+        switch op.body {
+        case let .decision(lim, mode, cost, now):
+            let d = h.degradeNoted(f, id: op.idBuffer, lim, mode: mode, cost: cost, now: now).0
+            o.add(d)
+            c = decided(op, d)
+        case let .multi(set, mode, cost, now):
+            let d = h.degradeAll(f, MultiRequest(id: op.idBuffer, set: set, mode: mode, cost: cost, now: now))
+            o.add(d)
+            c = decided(op, d)
+        default:
+            o.fail(f.status)
+            c = hammer_completion(tag: op.tag, kind: op.kind, failure: f)
+        }
+        if record { h.pool.record(o, latencyUs: nil) }
+        return c
     }
 
     /// Each op's completion with its index in `ops`.
     static func run(_ h: Handle, _ ops: [AsyncOp]) -> [(Int, hammer_completion)] {
         var out: [(Int, hammer_completion)] = []
         out.reserveCapacity(ops.count)
-        defer { for op in ops { op.release() } }
         let now = Clock.monotonicUs()
         var counts: [Int] = [], decisions: [Int] = [], multis: [Int] = [], singles: [Int] = []
-        var late = 0
         for (i, op) in ops.enumerated() {
             if now >= op.deadlineUs {
-                out.append((i, expired(op)))
-                late += 1
+                out.append((i, timedOut(h, op, notSent, record: true)))
                 continue
             }
             switch op.body {
@@ -39,7 +53,6 @@ enum Dispatch {
             case .getBucket, .delete, .inspect: singles.append(i)
             }
         }
-        h.recordExpired(late)
         if !counts.isEmpty { runCounts(h, ops, counts, &out) }
         if !decisions.isEmpty { runDecisions(h, ops, decisions, &out) }
         if !multis.isEmpty { runMultis(h, ops, multis, &out) }

@@ -20,32 +20,31 @@ final class Engine {
     /// Readable while completions wait (`signalled`).
     private let efd: Int32
     private var signalled = false
-    /// Lanes with ops in flight; `active` is the one new ops join (the others are retired, see Lane).
-    private var lanes: [Lane] = []
-    private var active: Lane? = nil
-    /// Ops in flight on a lane before more go to the I/O thread's batches, which share one script call.
-    static let laneDepth: Int = {
-        if let s = getenv("HAMMER_LANE_DEPTH"), let n = Int(String(cString: s)), n >= 0 { return min(n, 1024) }
-        return 8
-    }()
-    private let lock = Lock()                 // lock.cond: the I/O thread waits there for ops
+    /// Lanes with ops in flight; `active` has the one of each pool that new ops join (the others are retired, see
+    /// Lane); `spare`, lanes ended, kept for the next ones.
+    var lanes: [Lane] = []
+    var active: [ObjectIdentifier: Lane] = [:]
+    var spare: [Lane] = []
+    /// Blocking calls wait here (with `lock`) for their result, or for their lane's socket to be free to watch.
+    let waitCond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    let lock = Lock()                         // lock.cond: the I/O thread waits there for ops
     private let timerCond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
     private var queue: [AsyncOp] = []
     private var queueHead = 0
-    private var done: [hammer_completion] = []
+    var done: [hammer_completion] = []
     private var doneHead = 0
     /// Ops submitted and not yet drained.
     private var pending = 0
     private var started = false
-    private var closing = false
+    var closing = false
     private var ioIdle = false
     /// connect_timeout_ms + timeout_ms in us: every op's deadline from its submit.
     let span: Int64
     private var threads: [pthread_t] = []
     /// The ops the I/O thread is running (in submit order, so their deadlines ascend): the deadline thread
     /// completes those whose deadline passes first, and their late results are dropped.
-    private var inflight: [(tag: UInt64, kind: Int32, deadlineUs: Int64)] = []
+    private var inflight: [AsyncOp] = []
     private var inflightDone: [Bool] = []
     private var inflightNext = 0
 
@@ -76,12 +75,15 @@ final class Engine {
         pthread_condattr_init(&attr)
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
         pthread_cond_init(timerCond, &attr)
+        pthread_cond_init(waitCond, &attr)
         pthread_condattr_destroy(&attr)
     }
 
     deinit {
         pthread_cond_destroy(timerCond)
         timerCond.deallocate()
+        pthread_cond_destroy(waitCond)
+        waitCond.deallocate()
     }
 
     private var queued: Int { queue.count - queueHead }
@@ -101,7 +103,10 @@ final class Engine {
             if let call = handle.laneCall(op) {
                 switch onLane(op, call) {
                 case .taken: continue
-                case let .completed(c): cs.append(c); continue
+                case let .completed(r):
+                    cs.append(Handle.completion(op, r))   // from the deny cache
+                    op.release()
+                    continue
                 case .declined: break
                 }
             }
@@ -113,12 +118,19 @@ final class Engine {
         return nil
     }
 
+    /// An op of hammer_submit that a lane gave back (Redis redirected it) goes to the I/O thread (the lock held).
+    func requeue(_ op: AsyncOp) {
+        queue.append(op)
+        if ioIdle { pthread_cond_signal(lock.cond) }
+    }
+
     /// Reads the lanes' replies that have come, then moves up to `max` completions to `out`.
     func drain(_ out: UnsafeMutablePointer<hammer_completion>, _ max: Int) -> Int {
         lock.lock()
         defer { lock.unlock() }
         if !lanes.isEmpty {
-            for lane in lanes { pump(lane) }
+            // A lane a blocking call watches is that call's to read.
+            for lane in lanes where !lane.driving { pump(lane) }
         }
         let k = min(max, done.count - doneHead)
         if k > 0 {
@@ -140,7 +152,7 @@ final class Engine {
     }
 
     /// The eventfd readable exactly while completions wait.
-    private func signal() {
+    func signal() {
         let waiting = doneHead < done.count
         if waiting == signalled { return }
         if waiting {
@@ -164,202 +176,6 @@ final class Engine {
         if cs.isEmpty { return }
         done.append(contentsOf: cs)
         signal()
-    }
-
-    // MARK: lanes (the lock held)
-
-    private enum LaneTake {
-        case taken
-        case completed(hammer_completion)
-        case declined
-    }
-
-    /// Puts `op` on the active lane (a new one if there is none and an open connection is idle), or answers it from
-    /// the deny cache; declined when the lane is full or no connection is at hand without waiting.
-    private func onLane(_ op: AsyncOp, _ call: LaneCall) -> LaneTake {
-        let h = handle
-        let lane: Lane
-        if let a = active, !a.retired {
-            if a.inFlight >= Engine.laneDepth { return .declined }
-            lane = a
-        } else {
-            guard let conn = h.pool.lendNow() else { return .declined }
-            let l = Lane(conn)
-            var ev = epoll_event()
-            ev.events = EPOLLIN.rawValue
-            if epoll_ctl(fd, EPOLL_CTL_ADD, l.fd, &ev) != 0 {
-                h.pool.giveBack(conn, nil, trips: false)
-                return .declined
-            }
-            lanes.append(l)
-            active = l
-            lane = l
-        }
-        var time: Int64? = nil
-        var cached: (since: Int64, resets: UInt64)? = nil
-        if case let .decision(lim, mode, cost) = call, case let .decision(_, _, _, now) = op.body {
-            time = h.time(now)
-            if let cache = h.denyCache, now == nil, mode != .check {
-                let cnow = DenyCache.now(h.config, sent: time)
-                let (d, resets) = cache.answer(id: op.idBuffer, lim, mode: mode, cost: cost, now: cnow)
-                if let d {
-                    var c = hammer_completion(tag: op.tag, kind: op.kind, failure: nil)
-                    withUnsafeMutablePointer(to: &c.decision) { put($0, d) }
-                    op.release()
-                    if lane.inFlight == 0 { endLane(lane, nil, trips: false) }
-                    return .completed(c)
-                }
-                cached = (DenyCache.since(h.config, cnow), resets)
-            }
-        }
-        let e = LaneEntry(op: op, time: time, cached: cached, t0: Clock.monotonicUs())
-        lane.fifo.append(e)
-        lane.waiting += 1
-        if let f = h.appendLaneCommand(lane.conn, e) {
-            failLane(lane, f)
-        } else {
-            flush(lane)
-        }
-        return .taken
-    }
-
-    /// Sends what the lane's socket takes now, and watches it for writing while the rest waits.
-    private func flush(_ lane: Lane) {
-        switch lane.conn.sendSome() {
-        case let .failure(f): failLane(lane, f)
-        case let .success(events):
-            let all = events == 0
-            if all == lane.watchingWrite {
-                var ev = epoll_event()
-                ev.events = EPOLLIN.rawValue | (all ? 0 : EPOLLOUT.rawValue)
-                _ = epoll_ctl(fd, EPOLL_CTL_MOD, lane.fd, &ev)
-                lane.watchingWrite = !all
-            }
-        }
-    }
-
-    /// Sends what waits, takes the replies that have come (each to the op at the head of the list), and ends the
-    /// lane once no op waits on it.
-    private func pump(_ lane: Lane) {
-        let h = handle
-        if lane.conn.unsent {
-            flush(lane)
-            if !lane.conn.isOpen { return }
-        }
-        var cs: [hammer_completion] = []
-        var resend = false
-        let f = lane.conn.receiveSome { r in
-            defer { freeReplyObject(r) }
-            if lane.outOfStep { return }
-            guard var e = lane.pop() else { lane.outOfStep = true; return }
-            if !Replies.isUsableBatch(r, elements: h.laneWidth(e.op)) {
-                // Not this request's reply: the stream is out of step, and every op on it fails (failLane).
-                lane.outOfStep = true
-                if !e.done {
-                    cs.append(h.laneCompletion(e, .failure(Engine.outOfStep)))
-                    lane.waiting -= 1
-                    e.op.release()
-                }
-                return
-            }
-            if e.done { return }
-            if !e.byEval && Connection.isNoScript(r) {
-                // Redis did not run it (a flushed or restarted server): the one resend, by EVAL, which loads it.
-                e.byEval = true
-                lane.fifo.append(e)
-                if h.appendLaneCommand(lane.conn, e) == nil { resend = true; return }
-                _ = lane.fifo.popLast()
-                cs.append(h.laneCompletion(e, .failure(Failure(.internal, "hammer_submit: EVAL could not be queued"))))
-            } else {
-                cs.append(h.laneCompletion(e, .success(r)))
-            }
-            lane.waiting -= 1
-            e.op.release()
-        }
-        done.append(contentsOf: cs)
-        if let f {
-            failLane(lane, f)
-        } else if lane.outOfStep {
-            failLane(lane, Engine.outOfStep)
-        } else if resend {
-            flush(lane)
-        }
-        if lane.conn.isOpen && lane.waiting == 0 {
-            if lane.timedOut {
-                endLane(lane, overdue, trips: true)
-            } else if lane.inFlight == 0 {
-                endLane(lane, nil, trips: false)
-            }
-        }
-    }
-
-    private static let outOfStep = Failure(.protocol, "Redis sent a reply that no command asked for, or not the one asked for; the connection is dropped")
-
-    private var overdue: Failure {
-        Failure(.timeout, "hammer_submit: no reply within the op's deadline (connect_timeout_ms + timeout_ms)")
-    }
-
-    /// Fails every op waiting on the lane (none is resent: each may have run) and closes its connection.
-    private func failLane(_ lane: Lane, _ f: Failure) {
-        var cs: [hammer_completion] = []
-        while let e = lane.pop() {
-            if !e.done {
-                cs.append(handle.laneCompletion(e, .failure(f)))
-                e.op.release()
-            }
-        }
-        lane.waiting = 0
-        done.append(contentsOf: cs)
-        lane.conn.close()
-        endLane(lane, f, trips: false)
-    }
-
-    /// Takes the lane out of the set and gives its connection back (closed unless it ended in step).
-    private func endLane(_ lane: Lane, _ f: Failure?, trips: Bool) {
-        _ = epoll_ctl(fd, EPOLL_CTL_DEL, lane.fd, nil)
-        if lane.inFlight > 0 || f != nil { lane.conn.close() }
-        lanes.removeAll { $0 === lane }
-        if active === lane { active = nil }
-        handle.pool.giveBack(lane.conn, f, trips: trips)
-    }
-
-    /// The deadline thread's part: lane ops past their deadline complete as TIMEOUT (counted in the statistics)
-    /// and keep their place; their lane takes no new op, and ends once no op waits on it. The earliest deadline
-    /// still waiting, if any.
-    private func expireLanes(now: Int64) -> Int64? {
-        var first: Int64? = nil
-        for lane in lanes {
-            var expired = 0
-            for k in lane.head..<lane.fifo.count where !lane.fifo[k].done {
-                let d = lane.fifo[k].op.deadlineUs
-                if d > now {
-                    first = min(first ?? d, d)
-                    continue
-                }
-                lane.fifo[k].done = true
-                let op = lane.fifo[k].op
-                done.append(hammer_completion(tag: op.tag, kind: op.kind, failure: Failure(
-                    .timeout, "hammer_submit: no reply within the op's deadline (connect_timeout_ms + timeout_ms); it may have run")))
-                op.release()
-                expired += 1
-            }
-            if expired == 0 { continue }
-            lane.waiting -= expired
-            lane.retired = true
-            lane.timedOut = true
-            if active === lane { active = nil }
-            handle.recordExpired(expired)
-        }
-        for lane in lanes where lane.timedOut && lane.waiting == 0 {
-            // Nobody waits for what is still on its way: the connection goes, with its late replies.
-            endLane(lane, overdue, trips: true)
-        }
-        for lane in lanes where lane.timedOut && lane.conn.unsent {
-            // Not written in time: what is left of it must not go out after its op was told it timed out.
-            failLane(lane, Failure(.timeout, "hammer_submit: not sent within the op's deadline; the connection is dropped"))
-        }
-        signal()
-        return first
     }
 
     // MARK: threads
@@ -409,12 +225,14 @@ final class Engine {
             let ops = Array(e.queue[e.queueHead...])
             e.queue.removeAll(keepingCapacity: true)
             e.queueHead = 0
-            e.inflight = ops.map { ($0.tag, $0.kind, $0.deadlineUs) }
+            e.inflight = ops
             e.inflightDone = [Bool](repeating: false, count: ops.count)
             e.inflightNext = 0
             e.lock.unlock()
             let results = Dispatch.run(e.handle, ops)
             e.lock.lock()
+            // Released here, under the lock: until now the deadline thread may read an op in flight.
+            for op in ops { op.release() }
             var cs: [hammer_completion] = []
             cs.reserveCapacity(results.count)
             for (i, c) in results where !e.inflightDone[i] { cs.append(c) }
@@ -436,9 +254,10 @@ final class Engine {
             let flightFirst: Int64? = e.inflightNext < e.inflight.count ? e.inflight[e.inflightNext].deadlineUs : nil
             let now = Clock.monotonicUs()
             let laneFirst = e.lanes.isEmpty ? nil : e.expireLanes(now: now)
-            // With nothing pending, a wait of one op's whole deadline: an op submitted meanwhile has its deadline
-            // after that wait ends, so submit never needs to wake this thread (one wake-up per op saved).
-            let first = [queuedFirst, flightFirst, laneFirst].compactMap({ $0 }).min() ?? now &+ e.span
+            // Never longer than timeout_ms: an op submitted meanwhile has at least that (a lane op has timeout_ms
+            // from its write), so submit never needs to wake this thread (a wake-up per op saved).
+            let first = min([queuedFirst, flightFirst, laneFirst].compactMap({ $0 }).min() ?? Int64.max,
+                            now &+ e.handle.config.timeoutMs &* 1000)
             if now < first {
                 // Later ops have later deadlines: nothing needs to wake this wait before it ends.
                 var ts = timespec(tv_sec: Int(first / 1_000_000), tv_nsec: Int(first % 1_000_000) * 1000)
@@ -448,22 +267,20 @@ final class Engine {
             var cs: [hammer_completion] = []
             while e.queueHead < e.queue.count && e.queue[e.queueHead].deadlineUs <= now {
                 let op = e.queue[e.queueHead]
-                cs.append(Dispatch.expired(op))
+                cs.append(Dispatch.timedOut(e.handle, op, Dispatch.notSent, record: true))
                 op.release()
                 e.queueHead += 1
             }
             if e.queueHead == e.queue.count { e.queue.removeAll(keepingCapacity: true); e.queueHead = 0 }
-            var late = 0
             while e.inflightNext < e.inflight.count && e.inflight[e.inflightNext].deadlineUs <= now {
                 let k = e.inflightNext
                 if !e.inflightDone[k] {
                     e.inflightDone[k] = true
-                    cs.append(Dispatch.overdue(tag: e.inflight[k].tag, kind: e.inflight[k].kind))
-                    late += 1
+                    // Its batch counts it when it returns.
+                    cs.append(Dispatch.timedOut(e.handle, e.inflight[k], Dispatch.noReply, record: false))
                 }
                 e.inflightNext += 1
             }
-            e.handle.recordExpired(cs.count - late)
             e.complete(cs)
         }
         e.lock.unlock()
@@ -484,28 +301,14 @@ final class Engine {
         queueHead = 0
         // The ops on lanes were written: Redis runs them; their replies go with the connections.
         lock.lock()
-        for lane in lanes {
-            while let e = lane.pop() { if !e.done { e.op.release() } }
-            lane.waiting = 0
-            endLane(lane, Failure(.invalid, "the handle is closing"), trips: false)
-        }
+        for lane in lanes { failLane(lane, Failure(.invalid, "the handle is closing")) }
         lock.unlock()
         close(fd)
         close(efd)
     }
 }
 
-extension Handle {
-    /// Ops that expired in the queue count as failed requests, as a batch's timeouts do.
-    func recordExpired(_ n: Int) {
-        if n == 0 { return }
-        var o = Outcome(calls: UInt64(n))
-        o.errors[Int(Status.timeout.rawValue)] &+= UInt64(n)
-        pool.record(o, latencyUs: nil)
-    }
-}
-
-/// A handle's engine, made at the first hammer_fd / hammer_submit. In a fork()ed child the parent's engine (its
+/// A handle's engine, made at the first blocking call that can use a lane, hammer_fd or hammer_submit. In a fork()ed child the parent's engine (its
 /// threads gone, its lock perhaps held forever) is left alone and a fresh one is made.
 final class EngineSlot {
     private var lock = Lock()

@@ -1,31 +1,71 @@
-// A lane: one pooled connection on which the thread that submits writes single ops itself, and whose replies the
-// thread that drains reads, so that an op costs no hand-off to the I/O thread: the caller's loop wakes on the socket
-// (hammer_fd is an epoll set holding it). The ops in flight form a first-in-first-out list and replies are matched
-// in order: an op whose deadline passes completes as TIMEOUT but keeps its place to absorb its late reply; a reply
-// that cannot be matched or read fails every op in flight on the lane, resends none, and closes the connection; a
-// NOSCRIPT answer (Redis did not run it) is the one resend, by EVAL. Guarded by the engine's lock: nothing here
-// waits (only what the socket takes or holds now is written or read).
+// A lane: one pooled connection on which the calling threads write single ops themselves, with the ops in flight
+// on it in a first-in-first-out list whose replies are matched in order (Lanes.swift drives it). Here: what a lane
+// and its entries hold, and the codec of a lane op: the batch calls' script with one request (so that a reply of
+// another shape shows the stream out of step), and its reply decoded into a result, counted in the statistics.
 import CHammer
 import CHiredis
 import Glibc
 import HammerCore
 
+/// What a lane op is, decided when it is put on the lane (the id is not read again once it completed).
+enum LaneCall {
+    case countHit(bucket: Int64, nowMs: Int64, increment: Int64)
+    case decision(lim: Limit, mode: Mode, cost: Int64)
+
+    /// Whether its single call's reply is an array (a decision's 5 integers), whose shape alone tells it from a
+    /// stray reply; count_hit's and check_rate's (at a known time) are an integer, so an op of hammer_submit, or one
+    /// on a lane with ops already in flight, goes as the batch script with one request, whose reply is an array.
+    func singleIsArray(time: Int64?) -> Bool {
+        if case let .decision(_, mode, _) = self { return mode != .check || time == nil }
+        return false
+    }
+}
+
+/// A lane op's result. `note`: what a policy did when Redis could not answer (the caller's hammer_last_error).
+enum LaneResult {
+    case count(Result<Int64, Failure>)
+    case decision(Result<Decision, Failure>, note: String?)
+    /// Redis did not run it and said where it belongs (a cluster's MOVED, ASK, TRYAGAIN, CLUSTERDOWN): it is made
+    /// again the way that follows redirections (the I/O thread's batches, or the blocking call's own connection).
+    case again
+
+    var failure: Failure? {
+        switch self {
+        case let .count(r): return r.failureValue
+        case let .decision(r, _): return r.failureValue
+        case .again: return nil
+        }
+    }
+}
+
 struct LaneEntry {
     let op: AsyncOp
+    let call: LaneCall
     /// The time the op is decided at (nil: Redis's TIME).
     let time: Int64?
     /// The deny cache's bookkeeping for the answer (hit / peek on the handle's clock).
     let cached: (since: Int64, resets: UInt64)?
     let t0: Int64
+    /// When it times out: timeout_ms after it was written, within the op's own deadline.
+    let deadlineUs: Int64
+    /// A blocking call's: its result goes to Lane.result, not to the completions.
+    let blocking: Bool
+    /// Sent as the batch calls' script with one request (else as the blocking call's own script).
+    let batch: Bool
     /// Sent again by EVAL after Redis answered NOSCRIPT.
     var byEval = false
     /// Completed already (its deadline passed): its reply, when it comes, is dropped.
     var done = false
 }
 
+/// Reused from one connection to the next (Engine.spare), so that a call allocates nothing.
 final class Lane {
-    let conn: Connection
-    let fd: Int32
+    /// Its connection, and whose it is (the handle's pool, or on a cluster the node's): nil once ended, so that a
+    /// spare lane keeps neither alive (a node's pool dropped from the map closes its connections as it goes).
+    private(set) var conn: Connection!
+    private(set) var fd: Int32 = -1
+    private(set) var pool: Pool!
+    private(set) var node: NodeAddress? = nil
     var fifo: [LaneEntry] = []
     var head = 0
     /// Ops not yet completed.
@@ -36,11 +76,50 @@ final class Lane {
     var timedOut = false
     /// A reply no op asked for arrived (set while replies are taken).
     var outOfStep = false
+    /// In hammer_fd's epoll set (once an op of hammer_submit is on it), and watched for writing there.
+    var watched = false
     var watchingWrite = false
+    /// A blocking call's thread is waiting on its socket (unlocked): no one else reads it meanwhile.
+    var driving = false
+    /// Ended: its connection is back in its pool.
+    var ended = false
+    /// The blocking call's result (a blocking call joins an idle lane only, so there is one at a time).
+    var result: LaneResult? = nil
+    /// The replies of one read, handed over once the read is known to be in step (Engine.pump).
+    var matched: [(LaneEntry, UnsafeMutablePointer<redisReply>)] = []
 
-    init(_ conn: Connection) {
+    init(_ conn: Connection, pool: Pool, node: NodeAddress?) {
         self.conn = conn
+        self.pool = pool
+        start(conn, pool: pool, node: node)
+    }
+
+    /// Takes a connection: a fresh lane.
+    func start(_ conn: Connection, pool: Pool, node: NodeAddress?) {
+        self.conn = conn
+        self.pool = pool
+        self.node = node
         fd = conn.fd
+        fifo.removeAll(keepingCapacity: true)
+        head = 0
+        waiting = 0
+        retired = false
+        timedOut = false
+        outOfStep = false
+        watched = false
+        watchingWrite = false
+        driving = false
+        ended = false
+        result = nil
+    }
+
+    /// Ended: lets go of its connection and pool.
+    func clear() {
+        conn = nil
+        pool = nil
+        node = nil
+        fifo.removeAll(keepingCapacity: true)
+        head = 0
     }
 
     var inFlight: Int { fifo.count - head }
@@ -61,16 +140,11 @@ final class Lane {
     }
 }
 
-/// What a lane's op is, decided at submit.
-enum LaneCall {
-    case countHit(bucket: Int64, nowMs: Int64, increment: Int64)
-    case decision(lim: Limit, mode: Mode, cost: Int64)
-}
-
 extension Handle {
-    /// Whether `op` can go on a lane: the single-Redis calls of one script (count_hit, one limit's decision).
+    /// What `op` is on a lane, or nil when it cannot go on one: lanes carry the calls of one script (count_hit, one
+    /// limit's decision).
     func laneCall(_ op: AsyncOp) -> LaneCall? {
-        if router != nil || memory != nil { return nil }
+        if memory != nil { return nil }
         if tags, Keys.tagProblem(id: op.idBuffer) != nil { return nil }
         switch op.body {
         case let .count(bucket, nowMs, increment): return .countHit(bucket: bucket, nowMs: nowMs, increment: increment)
@@ -79,18 +153,33 @@ extension Handle {
         }
     }
 
-    /// Appends the op's command to the connection's queue: the batch calls' script with this one request (a reply
-    /// whose shape is not that request's then shows the stream out of step, see Engine.pump).
+    /// The pool whose connection an op on `id` goes on (on a cluster: the node serving its slot, as far as the map
+    /// says), or nil when none is known now.
+    func laneTarget(_ id: UnsafeBufferPointer<UInt8>) -> (Pool, NodeAddress?)? {
+        guard let router else { return (pool, nil) }
+        guard let (node, p) = router.route(ClusterSlot.ofId(id)) else { return nil }
+        return (p, node)
+    }
+
+    /// Appends the entry's command to the connection's queue: the batch calls' script with this one request.
     func appendLaneCommand(_ conn: Connection, _ e: LaneEntry) -> Failure? {
-        guard let call = laneCall(e.op) else { return Failure(.internal, "hammer_submit: not a lane op") }
+        fillLaneArgs(&conn.args, e)
+        return conn.append()
+    }
+
+    private func fillLaneArgs(_ a: inout Args, _ e: LaneEntry) {
         let id = e.op.idBuffer
-        var a = conn.args
         a.reset()
         a.add(e.byEval ? "EVAL" : "EVALSHA")
-        switch call {
+        func script(_ s: Script) { a.add(e.byEval ? s.source : s.sha) }
+        switch e.call {
         case let .countHit(bucket, nowMs, increment):
-            let script = Scripts.countHitMany
-            a.add(e.byEval ? script.source : script.sha)
+            if !e.batch {
+                script(Scripts.countHit)
+                fillCountHit(&a, id: id, bucket: bucket, nowMs: nowMs, increment: increment)
+                return
+            }
+            script(Scripts.countHitMany)
             a.add(Int64(Scripts.countHitManyKeys))
             Keys.appendIdBase(prefix: config.prefix, id: id, tags: tags, to: &a.bytes)
             Decimal.append(bucket, to: &a.bytes)
@@ -103,8 +192,19 @@ extension Handle {
             a.add(increment)
             a.add(nowMs)
         case let .decision(lim, mode, cost):
-            let script = Scripts.limiterMany
-            a.add(e.byEval ? script.source : script.sha)
+            if !e.batch {
+                if mode == .check, let t = e.time {
+                    // Hammer's check_rate at a known time: count_hit on the window's bucket (see Handle.limit).
+                    let w = idiv(t, lim.periodMs)
+                    script(Scripts.checkRate)
+                    fillCountHit(&a, id: id, bucket: w, nowMs: t, increment: cost, ttlMs: (w + 1) * lim.periodMs - t + 1000)
+                } else {
+                    script(Scripts.limiter(lim.algorithm))
+                    fillLimiter(&a, id: id, lim, mode: mode.letter, cost: cost, now: e.time)
+                }
+                return
+            }
+            script(Scripts.limiterMany)
             a.add(Int64(Keys.decisionKeyCount(lim.algorithm)))
             appendDecisionKeys(&a, id: id, lim, now: e.time)
             a.add(Int64(1))   // one limiter
@@ -117,53 +217,71 @@ extension Handle {
             a.add(cost)
             if let t = e.time { a.add(t) } else { a.add("") }
         }
-        conn.args = a
-        return conn.append()
     }
 
-    /// Elements of a lane op's reply.
-    func laneWidth(_ op: AsyncOp) -> Int {
-        if case .decision? = laneCall(op) { return 5 }
-        return 1
+    /// Whether `r` has the shape of the entry's reply: Redis's error, or the array or integer its script answers.
+    static func isLaneReply(_ r: UnsafeMutablePointer<redisReply>, _ e: LaneEntry) -> Bool {
+        if e.batch || e.call.singleIsArray(time: e.time) {
+            if case .countHit = e.call { return Replies.isUsableBatch(r, elements: 1) }
+            return Replies.isUsableBatch(r, elements: 5)
+        }
+        return r.pointee.type == REDIS_REPLY_ERROR || Replies.integer(r) != nil
     }
 
-    /// The op's completion from its reply (or failure), counted in the statistics; a decision Redis could not
-    /// make is left to the on_error / fallback policy, as for the blocking call.
-    func laneCompletion(_ e: LaneEntry, _ reply: Result<UnsafeMutablePointer<redisReply>, Failure>) -> hammer_completion {
-        let op = e.op
+    /// The entry's result from its reply (checked by Replies.isUsableBatch) or failure, counted in the statistics;
+    /// a decision Redis could not make is left to the on_error / fallback policy, as for any call.
+    func laneResult(_ e: LaneEntry, _ reply: Result<UnsafeMutablePointer<redisReply>, Failure>) -> LaneResult {
         var o = Outcome(calls: 1)
-        var c: hammer_completion
         // A whole-chunk error (a Redis error reply), or the request's element(s).
         let values = reply.flatMap { r -> Result<UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>, Failure> in
             if let f = Replies.error(r) { return .failure(f) }
             guard let el = r.pointee.element else { return .failure(Failure(.protocol, "batch: missing element")) }
             return .success(el)
         }
-        switch laneCall(op) {
-        case .countHit?:
-            let r: Result<Int64, Failure> = values.flatMap { el in
-                el[0].map { Replies.int64Value($0, what: "count_hit") } ?? .failure(Failure(.protocol, "batch: missing element"))
-            }
+        let result: LaneResult
+        switch e.call {
+        case .countHit:
+            let r: Result<Int64, Failure> = !e.batch ? reply.flatMap { Replies.int64Value($0, what: "count_hit") }
+                : values.flatMap { el in
+                    el[0].map { Replies.int64Value($0, what: "count_hit") } ?? .failure(Failure(.protocol, "batch: missing element"))
+                }
             if let f = r.failureValue { o.fail(f.status) }
-            c = hammer_completion(tag: op.tag, kind: op.kind, failure: r.failureValue)
-            if case let .success(n) = r { c.value = n }
-        case let .decision(lim, mode, cost)?:
-            var d: Result<Decision, Failure> = values.flatMap { Handle.decisionValues($0, lim) }
+            result = .count(r)
+        case let .decision(lim, mode, cost):
+            var d: Result<Decision, Failure>
+            if e.batch {
+                d = values.flatMap { Handle.decisionValues($0, lim) }
+            } else if mode == .check, let t = e.time {
+                let left = (idiv(t, lim.periodMs) + 1) * lim.periodMs - t
+                d = reply.flatMap { Replies.int64Value($0, what: "check_rate") }.map {
+                    Decision.checkRate(count: $0, limit: lim.limit, increment: cost, leftMs: left)
+                }
+            } else {
+                d = reply.flatMap { Handle.decisionValue($0, lim) }
+            }
+            var note: String? = nil
             if let denyCache, let cached = e.cached, case let .success(dec) = d {
-                denyCache.offer(id: op.idBuffer, lim, dec, mode: mode, cost: cost, now: cached.since,
+                denyCache.offer(id: e.op.idBuffer, lim, dec, mode: mode, cost: cost, now: cached.since,
                                 resetsBefore: cached.resets)
             }
             if case let .failure(f) = d, f.transient {
-                d = degrade(f, id: op.idBuffer, lim, mode: mode, cost: cost, now: e.time)
+                (d, note) = degradeNoted(f, id: e.op.idBuffer, lim, mode: mode, cost: cost, now: e.time)
             }
             o.add(d)
-            c = hammer_completion(tag: op.tag, kind: op.kind, failure: d.failureValue)
-            if case let .success(dec) = d { withUnsafeMutablePointer(to: &c.decision) { put($0, dec) } }
-        case nil:
-            o.fail(.internal)
-            c = hammer_completion(tag: op.tag, kind: op.kind, failure: Failure(.internal, "hammer_submit: not a lane op"))
+            result = .decision(d, note: note)
         }
         pool.record(o, latencyUs: Clock.monotonicUs() &- e.t0)
+        return result
+    }
+
+    /// The completion of a lane op of hammer_submit.
+    static func completion(_ op: AsyncOp, _ r: LaneResult) -> hammer_completion {
+        var c = hammer_completion(tag: op.tag, kind: op.kind, failure: r.failure)
+        switch r {
+        case let .count(.success(n)): c.value = n
+        case let .decision(.success(d), _): withUnsafeMutablePointer(to: &c.decision) { put($0, d) }
+        default: break
+        }
         return c
     }
 }

@@ -23,10 +23,12 @@ struct AsyncOp {
     let body: OpBody
     /// Monotonic microseconds by which the op must complete: submit + connect_timeout_ms + timeout_ms.
     let deadlineUs: Int64
+    /// The id's bytes are a copy of the op's own (false: a blocking call's, valid while it waits).
+    var owned = true
 
     var idBuffer: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(id) }
 
-    func release() { id.deallocate() }
+    func release() { if owned { id.deallocate() } }
 
     /// The op checked and copied, or the failure it completes with.
     static func make(_ op: hammer_op, deadlineUs: Int64) -> Result<AsyncOp, Failure> {

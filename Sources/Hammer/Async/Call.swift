@@ -1,0 +1,111 @@
+// Blocking calls on the engine: count_hit and one limit's decision on a single Redis are put on the handle's lane
+// like an op of hammer_submit, and the calling thread waits for its result, watching the lane's socket itself when
+// no other thread does (it polls for spin_us first, as a call on its own connection does). Threads calling at once
+// share the lane: their commands go out together and their replies come back in one read (automatic pipelining),
+// and whichever of them watches the socket hands each reply to its caller. Each call has timeout_ms; one that ends
+// with its command sent and unanswered leaves its place on the lane to absorb the late reply.
+import CHammer
+import CHiredis
+import Glibc
+import HammerCore
+import Synchronization
+
+extension Engine {
+    /// The call's result, or nil when no lane takes it now (no open connection idle, the lane busy, the breaker
+    /// open) or Redis redirected it: the caller then makes it on a connection of its own.
+    func call(_ op: AsyncOp, _ lc: LaneCall) -> LaneResult? {
+        lock.lock()
+        defer { lock.unlock() }
+        if closing { return nil }
+        let lane: Lane
+        switch onLane(op, lc, blocking: true) {
+        case .declined: return nil
+        case let .completed(r): return r
+        case let .taken(l): lane = l
+        }
+        let deadline = lane.fifo.last(where: { $0.blocking })?.deadlineUs ?? op.deadlineUs
+        var spun = false
+        while lane.result == nil {
+            if Clock.monotonicUs() >= deadline {
+                expireOwn(lane)
+                break
+            }
+            if lane.driving || lane.ended {
+                // Another thread reads the socket (none does today: a blocking call joins an idle lane only).
+                var ts = timespec(tv_sec: Int(deadline / 1_000_000), tv_nsec: Int(deadline % 1_000_000) * 1000)
+                pthread_cond_timedwait(waitCond, lock.mutex, &ts)
+                continue
+            }
+            lane.driving = true
+            let fd = lane.fd
+            let conn: Connection = lane.conn
+            let events = Int16(POLLIN) | (conn.unsent ? Int16(POLLOUT) : 0)
+            let first = !spun
+            spun = true
+            lock.unlock()
+            if !(first && conn.spin()) {
+                _ = Socket.wait(fd, events, until: deadline)
+            }
+            lock.lock()
+            lane.driving = false
+            pump(lane, until: { lane.result != nil && lane.waiting == 0 })   // no read that would find nothing
+        }
+        let r = lane.result
+        lane.result = nil
+        if lane.ended {   // endLane left it to this call (see there)
+            lane.clear()
+            spare.append(lane)
+        }
+        if case .again? = r { return nil }
+        return r ?? .count(.failure(Failure(.internal, "the call was not answered")))
+    }
+
+    /// The blocking call ran out of time: its entry completes as a timeout (the policies then decide, as for a call
+    /// on its own connection) and keeps its place on the lane.
+    private func expireOwn(_ lane: Lane) {
+        guard let k = (lane.head..<lane.fifo.count).first(where: { lane.fifo[$0].blocking && !lane.fifo[$0].done })
+        else { return }
+        expire(lane, k, Failure(.timeout, "Redis command timed out (timeout_ms=\(handle.config.timeoutMs))"))
+        settle(lane)
+    }
+}
+
+extension Handle {
+    /// count_hit on the lane, or nil (see Engine.call).
+    func countHitOnLane(id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64,
+                        increment: Int64) -> Result<Int64, Failure>? {
+        guard case let .count(r)? = onLane(id, .count(bucket: bucket, nowMs: nowMs, increment: increment)) else {
+            return nil
+        }
+        return r
+    }
+
+    /// A decision on the lane, or nil (see Engine.call).
+    func limitOnLane(id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64,
+                     now: Int64?) -> Result<Decision, Failure>? {
+        guard case let .decision(r, note)? = onLane(id, .decision(lim: lim, mode: mode, cost: cost, now: now)) else {
+            return nil
+        }
+        if let note { LastError.set(note) }
+        return r
+    }
+
+    private func onLane(_ id: UnsafeBufferPointer<UInt8>, _ body: OpBody) -> LaneResult? {
+        if memory != nil { return nil }
+        // One blocking call at a time on the lane (see Engine.onLane): the others go straight to connections of
+        // their own, without taking the engine's lock.
+        if laneCalls.load(ordering: .relaxed) > 0 { return nil }
+        laneCalls.add(1, ordering: .relaxed)
+        pool.gate.active.add(1, ordering: .relaxed)
+        defer {
+            laneCalls.subtract(1, ordering: .relaxed)
+            pool.gate.active.subtract(1, ordering: .relaxed)
+        }
+        guard let base = id.baseAddress, case let .success(engine) = completions.get(self) else { return nil }
+        let op = AsyncOp(tag: 0, kind: 0, id: UnsafeMutableBufferPointer(start: UnsafeMutablePointer(mutating: base), count: id.count),
+                         body: body, deadlineUs: Clock.monotonicUs() &+ config.timeoutMs &* 1000, owned: false)
+        guard let lc = laneCall(op) else { return nil }
+        return engine.call(op, lc)
+    }
+}
+
