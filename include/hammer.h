@@ -476,17 +476,19 @@ HAMMER_API int hammer_stats(hammer_t *h, hammer_stats_t *out);
 
 /* ------------------------------------------------------------------------------------------------------------
  * Non-blocking calls (completions), for event loops (epoll, libuv, asyncio ...): hammer_submit queues calls and
- * returns at once. A count_hit or one limit's decision on a single Redis (redis://, unix://, rediss://, Sentinel) is
- * written by the submitting thread itself on an idle pooled connection (up to 8 ops in flight on it, replies matched
- * in order), and hammer_drain reads its reply: an op alone in flight costs no thread hand-off. The other ops, and
+ * returns at once. A count_hit or one limit's decision is written by the submitting thread itself on an idle pooled
+ * connection of its pool (the single Redis's, or its cluster node's: a "lane", up to 8 ops in flight on it, replies
+ * matched in order), and hammer_drain reads its reply: an op alone in flight costs no thread hand-off (the blocking
+ * calls of those kinds use an idle lane the same way, the calling thread reading it). The other ops, and
  * those that find no idle connection, go to the handle's I/O thread (started by the first hammer_submit; a handle
  * that never submits has none), which takes everything queued and sends it as pipelined batches (the batch calls'
  * machinery, on every URL kind), so that ops in flight together share round trips. hammer_fd() is readable while
  * completions wait or replies have come; hammer_drain() reads those replies and takes the completions without
  * blocking. Policies (on_error, fallback, deny_cache, clock) and statistics are those of the blocking calls (each op
  * counts as a batch request).
- * Deadlines: an op may take connect_timeout_ms + timeout_ms from its submit; one still queued then completes as
- * HAMMER_ERR_TIMEOUT without being sent. One op sent fails alone, as in a batch. Ops in flight together may run
+ * Deadlines: an op may take connect_timeout_ms + timeout_ms from its submit (one written on a lane: timeout_ms from
+ * its write, within that); one still queued then completes as HAMMER_ERR_TIMEOUT without being sent; a decision
+ * that times out is answered by on_error / fallback when set. One op sent fails alone, as in a batch. Ops in flight together may run
  * in any order (by kind, in pipelines): to order two ops, submit the second once the first has completed.
  * Threads: hammer_submit and hammer_drain may be called from any threads, also at once.
  * fork(): the child gets a fresh engine (no thread, nothing queued, no completions; call hammer_fd again there:
