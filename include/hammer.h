@@ -575,8 +575,9 @@ HAMMER_API size_t hammer_drain(hammer_t *h, hammer_completion *out, size_t max);
 /*! hammer_pending() : ops submitted and not yet drained (queued, in flight, or completed and waiting). */
 HAMMER_API size_t hammer_pending(hammer_t *h);
 
-/* hammer_close() with ops pending: ops still queued are dropped unsent, the ops in flight finish first (within
- * their deadlines: close never waits longer), and completions not drained are dropped with the handle. */
+/* hammer_close() with ops pending: ops still queued are dropped unsent, the I/O thread's ops in flight finish first
+ * (within their deadlines: close never waits longer), ops written on a lane run on Redis but their replies are not
+ * waited for, and completions not drained are dropped with the handle. */
 
 #ifdef __cplusplus
 }
