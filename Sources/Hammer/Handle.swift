@@ -178,6 +178,7 @@ final class Handle {
 
     func getBucket(id: UnsafeBufferPointer<UInt8>, bucket: Int64) -> Result<BucketInfo?, Failure> {
         if let memory { return memoryGetBucket(memory, id: id, bucket: bucket) }
+        if let r = getBucketOnLane(id: id, bucket: bucket) { return r }
         let prefix = config.prefix
         return measured(id, Outcome(calls: 1)) { conn in
             conn.args.reset()
@@ -384,6 +385,7 @@ final class Handle {
 
     func inspect(id: UnsafeBufferPointer<UInt8>, scaleMs: Int64, limit: Int64) -> Result<Inspection, Failure> {
         if let memory { return memoryInspect(memory, id: id, scaleMs: scaleMs) }
+        if let r = inspectOnLane(id: id, scaleMs: scaleMs, limit: limit) { return r }
         let t = time(nil)
         let lim = Limit(algorithm: .fixedWindow, limit: limit, periodMs: scaleMs)
         return measured(id, Outcome(calls: 1)) { conn in
@@ -554,21 +556,26 @@ enum Replies {
         case let .failure(f): return .failure(f)
         case let .success(r):
             defer { freeReplyObject(r) }
-            if let f = error(r) { return .failure(f) }
-            guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == count, let el = r.pointee.element else {
-                return .failure(Failure(.protocol, "\(what): expected an array of \(count) integers"))
-            }
-            var out: [Int64?] = []
-            out.reserveCapacity(count)
-            for i in 0..<count {
-                guard let e = el[i] else { return .failure(Failure(.protocol, "\(what): missing element")) }
-                if e.pointee.type == REDIS_REPLY_NIL { out.append(nil); continue }
-                guard let n = integer(e) else {
-                    return .failure(Failure(.protocol, "\(what): element \(i) is not an integer"))
-                }
-                out.append(n)
-            }
-            return .success(out)
+            return optionalIntegersValue(r, count: count, what: what)
         }
+    }
+
+    /// optionalIntegers() of a reply the caller frees.
+    static func optionalIntegersValue(_ r: UnsafeMutablePointer<redisReply>, count: Int, what: String) -> Result<[Int64?], Failure> {
+        if let f = error(r) { return .failure(f) }
+        guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == count, let el = r.pointee.element else {
+            return .failure(Failure(.protocol, "\(what): expected an array of \(count) integers"))
+        }
+        var out: [Int64?] = []
+        out.reserveCapacity(count)
+        for i in 0..<count {
+            guard let e = el[i] else { return .failure(Failure(.protocol, "\(what): missing element")) }
+            if e.pointee.type == REDIS_REPLY_NIL { out.append(nil); continue }
+            guard let n = integer(e) else {
+                return .failure(Failure(.protocol, "\(what): element \(i) is not an integer"))
+            }
+            out.append(n)
+        }
+        return .success(out)
     }
 }

@@ -90,6 +90,25 @@ extension Handle {
         return r
     }
 
+    /// get_bucket on the lane, or nil (see Engine.call).
+    func getBucketOnLane(id: UnsafeBufferPointer<UInt8>, bucket: Int64) -> Result<BucketInfo?, Failure>? {
+        guard case let .bucket(r)? = onLane(id, .getBucket(bucket: bucket)) else { return nil }
+        return r
+    }
+
+    /// inspect_bucket on the lane, or nil (see Engine.call).
+    func inspectOnLane(id: UnsafeBufferPointer<UInt8>, scaleMs: Int64, limit: Int64) -> Result<Inspection, Failure>? {
+        guard case let .inspection(r)? = onLane(id, .inspect(scaleMs: scaleMs, limit: limit)) else { return nil }
+        return r
+    }
+
+    /// A decision of several limits on the lane, or nil (see Engine.call).
+    func limitAllOnLane(_ req: MultiRequest) -> Result<Decision, Failure>? {
+        guard case let .decision(r, _)? = onLane(req.id, .multi(set: req.set, mode: req.mode, cost: req.cost, now: req.now))
+        else { return nil }
+        return r
+    }
+
     private func onLane(_ id: UnsafeBufferPointer<UInt8>, _ body: OpBody) -> LaneResult? {
         if memory != nil { return nil }
         // One blocking call at a time on the lane (see Engine.onLane): the others go straight to connections of

@@ -11,13 +11,20 @@ import HammerCore
 enum LaneCall {
     case countHit(bucket: Int64, nowMs: Int64, increment: Int64)
     case decision(lim: Limit, mode: Mode, cost: Int64)
+    case getBucket(bucket: Int64)
+    case inspect(scaleMs: Int64, limit: Int64)
+    /// Several limits (hit_all, peek_all); `set` checked for conflicts before it goes on a lane.
+    case multi(set: MultiLimit.LimitSet, mode: Mode, cost: Int64)
 
     /// Whether its single call's reply is an array (a decision's 5 integers), whose shape alone tells it from a
     /// stray reply; count_hit's and check_rate's (at a known time) are an integer, so an op of hammer_submit, or one
     /// on a lane with ops already in flight, goes as the batch script with one request, whose reply is an array.
     func singleIsArray(time: Int64?) -> Bool {
-        if case let .decision(_, mode, _) = self { return mode != .check || time == nil }
-        return false
+        switch self {
+        case .countHit: return false
+        case let .decision(_, mode, _): return mode != .check || time == nil
+        case .getBucket, .inspect, .multi: return true
+        }
     }
 }
 
@@ -25,6 +32,8 @@ enum LaneCall {
 enum LaneResult {
     case count(Result<Int64, Failure>)
     case decision(Result<Decision, Failure>, note: String?)
+    case bucket(Result<BucketInfo?, Failure>)
+    case inspection(Result<Inspection, Failure>)
     /// Redis did not run it and said where it belongs (a cluster's MOVED, ASK, TRYAGAIN, CLUSTERDOWN): it is made
     /// again the way that follows redirections (the I/O thread's batches, or the blocking call's own connection).
     case again
@@ -33,6 +42,8 @@ enum LaneResult {
         switch self {
         case let .count(r): return r.failureValue
         case let .decision(r, _): return r.failureValue
+        case let .bucket(r): return r.failureValue
+        case let .inspection(r): return r.failureValue
         case .again: return nil
         }
     }
@@ -149,7 +160,13 @@ extension Handle {
         switch op.body {
         case let .count(bucket, nowMs, increment): return .countHit(bucket: bucket, nowMs: nowMs, increment: increment)
         case let .decision(lim, mode, cost, _): return .decision(lim: lim, mode: mode, cost: cost)
-        default: return nil
+        case let .getBucket(bucket): return .getBucket(bucket: bucket)
+        case let .inspect(scaleMs, limit): return .inspect(scaleMs: scaleMs, limit: limit)
+        case let .multi(set, mode, cost, now):
+            // A conflict of the limits is the batch path's to refuse.
+            if MultiLimit.conflict(set, now: time(now)) != nil { return nil }
+            return .multi(set: set, mode: mode, cost: cost)
+        case .delete: return nil
         }
     }
 
@@ -216,16 +233,48 @@ extension Handle {
             a.add(Int64(1))   // the request's limiter
             a.add(cost)
             if let t = e.time { a.add(t) } else { a.add("") }
+        case let .getBucket(bucket):
+            a.reset()
+            a.add("HMGET")
+            Keys.appendIdBase(prefix: config.prefix, id: id, tags: tags, to: &a.bytes)
+            Decimal.append(bucket, to: &a.bytes)
+            a.end()
+            a.add("count")
+            a.add("created")
+            a.add("updated")
+        case let .inspect(scaleMs, limit):
+            script(Scripts.fixedWindow)
+            fillLimiter(&a, id: id, Limit(algorithm: .fixedWindow, limit: limit, periodMs: scaleMs), mode: "i", cost: 0,
+                        now: e.time)
+        case let .multi(set, mode, cost):
+            let req = MultiRequest(id: id, set: set, mode: mode, cost: cost, now: e.time)
+            script(Scripts.decideAll)
+            a.add(Int64(Handle.keyCount(req)))
+            appendAllKeys(&a, req, now: e.time)
+            a.add(mode.letter)
+            appendAllFields(&a, req, now: e.time)
         }
     }
 
     /// Whether `r` has the shape of the entry's reply: Redis's error, or the array or integer its script answers.
     static func isLaneReply(_ r: UnsafeMutablePointer<redisReply>, _ e: LaneEntry) -> Bool {
-        if e.batch || e.call.singleIsArray(time: e.time) {
-            if case .countHit = e.call { return Replies.isUsableBatch(r, elements: 1) }
-            return Replies.isUsableBatch(r, elements: 5)
+        switch e.call {
+        case .countHit, .decision:
+            if e.batch || e.call.singleIsArray(time: e.time) {
+                if case .countHit = e.call { return Replies.isUsableBatch(r, elements: 1) }
+                return Replies.isUsableBatch(r, elements: 5)
+            }
+            return r.pointee.type == REDIS_REPLY_ERROR || Replies.integer(r) != nil
+        case .getBucket:
+            if r.pointee.type == REDIS_REPLY_ERROR { return true }
+            guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == 3, let el = r.pointee.element else { return false }
+            for i in 0..<3 {
+                guard let x = el[i], x.pointee.type == REDIS_REPLY_NIL || Replies.integer(x) != nil else { return false }
+            }
+            return true
+        case .inspect: return Replies.isUsableBatch(r, elements: 4)
+        case .multi: return Replies.isUsableBatch(r, elements: 6)
         }
-        return r.pointee.type == REDIS_REPLY_ERROR || Replies.integer(r) != nil
     }
 
     /// The entry's result from its reply (checked by Replies.isUsableBatch) or failure, counted in the statistics;
@@ -269,6 +318,35 @@ extension Handle {
             }
             o.add(d)
             result = .decision(d, note: note)
+        case .getBucket:
+            let r: Result<BucketInfo?, Failure> = reply.flatMap {
+                Replies.optionalIntegersValue($0, count: 3, what: "get_bucket").map { v in
+                    v[0].map { BucketInfo(count: $0, created: v[1] ?? 0, updated: v[2] ?? 0) }
+                }
+            }
+            if let f = r.failureValue { o.fail(f.status) }
+            result = .bucket(r)
+        case .inspect:
+            let r: Result<Inspection, Failure> = reply.flatMap {
+                Replies.optionalIntegersValue($0, count: 4, what: "inspect_bucket").flatMap { v in
+                    guard let c = v[0], let cr = v[1], let up = v[2], let next = v[3] else {
+                        return .failure(Failure(.protocol, "inspect_bucket: expected 4 integers"))
+                    }
+                    return .success(Inspection(count: c, created: cr, updated: up, msToNext: next))
+                }
+            }
+            if let f = r.failureValue { o.fail(f.status) }
+            result = .inspection(r)
+        case let .multi(set, mode, cost):
+            let req = MultiRequest(id: e.op.idBuffer, set: set, mode: mode, cost: cost, now: e.time)
+            var d: Result<Decision, Failure> = reply.flatMap { r in
+                if let f = Replies.error(r) { return .failure(f) }
+                guard let el = r.pointee.element else { return .failure(Failure(.protocol, "decide_all: missing element")) }
+                return Handle.allDecisionValues(el, set)
+            }
+            if case let .failure(f) = d, f.transient { d = degradeAll(f, req) }
+            o.add(d)
+            result = .decision(d, note: nil)
         }
         pool.record(o, latencyUs: Clock.monotonicUs() &- e.t0)
         return result
@@ -280,6 +358,22 @@ extension Handle {
         switch r {
         case let .count(.success(n)): c.value = n
         case let .decision(.success(d), _): withUnsafeMutablePointer(to: &c.decision) { put($0, d) }
+        case let .bucket(b):
+            if case let .getBucket(bucket) = op.body { c.bucket.bucket = bucket }
+            if case let .success(info?) = b {
+                c.bucket.count = info.count
+                c.bucket.created = info.created
+                c.bucket.updated = info.updated
+                c.bucket.found = 1
+            }
+        case let .inspection(.success(i)):
+            let limit: Int64
+            if case let .inspect(_, l) = op.body { limit = l } else { limit = 0 }
+            c.inspection.count = i.count
+            c.inspection.remaining = limit - min(max(0, i.count), limit)
+            c.inspection.ms_to_next_bucket = i.msToNext
+            c.inspection.created = i.created
+            c.inspection.updated = i.updated
         default: break
         }
         return c

@@ -59,6 +59,11 @@ extension Engine {
         }
         var time: Int64? = nil
         var cached: (since: Int64, resets: UInt64)? = nil
+        switch op.body {
+        case let .multi(_, _, _, now): time = h.time(now)
+        case .inspect: time = h.time(nil)
+        default: break
+        }
         if case let .decision(lim, mode, cost) = call, case let .decision(_, _, _, now) = op.body {
             time = h.time(now)
             if let cache = h.denyCache, now == nil, mode != .check {
