@@ -476,8 +476,8 @@ HAMMER_API int hammer_stats(hammer_t *h, hammer_stats_t *out);
 
 /* ------------------------------------------------------------------------------------------------------------
  * Non-blocking calls (completions), for event loops (epoll, libuv, asyncio ...): hammer_submit queues calls and
- * returns at once. A count_hit or one limit's decision is written by the submitting thread itself on an idle pooled
- * connection of its pool (the single Redis's, or its cluster node's: a "lane", up to 8 ops in flight on it, replies
+ * returns at once. An op of one command (every kind but HAMMER_OP_DELETE_BUCKETS) is written by the submitting
+ * thread itself on an idle pooled connection of its pool (the single Redis's, or its cluster node's: a "lane", up to 8 ops in flight on it, replies
  * matched in order), and hammer_drain reads its reply: an op alone in flight costs no thread hand-off (the blocking
  * calls of those kinds use an idle lane the same way, the calling thread reading it). The other ops, and
  * those that find no idle connection, go to the handle's I/O thread (started by the first hammer_submit; a handle
