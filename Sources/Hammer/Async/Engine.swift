@@ -99,10 +99,13 @@ final class Engine {
         pending += ops.count + refused.count
         var cs = refused
         var queued = 0
+        var written: [Lane] = []
         for op in ops {
             if let call = handle.laneCall(op) {
-                switch onLane(op, call) {
-                case .taken: continue
+                switch onLane(op, call, deferFlush: ops.count > 1) {
+                case let .taken(lane):
+                    if ops.count > 1 && !written.contains(where: { $0 === lane }) { written.append(lane) }
+                    continue
                 case let .completed(r):
                     cs.append(Handle.completion(op, r))   // from the deny cache
                     op.release()
@@ -113,6 +116,8 @@ final class Engine {
             queue.append(op)
             queued += 1
         }
+        // The ops of one submit on one lane go out in one write.
+        for lane in written where !lane.ended { flush(lane) }
         if queued > 0 && ioIdle { pthread_cond_signal(lock.cond) }
         complete(cs)
         return nil

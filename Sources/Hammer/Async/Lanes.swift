@@ -24,7 +24,8 @@ extension Engine {
     /// Puts `op` on its pool's active lane (a new one if there is none and an open connection is idle), or answers
     /// it from the deny cache; declined (the op untouched) when the lane is full or no connection is at hand without
     /// waiting. `blocking`: a blocking call's op (its thread then watches the socket; see Call.swift).
-    func onLane(_ op: AsyncOp, _ call: LaneCall, blocking: Bool = false) -> LaneTake {
+    /// `deferFlush`: the caller sends it (with the other ops of one submit, in one write).
+    func onLane(_ op: AsyncOp, _ call: LaneCall, blocking: Bool = false, deferFlush: Bool = false) -> LaneTake {
         let h = handle
         guard let (pool, node) = h.laneTarget(op.idBuffer) else { return .declined }
         let key = ObjectIdentifier(pool)
@@ -90,7 +91,7 @@ extension Engine {
         lane.waiting += 1
         if let f = h.appendLaneCommand(lane.conn, e) {
             failLane(lane, f)
-        } else {
+        } else if !deferFlush {
             flush(lane)
         }
         return .taken(lane)

@@ -82,6 +82,9 @@ class _Completions:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.fd = -1
         self.buf = (hammer_completion * _DRAIN)()
+        # Ops made while other callbacks were ready to run: submitted together at the end of this pass of the loop
+        # (one call into the library, one write per connection).
+        self.backlog: List[hammer_op] = []
 
     @staticmethod
     def of(sync: "_api.Hammer") -> "_Completions":
@@ -140,11 +143,31 @@ class _Completions:
         tag = op.tag = next(_tags)
         fut = loop.create_future()
         self.futures[tag] = (fut, convert)
+        if getattr(loop, "_ready", None):   # asyncio's own loop, with callbacks ready to run after this one
+            if not self.backlog:
+                loop.call_soon(self.submit_backlog)
+            self.backlog.append(op)
+            return fut
         status = self.sync._call(_submit, _byref(op), 1)
         if status:
             del self.futures[tag]
             raise _native.error(status)
         return fut
+
+    def submit_backlog(self) -> None:
+        ops, self.backlog = self.backlog, []
+        if not ops or self.sync._handle is None:
+            return
+        try:
+            status = self.sync._call(_submit, (hammer_op * len(ops))(*ops), len(ops))
+            error: Optional[HammerError] = _native.error(status) if status else None
+        except HammerError as e:
+            error = e
+        if error is not None:
+            for op in ops:
+                entry = self.futures.pop(op.tag, None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_exception(error)
 
     def ready(self) -> None:
         """The descriptor is readable: every waiting completion resolves its future (a cancelled one: dropped)."""
@@ -171,6 +194,7 @@ class _Completions:
                 return
 
     def fail_all(self, e: HammerError) -> None:
+        self.backlog = []
         futures, self.futures = self.futures, {}
         for fut, _ in futures.values():
             if not fut.done():
