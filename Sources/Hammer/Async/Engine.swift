@@ -102,7 +102,7 @@ final class Engine {
         var written: [Lane] = []
         for op in ops {
             if let call = handle.laneCall(op) {
-                switch onLane(op, call, deferFlush: ops.count > 1) {
+                switch onLane(op, call, deferWrite: ops.count > 1) {
                 case let .taken(lane):
                     if ops.count > 1 && !written.contains(where: { $0 === lane }) { written.append(lane) }
                     continue
@@ -116,8 +116,8 @@ final class Engine {
             queue.append(op)
             queued += 1
         }
-        // The ops of one submit on one lane go out in one write.
-        for lane in written where !lane.ended { flush(lane) }
+        // The ops of one submit on one lane go out together: those of one script as one call of it, in one write.
+        for lane in written where !lane.ended { writeDeferred(lane) }
         if queued > 0 && ioIdle { pthread_cond_signal(lock.cond) }
         complete(cs)
         return nil

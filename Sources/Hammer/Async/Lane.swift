@@ -61,8 +61,11 @@ struct LaneEntry {
     let deadlineUs: Int64
     /// A blocking call's: its result goes to Lane.result, not to the completions.
     let blocking: Bool
-    /// Sent as the batch calls' script with one request (else as the blocking call's own script).
-    let batch: Bool
+    /// Sent as the batch calls' script (alone, or in a chunk: see `chunk`), else as the blocking call's own script.
+    var batch: Bool
+    /// Ops sharing this entry's reply: 1 alone; k > 1 at the head of k consecutive entries written as one call of
+    /// the batch script (one reply of k requests); 0 for the others of such a call. Not written yet: -1.
+    var chunk = 1
     /// Sent again by EVAL after Redis answered NOSCRIPT.
     var byEval = false
     /// Completed already (its deadline passed): its reply, when it comes, is dropped.
@@ -97,7 +100,9 @@ final class Lane {
     /// The blocking call's result (a blocking call joins an idle lane only, so there is one at a time).
     var result: LaneResult? = nil
     /// The replies of one read, handed over once the read is known to be in step (Engine.pump).
-    var matched: [(LaneEntry, UnsafeMutablePointer<redisReply>)] = []
+    var matched: [(LaneEntry, UnsafeMutablePointer<redisReply>, Int)] = []
+    /// Replies shared by several matched entries (a batch call's), freed once they are handed over.
+    var held: [UnsafeMutablePointer<redisReply>] = []
 
     init(_ conn: Connection, pool: Pool, node: NodeAddress?) {
         self.conn = conn
@@ -256,8 +261,82 @@ extension Handle {
         }
     }
 
+    /// Appends one call of the batch script for entries (of one kind: count_hit, or decisions), as Batches.swift
+    /// writes a chunk: every request's keys, the chunk's header (the decisions' distinct limiters), every request's
+    /// fields.
+    func appendLaneChunk(_ conn: Connection, _ es: ArraySlice<LaneEntry>) -> Failure? {
+        fillLaneChunk(&conn.args, es)
+        return conn.append()
+    }
+
+    private func fillLaneChunk(_ a: inout Args, _ es: ArraySlice<LaneEntry>) {
+        a.reset()
+        let byEval = es.first?.byEval ?? false
+        a.add(byEval ? "EVAL" : "EVALSHA")
+        let prefix = config.prefix
+        if case .countHit? = es.first?.call {
+            a.add(byEval ? Scripts.countHitMany.source : Scripts.countHitMany.sha)
+            a.add(Int64(Scripts.countHitManyKeys * es.count))
+            for e in es {
+                guard case let .countHit(bucket, _, _) = e.call else { continue }
+                Keys.appendIdBase(prefix: prefix, id: e.op.idBuffer, tags: tags, to: &a.bytes)
+                Decimal.append(bucket, to: &a.bytes)
+                a.end()
+                Keys.appendIdBase(prefix: prefix, id: e.op.idBuffer, tags: tags, to: &a.bytes)
+                a.bytes.append(contentsOf: Keys.indexSuffix)
+                a.end()
+            }
+            a.add(config.expiryMs)
+            for e in es {
+                guard case let .countHit(bucket, nowMs, increment) = e.call else { continue }
+                a.add(bucket)
+                a.add(increment)
+                a.add(nowMs)
+            }
+        } else {
+            a.add(byEval ? Scripts.limiterMany.source : Scripts.limiterMany.sha)
+            var n = 0
+            for e in es { if case let .decision(lim, _, _) = e.call { n += Keys.decisionKeyCount(lim.algorithm) } }
+            a.add(Int64(n))
+            for e in es {
+                guard case let .decision(lim, _, _) = e.call else { continue }
+                appendDecisionKeys(&a, id: e.op.idBuffer, lim, now: e.time)
+            }
+            var specs: [LimiterSpec] = []
+            var number: [Int] = []
+            for e in es {
+                guard case let .decision(lim, mode, _) = e.call else { continue }
+                let spec = LimiterSpec(lim: lim, mode: mode)
+                if let k = specs.firstIndex(of: spec) {
+                    number.append(k + 1)
+                } else {
+                    specs.append(spec)
+                    number.append(specs.count)
+                }
+            }
+            a.add(Int64(specs.count))
+            for sp in specs {
+                a.add(Int64(sp.lim.algorithm.rawValue))
+                a.add(sp.mode.letter)
+                a.add(sp.lim.limit)
+                a.add(sp.lim.periodMs)
+                a.add(sp.lim.capacity)
+            }
+            for (k, e) in es.enumerated() {
+                guard case let .decision(_, _, cost) = e.call else { continue }
+                a.add(Int64(number[k]))
+                a.add(cost)
+                if let t = e.time { a.add(t) } else { a.add("") }
+            }
+        }
+    }
+
     /// Whether `r` has the shape of the entry's reply: Redis's error, or the array or integer its script answers.
     static func isLaneReply(_ r: UnsafeMutablePointer<redisReply>, _ e: LaneEntry) -> Bool {
+        if e.chunk > 1 {
+            if case .countHit = e.call { return Replies.isUsableBatch(r, elements: e.chunk) }
+            return Replies.isUsableBatch(r, elements: 5 * e.chunk)
+        }
         switch e.call {
         case .countHit, .decision:
             if e.batch || e.call.singleIsArray(time: e.time) {
@@ -279,13 +358,14 @@ extension Handle {
 
     /// The entry's result from its reply (checked by Replies.isUsableBatch) or failure, counted in the statistics;
     /// a decision Redis could not make is left to the on_error / fallback policy, as for any call.
-    func laneResult(_ e: LaneEntry, _ reply: Result<UnsafeMutablePointer<redisReply>, Failure>) -> LaneResult {
+    /// `at`: the request's first element in a reply shared by the requests of one batch call (Engine.writeDeferred).
+    func laneResult(_ e: LaneEntry, _ reply: Result<UnsafeMutablePointer<redisReply>, Failure>, at: Int = 0) -> LaneResult {
         var o = Outcome(calls: 1)
         // A whole-chunk error (a Redis error reply), or the request's element(s).
         let values = reply.flatMap { r -> Result<UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>, Failure> in
             if let f = Replies.error(r) { return .failure(f) }
             guard let el = r.pointee.element else { return .failure(Failure(.protocol, "batch: missing element")) }
-            return .success(el)
+            return .success(el + at)
         }
         let result: LaneResult
         switch e.call {

@@ -24,8 +24,8 @@ extension Engine {
     /// Puts `op` on its pool's active lane (a new one if there is none and an open connection is idle), or answers
     /// it from the deny cache; declined (the op untouched) when the lane is full or no connection is at hand without
     /// waiting. `blocking`: a blocking call's op (its thread then watches the socket; see Call.swift).
-    /// `deferFlush`: the caller sends it (with the other ops of one submit, in one write).
-    func onLane(_ op: AsyncOp, _ call: LaneCall, blocking: Bool = false, deferFlush: Bool = false) -> LaneTake {
+    /// `deferWrite`: the caller writes it with the other ops of one submit (writeDeferred).
+    func onLane(_ op: AsyncOp, _ call: LaneCall, blocking: Bool = false, deferWrite: Bool = false) -> LaneTake {
         let h = handle
         guard let (pool, node) = h.laneTarget(op.idBuffer) else { return .declined }
         let key = ObjectIdentifier(pool)
@@ -84,17 +84,65 @@ extension Engine {
         // request (an array). A blocking call, alone on the lane, reads its reply as a call on its own connection
         // does (and the pool's check before each lend is what catches a late stray there).
         let batch = !call.singleIsArray(time: time) && (!blocking || lane.inFlight > 0)
-        let e = LaneEntry(op: op, call: call, time: time, cached: cached, t0: t0,
+        var e = LaneEntry(op: op, call: call, time: time, cached: cached, t0: t0,
                           deadlineUs: min(op.deadlineUs, t0 &+ h.config.timeoutMs &* 1000), blocking: blocking,
                           batch: batch)
+        if deferWrite { e.chunk = -1 }
         lane.fifo.append(e)
         lane.waiting += 1
+        if deferWrite { return .taken(lane) }
         if let f = h.appendLaneCommand(lane.conn, e) {
             failLane(lane, f)
-        } else if !deferFlush {
+        } else {
             flush(lane)
         }
         return .taken(lane)
+    }
+
+    /// Writes the entries one submit put on the lane (at its tail): the count_hits as one call of their batch
+    /// script, the decisions as one of theirs (Redis runs one script for all of them), the others one by one; then
+    /// sends them.
+    func writeDeferred(_ lane: Lane) {
+        let h = handle
+        guard let start = lane.fifo[lane.head...].firstIndex(where: { $0.chunk == -1 }) else { return }
+        // Grouped in the list as they are written, so that the replies keep its order; on a cluster one call's
+        // keys must share a slot (the node's lane carries several).
+        let slots = h.router != nil
+        func rank(_ e: LaneEntry) -> Int {
+            let slot = slots ? ClusterSlot.ofId(e.op.idBuffer) : 0
+            switch e.call {
+            case .decision: return slot
+            case .countHit: return ClusterSlot.count + slot
+            default: return 2 * ClusterSlot.count
+            }
+        }
+        var tail = Array(lane.fifo[start...]).map { (rank($0), $0) }.sorted { $0.0 < $1.0 }.map { $0.1 }
+        var i = 0
+        while i < tail.count {
+            var j = i + 1
+            let r = rank(tail[i])
+            if r < 2 * ClusterSlot.count { while j < tail.count && rank(tail[j]) == r { j += 1 } }
+            if j - i > 1 {
+                tail[i].chunk = j - i
+                for k in i + 1..<j { tail[k].chunk = 0 }
+                for k in i..<j { tail[k].batch = true }
+            } else {
+                tail[i].chunk = 1
+            }
+            i = j
+        }
+        lane.fifo.replaceSubrange(start..., with: tail)
+        i = 0
+        while i < tail.count {
+            let k = max(1, tail[i].chunk)
+            let f = k > 1 ? h.appendLaneChunk(lane.conn, tail[i..<i + k]) : h.appendLaneCommand(lane.conn, tail[i])
+            if let f {
+                failLane(lane, f)
+                return
+            }
+            i += k
+        }
+        flush(lane)
     }
 
     /// An entry's result to its blocking call or, for an op of hammer_submit, to the completions (or, for one
@@ -144,42 +192,69 @@ extension Engine {
         let f = lane.conn.receiveSome(enough: enough) { r in
             if lane.outOfStep { freeReplyObject(r); return }
             guard var e = lane.pop() else { lane.outOfStep = true; freeReplyObject(r); return }
-            if !Handle.isLaneReply(r, e) {
+            // The ops that share this reply (one call of a batch script for several of them).
+            var members: [LaneEntry] = []
+            if e.chunk > 1 {
+                for _ in 1..<e.chunk {
+                    guard let m = lane.pop() else { break }
+                    members.append(m)
+                }
+            }
+            if members.count + 1 < e.chunk || !Handle.isLaneReply(r, e) {
                 // Not this request's reply: the stream is out of step, and every op on it fails (failLane).
                 lane.outOfStep = true
                 freeReplyObject(r)
-                if !e.done {
+                for x in [e] + members where !x.done {
                     lane.waiting -= 1
-                    deliver(lane, e, h.laneResult(e, .failure(Engine.outOfStep)))
+                    deliver(lane, x, h.laneResult(x, .failure(Engine.outOfStep)))
                 }
                 return
             }
-            if e.done { freeReplyObject(r); return }
             if !e.byEval && Connection.isNoScript(r) {
                 // Redis did not run it (a flushed or restarted server): the one resend, by EVAL, which loads it.
                 freeReplyObject(r)
                 e.byEval = true
-                lane.fifo.append(e)
-                if h.appendLaneCommand(lane.conn, e) == nil { resend = true; return }
-                _ = lane.fifo.popLast()
-                lane.waiting -= 1
-                deliver(lane, e, h.laneResult(e, .failure(Failure(.internal, "EVAL could not be queued"))))
+                var again = [e] + members
+                for k in again.indices { again[k].byEval = true }
+                lane.fifo.append(contentsOf: again)
+                let failed = e.chunk > 1 ? h.appendLaneChunk(lane.conn, again[...]) : h.appendLaneCommand(lane.conn, e)
+                if failed == nil { resend = true; return }
+                lane.fifo.removeLast(again.count)
+                for x in again where !x.done {
+                    lane.waiting -= 1
+                    deliver(lane, x, h.laneResult(x, .failure(Failure(.internal, "EVAL could not be queued"))))
+                }
                 return
             }
-            lane.waiting -= 1
-            lane.matched.append((e, r))
+            if e.chunk <= 1 {
+                if e.done { freeReplyObject(r); return }
+                lane.waiting -= 1
+                lane.matched.append((e, r, -1))
+                return
+            }
+            var width = 5
+            if case .countHit = e.call { width = 1 }
+            var any = false
+            for (k, x) in ([e] + members).enumerated() where !x.done {
+                lane.waiting -= 1
+                lane.matched.append((x, r, k * width))
+                any = true
+            }
+            if any { lane.held.append(r) } else { freeReplyObject(r) }
         }
         let tainted = lane.outOfStep || f?.status == .protocol
-        for (e, r) in lane.matched {
+        for (e, r, at) in lane.matched {
             if !tainted, Replies.error(r)?.redirect != nil {
                 // Made again by the path that follows redirections: it meets the redirection itself, and counts it,
                 // updates the map and reads it as it does for any call.
                 deliver(lane, e, .again)
             } else {
-                deliver(lane, e, h.laneResult(e, tainted ? .failure(f ?? Engine.outOfStep) : .success(r)))
+                deliver(lane, e, h.laneResult(e, tainted ? .failure(f ?? Engine.outOfStep) : .success(r), at: max(0, at)))
             }
-            freeReplyObject(r)
+            if at < 0 { freeReplyObject(r) }
         }
+        for r in lane.held { freeReplyObject(r) }
+        lane.held.removeAll(keepingCapacity: true)
         lane.matched.removeAll(keepingCapacity: true)
         if let f {
             failLane(lane, f)
