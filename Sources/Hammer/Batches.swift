@@ -24,6 +24,18 @@ struct DecisionRequest {
 struct LimiterSpec: Hashable {
     let lim: Limit
     let mode: Mode
+
+    /// A chunk's header: how many limiters, then each one's fields.
+    static func append(_ specs: [LimiterSpec], to a: inout Args) {
+        a.add(Int64(specs.count))
+        for s in specs {
+            a.add(Int64(s.lim.algorithm.rawValue))
+            a.add(s.mode.letter)
+            a.add(s.lim.limit)
+            a.add(s.lim.periodMs)
+            a.add(s.lim.capacity)
+        }
+    }
 }
 
 extension Handle {
@@ -127,14 +139,7 @@ extension Handle {
                 numbers[key] = specs.count
                 spec[i] = specs.count
             }
-            a.add(Int64(specs.count))
-            for s in specs {
-                a.add(Int64(s.lim.algorithm.rawValue))
-                a.add(s.mode.letter)
-                a.add(s.lim.limit)
-                a.add(s.lim.periodMs)
-                a.add(s.lim.capacity)
-            }
+            LimiterSpec.append(specs, to: &a)
         }, fill: { i, a in
             guard case let .success(r) = reqs[i] else { return }
             a.add(Int64(spec[i]))

@@ -314,14 +314,7 @@ extension Handle {
                     number.append(specs.count)
                 }
             }
-            a.add(Int64(specs.count))
-            for sp in specs {
-                a.add(Int64(sp.lim.algorithm.rawValue))
-                a.add(sp.mode.letter)
-                a.add(sp.lim.limit)
-                a.add(sp.lim.periodMs)
-                a.add(sp.lim.capacity)
-            }
+            LimiterSpec.append(specs, to: &a)
             for (k, e) in es.enumerated() {
                 guard case let .decision(_, _, cost) = e.call else { continue }
                 a.add(Int64(number[k]))
