@@ -1,9 +1,10 @@
-// Blocking calls on the engine: count_hit and one limit's decision on a single Redis are put on the handle's lane
-// like an op of hammer_submit, and the calling thread waits for its result, watching the lane's socket itself when
-// no other thread does (it polls for spin_us first, as a call on its own connection does). Threads calling at once
-// share the lane: their commands go out together and their replies come back in one read (automatic pipelining),
-// and whichever of them watches the socket hands each reply to its caller. Each call has timeout_ms; one that ends
-// with its command sent and unanswered leaves its place on the lane to absorb the late reply.
+// Blocking calls on the engine: a call of one command is put on its pool's lane like an op of hammer_submit, when
+// the lane is idle, and the calling thread waits for its result, watching the lane's socket itself (it polls for
+// spin_us first, as a call on its own connection does). One blocking call at a time per handle goes this way: threads
+// sharing a lane (one reading, handing replies to the others) made 30k decisions/s with 8 threads against 65-73k
+// on connections of their own, and a lane each for concurrent calls 28-32k against 43-46k with 2 threads (the
+// engine's lock), so the others take a connection of their own (see BENCHMARKS.md). Each call has timeout_ms; one
+// that ends with its command sent and unanswered leaves its place on the lane to absorb the late reply.
 import CHammer
 import CHiredis
 import Glibc
@@ -104,8 +105,8 @@ extension Handle {
 
     /// A decision of several limits on the lane, or nil (see Engine.call).
     func limitAllOnLane(_ req: MultiRequest) -> Result<Decision, Failure>? {
-        guard case let .decision(r, _)? = onLane(req.id, .multi(set: req.set, mode: req.mode, cost: req.cost, now: req.now))
-        else { return nil }
+        let body = OpBody.multi(set: req.set, mode: req.mode, cost: req.cost, now: req.now)
+        guard case let .decision(r, _)? = onLane(req.id, body) else { return nil }
         return r
     }
 
@@ -121,8 +122,10 @@ extension Handle {
             pool.gate.active.subtract(1, ordering: .relaxed)
         }
         guard let base = id.baseAddress, case let .success(engine) = completions.get(self) else { return nil }
-        let op = AsyncOp(tag: 0, kind: 0, id: UnsafeMutableBufferPointer(start: UnsafeMutablePointer(mutating: base), count: id.count),
-                         body: body, deadlineUs: Clock.monotonicUs() &+ config.timeoutMs &* 1000, owned: false)
+        // The caller's id, not copied: valid while the call waits, and never read once its entry completed.
+        let ids = UnsafeMutableBufferPointer(start: UnsafeMutablePointer(mutating: base), count: id.count)
+        let deadline = Clock.monotonicUs() &+ config.timeoutMs &* 1000
+        let op = AsyncOp(tag: 0, kind: 0, id: ids, body: body, deadlineUs: deadline, owned: false)
         guard let lc = laneCall(op) else { return nil }
         return engine.call(op, lc)
     }
