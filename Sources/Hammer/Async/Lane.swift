@@ -305,7 +305,7 @@ extension Handle {
             var specs: [LimiterSpec] = []
             var number: [Int] = []
             for e in es {
-                guard case let .decision(lim, mode, _) = e.call else { continue }
+                guard case let .decision(lim, mode, _) = e.call else { number.append(0); continue }
                 let spec = LimiterSpec(lim: lim, mode: mode)
                 if let k = specs.firstIndex(of: spec) {
                     number.append(k + 1)
