@@ -191,7 +191,7 @@ extension Engine {
         lane.matched.removeAll(keepingCapacity: true)
         let f = lane.conn.receiveSome(enough: enough) { r in
             if lane.outOfStep { freeReplyObject(r); return }
-            guard var e = lane.pop() else { lane.outOfStep = true; freeReplyObject(r); return }
+            guard let e = lane.pop() else { lane.outOfStep = true; freeReplyObject(r); return }
             // The ops that share this reply (one call of a batch script for several of them).
             var members: [LaneEntry] = []
             if e.chunk > 1 {
@@ -211,16 +211,29 @@ extension Engine {
                 return
             }
             if !e.byEval && Connection.isNoScript(r) {
-                // Redis did not run it (a flushed or restarted server): the one resend, by EVAL, which loads it.
+                // Redis did not run it (a flushed or restarted server): the one resend, by EVAL, which loads it;
+                // not for an op already completed, nor once its deadline has passed (it then times out unsent).
                 freeReplyObject(r)
-                e.byEval = true
-                var again = [e] + members
-                for k in again.indices { again[k].byEval = true }
+                let now = Clock.monotonicUs()
+                var again: [LaneEntry] = []
+                for var x in [e] + members where !x.done {
+                    lane.waiting -= 1
+                    if now >= x.deadlineUs {
+                        deliver(lane, x, h.laneResult(x, .failure(Failure(.timeout, "Redis command timed out (timeout_ms=\(h.config.timeoutMs)); not sent again after NOSCRIPT"))))
+                        continue
+                    }
+                    x.byEval = true
+                    x.chunk = again.isEmpty ? 1 : 0
+                    again.append(x)
+                }
+                if again.isEmpty { return }
+                if again.count > 1 { again[0].chunk = again.count }
                 lane.fifo.append(contentsOf: again)
-                let failed = e.chunk > 1 ? h.appendLaneChunk(lane.conn, again[...]) : h.appendLaneCommand(lane.conn, e)
+                lane.waiting += again.count
+                let failed = again.count > 1 ? h.appendLaneChunk(lane.conn, again[...]) : h.appendLaneCommand(lane.conn, again[0])
                 if failed == nil { resend = true; return }
                 lane.fifo.removeLast(again.count)
-                for x in again where !x.done {
+                for x in again {
                     lane.waiting -= 1
                     deliver(lane, x, h.laneResult(x, .failure(Failure(.internal, "EVAL could not be queued"))))
                 }
