@@ -209,6 +209,22 @@ def _op(kind: int, id: Id) -> hammer_op:
     return op
 
 
+def _count_hit_op(id: Id, bucket: int, now_ms: int, increment: int) -> hammer_op:
+    op = _op(_native.OP_COUNT_HIT, id)
+    op.bucket = _int64("bucket", bucket)
+    op.now_ms = _int64("now_ms", now_ms)
+    op.amount = _int64("increment", increment)
+    return op
+
+
+def _check_rate_op(kind: int, id: Id, scale_ms: int, limit: int, increment: int) -> hammer_op:
+    op = _op(kind, id)
+    op.scale_ms = _int64("scale_ms", scale_ms)
+    op.limit = _int64("limit", limit)
+    op.amount = _int64("increment", increment)
+    return op
+
+
 class Hammer:
     """An asyncio handle: hammer.Hammer's calls as coroutines.
 
@@ -361,11 +377,7 @@ class Hammer:
     # -- the calls of hammer.Hammer ------------------------------------------------------------------------------
     async def count_hit(self, id: Id, bucket: int, now_ms: int, increment: int = 1) -> int:
         """hammer.Hammer.count_hit."""
-        op = _op(_native.OP_COUNT_HIT, id)
-        op.bucket = _int64("bucket", bucket)
-        op.now_ms = _int64("now_ms", now_ms)
-        op.amount = _int64("increment", increment)
-        result: int = await self._one(op, _value)
+        result: int = await self._one(_count_hit_op(id, bucket, now_ms, increment), _value)
         return result
 
     async def get_bucket(self, id: Id, bucket: int) -> Optional[Bucket]:
@@ -382,19 +394,12 @@ class Hammer:
 
     async def check_rate(self, id: Id, scale_ms: int, limit: int, increment: int = 1) -> Decision:
         """hammer.Hammer.check_rate."""
-        op = _op(_native.OP_CHECK_RATE, id)
-        op.scale_ms = _int64("scale_ms", scale_ms)
-        op.limit = _int64("limit", limit)
-        op.amount = _int64("increment", increment)
-        result: Decision = await self._one(op, _dec)
+        result: Decision = await self._one(_check_rate_op(_native.OP_CHECK_RATE, id, scale_ms, limit, increment), _dec)
         return result
 
     async def check_rate_at(self, id: Id, scale_ms: int, limit: int, now_ms: int, increment: int = 1) -> Decision:
         """hammer.Hammer.check_rate_at."""
-        op = _op(_native.OP_CHECK_RATE_AT, id)
-        op.scale_ms = _int64("scale_ms", scale_ms)
-        op.limit = _int64("limit", limit)
-        op.amount = _int64("increment", increment)
+        op = _check_rate_op(_native.OP_CHECK_RATE_AT, id, scale_ms, limit, increment)
         op.now_ms = _int64("now_ms", now_ms)
         result: Decision = await self._one(op, _dec)
         return result
@@ -459,22 +464,14 @@ class Hammer:
         """hammer.Hammer.count_hits."""
         def make(row: Any) -> Tuple[hammer_op, Convert, Any]:
             id, bucket, now_ms, inc = _row(row, "count_hits", ("id", "bucket", "now_ms", "increment"), (1,))
-            op = _op(_native.OP_COUNT_HIT, id)
-            op.bucket = _int64("bucket", bucket)
-            op.now_ms = _int64("now_ms", now_ms)
-            op.amount = _int64("increment", inc)
-            return op, _value, None
+            return _count_hit_op(id, bucket, now_ms, inc), _value, None
         return await self._many("count_hits", list(requests), make)
 
     async def check_rates(self, requests: Iterable[Sequence[Any]]) -> List[Union[Decision, HammerError]]:
         """hammer.Hammer.check_rates."""
         def make(row: Any) -> Tuple[hammer_op, Convert, Any]:
             id, scale_ms, limit, inc = _row(row, "check_rates", ("id", "scale_ms", "limit", "increment"), (1,))
-            op = _op(_native.OP_CHECK_RATE, id)
-            op.scale_ms = _int64("scale_ms", scale_ms)
-            op.limit = _int64("limit", limit)
-            op.amount = _int64("increment", inc)
-            return op, _dec, None
+            return _check_rate_op(_native.OP_CHECK_RATE, id, scale_ms, limit, inc), _dec, None
         return await self._many("check_rates", list(requests), make)
 
     async def stats(self) -> Stats:
