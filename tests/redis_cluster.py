@@ -48,6 +48,17 @@ def key_slot(key: bytes) -> int:
     return crc16(key) % 16384
 
 
+def ids_on(cluster, master, n, tag="x"):
+    """n ids whose slot `master` serves (by the cluster's map)."""
+    out, i = [], 0
+    while len(out) < n:
+        id_ = f"{tag}{i}"
+        if cluster.master_of_slot(key_slot(id_.encode())) is master:
+            out.append(id_)
+        i += 1
+    return out
+
+
 class RedisCluster:
     def __init__(self, masters=3, replicas=1, extra=(), tls=None):
         """tls: a tls_certs.Certs: every node listens for TLS only, and the bus and replication use TLS too; the

@@ -14,7 +14,7 @@ import pytest
 
 import hammer
 from multiproc import run_in_processes
-from redis_cluster import RedisCluster, key_slot
+from redis_cluster import RedisCluster, ids_on, key_slot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREFIX = b"Hammer:Redis:"
@@ -35,17 +35,6 @@ def h(cluster):
 
 def bucket_key(id_, bucket):
     return PREFIX + b"{" + id_.encode() + b"}:" + str(bucket).encode()
-
-
-def ids_on(cluster, master, n, tag="x"):
-    """n ids whose slot `master` serves."""
-    out, i = [], 0
-    while len(out) < n:
-        id_ = f"{tag}{i}"
-        if cluster.master_of_slot(key_slot(id_.encode())) is master:
-            out.append(id_)
-        i += 1
-    return out
 
 
 def slot_owner(ranges, slot):

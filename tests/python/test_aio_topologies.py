@@ -10,22 +10,18 @@ while a ticker task shows the event loop was never blocked:
 import asyncio
 import os
 import re
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 import hammer
 import hammer.aio
-from redis_cluster import RedisCluster, key_slot
+from redis_cluster import RedisCluster, ids_on, key_slot
+from test_connection import SLACK, run_under_silent_dns
 from test_sentinel import SERVICE, SentinelSet, ask, evalsha_calls
 
 NOW = 1_700_000_000_000
-SLACK = 0.25   # seconds of scheduling slack on a loaded 2-core machine (as test_connection's)
 PERIOD = 0.01  # the ticker's period
 
 
@@ -71,17 +67,6 @@ async def timed(coro):
     except hammer.HammerError as e:
         r = e
     return r, time.monotonic() - t
-
-
-def ids_on(cluster, master, n, tag):
-    """n ids whose slot `master` serves (test_cluster's helper)."""
-    out, i = [], 0
-    while len(out) < n:
-        id_ = f"{tag}{i}"
-        if cluster.master_of_slot(key_slot(id_.encode())) is master:
-            out.append(id_)
-        i += 1
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -155,54 +140,19 @@ def test_a_silent_dns_holds_no_aio_call_past_its_bound_and_the_loop_keeps_tickin
     a private mount namespace, 5 s per try): an aio open and the first aio calls of lazy handles end within
     connect_timeout_ms + timeout_ms, answered as the blocking calls are (an error, or on_error / fallback), while a
     ticker keeps running on the loop."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare for a private /etc/resolv.conf")
-    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        dns.bind(("127.0.0.1", 53))
-    except OSError:
-        dns.close()
-        pytest.skip("127.0.0.1:53 is taken")
     bound = 0.3 + 0.3
-    try:
-        resolv = tmp_path / "resolv.conf"
-        resolv.write_text("nameserver 127.0.0.1\noptions timeout:5 attempts:1\n")
-        child = tmp_path / "child.py"
-        child.write_text(SILENT_DNS_CHILD)
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = dict(os.environ, PYTHONPATH=os.path.join(root, "bindings", "python"))
-        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                            f"mount --bind {resolv} /etc/resolv.conf && exec {sys.executable} {child} "
-                            f"hammer-silent-dns.example"], capture_output=True, text=True, timeout=60, env=env)
-        if r.returncode != 0 and "mount" in r.stderr:
-            pytest.skip("cannot bind-mount /etc/resolv.conf here: " + r.stderr[-200:])
-        assert r.returncode == 0, r.stderr[-2000:]
-        blocking, out = eval(r.stdout.strip().splitlines()[-1])
-        print(f"silent DNS: blocking {blocking}; aio {out}")
-        assert out["open"][0][0][0] == "HammerTimeout", out["open"]   # as the blocking open
-        assert blocking["allow"][0] == "degraded:allowed" and blocking["local"][0] == "degraded:allowed", blocking
-        for kind in ("lazy", "allow", "local"):
-            got, _ = out[kind]
-            assert [g for g, _ in got] == [blocking[kind][0]] * 5, (kind, got, blocking[kind])
-        for kind, (got, (ticks, gap)) in out.items():
-            assert all(took <= bound + SLACK for _, took in got), (kind, got)
-            if not kind.endswith(":close"):
-                span = max(took for _, took in got)
-                assert ticks >= span / PERIOD * 0.25 and gap < SLACK, (kind, got, ticks, gap)
-    finally:
-        dns.close()
-
-
-def replicating(ss):
-    """Waits until a write on the master shows on the replica. Redis 7 puts a replica that took a diskless full sync
-    online (streams it the writes) only at its first REPLCONF ACK, up to a second after master_link_status:up, which
-    SentinelSet waits for: a failover before that promotes a replica without any of the writes since the sync (seen:
-    every hit of the storm lost, through both APIs)."""
-    ss.master.cli("SET", "hammer:probe", "1")
-    deadline = time.monotonic() + 10
-    while ss.replica.cli("GET", "hammer:probe") != b"1":
-        assert time.monotonic() < deadline, "the replica does not replicate"
-        time.sleep(0.01)
+    blocking, out = run_under_silent_dns(tmp_path, SILENT_DNS_CHILD, "hammer-silent-dns.example")
+    print(f"silent DNS: blocking {blocking}; aio {out}")
+    assert out["open"][0][0][0] == "HammerTimeout", out["open"]   # as the blocking open
+    assert blocking["allow"][0] == "degraded:allowed" and blocking["local"][0] == "degraded:allowed", blocking
+    for kind in ("lazy", "allow", "local"):
+        got, _ = out[kind]
+        assert [g for g, _ in got] == [blocking[kind][0]] * 5, (kind, got, blocking[kind])
+    for kind, (got, (ticks, gap)) in out.items():
+        assert all(took <= bound + SLACK for _, took in got), (kind, got)
+        if not kind.endswith(":close"):
+            span = max(took for _, took in got)
+            assert ticks >= span / PERIOD * 0.25 and gap < SLACK, (kind, got, ticks, gap)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -270,8 +220,7 @@ def test_a_sentinel_failover_is_followed_by_the_same_aio_handle(uid):
     connect_ms, timeout_ms = 300, 300
     bound = (connect_ms + timeout_ms) / 1000
     with SentinelSet() as ss:
-        assert ss.master_port() == ss.master.port
-        replicating(ss)
+        assert ss.master_port() == ss.master.port   # and the replica streams the writes (SentinelSet waits)
 
         async def main():
             loop = asyncio.get_running_loop()
