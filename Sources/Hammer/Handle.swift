@@ -338,8 +338,9 @@ final class Handle {
     func limit(id: UnsafeBufferPointer<UInt8>, _ lim: Limit, mode: Mode, cost: Int64,
                now: Int64?) -> Result<Decision, Failure> {
         if let memory { return memoryLimit(memory, id: id, lim, mode: mode, cost: cost, now: now) }
-        if let r = limitOnLane(id: id, lim, mode: mode, cost: cost, now: now) { return r }
+        // From before the lane: a call Redis redirected there keeps one deadline on the way that follows it.
         let t0 = Clock.monotonicUs()
+        if let r = limitOnLane(id: id, lim, mode: mode, cost: cost, now: now) { return r }
         let t = time(now)
         // The deny cache serves the handle's clock only (the *_at calls pass their own time) and not check_rate,
         // which counts even a denied hit in a bucket others read.

@@ -70,8 +70,8 @@ extension Handle {
     /// One combined decision; while Redis cannot answer, the on_error / fallback policy may decide instead.
     func limitAll(_ req: MultiRequest) -> Result<Decision, Failure> {
         if let memory { return memoryDecideAll(memory, req, counted: true) }
+        let t0 = Clock.monotonicUs()   // before the lane, as in limit()
         if let r = limitAllOnLane(req) { return r }
-        let t0 = Clock.monotonicUs()
         let t = time(req.now)
         if let f = MultiLimit.conflict(req.set, now: t) { return .failure(refuse(f)) }
         let r = with(req.id, since: t0, outcome: { r in
