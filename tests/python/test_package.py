@@ -289,7 +289,7 @@ def test_sdist_contents(sdist):
     # Every tracked file the library's build reads: Package.swift names the Swift tests' folders too.
     need = git_files("Makefile", "Package.swift", "Sources", "Tests", "include", "lua", "hammer.map", "pkgconfig")
     assert need - native == set(), sorted(need - native)
-    assert {"Makefile", "Package.swift", "include/hammer.h", "hammer.map", "Sources/Hammer/CAPI.swift",
+    assert {"Makefile", "Package.swift", "include/hammer.h", "hammer.map", "Sources/Hammer/CAPI/CAPI.swift",
             "Sources/HammerCore/Lua.generated.swift", "lua/generate.py"} <= native
     assert not [n for n in native if n.startswith((".build/", "build/"))], "no build output"
     assert {"pyproject.toml", "hatch_build.py", "README.md", "PKG-INFO"} <= names

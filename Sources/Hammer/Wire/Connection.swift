@@ -292,7 +292,7 @@ final class Connection {
         }
     }
 
-    // MARK: without waiting (a lane of the completions engine: Async/Lane.swift)
+    // MARK: without waiting (a lane of the completions engine: Engine/Lane.swift)
 
     /// Sends what is queued as far as the socket takes it now: 0 when all of it went out, else the poll events the
     /// rest waits for (POLLOUT; with TLS, perhaps POLLIN).

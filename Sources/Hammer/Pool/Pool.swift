@@ -10,52 +10,6 @@ import Glibc
 import HammerCore
 import Synchronization
 
-enum Clock {
-    static func monotonicUs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) &* 1_000_000 &+ Int64(ts.tv_nsec / 1000)
-    }
-    static func monotonicMs() -> Int64 { monotonicUs() / 1000 }
-    static func realtimeMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) &* 1000 &+ Int64(ts.tv_nsec / 1_000_000)
-    }
-}
-
-final class Lock {
-    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    init() {
-        pthread_mutex_init(mutex, nil)
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(cond, &attr)
-        pthread_condattr_destroy(&attr)
-    }
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        cond.deallocate()
-    }
-    @inline(__always) func lock() { pthread_mutex_lock(mutex) }
-    @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
-}
-
-/// What one call did, for the statistics.
-struct Outcome {
-    var calls: UInt64 = 0
-    var allowed: UInt64 = 0
-    var denied: UInt64 = 0
-    var degraded: UInt64 = 0
-    var errors = SIMD16<UInt64>()   // failed requests by status (Status.limit of them)
-
-    mutating func fail(_ s: Status) { errors[Int(s.rawValue) & (Status.limit - 1)] &+= 1 }
-}
-
 final class Pool {
     let config: Config
     private var lock = Lock()

@@ -30,9 +30,9 @@ final class Handle {
     /// memory://: the state in the process, no Redis (the pool then only keeps the statistics).
     let memory: MemoryStore?
     let tags: Bool
-    /// The non-blocking calls' engine (Async/), made at the first hammer_submit or hammer_fd.
+    /// The non-blocking calls' engine (Engine/), made at the first hammer_submit or hammer_fd.
     let completions = EngineSlot()
-    /// Blocking calls on the engine's lane now (Async/Call.swift).
+    /// Blocking calls on the engine's lane now (Engine/Call.swift).
     let laneCalls = Atomic<Int>(0)
 
     init(config: Config) {
@@ -477,18 +477,6 @@ final class Handle {
     /// Requests per script call in a batch: enough to spread the script's fixed cost, small enough that one call
     /// does not hold Redis long.
     static let batchChunk = 128
-}
-
-extension Outcome {
-    mutating func add(_ r: Result<Decision, Failure>) {
-        switch r {
-        case let .success(d):
-            if d.allowed { allowed &+= 1 } else { denied &+= 1 }
-            if d.degraded { degraded &+= 1 }
-        case let .failure(f):
-            fail(f.status)
-        }
-    }
 }
 
 /// Decoding of hiredis replies into results. Each frees the reply.
