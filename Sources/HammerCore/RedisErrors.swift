@@ -51,7 +51,7 @@ public enum RedisErrors {
 
     /// The error's code word and the text after it. An error raised inside a script on Redis before 7.0 comes
     /// wrapped ("ERR Error running script (call to f_...): @user_script:2: -OOM ..."): the code is the inner one.
-    static func codeWord(_ t: String) -> (Substring, Substring) {
+    public static func codeWord(_ t: String) -> (Substring, Substring) {
         var s = Substring(t)
         if s.hasPrefix("ERR Error running script") {
             // Past the script's location(s) ("@user_script:2: ", "@user_script: 2: "), then an optional '-'.

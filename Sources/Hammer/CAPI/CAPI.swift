@@ -569,7 +569,7 @@ public func hammer_stats(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<hammer
     o.p99_us = Int64(clamping: s.latency.quantile(0.99))
     o.p999_us = Int64(clamping: s.latency.quantile(0.999))
     o.connections = Int64(open)
-    if let router = hd.router { router.fill(&o) }
+    hd.topology.fill(&o)
     if let cache = hd.denyCache {
         let served = cache.totals().hits
         o.calls &+= served

@@ -33,8 +33,7 @@ extension Engine {
             }
             if lane.driving || lane.ended {
                 // Another thread reads the socket (none does today: a blocking call joins an idle lane only).
-                var ts = timespec(tv_sec: Int(deadline / 1_000_000), tv_nsec: Int(deadline % 1_000_000) * 1000)
-                pthread_cond_timedwait(waitCond, lock.mutex, &ts)
+                Lock.wait(waitCond, lock.mutex, until: deadline)
                 continue
             }
             lane.driving = true

@@ -265,8 +265,7 @@ final class Engine {
                             now &+ e.handle.config.timeoutMs &* 1000)
             if now < first {
                 // Later ops have later deadlines: nothing needs to wake this wait before it ends.
-                var ts = timespec(tv_sec: Int(first / 1_000_000), tv_nsec: Int(first % 1_000_000) * 1000)
-                pthread_cond_timedwait(e.timerCond, e.lock.mutex, &ts)
+                Lock.wait(e.timerCond, e.lock.mutex, until: first)
                 continue
             }
             var cs: [hammer_completion] = []

@@ -177,11 +177,7 @@ extension Handle {
 
     /// The pool whose connection an op on `id` goes on (on a cluster: the node serving its slot, as far as the map
     /// says), or nil when none is known now.
-    func laneTarget(_ id: UnsafeBufferPointer<UInt8>) -> (Pool, NodeAddress?)? {
-        guard let router else { return (pool, nil) }
-        guard let (node, p) = router.route(ClusterSlot.ofId(id)) else { return nil }
-        return (p, node)
-    }
+    func laneTarget(_ id: UnsafeBufferPointer<UInt8>) -> (Pool, NodeAddress?)? { topology.target(id) }
 
     /// Appends the entry's command to the connection's queue: the batch calls' script with this one request.
     func appendLaneCommand(_ conn: Connection, _ e: LaneEntry) -> Failure? {

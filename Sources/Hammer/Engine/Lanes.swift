@@ -107,7 +107,7 @@ extension Engine {
         guard let start = lane.fifo[lane.head...].firstIndex(where: { $0.chunk == -1 }) else { return }
         // Grouped in the list as they are written, so that the replies keep its order; on a cluster one call's
         // keys must share a slot (the node's lane carries several).
-        let slots = h.router != nil
+        let slots = h.topology.isCluster
         func rank(_ e: LaneEntry) -> Int {
             let slot = slots ? ClusterSlot.ofId(e.op.idBuffer) : 0
             switch e.call {
@@ -312,7 +312,7 @@ extension Engine {
         if active[key] === lane { active[key] = nil }
         lane.pool.giveBack(lane.conn, f, trips: trips)
         // A node that timed out or lost its connection may be gone (a failover): the map is read again soon.
-        if let node = lane.node, let f, f.status == .connect || f.status == .timeout { handle.router?.failed(node) }
+        if let f { handle.topology.failed(lane.node, f) }
         // A blocking call waiting on the lane sees it gone; the lane itself waits for its next connection.
         pthread_cond_broadcast(waitCond)
         if !lane.driving && lane.result == nil {

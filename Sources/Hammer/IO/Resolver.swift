@@ -91,12 +91,7 @@ enum Resolver {
                     abandoned = true
                     return nil
                 }
-                var ts = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &ts)
-                let end = Int64(ts.tv_nsec) &+ min(left, 3_600_000_000) &* 1000
-                ts.tv_sec += Int(end / 1_000_000_000)
-                ts.tv_nsec = Int(end % 1_000_000_000)
-                pthread_cond_timedwait(lock.cond, lock.mutex, &ts)
+                lock.wait(until: deadlineUs)
             }
             return answer
         }

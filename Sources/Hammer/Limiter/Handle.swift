@@ -22,9 +22,11 @@ typealias Reply = Result<UnsafeMutablePointer<redisReply>, Failure>
 
 final class Handle {
     let config: Config
-    /// A single Redis's connections; on a cluster only the statistics (the nodes' pools are the router's).
+    /// A single Redis's connections (Sentinel's too); on a cluster only the statistics (the nodes' pools are the
+    /// router's).
     let pool: Pool
-    let router: Router?
+    /// Where commands go (Topology.swift).
+    let topology: Topology
     let local: LocalLimiter?
     let denyCache: DenyCache?
     /// memory://: the state in the process, no Redis (the pool then only keeps the statistics).
@@ -38,7 +40,7 @@ final class Handle {
     init(config: Config) {
         self.config = config
         self.pool = Pool(config: config)
-        self.router = config.isCluster ? Router(config: config, tls: pool.tls) : nil
+        self.topology = Topology(config, pool)
         self.local = config.localFallback ? LocalLimiter() : nil
         self.denyCache = config.denyCacheEntries > 0 ? DenyCache(capacity: config.denyCacheEntries) : nil
         self.memory = config.memory ? MemoryStore() : nil
@@ -55,12 +57,7 @@ final class Handle {
             if case let .failure(f)? = pool.tls { return f }
             return nil
         }
-        if let router {
-            if let f = router.open() { return f }
-            guard let (_, p) = router.route(0) else { return nil }
-            return p.with({ ServerCheck.run($0, p.config) }).failureValue
-        }
-        return pool.with({ ServerCheck.run($0, config) }).failureValue
+        return topology.open(config)
     }
 
     /// The time a script should use: the caller's, the library's clock, or nil for Redis's TIME.
@@ -447,7 +444,7 @@ final class Handle {
                     withoutActuallyEscaping(fill) { fill in
                         withoutActuallyEscaping(idOf) { idOf in
                             let prefix = config.prefix, tags = tags
-                            let p = Pipeline(script: script, nodeScript: router == nil ? nil : nodeScript, width: width,
+                            let p = Pipeline(script: script, nodeScript: topology.isCluster ? nodeScript : nil, width: width,
                                              chunk: chunk, keyCount: keyCount, keys: keys, header: header, fill: fill,
                                              timeoutUs: config.timeoutMs &* 1000,
                                              probe: { i, a in
@@ -455,7 +452,7 @@ final class Handle {
                                 Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
                                 a.end()
                             })
-                            if let router {
+                            if case let .cluster(router) = topology {
                                 clusterBatches(router, todo, p, take: take, idOf: idOf)
                                 return
                             }

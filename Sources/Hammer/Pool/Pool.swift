@@ -37,23 +37,14 @@ final class Pool {
 
     /// The TLS context of a rediss:// handle, made once (or why not: every connect then fails with it).
     let tls: Result<TLSContext, Failure>?
-    // Sentinel (redis+sentinel://): the master in use, its generation (bumped when Sentinel names another, so that
-    // connections to the old one are dropped), and when a sentinel last confirmed it (guarded by lock). The watch
-    // itself is used by one thread at a time: the one that set `watching`; watchDone's condition (waited on with
-    // `lock`'s mutex) tells the others that it is done.
-    private var sentinel: SentinelWatch?
-    private var watchDone = Lock()
-    private var master: Endpoint? = nil
-    private var masterGeneration = 0
-    private var masterCheckedUs: Int64 = 0
-    private var watching = false
-    private var failingOver = false
+    /// redis+sentinel://: the topology's word on which master the connections go to (SentinelMaster).
+    private let sentinel: SentinelMaster?
 
     /// `tls`: a TLS context to share (a cluster's nodes share the handle's); by default one is made from config.
     init(config: Config, tls shared: Result<TLSContext, Failure>?? = nil) {
         self.config = config
         self.tls = shared ?? config.tls.map(TLSContext.make)
-        self.sentinel = config.sentinel == nil ? nil : SentinelWatch(config, tls: tls)
+        self.sentinel = config.sentinel == nil ? nil : SentinelMaster(config, tls: tls)
         self.serverUnchecked = config.lazyConnect
         idle.reserveCapacity(config.poolSize)
     }
@@ -63,7 +54,6 @@ final class Pool {
         // connections (a TLS close_notify would end the parent's session): they are abandoned first.
         epoch.check(afterFork)
         for c in idle { c.close() }
-        sentinel?.close()
     }
 
     /// Lends a connected connection to `body`, then takes it back (dropping it if it broke, or if the call got a
@@ -126,18 +116,7 @@ final class Pool {
         backoffMs = 0
         lastFailure = nil
         stats = Stats()
-        if let w = sentinel {
-            // The same for the sentinel's connection; a parent's thread may have been asking at the fork.
-            w.abandonAfterFork()
-            _ = Unmanaged.passRetained(w)
-            _ = Unmanaged.passRetained(watchDone)
-            watchDone = Lock()
-            sentinel = SentinelWatch(config, tls: tls)
-            master = nil
-            masterCheckedUs = 0
-            watching = false
-            failingOver = false
-        }
+        sentinel?.afterFork()   // the same for the sentinel's connection
     }
 
     /// Milliseconds until the breaker lets a call through (0 when closed).
@@ -177,13 +156,7 @@ final class Pool {
                 return .failure(Failure(.timeout, "all \(config.poolSize) pooled connections stayed busy; raise pool_size",
                                         transient: true))
             }
-            var ts = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &ts)
-            let left = deadline - now
-            ts.tv_sec += Int(left / 1000)
-            ts.tv_nsec += Int((left % 1000) * 1_000_000)
-            if ts.tv_nsec >= 1_000_000_000 { ts.tv_sec += 1; ts.tv_nsec -= 1_000_000_000 }
-            pthread_cond_timedwait(lock.cond, lock.mutex, &ts)
+            lock.wait(until: deadlineUs)
         }
         if waits { waiters -= 1 }
         let conn: Connection
@@ -197,9 +170,9 @@ final class Pool {
         lock.unlock()
         var target = config
         var generation = 0
-        if let watch = sentinel {
+        if let sentinel {
             var waited = false
-            switch follow(watch, until: deadlineUs, waited: &waited) {
+            switch sentinel.current(until: deadlineUs, waited: &waited) {
             case let .failure(f):
                 release(conn, f, connectFailed: true, trips: !waited)
                 return .failure(f)
@@ -261,12 +234,9 @@ final class Pool {
             lock.unlock()
             return nil
         }
-        if sentinel != nil {
-            guard master != nil, !watching, conn.generation == masterGeneration,
-                  Clock.monotonicUs() &- masterCheckedUs < SentinelWatch.pollUs else {
-                lock.unlock()
-                return nil
-            }
+        if let sentinel, !sentinel.confirmed(conn.generation) {
+            lock.unlock()
+            return nil
         }
         idle.removeLast()
         lent += 1
@@ -285,78 +255,16 @@ final class Pool {
         release(conn, failure, trips: trips, tried: true)
     }
 
-    /// Sentinel: the master to use and its generation. Asks a sentinel when none is known, when the last answer is
-    /// older than SentinelWatch.pollUs, or after a failure; while one thread asks, the others use what is known, or
-    /// (none known) wait for its answer within their own deadline: no lock is held while a sentinel is asked.
-    /// When no sentinel answers but a master is known, it stays in use (its own failures show).
-    /// `waited`: the failure is this call's deadline passing while another thread asked (it says nothing of Redis).
-    private func follow(_ watch: SentinelWatch, until deadlineUs: Int64, waited: inout Bool) -> Result<(Endpoint, Int), Failure> {
-        lock.lock()
-        while true {
-            if let m = master, watching || Clock.monotonicUs() &- masterCheckedUs < SentinelWatch.pollUs {
-                let g = masterGeneration
-                lock.unlock()
-                return .success((m, g))
-            }
-            if !watching { break }
-            // No master known and another thread is asking: wait for its answer.
-            let left = deadlineUs &- Clock.monotonicUs()
-            if left <= 0 {
-                lock.unlock()
-                waited = true
-                return .failure(Failure(.timeout, "timed out waiting for Sentinel to name the master of '\(config.sentinel?.service ?? "")'"))
-            }
-            var ts = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &ts)
-            let end = Int64(ts.tv_nsec) &+ min(left, 3_600_000_000) &* 1000
-            ts.tv_sec += Int(end / 1_000_000_000)
-            ts.tv_nsec = Int(end % 1_000_000_000)
-            pthread_cond_timedwait(watchDone.cond, lock.mutex, &ts)
-        }
-        watching = true
-        let known = master
-        lock.unlock()
-        let r = watch.master(known: known, until: deadlineUs)
-        lock.lock()
-        defer { lock.unlock() }
-        watching = false
-        pthread_cond_broadcast(watchDone.cond)
-        switch r {
-        case let .success(addr):
-            failingOver = false
-            if addr != master {
-                master = addr
-                masterGeneration &+= 1
-            }
-            masterCheckedUs = Clock.monotonicUs()
-            return .success((addr, masterGeneration))
-        case let .failure(f):
-            failingOver = watch.failingOver
-            if failingOver {
-                // No writes until the new master is named; the connections to the old one go.
-                master = nil
-                masterGeneration &+= 1
-                return .failure(f)
-            }
-            guard let m = master else { return .failure(f) }
-            masterCheckedUs = Clock.monotonicUs()
-            return .success((m, masterGeneration))
-        }
-    }
-
     /// `connectFailed`: connecting (or finding the master) failed. `trips`: the failure opens the breaker. `tried`:
     /// Redis was talked to (a success then closes the breaker).
     private func release(_ conn: Connection, _ failure: Failure?, connectFailed: Bool = false, trips: Bool,
                          tried: Bool = true, counting: (Outcome, Int64)? = nil) {
         let broken = conn.isBroken
         if broken { conn.close() }
+        if let sentinel, tried, let f = failure { sentinel.suspect(f) }
+        let failingOver = sentinel?.failingOver ?? false
         lock.lock()
         lent -= 1
-        // Sentinel: a failure to reach or write to the master (connect, timeout, a closed connection, READONLY and
-        // the like) makes the next call ask the sentinels again.
-        if sentinel != nil, tried, let f = failure, f.status == .connect || f.status == .timeout || (f.status == .redis && f.transient) {
-            masterCheckedUs = 0
-        }
         if broken { idle.insert(conn, at: 0) } else { idle.append(conn) }
         // Connect failures and timeouts of sent commands trip the breaker; a connection that broke under a command
         // does not (the server may simply have closed it), nor does an answer from Redis, nor a call that ran out

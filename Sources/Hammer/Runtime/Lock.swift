@@ -21,4 +21,17 @@ final class Lock {
     }
     @inline(__always) func lock() { pthread_mutex_lock(mutex) }
     @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
+
+    /// Waits on `cond` (the mutex held) until signalled or until `deadlineUs` (monotonic) passes.
+    func wait(until deadlineUs: Int64) {
+        Lock.wait(cond, mutex, until: deadlineUs)
+    }
+
+    /// Waits on any condition made on the monotonic clock, as wait(until:) does.
+    static func wait(_ cond: UnsafeMutablePointer<pthread_cond_t>, _ mutex: UnsafeMutablePointer<pthread_mutex_t>,
+                     until deadlineUs: Int64) {
+        let us = max(0, deadlineUs)
+        var ts = timespec(tv_sec: Int(us / 1_000_000), tv_nsec: Int(us % 1_000_000) * 1000)
+        pthread_cond_timedwait(cond, mutex, &ts)
+    }
 }

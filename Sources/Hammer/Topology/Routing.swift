@@ -1,7 +1,7 @@
-// Where a handle's commands go: the one pool of a single Redis, or, on a cluster, the node serving the id's slot
-// (Router). Batches are pipelines of script calls ("chunks"); on a cluster each chunk holds one slot's requests
-// (a script's keys must share a slot), each node gets its own pipeline, and all of them are written before any is
-// read, so the nodes work at the same time.
+// A cluster's commands (Topology.cluster): on the node serving the id's slot (Router). Batches are pipelines of
+// script calls ("chunks"); on a cluster each chunk holds one slot's requests (a script's keys must share a slot),
+// each node gets its own pipeline, and all of them are written before any is read, so the nodes work at the same
+// time. A single Redis's (and Sentinel's) go to the handle's one pool.
 import CHiredis
 import Glibc
 import HammerCore
@@ -15,7 +15,7 @@ extension Handle {
         var r: Result<T, Failure>
         if let m = Keys.tagProblem(id: id) {
             r = .failure(Failure(.invalid, m))
-        } else if let router {
+        } else if case let .cluster(router) = topology {
             r = router.with(slot: ClusterSlot.ofId(id), since: t0, body)
         } else {
             return pool.with(since: t0, outcome: outcome, body)

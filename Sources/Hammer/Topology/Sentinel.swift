@@ -63,7 +63,7 @@ final class SentinelWatch {
                                 + reasons.joined(separator: "; ")))
     }
 
-    /// SENTINEL get-master-addr-by-name on sentinel `s`.
+    /// SENTINEL MASTER <service> on sentinel `s`: the master's address, unless a failover is in progress.
     private func ask(_ s: Endpoint, until deadlineUs: Int64) -> Result<Endpoint, Failure> {
         var sc = config
         sc.endpoint = s
@@ -96,10 +96,11 @@ final class SentinelWatch {
         case let .success(r):
             defer { freeReplyObject(r) }
             if r.pointee.type == REDIS_REPLY_ERROR {
-                // "ERR No such master with that name" (or NOAUTH, NOPERM: the sentinel's credentials).
+                // ERR: the sentinel knows no master of that name (its only ERR for SENTINEL MASTER <name>); NOAUTH,
+                // NOPERM and the like: the sentinel's credentials, worth asking the next sentinel.
                 let text = Connection.text(r)
-                let noSuch = text.hasPrefix("ERR") && text.lowercased().contains("no such master")
-                return .failure(Failure(noSuch ? .invalid : .connect, "sentinel \(sc.redacted): \(text)"))
+                let unknown = RedisErrors.codeWord(text).0 == "ERR"
+                return .failure(Failure(unknown ? .invalid : .connect, "sentinel \(sc.redacted): \(text)"))
             }
             guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements % 2 == 0, let el = r.pointee.element else {
                 conn.broken = true
