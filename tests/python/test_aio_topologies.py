@@ -335,6 +335,45 @@ def test_aio_calls_on_a_live_master_keep_their_bound_while_the_others_are_stoppe
         c.close()
 
 
+def test_a_stopped_master_delays_only_its_own_ops_on_the_io_workers():
+    """Ops beyond a lane's depth go to the I/O worker of their node: while a stopped master's ops wait there for
+    their timeout, a burst on the live master (more ops than its lane takes) completes at once, every one before any
+    of the stopped master's, each with Redis's count."""
+    c = RedisCluster(masters=3, replicas=0, extra=["cluster-node-timeout 60000"])
+    try:
+        stopped, live = c.masters()[:2]
+        on_stopped = ids_on(c, stopped, 1, tag="iow")[0]
+        on_live = ids_on(c, live, 1, tag="iow")[0]
+        order = []
+
+        async def main():
+            async with hammer.aio.Hammer(c.url(connect_timeout_ms=300, timeout_ms=1500)) as h:
+                assert await h.count_hit(on_stopped, 1, 1) == 1
+                assert await h.count_hit(on_live, 1, 1) == 1
+
+                async def one(i, who):
+                    r, _ = await timed(h.count_hit(i, 1, 1))
+                    order.append(who)
+                    return r
+
+                stopped.pause()
+                try:
+                    # 20 on the stopped master: its lane's depth in flight there, the rest on its I/O worker.
+                    waiting = [asyncio.ensure_future(one(on_stopped, "stopped")) for _ in range(20)]
+                    await asyncio.sleep(0.1)
+                    burst = await asyncio.gather(*(one(on_live, "live") for _ in range(40)))
+                    assert sorted(burst) == list(range(2, 42)), burst   # every hit counted, none crossed
+                    failed = await asyncio.gather(*waiting)
+                finally:
+                    stopped.resume()
+                assert all(isinstance(e, (hammer.HammerTimeout, hammer.ConnectError)) for e in failed), failed
+                assert order.index("stopped") == 40, order   # the live burst waited for none of the stopped ops
+
+        run(main())
+    finally:
+        c.close()
+
+
 def test_a_stopped_master_replaced_by_its_replica_through_aio():
     """A master stopped (SIGSTOP) during a storm of aio calls: calls on the other masters' slots never fail; calls
     on its slots fail, each within its bound, until its replica is promoted, then succeed on the new master through

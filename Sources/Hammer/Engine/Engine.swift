@@ -2,12 +2,14 @@
 // descriptor that is readable while some wait. A single-script op (count_hit, one limit's decision) on a single Redis
 // goes on a lane (Lane.swift): the submitting thread writes it on a pooled connection and the draining thread reads
 // its reply, so an op alone in flight costs no thread hand-off. Other ops, and those beyond a lane's depth or met
-// with no idle connection, queue for the I/O thread, which takes everything queued and runs it as pipelined batches
-// (Dispatch.swift). A deadline thread completes ops whose deadline passed, queued (unsent), in a batch or on a lane
-// (their late results dropped), so that no op waits on another op's round trip past its own deadline. hammer_fd is
-// an epoll set of the eventfd (readable while completions wait) and the lanes' sockets (readable when a reply
-// comes). No lock is held across a wait: the I/O thread runs its batch unlocked, and a lane only writes and reads
-// what its socket takes or holds now.
+// with no idle connection, queue for an I/O worker, which takes everything queued and runs it as pipelined batches
+// (Dispatch.swift). There is a worker per pool the topology names (a single Redis's, or each cluster node's; at
+// most maxWorkers, then shared), so a node that is slow or gone, or a connect, delays only the ops of its own pool.
+// A deadline thread completes ops whose deadline passed, queued (unsent), in a batch or on a lane (their late
+// results dropped), so that no op waits on another op's round trip past its own deadline. hammer_fd is an epoll set
+// of the eventfd (readable while completions wait) and the lanes' sockets (readable when a reply comes). No lock is
+// held across a wait: a worker runs its batch unlocked, and a lane only writes and reads what its socket takes or
+// holds now.
 import CHammer
 import CHiredis
 import Glibc
@@ -30,23 +32,19 @@ final class Engine {
     let lock = Lock()                         // lock.cond: the I/O thread waits there for ops
     private let timerCond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    private var queue: [AsyncOp] = []
-    private var queueHead = 0
+    /// The I/O workers, and which one serves each pool (by the pool's identity; a route unknown goes to the first).
+    private var workers: [Worker] = []
+    private var workerOf: [ObjectIdentifier: Int] = [:]
+    static let maxWorkers = 16
     var done: [hammer_completion] = []
     private var doneHead = 0
     /// Ops submitted and not yet drained.
     private var pending = 0
     private var started = false
     var closing = false
-    private var ioIdle = false
     /// connect_timeout_ms + timeout_ms in us: every op's deadline from its submit.
     let span: Int64
     private var threads: [pthread_t] = []
-    /// The ops the I/O thread is running (in submit order, so their deadlines ascend): the deadline thread
-    /// completes those whose deadline passes first, and their late results are dropped.
-    private var inflight: [AsyncOp] = []
-    private var inflightDone: [Bool] = []
-    private var inflightNext = 0
 
     init?(_ handle: Handle) {
         let efd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -86,8 +84,6 @@ final class Engine {
         waitCond.deallocate()
     }
 
-    private var queued: Int { queue.count - queueHead }
-
     /// Queues checked ops and completes refused ones; starts the threads at the first submit.
     func submit(_ ops: [AsyncOp], refused: [hammer_completion]) -> Failure? {
         lock.lock()
@@ -113,20 +109,50 @@ final class Engine {
                 case .declined: break
                 }
             }
-            queue.append(op)
-            queued += 1
+            if let f = enqueue(op) {
+                cs.append(hammer_completion(tag: op.tag, kind: op.kind, failure: f))
+                op.release()
+            }
         }
         // The ops of one submit on one lane go out together: those of one script as one call of it, in one write.
         for lane in written where !lane.ended { writeDeferred(lane) }
-        if queued > 0 && ioIdle { pthread_cond_signal(lock.cond) }
         complete(cs)
         return nil
     }
 
-    /// An op of hammer_submit that a lane gave back (Redis redirected it) goes to the I/O thread (the lock held).
+    /// An op of hammer_submit that a lane gave back (Redis redirected it) goes to an I/O worker (the lock held).
     func requeue(_ op: AsyncOp) {
-        queue.append(op)
-        if ioIdle { pthread_cond_signal(lock.cond) }
+        if let f = enqueue(op) {
+            complete([hammer_completion(tag: op.tag, kind: op.kind, failure: f)])
+            op.release()
+        }
+    }
+
+    /// Queues `op` for the worker of its pool, started if new (the lock held); a failure when no thread could be
+    /// started for it.
+    private func enqueue(_ op: AsyncOp) -> Failure? {
+        var k = 0
+        if let (pool, _) = handle.laneTarget(op.idBuffer) {
+            let key = ObjectIdentifier(pool)
+            if let i = workerOf[key] {
+                k = i
+            } else {
+                // Pools come and go with the cluster's nodes: the table is rebuilt rather than left to grow.
+                if workerOf.count >= 4 * Engine.maxWorkers { workerOf.removeAll(keepingCapacity: true) }
+                k = workers.count < Engine.maxWorkers ? workers.count : workerOf.count % Engine.maxWorkers
+                workerOf[key] = k
+            }
+        }
+        if k >= workers.count {
+            k = workers.count
+            let w = Worker()
+            if let f = spawn({ e in Engine.workerMain(e, w) }) { return f }
+            workers.append(w)
+        }
+        let w = workers[k]
+        w.queue.append(op)
+        if w.idle { pthread_cond_signal(w.cond) }
+        return nil
     }
 
     /// Reads the lanes' replies that have come, then moves up to `max` completions to `out`.
@@ -186,28 +212,33 @@ final class Engine {
     // MARK: threads
 
     private func start() -> Failure? {
-        for body in [Engine.ioMain, Engine.timerMain] {
-            var attr = pthread_attr_t()
-            pthread_attr_init(&attr)
-            pthread_attr_setstacksize(&attr, 1 << 20)
-            var tid = pthread_t()
-            let box = Unmanaged.passRetained(ThreadStart(self, body))
-            let rc = pthread_create(&tid, &attr, { raw in
-                let s = Unmanaged<ThreadStart>.fromOpaque(raw!).takeRetainedValue()
-                s.body(s.engine)
-                return nil
-            }, box.toOpaque())
-            pthread_attr_destroy(&attr)
-            if rc != 0 {
-                box.release()
-                // The thread already started stops at once (closing), and the engine stays unusable.
-                closing = true
-                pthread_cond_broadcast(lock.cond)
-                return Failure(rc == EAGAIN ? .nomem : .internal, "hammer_submit: no I/O thread could be started")
-            }
-            threads.append(tid)
+        if let f = spawn(Engine.timerMain) {
+            // The engine stays unusable.
+            closing = true
+            return f
         }
         started = true
+        return nil
+    }
+
+    /// Starts a thread running `body` (the lock held).
+    private func spawn(_ body: @escaping (Engine) -> Void) -> Failure? {
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        pthread_attr_setstacksize(&attr, 1 << 20)
+        var tid = pthread_t()
+        let box = Unmanaged.passRetained(ThreadStart(self, body))
+        let rc = pthread_create(&tid, &attr, { raw in
+            let s = Unmanaged<ThreadStart>.fromOpaque(raw!).takeRetainedValue()
+            s.body(s.engine)
+            return nil
+        }, box.toOpaque())
+        pthread_attr_destroy(&attr)
+        if rc != 0 {
+            box.release()
+            return Failure(rc == EAGAIN ? .nomem : .internal, "hammer_submit: no I/O thread could be started")
+        }
+        threads.append(tid)
         return nil
     }
 
@@ -217,22 +248,22 @@ final class Engine {
         init(_ e: Engine, _ b: @escaping (Engine) -> Void) { engine = e; body = b }
     }
 
-    /// Takes everything queued, runs it unlocked, completes it; until the handle closes.
-    private static func ioMain(_ e: Engine) {
+    /// A worker's loop: takes everything queued for it, runs it unlocked, completes it; until the handle closes.
+    private static func workerMain(_ e: Engine, _ w: Worker) {
         e.lock.lock()
         while true {
-            while e.queued == 0 && !e.closing {
-                e.ioIdle = true
-                pthread_cond_wait(e.lock.cond, e.lock.mutex)
-                e.ioIdle = false
+            while w.queued == 0 && !e.closing {
+                w.idle = true
+                pthread_cond_wait(w.cond, e.lock.mutex)
+                w.idle = false
             }
             if e.closing { break }
-            let ops = Array(e.queue[e.queueHead...])
-            e.queue.removeAll(keepingCapacity: true)
-            e.queueHead = 0
-            e.inflight = ops
-            e.inflightDone = [Bool](repeating: false, count: ops.count)
-            e.inflightNext = 0
+            let ops = Array(w.queue[w.head...])
+            w.queue.removeAll(keepingCapacity: true)
+            w.head = 0
+            w.inflight = ops
+            w.inflightDone = [Bool](repeating: false, count: ops.count)
+            w.inflightNext = 0
             e.lock.unlock()
             let results = Dispatch.run(e.handle, ops)
             e.lock.lock()
@@ -240,10 +271,10 @@ final class Engine {
             for op in ops { op.release() }
             var cs: [hammer_completion] = []
             cs.reserveCapacity(results.count)
-            for (i, c) in results where !e.inflightDone[i] { cs.append(c) }
-            e.inflight = []
-            e.inflightDone = []
-            e.inflightNext = 0
+            for (i, c) in results where !w.inflightDone[i] { cs.append(c) }
+            w.inflight = []
+            w.inflightDone = []
+            w.inflightNext = 0
             e.complete(cs)
         }
         e.lock.unlock()
@@ -254,38 +285,21 @@ final class Engine {
     private static func timerMain(_ e: Engine) {
         e.lock.lock()
         while !e.closing {
-            while e.inflightNext < e.inflight.count && e.inflightDone[e.inflightNext] { e.inflightNext += 1 }
-            let queuedFirst: Int64? = e.queued > 0 ? e.queue[e.queueHead].deadlineUs : nil
-            let flightFirst: Int64? = e.inflightNext < e.inflight.count ? e.inflight[e.inflightNext].deadlineUs : nil
             let now = Clock.monotonicUs()
-            let laneFirst = e.lanes.isEmpty ? nil : e.expireLanes(now: now)
+            var first = e.lanes.isEmpty ? Int64.max : (e.expireLanes(now: now) ?? Int64.max)
+            var cs: [hammer_completion] = []
+            for w in e.workers {
+                w.expire(e.handle, now: now, into: &cs)
+                first = min(first, w.firstDeadline ?? Int64.max)
+            }
+            e.complete(cs)
             // Never longer than timeout_ms: an op submitted meanwhile has at least that (a lane op has timeout_ms
             // from its write), so submit never needs to wake this thread (a wake-up per op saved).
-            let first = min([queuedFirst, flightFirst, laneFirst].compactMap({ $0 }).min() ?? Int64.max,
-                            now &+ e.handle.config.timeoutMs &* 1000)
+            first = min(first, now &+ e.handle.config.timeoutMs &* 1000)
             if now < first {
                 // Later ops have later deadlines: nothing needs to wake this wait before it ends.
                 Lock.wait(e.timerCond, e.lock.mutex, until: first)
-                continue
             }
-            var cs: [hammer_completion] = []
-            while e.queueHead < e.queue.count && e.queue[e.queueHead].deadlineUs <= now {
-                let op = e.queue[e.queueHead]
-                cs.append(Dispatch.timedOut(e.handle, op, Dispatch.notSent, record: true))
-                op.release()
-                e.queueHead += 1
-            }
-            if e.queueHead == e.queue.count { e.queue.removeAll(keepingCapacity: true); e.queueHead = 0 }
-            while e.inflightNext < e.inflight.count && e.inflight[e.inflightNext].deadlineUs <= now {
-                let k = e.inflightNext
-                if !e.inflightDone[k] {
-                    e.inflightDone[k] = true
-                    // Its batch counts it when it returns.
-                    cs.append(Dispatch.timedOut(e.handle, e.inflight[k], Dispatch.noReply, record: false))
-                }
-                e.inflightNext += 1
-            }
-            e.complete(cs)
         }
         e.lock.unlock()
     }
@@ -295,20 +309,79 @@ final class Engine {
     func stop() {
         lock.lock()
         closing = true
-        pthread_cond_broadcast(lock.cond)
+        for w in workers { pthread_cond_broadcast(w.cond) }
         pthread_cond_broadcast(timerCond)
         let ts = threads
         lock.unlock()
         for t in ts { pthread_join(t, nil) }
-        for op in queue[queueHead...] { op.release() }
-        queue = []
-        queueHead = 0
+        for w in workers {
+            for op in w.queue[w.head...] { op.release() }
+            w.queue = []
+            w.head = 0
+        }
         // The ops on lanes were written: Redis runs them; their replies go with the connections.
         lock.lock()
         for lane in lanes { failLane(lane, Failure(.invalid, "the handle is closing")) }
         lock.unlock()
         close(fd)
         close(efd)
+    }
+}
+
+/// An I/O worker's state, guarded by the engine's lock: its queue, and the ops it is running (in submit order, so
+/// their deadlines ascend: the deadline thread completes those whose deadline passes first, and their late results
+/// are dropped).
+final class Worker {
+    var queue: [AsyncOp] = []
+    var head = 0
+    var inflight: [AsyncOp] = []
+    var inflightDone: [Bool] = []
+    var inflightNext = 0
+    /// Waiting on `cond` for ops.
+    var idle = false
+    let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        cond.deallocate()
+    }
+
+    var queued: Int { queue.count - head }
+
+    /// The earliest deadline of an op queued or running and not completed yet.
+    var firstDeadline: Int64? {
+        while inflightNext < inflight.count && inflightDone[inflightNext] { inflightNext += 1 }
+        let q: Int64? = queued > 0 ? queue[head].deadlineUs : nil
+        let f: Int64? = inflightNext < inflight.count ? inflight[inflightNext].deadlineUs : nil
+        return [q, f].compactMap({ $0 }).min()
+    }
+
+    /// Completes the ops whose deadline passed: queued ones unsent, and running ones (their results dropped when
+    /// their batch returns, which counts them).
+    func expire(_ h: Handle, now: Int64, into cs: inout [hammer_completion]) {
+        while head < queue.count && queue[head].deadlineUs <= now {
+            let op = queue[head]
+            cs.append(Dispatch.timedOut(h, op, Dispatch.notSent, record: true))
+            op.release()
+            head += 1
+        }
+        if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
+        while inflightNext < inflight.count && inflight[inflightNext].deadlineUs <= now {
+            let k = inflightNext
+            if !inflightDone[k] {
+                inflightDone[k] = true
+                cs.append(Dispatch.timedOut(h, inflight[k], Dispatch.noReply, record: false))
+            }
+            inflightNext += 1
+        }
     }
 }
 

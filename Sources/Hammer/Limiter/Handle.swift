@@ -165,8 +165,9 @@ final class Handle {
 
     func countHit(id: UnsafeBufferPointer<UInt8>, bucket: Int64, nowMs: Int64, increment: Int64) -> Result<Int64, Failure> {
         if let memory { return memoryCountHit(memory, id: id, bucket: bucket, nowMs: nowMs, increment: increment) }
+        let t0 = Clock.monotonicUs()
         if let r = countHitOnLane(id: id, bucket: bucket, nowMs: nowMs, increment: increment) { return r }
-        return measured(id, Outcome(calls: 1)) { conn in
+        return measured(id, Outcome(calls: 1), since: t0) { conn in
             Replies.int64(conn.eval(Scripts.countHit) { a in
                 fillCountHit(&a, id: id, bucket: bucket, nowMs: nowMs, increment: increment)
             }, what: "count_hit")
@@ -175,9 +176,10 @@ final class Handle {
 
     func getBucket(id: UnsafeBufferPointer<UInt8>, bucket: Int64) -> Result<BucketInfo?, Failure> {
         if let memory { return memoryGetBucket(memory, id: id, bucket: bucket) }
+        let t0 = Clock.monotonicUs()
         if let r = getBucketOnLane(id: id, bucket: bucket) { return r }
         let prefix = config.prefix
-        return measured(id, Outcome(calls: 1)) { conn in
+        return measured(id, Outcome(calls: 1), since: t0) { conn in
             conn.args.reset()
             conn.args.add("HMGET")
             Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &conn.args.bytes)
@@ -383,10 +385,11 @@ final class Handle {
 
     func inspect(id: UnsafeBufferPointer<UInt8>, scaleMs: Int64, limit: Int64) -> Result<Inspection, Failure> {
         if let memory { return memoryInspect(memory, id: id, scaleMs: scaleMs) }
+        let t0 = Clock.monotonicUs()
         if let r = inspectOnLane(id: id, scaleMs: scaleMs, limit: limit) { return r }
         let t = time(nil)
         let lim = Limit(algorithm: .fixedWindow, limit: limit, periodMs: scaleMs)
-        return measured(id, Outcome(calls: 1)) { conn in
+        return measured(id, Outcome(calls: 1), since: t0) { conn in
             let r = conn.eval(Scripts.fixedWindow) { a in fillLimiter(&a, id: id, lim, mode: "i", cost: 0, now: t) }
             switch Replies.integers(r, count: 4, what: "inspect_bucket") {
             case let .failure(f): return .failure(f)
@@ -406,9 +409,10 @@ final class Handle {
 
     /// Runs `body` on a pooled connection and counts it (and its failure) in the statistics.
     @inline(__always)
-    func measured<T>(_ id: UnsafeBufferPointer<UInt8>, _ outcome: Outcome,
+    /// `t0`: when the call began (a cluster call Redis redirected from the lane keeps its one deadline).
+    func measured<T>(_ id: UnsafeBufferPointer<UInt8>, _ outcome: Outcome, since t0: Int64 = Clock.monotonicUs(),
                      _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
-        with(id, since: Clock.monotonicUs(), outcome: { r in
+        with(id, since: t0, outcome: { r in
             var o = outcome
             if let f = r.failureValue { o.fail(f.status) }
             return o
