@@ -28,9 +28,9 @@ final class Engine {
     var active: [ObjectIdentifier: Lane] = [:]
     var spare: [Lane] = []
     /// Blocking calls wait here (with `lock`) for their result, or for their lane's socket to be free to watch.
-    let waitCond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    let waitCond = Lock.makeCond()
     let lock = Lock()                         // lock.cond: the I/O thread waits there for ops
-    private let timerCond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let timerCond = Lock.makeCond()
 
     /// The I/O workers, and which one serves each pool (by the pool's identity; a route unknown goes to the first).
     private var workers: [Worker] = []
@@ -69,19 +69,11 @@ final class Engine {
         self.fd = fd
         self.efd = efd
         span = (handle.config.connectTimeoutMs &+ handle.config.timeoutMs) &* 1000
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(timerCond, &attr)
-        pthread_cond_init(waitCond, &attr)
-        pthread_condattr_destroy(&attr)
     }
 
     deinit {
-        pthread_cond_destroy(timerCond)
-        timerCond.deallocate()
-        pthread_cond_destroy(waitCond)
-        waitCond.deallocate()
+        Lock.freeCond(timerCond)
+        Lock.freeCond(waitCond)
     }
 
     /// Queues checked ops and completes refused ones; starts the threads at the first submit.
@@ -339,20 +331,9 @@ final class Worker {
     var inflightNext = 0
     /// Waiting on `cond` for ops.
     var idle = false
-    let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    let cond = Lock.makeCond()
 
-    init() {
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(cond, &attr)
-        pthread_condattr_destroy(&attr)
-    }
-
-    deinit {
-        pthread_cond_destroy(cond)
-        cond.deallocate()
-    }
+    deinit { Lock.freeCond(cond) }
 
     var queued: Int { queue.count - head }
 

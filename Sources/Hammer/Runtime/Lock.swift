@@ -4,19 +4,29 @@ import Glibc
 
 final class Lock {
     let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    let cond = Lock.makeCond()
     init() {
         pthread_mutex_init(mutex, nil)
+    }
+    deinit {
+        Lock.freeCond(cond)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// A condition on the monotonic clock (to be waited on with some Lock's mutex); freed by freeCond.
+    static func makeCond() -> UnsafeMutablePointer<pthread_cond_t> {
+        let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
         pthread_cond_init(cond, &attr)
         pthread_condattr_destroy(&attr)
+        return cond
     }
-    deinit {
+
+    static func freeCond(_ cond: UnsafeMutablePointer<pthread_cond_t>) {
         pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
         cond.deallocate()
     }
     @inline(__always) func lock() { pthread_mutex_lock(mutex) }
