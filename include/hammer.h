@@ -480,9 +480,10 @@ HAMMER_API int hammer_stats(hammer_t *h, hammer_stats_t *out);
  * thread itself on an idle pooled connection of its pool (the single Redis's, or its cluster node's: a "lane", up to 8 ops in flight on it, replies
  * matched in order), and hammer_drain reads its reply: an op alone in flight costs no thread hand-off (the blocking
  * calls of those kinds use an idle lane the same way, the calling thread reading it). The other ops, and
- * those that find no idle connection, go to the handle's I/O thread (started by the first hammer_submit; a handle
- * that never submits has none), which takes everything queued and sends it as pipelined batches (the batch calls'
- * machinery, on every URL kind), so that ops in flight together share round trips. hammer_fd() is readable while
+ * those that find no idle connection, go to the I/O thread of their pool (started by the first op queued for it;
+ * a handle that never submits has none; one per pool, so one per cluster node, at most 16), which takes everything
+ * queued and sends it as pipelined batches (the batch calls' machinery, on every URL kind), so that ops in flight
+ * together share round trips and a node that is slow or gone delays only its own ops. hammer_fd() is readable while
  * completions wait or replies have come; hammer_drain() reads those replies and takes the completions without
  * blocking. Policies (on_error, fallback, deny_cache, clock) and statistics are those of the blocking calls (each op
  * counts as a batch request).
@@ -575,7 +576,7 @@ HAMMER_API size_t hammer_drain(hammer_t *h, hammer_completion *out, size_t max);
 /*! hammer_pending() : ops submitted and not yet drained (queued, in flight, or completed and waiting). */
 HAMMER_API size_t hammer_pending(hammer_t *h);
 
-/* hammer_close() with ops pending: ops still queued are dropped unsent, the I/O thread's ops in flight finish first
+/* hammer_close() with ops pending: ops still queued are dropped unsent, the I/O threads' ops in flight finish first
  * (within their deadlines: close never waits longer), ops written on a lane run on Redis but their replies are not
  * waited for, and completions not drained are dropped with the handle. */
 
