@@ -58,7 +58,8 @@
  * counter (HAMMER_SLIDING_COUNTER), several limits in one decision (hammer_hit_all, hammer_peek_all and their _at
  * forms, hammer_hit_all_many, hammer_decision.decided_by), HAMMER_NOW and the *_INIT macros, hammer_stats_t's
  * deny_cache_hits, the URL options lazy_connect and deny_cache and the memory:// backend, and the non-blocking
- * calls (hammer_submit, hammer_fd, hammer_drain, hammer_pending, hammer_op, hammer_completion, HAMMER_OP_*).
+ * calls (hammer_submit, hammer_fd, hammer_drain, hammer_pending, hammer_shutdown, hammer_op, hammer_completion,
+ * HAMMER_OP_*).
  */
 #ifndef HAMMER_H
 #define HAMMER_H
@@ -576,9 +577,19 @@ HAMMER_API size_t hammer_drain(hammer_t *h, hammer_completion *out, size_t max);
 /*! hammer_pending() : ops submitted and not yet drained (queued, in flight, or completed and waiting). */
 HAMMER_API size_t hammer_pending(hammer_t *h);
 
+/*! hammer_shutdown() :
+ *  Ends the non-blocking calls without blocking, so that every op submitted gets its completion: later
+ *  hammer_submit calls fail with HAMMER_ERR_INVALID, the ops still queued (not sent) complete now as
+ *  HAMMER_ERR_INVALID, and the ops in flight complete as they would have (their results, or their timeouts, within
+ *  their deadlines). Keep watching hammer_fd and draining until hammer_pending() is 0, then hammer_close: every tag
+ *  has then completed exactly once (a loop that keeps per-op state can free it). Blocking calls keep working until
+ *  hammer_close. Idempotent; a fork()ed child's engine is a fresh one, not shut down.
+ *  @return HAMMER_OK, or HAMMER_ERR_INVALID for a NULL or closed handle. */
+HAMMER_API int hammer_shutdown(hammer_t *h);
+
 /* hammer_close() with ops pending: ops still queued are dropped unsent, the I/O threads' ops in flight finish first
  * (within their deadlines: close never waits longer), ops written on a lane run on Redis but their replies are not
- * waited for, and completions not drained are dropped with the handle. */
+ * waited for, and completions not drained are dropped with the handle (hammer_shutdown first, to drain them all). */
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /* test_async.c — the non-blocking calls (hammer_submit / hammer_fd / hammer_drain) against a real Redis: thousands
  * of ops in flight, each tag completed exactly once with the result Redis's state says; every op kind against its
- * blocking call; bad ops completing as HAMMER_ERR_INVALID; close with ops pending; fork. Usage: test_async URL */
+ * blocking call; bad ops completing as HAMMER_ERR_INVALID; close with ops pending; shutdown then drain (each op
+ * completed once, Redis holding exactly those that completed OK); fork. Usage: test_async URL */
 #include "testutil.h"
 
 #include <poll.h>
@@ -227,6 +228,50 @@ static void test_close_pending(const char *url)
     hammer_close(h2);
 }
 
+static void test_shutdown(const char *url)
+{
+    hammer_t *h = NULL;
+    if (hammer_open(url, &h) != HAMMER_OK) { CHECK(0, "open for shutdown test"); return; }
+    enum { N = 4000 };
+    static hammer_completion done[N + 1];
+    static int seen[N];
+    char id[96];
+    snprintf(id, sizeof id, "%sshutdown", prefix);
+    hammer_op ops[500];
+    int rc = HAMMER_OK;
+    for (int k = 0; k < N / 500 && rc == HAMMER_OK; k++) {
+        for (int i = 0; i < 500; i++) {
+            ops[i] = (hammer_op)HAMMER_OP_INIT(HAMMER_OP_COUNT_HIT, (uint64_t)(k * 500 + i), id);
+            ops[i].now_ms = 1;
+        }
+        rc = hammer_submit(h, ops, 500);
+    }
+    CHECK_STATUS(rc, HAMMER_OK);
+    CHECK_STATUS(hammer_shutdown(h), HAMMER_OK);
+    CHECK_STATUS(hammer_shutdown(h), HAMMER_OK);   /* idempotent */
+    CHECK_STATUS(hammer_submit(h, ops, 1), HAMMER_ERR_INVALID);
+    size_t got = collect(h, done, N);
+    CHECK(hammer_drain(h, done + got, 1) == 0 && hammer_pending(h) == 0,
+          "after shutdown, every op drained and nothing pending (%zu)", hammer_pending(h));
+    long long ok = 0, unsent = 0, other = 0, twice = 0;
+    for (size_t i = 0; i < got; i++) {
+        if (done[i].tag >= N) { other++; continue; }
+        if (seen[done[i].tag]++) twice++;
+        if (done[i].status == HAMMER_OK) ok++;
+        else if (done[i].status == HAMMER_ERR_INVALID) unsent++;
+        else other++;
+    }
+    CHECK(got == N && twice == 0 && other == 0, "every tag completed exactly once (%zu, twice %lld, other %lld)",
+          got, twice, other);
+    /* What completed OK ran; what completed as unsent never reached Redis: Redis holds exactly the OKs. */
+    hammer_bucket b;
+    CHECK_STATUS(hammer_get_bucket(h, id, 0, &b), HAMMER_OK);
+    CHECK(b.count == ok, "Redis counted the %lld ops that completed OK (%lld; %lld unsent)", ok, (long long)b.count,
+          unsent);
+    hammer_close(h);
+    CHECK_STATUS(hammer_shutdown(NULL), HAMMER_ERR_INVALID);
+}
+
 static void test_fork(hammer_t *h)
 {
     char id[96];
@@ -278,6 +323,7 @@ int main(int argc, char **argv)
     test_invalid(h);
     test_fork(h);
     test_close_pending(url);
+    test_shutdown(url);
     hammer_close(h);
     return test_summary("test_async");
 }

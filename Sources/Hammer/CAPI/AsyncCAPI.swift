@@ -54,3 +54,13 @@ public func hammer_pending(_ h: OpaquePointer?) -> Int {
     guard let hd = handle(h), let e = hd.completions.existing() else { return 0 }
     return e.pendingCount()
 }
+
+@_cdecl("hammer_shutdown")
+public func hammer_shutdown(_ h: OpaquePointer?) -> Int32 {
+    guard let hd = handle(h) else { return invalid("hammer_shutdown: handle is NULL or not open") }
+    switch hd.completions.get(hd) {
+    case let .failure(f): return fail(f.from("hammer_shutdown"))
+    case let .success(e): e.shutdown()
+    }
+    return Status.ok.rawValue
+}

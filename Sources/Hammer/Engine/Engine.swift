@@ -42,6 +42,9 @@ final class Engine {
     private var pending = 0
     private var started = false
     var closing = false
+    /// hammer_shutdown: no op is taken any more; those in flight complete as they come.
+    private var shuttingDown = false
+    static let shutDown = Failure(.invalid, "not sent: the handle is shutting down (hammer_shutdown)")
     /// connect_timeout_ms + timeout_ms in us: every op's deadline from its submit.
     let span: Int64
     private var threads: [pthread_t] = []
@@ -81,12 +84,12 @@ final class Engine {
         lock.lock()
         defer { lock.unlock() }
         if closing { return Failure(.invalid, "hammer_submit: the handle is closing") }
+        if shuttingDown { return Failure(.invalid, "hammer_submit: the handle is shutting down (hammer_shutdown)") }
         if !started, !ops.isEmpty {
             if let f = start() { return f }
         }
         pending += ops.count + refused.count
         var cs = refused
-        var queued = 0
         var written: [Lane] = []
         for op in ops {
             if let call = handle.laneCall(op) {
@@ -114,7 +117,7 @@ final class Engine {
 
     /// An op of hammer_submit that a lane gave back (Redis redirected it) goes to an I/O worker (the lock held).
     func requeue(_ op: AsyncOp) {
-        if let f = enqueue(op) {
+        if let f = shuttingDown ? Engine.shutDown : enqueue(op) {
             complete([hammer_completion(tag: op.tag, kind: op.kind, failure: f)])
             op.release()
         }
@@ -145,6 +148,30 @@ final class Engine {
         w.queue.append(op)
         if w.idle { pthread_cond_signal(w.cond) }
         return nil
+    }
+
+    /// hammer_shutdown: later submits are refused, the ops still queued complete now as HAMMER_ERR_INVALID unsent,
+    /// and those in flight (on a lane or in a worker's batch) complete as they would have, within their deadlines;
+    /// so the caller drains until nothing is pending, every op completed exactly once, then closes.
+    func shutdown() {
+        lock.lock()
+        defer { lock.unlock() }
+        if shuttingDown || closing { return }
+        shuttingDown = true
+        var cs: [hammer_completion] = []
+        for w in workers {
+            for op in w.queue[w.head...] {
+                cs.append(hammer_completion(tag: op.tag, kind: op.kind, failure: Engine.shutDown))
+                op.release()
+            }
+            w.queue.removeAll()
+            w.head = 0
+        }
+        // Counted as calls that failed, as queued ops that time out are.
+        var o = Outcome(calls: UInt64(cs.count))
+        for _ in cs { o.fail(.invalid) }
+        if !cs.isEmpty { handle.pool.record(o, latencyUs: nil) }
+        complete(cs)
     }
 
     /// Reads the lanes' replies that have come, then moves up to `max` completions to `out`.

@@ -134,6 +134,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "hammer_fd": (ctypes.c_int, [_h]),
     "hammer_drain": (_size, [_h, _P(hammer_completion), _size]),
     "hammer_pending": (_size, [_h]),
+    "hammer_shutdown": (STATUS, [_h]),
 }
 
 

@@ -193,6 +193,25 @@ class _Completions:
             if n < _DRAIN:
                 return
 
+    async def shut_down(self) -> None:
+        """hammer_shutdown, then drains until nothing is pending: each op sent completes with its result (the
+        library completes every op within its deadline), each op queued or not yet submitted as InvalidError."""
+        closed = InvalidError("the Hammer handle is closed")
+        for op in self.backlog:
+            entry = self.futures.pop(op.tag, None)
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(closed)
+        self.backlog = []
+        if self.sync._handle is None:
+            return
+        self.sync._call(raw.hammer_shutdown)
+        if self.loop is not asyncio.get_running_loop():
+            return   # watched on another loop (or none): whatever is pending fails as closed
+        # The descriptor's reader (ready) resolves the futures; this only waits for the last of them.
+        while self.futures and self.sync._call(raw.hammer_pending) > 0:
+            await asyncio.sleep(0.002)
+        self.ready()
+
     def fail_all(self, e: HammerError) -> None:
         self.backlog = []
         futures, self.futures = self.futures, {}
@@ -355,8 +374,8 @@ class Hammer:
         return results
 
     async def aclose(self) -> None:
-        """Closes the handle (after the calls in flight, within their deadlines); idempotent. Calls still pending
-        fail with InvalidError."""
+        """Closes the handle; idempotent. The calls in flight complete first, with their results (within their
+        deadlines: hammer_shutdown); those not sent yet fail with InvalidError."""
         if self._closed:
             return
         self._closed = True
@@ -364,6 +383,7 @@ class Hammer:
         done, self._done = self._done, None
         if handle is not None and self._owned:
             if done is not None:
+                await done.shut_down()
                 done.unwatch()
                 done.fail_all(InvalidError("the Hammer handle is closed"))
             await asyncio.get_running_loop().run_in_executor(None, handle.close)
