@@ -58,12 +58,15 @@ static void on_readable(uv_poll_t *poll, int status, int events)
 {
     struct state *s = poll->data;
     (void)events;
-    if (status < 0) {
+    if (status < 0) {   /* the descriptor itself failed: nothing more can be drained */
         fprintf(stderr, "uv_poll: %s\n", uv_strerror(status));
         s->failed = 1;
+        uv_poll_stop(poll);
+        uv_close((uv_handle_t *)poll, NULL);
+        return;
     }
     size_t m;
-    while (!s->failed && (m = hammer_drain(s->h, s->done, BATCH)) > 0) {
+    while ((m = hammer_drain(s->h, s->done, BATCH)) > 0) {
         for (size_t i = 0; i < m; i++) {
             if (s->done[i].status != HAMMER_OK) {
                 if (s->errors++ < 5) fprintf(stderr, "op %" PRIu64 ": %s: %s\n", s->done[i].tag,
@@ -78,7 +81,10 @@ static void on_readable(uv_poll_t *poll, int status, int events)
         if (m < BATCH) break;
     }
     if (!s->failed) top_up(s);
-    if (s->failed || s->completed >= s->total) {
+    /* Once a submit failed, no more are made, and the ops in flight still complete (hammer_shutdown): the loop
+     * ends when the last of them has been drained. */
+    if (s->failed) hammer_shutdown(s->h);
+    if ((s->failed && hammer_pending(s->h) == 0) || s->completed >= s->total) {
         uv_poll_stop(poll);
         uv_close((uv_handle_t *)poll, NULL);
     }
