@@ -1,8 +1,9 @@
 """The non-blocking calls (hammer_submit / hammer_fd / hammer_drain) through hammer.aio, against real redis-server
 processes and the misbehaving fake server: thousands of ops in flight each completed once with Redis's count;
 each op's deadline (connect_timeout_ms + timeout_ms from its submit) held against a SIGSTOP'd Redis, for ops in
-flight and ops queued behind them; a cancelled await leaves its op to run; close with ops pending; and a storm of
-pipelined ops against a server that sends stray and broken replies never hands an op another op's value."""
+flight and ops queued behind them; a cancelled await leaves its op to run; close with ops pending; a storm of
+pipelined ops against a server that sends stray and broken replies never hands an op another op's value; and
+test_connection's out-of-step cases and its stray 0.3 ms after a reply, through the non-blocking calls."""
 import asyncio
 import random
 import threading
@@ -13,7 +14,7 @@ import pytest
 import hammer
 import hammer.aio
 from fake_redis import FakeRedis, honest
-from test_connection import NOW, honest_reply, int_reply, bulk
+from test_connection import BROKEN_REPLIES, CALLS, LIM, NOW, bulk, honest_reply, int_reply, misbehave_first
 
 
 def run(coro):
@@ -159,3 +160,65 @@ def test_a_storm_of_pipelined_ops_on_a_misbehaving_server_never_gets_a_crossed_r
         assert not wrong, f"ops completed with another op's value: {wrong[:5]}"
         assert not other, other[:5]
         assert ok > 200 and protocol > 20, (ok, protocol)
+
+
+async def acall(call, h, i):
+    """CALLS[call] through hammer.aio."""
+    if call == "count_hit":
+        return await h.count_hit(i, 1, NOW)
+    if call == "hit":
+        return (await h.hit(i, LIM, now_ms=NOW)).count
+    return (await h.get_bucket(i, 1)).count
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+@pytest.mark.parametrize("case", sorted(BROKEN_REPLIES))
+def test_a_lane_out_of_step_is_dropped_and_no_op_gets_another_ops_reply(case, call):
+    """test_connection's out-of-step cases through the non-blocking calls: the op that met the broken reply fails
+    with ProtocolError, its connection is closed and never written again, and every later op gets its own reply."""
+    async def main(url):
+        async with hammer.aio.Hammer(url) as h:
+            with pytest.raises(hammer.ProtocolError):
+                await acall(call, h, "first")
+            for n in range(5):
+                assert await acall(call, h, f"later:{n}") == honest(f"later:{n}".encode())
+
+    with FakeRedis(misbehave_first(BROKEN_REPLIES[case])) as fake:
+        run(main(fake.url(pool_size=1)))
+        assert fake.connections == 2
+        assert [c for c, _ in fake.commands] == [0] + [1] * 5
+        assert fake.closed_by_client >= 1
+
+
+def test_a_stray_reply_that_arrives_just_after_an_op_never_reaches_the_next_op():
+    """test_connection's stray 0.3 ms after a reply, through the non-blocking calls: the next op, made once the stray
+    is sent, never gets it; the lane's connection is dropped before its next command."""
+    stray_sent, stray_due = threading.Event(), threading.Event()
+
+    def answer(conn_no, cmd_no, args):
+        if cmd_no == 0:
+            stray_due.set()
+            return [honest_reply(args), 0.0003, int_reply(999999), stray_sent.set]
+        return [honest_reply(args)]
+
+    async def main(url):
+        wrong, protocol = [], 0
+        async with hammer.aio.Hammer(url) as h:
+            for n in range(40):
+                i = f"stray:{n}"
+                stray_sent.clear()
+                stray_due.clear()
+                try:
+                    v = await h.count_hit(i, 1, NOW)
+                    if v != honest(i.encode()):
+                        wrong.append((i, v))
+                except hammer.ProtocolError:
+                    protocol += 1
+                if stray_due.is_set():
+                    assert stray_sent.wait(5)
+        return wrong, protocol
+
+    with FakeRedis(answer) as fake:
+        wrong, protocol = run(main(fake.url(pool_size=1, timeout_ms=2000)))
+        assert not wrong, f"ops completed with another reply: {wrong[:5]}"
+        assert fake.connections == 40 and len(fake.commands) == 40, (fake.connections, len(fake.commands), protocol)

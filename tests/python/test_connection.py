@@ -61,6 +61,12 @@ def honest_reply(args):
         return int_reply(honest(id_of_key(keys[0])))
     if script == "count_hits":                            # KEYS: bucket and index, per request
         return b"*%d\r\n" % (len(keys) // 2) + b"".join(int_reply(honest(id_of_key(k))) for k in keys[::2])
+    if script == "decide_many":                           # ARGV: the limiters (5 fields each), then 3 per request
+        argv = args[3 + len(keys):]
+        n = (len(argv) - 1 - 5 * int(argv[0])) // 3
+        per = len(keys) // n
+        return b"*%d\r\n" % (5 * n) + b"".join(decision_reply(honest(id_of_key(keys[k * per])))[4:]
+                                                 for k in range(n))
     return decision_reply(honest(id_of_key(keys[0])))    # a decision: KEYS[1] is a key of the id
 
 
