@@ -14,8 +14,9 @@
 Each call is submitted to the library without blocking (hammer_submit: include/hammer.h's non-blocking calls) and
 awaits a future; the handle's completion descriptor is watched with loop.add_reader, and each completion resolves
 its future by tag. No thread per call and no executor (only opening, which connects once, runs in the loop's
-default executor): the library's one I/O thread per handle sends the calls in flight together as pipelines, so
-many coroutines share round trips. A call takes no longer than the URL's connect_timeout_ms + timeout_ms (a call
+default executor): a call is written on the loop's thread on an idle pooled connection (a lane) and its reply
+read when the descriptor says it came; calls beyond a lane's depth go to the library's I/O thread of their pool
+(one per cluster node), which sends them together as pipelines, so many coroutines share round trips. A call takes no longer than the URL's connect_timeout_ms + timeout_ms (a call
 still queued then fails with HammerTimeout unsent). A cancelled call stops being awaited, but the op it submitted
 runs to its end unobserved (a hit may be counted). One handle serves one event loop at a time.
 """
