@@ -1,6 +1,6 @@
 // The completions engine of one handle: ops submitted, the threads that run them, and the completions with the
-// descriptor that is readable while some wait. A single-script op (count_hit, one limit's decision) on a single Redis
-// goes on a lane (Lane.swift): the submitting thread writes it on a pooled connection and the draining thread reads
+// descriptor that is readable while some wait. An op of one command (every kind but delete_buckets) goes on a lane
+// of its pool (Lane.swift): the submitting thread writes it on a pooled connection and the draining thread reads
 // its reply, so an op alone in flight costs no thread hand-off. Other ops, and those beyond a lane's depth or met
 // with no idle connection, queue for an I/O worker, which takes everything queued and runs it as pipelined batches
 // (Dispatch.swift). There is a worker per pool the topology names (a single Redis's, or each cluster node's; at
@@ -29,7 +29,8 @@ final class Engine {
     var spare: [Lane] = []
     /// Blocking calls wait here (with `lock`) for their result, or for their lane's socket to be free to watch.
     let waitCond = Lock.makeCond()
-    let lock = Lock()                         // lock.cond: the I/O thread waits there for ops
+    /// Guards everything here, the lanes and the workers' queues; never held across a wait on the network.
+    let lock = Lock()
     private let timerCond = Lock.makeCond()
 
     /// The I/O workers, and which one serves each pool (by the pool's identity; a route unknown goes to the first).
@@ -309,7 +310,7 @@ final class Engine {
             var cs: [hammer_completion] = []
             for w in e.workers {
                 w.expire(e.handle, now: now, into: &cs)
-                first = min(first, w.firstDeadline ?? Int64.max)
+                first = min(first, w.firstDeadline() ?? Int64.max)
             }
             e.complete(cs)
             // Never longer than timeout_ms: an op submitted meanwhile has at least that (a lane op has timeout_ms
@@ -364,8 +365,9 @@ final class Worker {
 
     var queued: Int { queue.count - head }
 
-    /// The earliest deadline of an op queued or running and not completed yet.
-    var firstDeadline: Int64? {
+    /// The earliest deadline of an op queued or running and not completed yet (skipping, for good, the running ops
+    /// already completed at the front).
+    func firstDeadline() -> Int64? {
         while inflightNext < inflight.count && inflightDone[inflightNext] { inflightNext += 1 }
         let q: Int64? = queued > 0 ? queue[head].deadlineUs : nil
         let f: Int64? = inflightNext < inflight.count ? inflight[inflightNext].deadlineUs : nil
