@@ -3,7 +3,8 @@ processes and the misbehaving fake server: thousands of ops in flight each compl
 each op's deadline (connect_timeout_ms + timeout_ms from its submit) held against a SIGSTOP'd Redis, for ops in
 flight and ops queued behind them; a cancelled await leaves its op to run; close with ops pending; a storm of
 pipelined ops against a server that sends stray and broken replies never hands an op another op's value; and
-test_connection's out-of-step cases and its stray 0.3 ms after a reply, through the non-blocking calls."""
+test_connection's out-of-step cases and its stray 0.3 ms after a reply, through the non-blocking calls; and idle
+connections watched once the engine runs (a stray or the server's close on one closes it before any call)."""
 import asyncio
 import random
 import threading
@@ -222,3 +223,49 @@ def test_a_stray_reply_that_arrives_just_after_an_op_never_reaches_the_next_op()
         wrong, protocol = run(main(fake.url(pool_size=1, timeout_ms=2000)))
         assert not wrong, f"ops completed with another reply: {wrong[:5]}"
         assert fake.connections == 40 and len(fake.commands) == 40, (fake.connections, len(fake.commands), protocol)
+
+
+def test_bytes_on_an_idle_connection_close_it_at_once_once_the_engine_runs():
+    """Once the engine runs, the pools' idle connections are watched: a reply nobody asked for, arriving while the
+    connection rests in the pool, closes it at once (no call made meanwhile), and the next call goes on a new one.
+    A blocking-only handle checks it at the next lend instead (test_connection's idle stray)."""
+    def answer(conn_no, cmd_no, args):
+        if conn_no == 0 and cmd_no == 0:
+            return [honest_reply(args), 0.05, int_reply(501007)]   # a stray, 50 ms after the reply
+        return [honest_reply(args)]
+
+    async def main(fake):
+        async with hammer.aio.Hammer(fake.url(pool_size=1)) as h:
+            assert await h.count_hit("a", 1, NOW) == honest(b"a")
+            assert h.sync.stats().connections == 1
+            end = time.monotonic() + 5
+            while h.sync.stats().connections > 0 and time.monotonic() < end:
+                await asyncio.sleep(0.01)
+            # (Closed with the stray unread, so the server sees a reset rather than an end.)
+            assert h.sync.stats().connections == 0, "the idle connection that got a stray is still open"
+            assert len(fake.commands) == 1, "a command was written meanwhile"
+            assert await h.count_hit("b", 1, NOW) == honest(b"b")
+            assert fake.connections == 2 and [c for c, _ in fake.commands] == [0, 1]
+
+    with FakeRedis(answer) as fake:
+        run(main(fake))
+
+
+def test_a_server_closing_an_idle_connection_is_seen_at_once(own_redis, uid):
+    """Redis closing a resting connection (CLIENT KILL here; its idle timeout alike): the watched pool closes its
+    end at once, so the server's client list loses it before any call, and the next call needs no retry."""
+    s = own_redis()
+
+    async def main():
+        async with hammer.aio.Hammer(s.url(pool_size=2)) as h:
+            assert await h.count_hit(uid, 1, NOW) == 1
+            st = h.sync.stats()
+            assert st.connections >= 1
+            s.cli("CLIENT", "KILL", "TYPE", "normal")
+            end = time.monotonic() + 5
+            while h.sync.stats().connections > 0 and time.monotonic() < end:
+                await asyncio.sleep(0.01)
+            assert h.sync.stats().connections == 0, "the killed idle connections are still counted open"
+            assert await h.count_hit(uid, 1, NOW) == 2   # no call failed on a dead connection
+
+    run(main())

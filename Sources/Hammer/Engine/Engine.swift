@@ -6,7 +6,8 @@
 // (Dispatch.swift). There is a worker per pool the topology names (a single Redis's, or each cluster node's; at
 // most maxWorkers, then shared), so a node that is slow or gone, or a connect, delays only the ops of its own pool.
 // A deadline thread completes ops whose deadline passed, queued (unsent), in a batch or on a lane (their late
-// results dropped), so that no op waits on another op's round trip past its own deadline. hammer_fd is an epoll set
+// results dropped), so that no op waits on another op's round trip past its own deadline; it waits in epoll on the
+// pools' idle connections (IdleWatch), and closes one the moment bytes or the server's close arrive on it. hammer_fd is an epoll set
 // of the eventfd (readable while completions wait) and the lanes' sockets (readable when a reply comes). No lock is
 // held across a wait: a worker runs its batch unlocked, and a lane only writes and reads what its socket takes or
 // holds now.
@@ -29,9 +30,11 @@ final class Engine {
     var spare: [Lane] = []
     /// Blocking calls wait here (with `lock`) for their result, or for their lane's socket to be free to watch.
     let waitCond = Lock.makeCond()
+    /// The idle connections' epoll set (IdleWatch), and an eventfd in it that wakes the deadline thread at stop.
+    private let watchFd: Int32
+    private let wakeFd: Int32
     /// Guards everything here, the lanes and the workers' queues; never held across a wait on the network.
     let lock = Lock()
-    private let timerCond = Lock.makeCond()
 
     /// The I/O workers, and which one serves each pool (by the pool's identity; a route unknown goes to the first).
     private var workers: [Worker] = []
@@ -60,23 +63,29 @@ final class Engine {
             errno = e
             return nil
         }
+        let watchFd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        let wakeFd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         var ev = epoll_event()
         ev.events = EPOLLIN.rawValue
-        if epoll_ctl(fd, EPOLL_CTL_ADD, efd, &ev) != 0 {
+        var wake = epoll_event()
+        wake.events = EPOLLIN.rawValue
+        wake.data.fd = wakeFd
+        if watchFd < 0 || wakeFd < 0 || epoll_ctl(fd, EPOLL_CTL_ADD, efd, &ev) != 0
+            || epoll_ctl(watchFd, EPOLL_CTL_ADD, wakeFd, &wake) != 0 {
             let e = errno
-            close(efd)
-            close(fd)
+            for d in [efd, fd, watchFd, wakeFd] where d >= 0 { close(d) }
             errno = e
             return nil
         }
         self.handle = handle
         self.fd = fd
         self.efd = efd
+        self.watchFd = watchFd
+        self.wakeFd = wakeFd
         span = (handle.config.connectTimeoutMs &+ handle.config.timeoutMs) &* 1000
     }
 
     deinit {
-        Lock.freeCond(timerCond)
         Lock.freeCond(waitCond)
     }
 
@@ -238,6 +247,7 @@ final class Engine {
             return f
         }
         started = true
+        handle.idleWatch.activate(watchFd)
         return nil
     }
 
@@ -303,6 +313,8 @@ final class Engine {
     /// Completes the ops whose deadline passed: queued ones unsent, and those the I/O thread is running (their
     /// results dropped when they come). Both lists are in submit order, so each one's oldest deadline is first.
     private static func timerMain(_ e: Engine) {
+        var events = [epoll_event](repeating: epoll_event(), count: 16)
+        var seen: [Int32] = []
         e.lock.lock()
         while !e.closing {
             let now = Clock.monotonicUs()
@@ -314,12 +326,20 @@ final class Engine {
             }
             e.complete(cs)
             // Never longer than timeout_ms: an op submitted meanwhile has at least that (a lane op has timeout_ms
-            // from its write), so submit never needs to wake this thread (a wake-up per op saved).
+            // from its write), so submit never needs to wake this thread (a wake-up per op saved). Later ops have
+            // later deadlines: nothing else needs to wake this wait before it ends.
             first = min(first, now &+ e.handle.config.timeoutMs &* 1000)
-            if now < first {
-                // Later ops have later deadlines: nothing needs to wake this wait before it ends.
-                Lock.wait(e.timerCond, e.lock.mutex, until: first)
+            let waitMs = Int32(clamping: max(1, (first &- now &+ 999) / 1000))
+            e.lock.unlock()
+            let n = events.withUnsafeMutableBufferPointer { epoll_wait(e.watchFd, $0.baseAddress, 16, waitMs) }
+            seen.removeAll(keepingCapacity: true)
+            for i in 0..<max(0, Int(n)) where events[i].data.fd != e.wakeFd { seen.append(events[i].data.fd) }
+            if !seen.isEmpty {
+                // Bytes on an idle connection: its pool checks it as a lend would, and closes it.
+                let pools = e.handle.topology.pools
+                for fd in seen { for p in pools { p.checkIdle(fd: fd) } }
             }
+            e.lock.lock()
         }
         e.lock.unlock()
     }
@@ -330,7 +350,9 @@ final class Engine {
         lock.lock()
         closing = true
         for w in workers { pthread_cond_broadcast(w.cond) }
-        pthread_cond_broadcast(timerCond)
+        if started { handle.idleWatch.activate(-1) }
+        var one: UInt64 = 1
+        _ = write(wakeFd, &one, 8)
         let ts = threads
         lock.unlock()
         for t in ts { pthread_join(t, nil) }
@@ -345,6 +367,8 @@ final class Engine {
         lock.unlock()
         close(fd)
         close(efd)
+        close(watchFd)
+        close(wakeFd)
     }
 }
 

@@ -27,6 +27,8 @@ final class Handle {
     let pool: Pool
     /// Where commands go (Topology.swift).
     let topology: Topology
+    /// The pools' idle connections, watched once the engine runs (Pool/IdleWatch.swift).
+    let idleWatch: IdleWatch
     let local: LocalLimiter?
     let denyCache: DenyCache?
     /// memory://: the state in the process, no Redis (the pool then only keeps the statistics).
@@ -39,8 +41,10 @@ final class Handle {
 
     init(config: Config) {
         self.config = config
-        self.pool = Pool(config: config)
-        self.topology = Topology(config, pool)
+        let watch = IdleWatch()
+        self.idleWatch = watch
+        self.pool = Pool(config: config, watch: watch)
+        self.topology = Topology(config, pool, watch: watch)
         self.local = config.localFallback ? LocalLimiter() : nil
         self.denyCache = config.denyCacheEntries > 0 ? DenyCache(capacity: config.denyCacheEntries) : nil
         self.memory = config.memory ? MemoryStore() : nil

@@ -39,10 +39,13 @@ final class Pool {
     let tls: Result<TLSContext, Failure>?
     /// redis+sentinel://: the topology's word on which master the connections go to (SentinelMaster).
     private let sentinel: SentinelMaster?
+    /// The handle's watch of idle connections (IdleWatch): told of each connection going idle and being lent.
+    private let watch: IdleWatch?
 
     /// `tls`: a TLS context to share (a cluster's nodes share the handle's); by default one is made from config.
-    init(config: Config, tls shared: Result<TLSContext, Failure>?? = nil) {
+    init(config: Config, tls shared: Result<TLSContext, Failure>?? = nil, watch: IdleWatch? = nil) {
         self.config = config
+        self.watch = watch
         self.tls = shared ?? config.tls.map(TLSContext.make)
         self.sentinel = config.sentinel == nil ? nil : SentinelMaster(config, tls: tls)
         self.serverUnchecked = config.lazyConnect
@@ -162,6 +165,7 @@ final class Pool {
         let conn: Connection
         if let c = idle.popLast() {
             conn = c
+            watch?.lent(c)
         } else {
             conn = Connection(spinUs: config.spinUs, gate: gate)
             all.append(conn)
@@ -239,6 +243,7 @@ final class Pool {
             return nil
         }
         idle.removeLast()
+        watch?.lent(conn)
         lent += 1
         lock.unlock()
         if conn.isStale {
@@ -247,6 +252,24 @@ final class Pool {
             return nil
         }
         return conn
+    }
+
+    /// The engine's deadline thread saw bytes (or the end) on an idle connection's descriptor `fd`: that connection,
+    /// if it is still idle here, is checked as a lend checks it and closed if anything came (a stray reply or the
+    /// server's close), before any request is written on it.
+    func checkIdle(fd: Int32) {
+        epoch.check(afterFork)
+        lock.lock()
+        guard let k = idle.lastIndex(where: { $0.isOpen && $0.fd == fd }) else {
+            lock.unlock()
+            return
+        }
+        let conn = idle.remove(at: k)
+        watch?.lent(conn)
+        lent += 1
+        lock.unlock()
+        if conn.isStale { conn.close() }
+        release(conn, nil, trips: false, tried: false)
     }
 
     /// Takes back a connection lendNow() lent: `failure` and `trips` as for a call's (release()).
@@ -265,7 +288,12 @@ final class Pool {
         let failingOver = sentinel?.failingOver ?? false
         lock.lock()
         lent -= 1
-        if broken { idle.insert(conn, at: 0) } else { idle.append(conn) }
+        if broken {
+            idle.insert(conn, at: 0)
+        } else {
+            idle.append(conn)
+            watch?.idle(conn)   // under the lock: no other thread has it lent before it is watched
+        }
         // Connect failures and timeouts of sent commands trip the breaker; a connection that broke under a command
         // does not (the server may simply have closed it), nor does an answer from Redis, nor a call that ran out
         // of time before its command was sent.

@@ -37,12 +37,14 @@ final class Router {
     /// The handle's TLS context (rediss+cluster://), shared by every node's pool: made once at open, never under
     /// the lock that every call takes.
     private let tls: Result<TLSContext, Failure>?
+    private let watch: IdleWatch
     /// Connections (re)opened by pools since dropped (their nodes left the map): the statistics never go back.
     private var droppedReconnects: UInt64 = 0
 
-    init(config: Config, tls: Result<TLSContext, Failure>?) {
+    init(config: Config, tls: Result<TLSContext, Failure>?, watch: IdleWatch) {
         self.config = config
         self.tls = tls
+        self.watch = watch
     }
 
     /// Reads the map from a seed at open: a wrong address or password shows here.
@@ -69,7 +71,7 @@ final class Router {
         if let p = pools[node] { return p }
         var c = config
         c.endpoint = .tcp(host: node.host, port: node.port)
-        let p = Pool(config: c, tls: tls)
+        let p = Pool(config: c, tls: tls, watch: watch)
         pools[node] = p
         return p
     }

@@ -14,8 +14,16 @@ enum Topology {
     case cluster(Router)
 
     /// `pool`: the handle's own (a single Redis's connections; on a cluster, the statistics of calls).
-    init(_ config: Config, _ pool: Pool) {
-        self = config.isCluster ? .cluster(Router(config: config, tls: pool.tls)) : .single(pool)
+    init(_ config: Config, _ pool: Pool, watch: IdleWatch) {
+        self = config.isCluster ? .cluster(Router(config: config, tls: pool.tls, watch: watch)) : .single(pool)
+    }
+
+    /// Every pool in use (a cluster's: one per node in the map).
+    var pools: [Pool] {
+        switch self {
+        case let .single(pool): return [pool]
+        case let .cluster(router): return router.allPools()
+        }
     }
 
     var isCluster: Bool {
