@@ -40,6 +40,9 @@ final class Engine {
     private var workers: [Worker] = []
     private var workerOf: [ObjectIdentifier: Int] = [:]
     static let maxWorkers = 16
+    /// How often the deadline thread passes while idle connections wait to be watched: one rests up to twice that
+    /// before it is.
+    static let restUs: Int64 = 50_000
     var done: [hammer_completion] = []
     private var doneHead = 0
     /// Ops submitted and not yet drained.
@@ -315,6 +318,8 @@ final class Engine {
     private static func timerMain(_ e: Engine) {
         var events = [epoll_event](repeating: epoll_event(), count: 16)
         var seen: [Int32] = []
+        var pass = 0
+        var resting = false   // idle connections wait to be watched at a coming pass
         e.lock.lock()
         while !e.closing {
             let now = Clock.monotonicUs()
@@ -329,16 +334,18 @@ final class Engine {
             // from its write), so submit never needs to wake this thread (a wake-up per op saved). Later ops have
             // later deadlines: nothing else needs to wake this wait before it ends.
             first = min(first, now &+ e.handle.config.timeoutMs &* 1000)
+            if resting { first = min(first, now &+ Engine.restUs) }
             let waitMs = Int32(clamping: max(1, (first &- now &+ 999) / 1000))
             e.lock.unlock()
             let n = events.withUnsafeMutableBufferPointer { epoll_wait(e.watchFd, $0.baseAddress, 16, waitMs) }
             seen.removeAll(keepingCapacity: true)
             for i in 0..<max(0, Int(n)) where events[i].data.fd != e.wakeFd { seen.append(events[i].data.fd) }
-            if !seen.isEmpty {
-                // Bytes on an idle connection: its pool checks it as a lend would, and closes it.
-                let pools = e.handle.topology.pools
-                for fd in seen { for p in pools { p.checkIdle(fd: fd) } }
-            }
+            let pools = e.handle.topology.pools
+            // Bytes on an idle connection: its pool checks it as a lend would, and closes it.
+            for fd in seen { for p in pools { p.checkIdle(fd: fd) } }
+            pass &+= 1
+            resting = false
+            for p in pools where p.watchResting(pass: pass) { resting = true }
             e.lock.lock()
         }
         e.lock.unlock()

@@ -1,8 +1,9 @@
 // Idle connections watched. Once a handle's engine runs (its first hammer_submit), every open connection resting in
-// one of the handle's pools is in an epoll set that the engine's deadline thread waits on. So bytes that arrive
-// while nothing is in flight (a stray reply, Redis closing the connection) close it at once, not only at its next
-// lend, which checks too. A handle that only makes blocking calls has no such thread, and its pools skip the
-// epoll_ctl calls.
+// one of the handle's pools (idle since before the deadline thread's previous pass, at most about 100 ms) is in an
+// epoll set that the engine's deadline thread waits on. So bytes that arrive while nothing is in flight (a stray
+// reply, Redis closing the connection) close it then, not only at its next lend, which checks too. A connection lent
+// call after call is never added (adding and removing it at each call would cost two system calls a call), and a
+// handle that only makes blocking calls has no such thread at all.
 import CHiredis   // sys/epoll.h (shim.h)
 import Glibc
 import Synchronization
@@ -20,19 +21,19 @@ final class IdleWatch {
         set.store(epollFd, ordering: .releasing)
     }
 
-    /// Called by the pool, under its lock, as `conn` goes idle (open) and as it is lent.
-    @inline(__always)
+    /// Watches `conn` (the pool's lock held, the connection idle and open).
     func idle(_ conn: Connection) {
         let ep = current()
         guard ep >= 0, conn.isOpen else { return }
         var ev = epoll_event()
         ev.events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
         ev.data.fd = conn.fd
-        _ = epoll_ctl(ep, EPOLL_CTL_ADD, conn.fd, &ev)
+        if epoll_ctl(ep, EPOLL_CTL_ADD, conn.fd, &ev) == 0 { conn.watched = true }
     }
 
-    @inline(__always)
+    /// Stops watching `conn` as it is lent (the pool's lock held).
     func lent(_ conn: Connection) {
+        conn.watched = false
         let ep = current()
         guard ep >= 0, conn.isOpen else { return }
         _ = epoll_ctl(ep, EPOLL_CTL_DEL, conn.fd, nil)

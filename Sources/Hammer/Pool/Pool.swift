@@ -39,8 +39,11 @@ final class Pool {
     let tls: Result<TLSContext, Failure>?
     /// redis+sentinel://: the topology's word on which master the connections go to (SentinelMaster).
     private let sentinel: SentinelMaster?
-    /// The handle's watch of idle connections (IdleWatch): told of each connection going idle and being lent.
+    /// The handle's watch of idle connections (IdleWatch): the connections that rest are added to it by
+    /// watchResting, and taken out as they are lent. `pass`: the watch's last pass (guarded by lock), stamped on
+    /// each connection given back.
     private let watch: IdleWatch?
+    private var pass = 0
 
     /// `tls`: a TLS context to share (a cluster's nodes share the handle's); by default one is made from config.
     init(config: Config, tls shared: Result<TLSContext, Failure>?? = nil, watch: IdleWatch? = nil) {
@@ -165,7 +168,7 @@ final class Pool {
         let conn: Connection
         if let c = idle.popLast() {
             conn = c
-            watch?.lent(c)
+            if c.watched { watch?.lent(c) }
         } else {
             conn = Connection(spinUs: config.spinUs, gate: gate)
             all.append(conn)
@@ -243,7 +246,7 @@ final class Pool {
             return nil
         }
         idle.removeLast()
-        watch?.lent(conn)
+        if conn.watched { watch?.lent(conn) }
         lent += 1
         lock.unlock()
         if conn.isStale {
@@ -252,6 +255,23 @@ final class Pool {
             return nil
         }
         return conn
+    }
+
+    /// The engine's deadline thread, at its pass `p`: the open idle connections that have rested since before its
+    /// previous pass go into the watch (one epoll_ctl each, under the lock so that none is lent meanwhile); those
+    /// given back since rest a while first, so a connection lent call after call costs no system call. True when
+    /// some still wait to be watched (the thread comes back soon for them).
+    func watchResting(pass p: Int) -> Bool {
+        epoch.check(afterFork)
+        guard let watch else { return false }
+        lock.lock()
+        defer { lock.unlock() }
+        pass = p
+        var waiting = false
+        for c in idle where c.isOpen && !c.watched {
+            if c.restPass < p &- 1 { watch.idle(c) } else { waiting = true }
+        }
+        return waiting
     }
 
     /// The engine's deadline thread saw bytes (or the end) on an idle connection's descriptor `fd`: that connection,
@@ -265,7 +285,7 @@ final class Pool {
             return
         }
         let conn = idle.remove(at: k)
-        watch?.lent(conn)
+        if conn.watched { watch?.lent(conn) }
         lent += 1
         lock.unlock()
         if conn.isStale { conn.close() }
@@ -288,12 +308,8 @@ final class Pool {
         let failingOver = sentinel?.failingOver ?? false
         lock.lock()
         lent -= 1
-        if broken {
-            idle.insert(conn, at: 0)
-        } else {
-            idle.append(conn)
-            watch?.idle(conn)   // under the lock: no other thread has it lent before it is watched
-        }
+        if broken { idle.insert(conn, at: 0) } else { idle.append(conn) }
+        conn.restPass = pass
         // Connect failures and timeouts of sent commands trip the breaker; a connection that broke under a command
         // does not (the server may simply have closed it), nor does an answer from Redis, nor a call that ran out
         // of time before its command was sent.

@@ -36,6 +36,10 @@ final class Connection {
     var cutShort = false
     /// The pool's master generation when it connected (Sentinel: a connection to an old master is dropped).
     var generation = 0
+    /// Its pool's bookkeeping for the idle watch (IdleWatch): in the epoll set now, and the watch's pass when it
+    /// was last given back.
+    var watched = false
+    var restPass = 0
 
     init(spinUs: Int64 = 0, gate: SpinGate = .shared) {
         self.spinUs = spinUs
@@ -75,6 +79,7 @@ final class Connection {
         if args.bytes.capacity > Connection.keepBytes { args = Args() }
         sent = 0
         broken = false
+        watched = false   // its descriptor left every epoll set as it closed
     }
 
     /// Starts a call: its deadline, what a timeout is reported as, and the largest reply it can expect.
