@@ -581,8 +581,9 @@ HAMMER_API size_t hammer_pending(hammer_t *h);
  *  Ends the non-blocking calls without blocking, so that every op submitted gets its completion: later
  *  hammer_submit calls fail with HAMMER_ERR_INVALID, the ops still queued (not sent) complete now as
  *  HAMMER_ERR_INVALID, and the ops in flight complete as they would have (their results, or their timeouts, within
- *  their deadlines). Keep watching hammer_fd and draining until hammer_pending() is 0, then hammer_close: every tag
- *  has then completed exactly once (a loop that keeps per-op state can free it). Blocking calls keep working until
+ *  their deadlines), except one that a cluster redirects meanwhile: Redis did not run it, and it completes as
+ *  HAMMER_ERR_INVALID unsent too. Keep watching hammer_fd and draining until hammer_pending() is 0, then
+ *  hammer_close: every tag has then completed exactly once (a loop that keeps per-op state can free it). Blocking calls keep working until
  *  hammer_close. Idempotent; a fork()ed child's engine is a fresh one, not shut down.
  *  @return HAMMER_OK, or HAMMER_ERR_INVALID for a NULL or closed handle. */
 HAMMER_API int hammer_shutdown(hammer_t *h);

@@ -270,6 +270,12 @@ static void test_shutdown(const char *url)
           unsent);
     hammer_close(h);
     CHECK_STATUS(hammer_shutdown(NULL), HAMMER_ERR_INVALID);
+    /* Before any submit (no engine yet): the engine made later starts shut down. */
+    if (hammer_open(url, &h) != HAMMER_OK) { CHECK(0, "open for early shutdown"); return; }
+    CHECK_STATUS(hammer_shutdown(h), HAMMER_OK);
+    CHECK_STATUS(hammer_submit(h, ops, 1), HAMMER_ERR_INVALID);
+    CHECK(hammer_pending(h) == 0 && hammer_fd(h) >= 0, "shut down before any submit: nothing pending, fd still given");
+    hammer_close(h);
 }
 
 static void test_fork(hammer_t *h)

@@ -269,3 +269,28 @@ def test_a_server_closing_an_idle_connection_is_seen_at_once(own_redis, uid):
             assert await h.count_hit(uid, 1, NOW) == 2   # no call failed on a dead connection
 
     run(main())
+
+
+def test_an_aclose_cancelled_while_ops_are_in_flight_still_closes_the_handle(own_redis, uid):
+    """aclose waits for the ops in flight (hammer_shutdown); cancelled meanwhile, it still closes the handle and
+    fails every call still pending, so nothing is left open or unresolved."""
+    s = own_redis()
+
+    async def main():
+        h = await hammer.aio.Hammer(s.url(timeout_ms=3000, connect_timeout_ms=300)).open()
+        sync = h.sync
+        assert await h.count_hit(uid, 1, NOW) == 1
+        s.pause()
+        try:
+            tasks = [asyncio.ensure_future(h.count_hit(uid, 1, NOW)) for _ in range(50)]
+            await asyncio.sleep(0.05)   # written, waiting on the frozen server
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(h.aclose(), 0.2)
+            assert sync.closed, "the cancelled aclose left the handle open"
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            assert all(isinstance(d, hammer.InvalidError) for d in done), done[:3]
+            await h.aclose()   # idempotent
+        finally:
+            s.resume()
+
+    run(main())

@@ -58,9 +58,6 @@ public func hammer_pending(_ h: OpaquePointer?) -> Int {
 @_cdecl("hammer_shutdown")
 public func hammer_shutdown(_ h: OpaquePointer?) -> Int32 {
     guard let hd = handle(h) else { return invalid("hammer_shutdown: handle is NULL or not open") }
-    switch hd.completions.get(hd) {
-    case let .failure(f): return fail(f.from("hammer_shutdown"))
-    case let .success(e): e.shutdown()
-    }
+    hd.completions.endSubmits()
     return Status.ok.rawValue
 }

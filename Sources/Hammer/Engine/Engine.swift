@@ -36,9 +36,12 @@ final class Engine {
     /// Guards everything here, the lanes and the workers' queues; never held across a wait on the network.
     let lock = Lock()
 
-    /// The I/O workers, and which one serves each pool (by the pool's identity; a route unknown goes to the first).
+    /// The I/O workers, and which one serves each pool (by the pool's identity); ops whose node the cluster's map
+    /// does not name now (a failover under way) have a worker of their own, `unrouted`, so that their waits for a
+    /// new map never hold a healthy node's ops.
     private var workers: [Worker] = []
     private var workerOf: [ObjectIdentifier: Int] = [:]
+    private var unrouted: Int? = nil
     static let maxWorkers = 16
     /// How often the deadline thread passes while idle connections wait to be watched: one rests up to twice that
     /// before it is.
@@ -131,6 +134,10 @@ final class Engine {
     /// An op of hammer_submit that a lane gave back (Redis redirected it) goes to an I/O worker (the lock held).
     func requeue(_ op: AsyncOp) {
         if let f = shuttingDown ? Engine.shutDown : enqueue(op) {
+            // Redis did not run it (it redirected it): it completes unsent, counted as a call that failed.
+            var o = Outcome(calls: 1)
+            o.fail(f.status)
+            handle.pool.record(o, latencyUs: nil)
             complete([hammer_completion(tag: op.tag, kind: op.kind, failure: f)])
             op.release()
         }
@@ -139,7 +146,7 @@ final class Engine {
     /// Queues `op` for the worker of its pool, started if new (the lock held); a failure when no thread could be
     /// started for it.
     private func enqueue(_ op: AsyncOp) -> Failure? {
-        var k = 0
+        var k: Int
         if let (pool, _) = handle.laneTarget(op.idBuffer) {
             let key = ObjectIdentifier(pool)
             if let i = workerOf[key] {
@@ -147,19 +154,34 @@ final class Engine {
             } else {
                 // Pools come and go with the cluster's nodes: the table is rebuilt rather than left to grow.
                 if workerOf.count >= 4 * Engine.maxWorkers { workerOf.removeAll(keepingCapacity: true) }
-                k = workers.count < Engine.maxWorkers ? workers.count : workerOf.count % Engine.maxWorkers
+                let nodes = workers.count - (unrouted == nil ? 0 : 1)
+                if nodes < Engine.maxWorkers {
+                    k = workers.count
+                } else {
+                    k = workerOf.count % workers.count
+                    if k == unrouted { k = (k + 1) % workers.count }
+                }
+                if k == workers.count, let f = addWorker() { return f }
                 workerOf[key] = k
             }
-        }
-        if k >= workers.count {
+        } else if let u = unrouted {
+            k = u
+        } else {
             k = workers.count
-            let w = Worker()
-            if let f = spawn({ e in Engine.workerMain(e, w) }) { return f }
-            workers.append(w)
+            if let f = addWorker() { return f }
+            unrouted = k
         }
         let w = workers[k]
         w.queue.append(op)
         if w.idle { pthread_cond_signal(w.cond) }
+        return nil
+    }
+
+    /// Starts one more worker (the lock held).
+    private func addWorker() -> Failure? {
+        let w = Worker()
+        if let f = spawn({ e in Engine.workerMain(e, w) }) { return f }
+        workers.append(w)
         return nil
     }
 
@@ -341,8 +363,11 @@ final class Engine {
             seen.removeAll(keepingCapacity: true)
             for i in 0..<max(0, Int(n)) where events[i].data.fd != e.wakeFd { seen.append(events[i].data.fd) }
             let pools = e.handle.topology.pools
-            // Bytes on an idle connection: its pool checks it as a lend would, and closes it.
-            for fd in seen { for p in pools { p.checkIdle(fd: fd) } }
+            // Bytes on an idle connection: its pool checks it as a lend would, and closes it. One no pool claims
+            // (its pool left the map) leaves the set, or its readiness would wake this thread again and again.
+            for fd in seen where !pools.contains(where: { $0.checkIdle(fd: fd) }) {
+                _ = epoll_ctl(e.watchFd, EPOLL_CTL_DEL, fd, nil)
+            }
             pass &+= 1
             resting = false
             for p in pools where p.watchResting(pass: pass) { resting = true }
@@ -432,6 +457,8 @@ final class EngineSlot {
     private var lock = Lock()
     private var engine: Engine? = nil
     private var closed = false
+    /// hammer_shutdown came before any engine was made: the one made later starts shut down.
+    private var submitsEnded = false
     private let epoch = ForkEpoch()
 
     private func afterFork() {
@@ -440,6 +467,7 @@ final class EngineSlot {
         if let e = engine { _ = Unmanaged.passRetained(e) }
         _ = Unmanaged.passRetained(lock)
         engine = nil
+        submitsEnded = false   // the child's engine is a fresh one
         lock = Lock()
     }
 
@@ -454,7 +482,18 @@ final class EngineSlot {
             return .failure(Failure(errno == ENOMEM ? .nomem : .internal, "eventfd failed: errno \(errno)"))
         }
         engine = e
+        if submitsEnded { e.shutdown() }
         return .success(e)
+    }
+
+    /// hammer_shutdown: the engine shuts down (Engine.shutdown), or, none made yet, the one made later will.
+    func endSubmits() {
+        epoch.check(afterFork)
+        lock.lock()
+        let e = engine
+        if e == nil { submitsEnded = true }
+        lock.unlock()
+        e?.shutdown()
     }
 
     /// The engine if one was made (for drain and pending: no need to make one).

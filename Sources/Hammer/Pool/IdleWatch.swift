@@ -1,6 +1,6 @@
 // Idle connections watched. Once a handle's engine runs (its first hammer_submit), every open connection resting in
-// one of the handle's pools (idle since before the deadline thread's previous pass, at most about 100 ms) is in an
-// epoll set that the engine's deadline thread waits on. So bytes that arrive while nothing is in flight (a stray
+// one of the handle's pools (idle since before the deadline thread's previous pass; passes come every 50 ms while
+// connections wait to join, else within timeout_ms) is in an epoll set that the engine's deadline thread waits on. So bytes that arrive while nothing is in flight (a stray
 // reply, Redis closing the connection) close it then, not only at its next lend, which checks too. A connection lent
 // call after call is never added (adding and removing it at each call would cost two system calls a call), and a
 // handle that only makes blocking calls has no such thread at all.

@@ -59,7 +59,11 @@ final class Pool {
         // A child closing the handle it inherited (a worker exiting) must not say goodbye on its parent's
         // connections (a TLS close_notify would end the parent's session): they are abandoned first.
         epoch.check(afterFork)
-        for c in idle { c.close() }
+        for c in idle {
+            // Out of the watch first: a copy of the socket a forked child still holds would keep it there.
+            if c.watched { watch?.lent(c) }
+            c.close()
+        }
     }
 
     /// Lends a connected connection to `body`, then takes it back (dropping it if it broke, or if the call got a
@@ -118,6 +122,7 @@ final class Pool {
         all.removeAll()
         idle.removeAll()
         lent = 0
+        pass = 0   // the child's engine counts its own passes
         downUntilMs = 0
         backoffMs = 0
         lastFailure = nil
@@ -277,12 +282,14 @@ final class Pool {
     /// The engine's deadline thread saw bytes (or the end) on an idle connection's descriptor `fd`: that connection,
     /// if it is still idle here, is checked as a lend checks it and closed if anything came (a stray reply or the
     /// server's close), before any request is written on it.
-    func checkIdle(fd: Int32) {
+    /// False when no idle connection of this pool has that descriptor.
+    @discardableResult
+    func checkIdle(fd: Int32) -> Bool {
         epoch.check(afterFork)
         lock.lock()
         guard let k = idle.lastIndex(where: { $0.isOpen && $0.fd == fd }) else {
             lock.unlock()
-            return
+            return false
         }
         let conn = idle.remove(at: k)
         if conn.watched { watch?.lent(conn) }
@@ -290,6 +297,7 @@ final class Pool {
         lock.unlock()
         if conn.isStale { conn.close() }
         release(conn, nil, trips: false, tried: false)
+        return true
     }
 
     /// Takes back a connection lendNow() lent: `failure` and `trips` as for a call's (release()).

@@ -44,6 +44,7 @@ _submit = raw.hammer_submit
 _drain = raw.hammer_drain
 _byref = ctypes.byref
 _DRAIN = 256
+_SHUTDOWN_CAP_S = 120.0   # aclose's wait for the ops in flight (each has connect_timeout_ms + timeout_ms at most)
 _clock = time.perf_counter
 _tags = itertools.count(1)   # process-wide: aio handles sharing one thread handle never share a tag
 
@@ -208,10 +209,13 @@ class _Completions:
         self.sync._call(raw.hammer_shutdown)
         if self.loop is not asyncio.get_running_loop():
             return   # watched on another loop (or none): whatever is pending fails as closed
-        # The descriptor's reader (ready) resolves the futures; this only waits for the last of them.
-        while self.futures and self.sync._call(raw.hammer_pending) > 0:
+        # The library completes every op within its deadline; the cap only guards against a handle that never does.
+        end = time.monotonic() + _SHUTDOWN_CAP_S
+        while True:
+            self.ready()
+            if not self.futures or self.sync._call(raw.hammer_pending) == 0 or time.monotonic() > end:
+                return
             await asyncio.sleep(0.002)
-        self.ready()
 
     def fail_all(self, e: HammerError) -> None:
         self.backlog = []
@@ -383,11 +387,14 @@ class Hammer:
         handle, self._sync = self._sync, None
         done, self._done = self._done, None
         if handle is not None and self._owned:
-            if done is not None:
-                await done.shut_down()
-                done.unwatch()
-                done.fail_all(InvalidError("the Hammer handle is closed"))
-            await asyncio.get_running_loop().run_in_executor(None, handle.close)
+            try:
+                if done is not None:
+                    await done.shut_down()
+            finally:   # cancelled meanwhile too: the handle is closed all the same
+                if done is not None:
+                    done.unwatch()
+                    done.fail_all(InvalidError("the Hammer handle is closed"))
+                await asyncio.get_running_loop().run_in_executor(None, handle.close)
 
     async def __aenter__(self) -> "Hammer":
         return await self.open()
