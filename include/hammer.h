@@ -482,7 +482,8 @@ HAMMER_API int hammer_stats(hammer_t *h, hammer_stats_t *out);
  * matched in order), and hammer_drain reads its reply: an op alone in flight costs no thread hand-off (the blocking
  * calls of those kinds use an idle lane the same way, the calling thread reading it). The other ops, and
  * those that find no idle connection, go to the I/O thread of their pool (started by the first op queued for it;
- * a handle that never submits has none; one per pool, so one per cluster node, at most 16), which takes everything
+ * a handle that never submits has none; one per pool, so one per cluster node, at most 16, and one for ops whose
+ * node the cluster's map names no more, during a failover), which takes everything
  * queued and sends it as pipelined batches (the batch calls' machinery, on every URL kind), so that ops in flight
  * together share round trips and a node that is slow or gone delays only its own ops. hammer_fd() is readable while
  * completions wait or replies have come; hammer_drain() reads those replies and takes the completions without
