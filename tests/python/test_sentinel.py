@@ -327,3 +327,17 @@ def test_frozen_sentinels_hold_no_call_past_its_bound_and_a_lazy_handle_follows_
         finally:
             for p in ss.procs:
                 os.kill(p.pid, signal.SIGCONT)
+
+
+def test_forked_children_and_a_storm_of_forks_through_sentinel():
+    """tests/c/test_fork through Sentinel: children that go on with the parent's handle count on their own
+    connections, and a child forked while the parent's threads are inside calls (the sentinel's look-up included)
+    never waits for a lock one of them held."""
+    exe = os.path.join(os.path.dirname(__file__), "..", "..", "build", "tests", "test_fork")
+    if not os.access(exe, os.X_OK):
+        pytest.fail("build/tests/test_fork is missing: run `make c-tests` first")
+    with SentinelSet() as ss:
+        r = subprocess.run([exe, ss.url()], capture_output=True, text=True, timeout=300)
+    fails = [line for line in r.stdout.splitlines() if line.startswith("FAIL")]
+    assert r.returncode == 0 and not fails, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "children forked amid" in r.stdout, r.stdout[-3000:]   # the storm ran

@@ -52,6 +52,13 @@ final class Router {
         refresh(force: true)
     }
 
+    /// Takes the lock, the fork check first: in a forked child a parent's thread may have held it at the fork, and
+    /// every way in (a call's route, a redirection, the statistics) may be the child's first.
+    @inline(__always) private func takeLock() {
+        epoch.check(afterFork)
+        lock.lock()
+    }
+
     private func afterFork() {
         _ = Unmanaged.passRetained(lock)
         lock = Lock()
@@ -62,7 +69,7 @@ final class Router {
 
     /// The pool of `node`, made on first use.
     func pool(_ node: NodeAddress) -> Pool {
-        lock.lock()
+        takeLock()
         defer { lock.unlock() }
         return poolLocked(node)
     }
@@ -79,7 +86,7 @@ final class Router {
     /// The master serving `slot` and its pool, or nil when the map has none.
     func route(_ slot: Int) -> (NodeAddress, Pool)? {
         guard slot >= 0, slot < ClusterSlot.count else { return nil }
-        lock.lock()
+        takeLock()
         defer { lock.unlock() }
         return slotRoutes[slot]
     }
@@ -97,7 +104,7 @@ final class Router {
     }
 
     func count(_ r: Redirect) {
-        lock.lock()
+        takeLock()
         switch r {
         case .moved: counters.moved &+= 1
         case .ask: counters.ask &+= 1
@@ -109,7 +116,7 @@ final class Router {
 
     /// A MOVED: the slot is `to`'s from now on; the rest of the map may have changed too, so it is read again soon.
     func moved(slot: Int, to: NodeAddress) {
-        lock.lock()
+        takeLock()
         map.assign(slot: slot, to: to)
         if slot >= 0, slot < ClusterSlot.count { slotRoutes[slot] = (to, poolLocked(to)) }
         lock.unlock()
@@ -122,7 +129,7 @@ final class Router {
 
     /// A node failed a call with a timeout or a lost or refused connection: read the map soon, asking it last.
     func failed(_ node: NodeAddress) {
-        lock.lock()
+        takeLock()
         suspects[node] = Clock.monotonicMs()
         lock.unlock()
         wantRefresh()
@@ -132,7 +139,7 @@ final class Router {
     /// 7.0 and later; not 6.2), from its `INFO server`, read once per node. A node that cannot say now (unreachable,
     /// or INFO refused by the ACL) is taken as not, and asked again by a later batch (INFO refused: never again).
     func runsScriptFlags(_ node: NodeAddress, until deadlineUs: Int64) -> Bool {
-        lock.lock()
+        takeLock()
         let known = scriptFlags[node]
         lock.unlock()
         if let known { return known }
@@ -153,7 +160,7 @@ final class Router {
             }
         }
         guard case let .success(v) = r else { return false }
-        lock.lock()
+        takeLock()
         scriptFlags[node] = v
         lock.unlock()
         return v
@@ -164,7 +171,7 @@ final class Router {
     func refreshIfWanted(until: Int64? = nil) {
         epoch.check(afterFork)
         guard refreshWanted.load(ordering: .relaxed) else { return }
-        lock.lock()
+        takeLock()
         let due = !refreshing && Clock.monotonicMs() - refreshedMs >= Router.refreshEveryMs
         lock.unlock()
         if due { _ = refresh(force: false, until: until) }
@@ -172,7 +179,7 @@ final class Router {
 
     /// A node whose calls go well: not lately failed, its breaker closed. A call to it never reads the map.
     private func healthy(_ node: NodeAddress, _ pool: Pool) -> Bool {
-        lock.lock()
+        takeLock()
         let suspect = suspects[node].map { Clock.monotonicMs() - $0 < Router.suspectMs } ?? false
         lock.unlock()
         return !suspect && pool.backoffLeftMs == 0
@@ -184,7 +191,7 @@ final class Router {
     /// within it; nil at open (each node then gets connect_timeout_ms + timeout_ms).
     @discardableResult
     func refresh(force: Bool, until: Int64? = nil) -> Failure? {
-        lock.lock()
+        takeLock()
         if refreshing && !force { lock.unlock(); return nil }
         refreshing = true
         refreshWanted.store(false, ordering: .relaxed)
@@ -210,7 +217,7 @@ final class Router {
                 last = Failure(f.status, "\(node): " + f.message, transient: f.transient)
                 if f.status == .connect || f.status == .timeout {
                     // Asked last by the next read.
-                    lock.lock()
+                    takeLock()
                     suspects[node] = Clock.monotonicMs()
                     lock.unlock()
                 }
@@ -220,7 +227,7 @@ final class Router {
             }
             if got != nil { break }
         }
-        lock.lock()
+        takeLock()
         if let got {
             map = got
             routeAll()
@@ -368,15 +375,13 @@ final class Router {
 
     /// Every pool, for statistics.
     func allPools() -> [Pool] {
-        epoch.check(afterFork)   // before the lock: in a forked child it may be held by a parent's thread
-        lock.lock()
+        takeLock()
         defer { lock.unlock() }
         return Array(pools.values)
     }
 
     func snapshotCounters() -> RouterCounters {
-        epoch.check(afterFork)
-        lock.lock()
+        takeLock()
         defer { lock.unlock() }
         return counters
     }
@@ -399,7 +404,7 @@ extension Router {
             o.reconnects &+= s.reconnects
             o.connections &+= Int64(open)
         }
-        lock.lock()
+        takeLock()
         o.reconnects &+= droppedReconnects
         lock.unlock()
         let c = snapshotCounters()
@@ -408,7 +413,7 @@ extension Router {
         o.cluster_tryagain = c.tryAgain
         o.cluster_down = c.clusterDown
         o.cluster_map_reads = c.refreshes
-        lock.lock()
+        takeLock()
         o.cluster_nodes = UInt64(map.nodes.count)
         lock.unlock()
     }
