@@ -294,3 +294,32 @@ def test_an_aclose_cancelled_while_ops_are_in_flight_still_closes_the_handle(own
             s.resume()
 
     run(main())
+
+
+def test_replies_a_blocking_call_reads_for_the_loops_ops_still_wake_the_loop(own_redis, uid):
+    """A blocking call alone on its pool's lane, ops of the loop joining the lane behind it, and Redis answering
+    them all in one write (it slept meanwhile): the blocking call's thread reads the loop's replies too, and the
+    loop must hear of them at once. Before the fix nothing told it (the socket had nothing left): the await hung
+    until some other op happened to complete."""
+    s = own_redis()
+
+    async def main():
+        async with hammer.aio.Hammer(s.url(pool_size=1, timeout_ms=20000)) as h:
+            assert await h.count_hit(uid, 1, NOW) == 1
+            loop = asyncio.get_running_loop()
+            for k in range(1, 6):
+                sleeper = threading.Thread(target=s.cli, args=("DEBUG", "SLEEP", "0.3"))
+                sleeper.start()
+                await asyncio.sleep(0.05)   # Redis sleeps
+                blocking = loop.run_in_executor(None, h.sync.count_hit, f"{uid}:b", 1, NOW)
+                await asyncio.sleep(0.05)   # the blocking call is on the lane, its command sent
+                t0 = time.monotonic()
+                counts = await asyncio.wait_for(
+                    asyncio.gather(*(h.count_hit(f"{uid}:a", 1, NOW) for _ in range(3))), 5)
+                took = time.monotonic() - t0
+                assert sorted(counts) == [3 * k - 2, 3 * k - 1, 3 * k]
+                assert await blocking == k
+                sleeper.join()
+                assert took < 2, f"the loop heard of its replies {took:.2f} s after submitting (Redis slept 0.3 s)"
+
+    run(main())

@@ -16,7 +16,12 @@ extension Engine {
     /// open) or Redis redirected it: the caller then makes it on a connection of its own.
     func call(_ op: AsyncOp, _ lc: LaneCall) -> LaneResult? {
         lock.lock()
-        defer { lock.unlock() }
+        defer {
+            // Ops of hammer_submit that joined the lane behind this call may have had their replies read here (the
+            // socket then has nothing left to wake the caller's loop): the eventfd says they wait.
+            signal()
+            lock.unlock()
+        }
         if closing { return nil }
         let lane: Lane
         switch onLane(op, lc, blocking: true) {

@@ -128,6 +128,7 @@ final class Engine {
         // The ops of one submit on one lane go out together: those of one script as one call of it, in one write.
         for lane in written where !lane.ended { writeDeferred(lane) }
         complete(cs)
+        signal()   // a lane that failed as it was written completed its ops directly
         return nil
     }
 

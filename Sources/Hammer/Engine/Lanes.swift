@@ -147,6 +147,7 @@ extension Engine {
 
     /// An entry's result to its blocking call or, for an op of hammer_submit, to the completions (or, for one
     /// Redis did not run and redirected, back to the queue of the I/O thread, which follows redirections).
+    /// Whoever holds the lock then calls signal() before letting go of it, so that the descriptor says so.
     func deliver(_ lane: Lane, _ e: LaneEntry, _ r: LaneResult) {
         if e.blocking {
             lane.result = r
