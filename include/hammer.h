@@ -12,8 +12,10 @@
  * it). On its first call the child drops the inherited connections without sending anything on them (closing the
  * file descriptors only), forgets what was in flight at the fork (locks, breaker, statistics) and connects afresh;
  * the parent's connections are never touched by the child and keep working. Calls still in progress in other
- * threads of the parent at the moment of the fork are not continued in the child (those threads do not exist there).
- * Only fork() is covered: exec'd programs open their own handle.
+ * threads of the parent at the moment of the fork are not continued in the child (those threads do not exist there),
+ * and no lock they held holds up the child; but fork while other threads make their first call of a kind and the
+ * child may wait forever on the Swift runtime's locks (see docs/c-api.md). Only fork() is covered: exec'd programs
+ * open their own handle.
  *
  * Errors: every function returns a status (HAMMER_OK or HAMMER_ERR_*) and writes its results through
  * out-parameters, which it clears first. hammer_strerror(status) is static text for a status;
