@@ -4,9 +4,9 @@
  * at once, each its own fresh bucket (counts must be exactly 1, 2, 3, ...) and one shared bucket (all counts
  * distinct, and Redis's total equals the OK returns). Then the same while another thread of the parent is inside
  * calls at the moment of each fork. Last, a storm: STORM_FORKS quick forks while STORM_THREADS threads are inside
- * calls of several kinds and one reads statistics (each lock the library has may be held at a fork: the child's
- * first call must not wait for a parent's thread), each child making its calls under an alarm,
- * so a lock the child inherited held shows as a child killed, not as a hung test.
+ * calls (one reads statistics only, the others hit, get buckets and read statistics), so that any lock the library
+ * has may be held at a fork: the child's first calls must not wait for a parent's thread. Each child makes its
+ * calls under an alarm, so a lock the child inherited held shows as a child killed, not as a hung test.
  *
  *   build/tests/test_fork REDIS_URL
  */

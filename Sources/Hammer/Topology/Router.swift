@@ -169,7 +169,6 @@ final class Router {
     /// Reads the map again if one is wanted and none was read in the last refreshEveryMs (one thread at a time;
     /// the others go on with the map they have), within the calling call's deadline `until` (monotonic us).
     func refreshIfWanted(until: Int64? = nil) {
-        epoch.check(afterFork)
         guard refreshWanted.load(ordering: .relaxed) else { return }
         takeLock()
         let due = !refreshing && Clock.monotonicMs() - refreshedMs >= Router.refreshEveryMs
