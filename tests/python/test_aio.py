@@ -22,7 +22,7 @@ async def ticker(ticks, stop, period=0.01):
 
 
 @pytest.mark.parametrize("transport", ["tcp", "tls"])
-def test_same_answers_as_the_thread_api(redis_server, uid, transport):
+def test_same_answers_as_the_thread_api(redis_server, uid, transport, whole_minute):
     lim = hammer.Limit.token_bucket(3, 1000)
     url = redis_server.url() if transport == "tcp" else redis_server.tls_url()
 
@@ -151,7 +151,7 @@ def test_thread_limiter_on_a_coroutine_does_not_block_the_loop(own_redis, uid):
     run(main())
 
 
-def test_concurrent_coroutines_are_all_counted(redis_server, uid):
+def test_concurrent_coroutines_are_all_counted(redis_server, uid, whole_minute):
     async def main():
         async with hammer.aio.Hammer(redis_server.url(), max_workers=8) as h:
             counts = await asyncio.gather(*(h.count_hit(uid, 7, 1_000) for _ in range(300)))
@@ -178,7 +178,7 @@ def test_shares_a_thread_handle_and_leaves_it_open(redis_server, uid):
         assert not sync.closed and sync.get_bucket(uid, 1).count == 1
 
 
-def test_async_limiter(redis_server, uid):
+def test_async_limiter(redis_server, uid, whole_minute):
     async def main():
         async with hammer.aio.Hammer(redis_server.url()) as h:
             lim = hammer.aio.Limiter(h, hammer.Limit.fixed_window(2, 60_000), key=uid)

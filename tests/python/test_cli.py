@@ -65,7 +65,7 @@ def test_unreachable_server_fails_with_status_1_and_no_password():
     assert "onnect" in r.stderr
 
 
-def test_inspect_and_reset(redis_server, uid):
+def test_inspect_and_reset(redis_server, uid, whole_minute):
     url = plain_url(redis_server)
     lim = hammer.Limit.token_bucket(10, 3_600_000, burst=10)  # refills 10 an hour: no refill during the test
     with hammer.Hammer(redis_server.url()) as h:

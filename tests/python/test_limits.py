@@ -573,7 +573,7 @@ def test_limiter_guard_and_check(h, uid):
     assert e.value.key == uid + ":now"
 
 
-def test_limiter_on_a_coroutine(h, uid):
+def test_limiter_on_a_coroutine(h, uid, whole_minute):
     lim = hammer.Limiter(h, hammer.Limit.fixed_window(1, 60_000), key=uid)
 
     @lim

@@ -20,6 +20,7 @@ from redis_server import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINDINGS = os.path.join(ROOT, "bindings", "python")
+pytestmark = pytest.mark.usefixtures("whole_minute")   # the apps count in fixed windows of a minute on the real clock
 
 # One app per server: /ip is limited per client address (3 per minute, fixed window), /user per X-User header (2 per
 # minute, GCRA; no header: unlimited), /free is outside the limiter.
