@@ -1,5 +1,6 @@
 import os
 import sys
+import time
 
 import pytest
 
@@ -59,3 +60,13 @@ def own_redis():
 def uid(request):
     """An id unique to the test."""
     return "t:" + request.node.name
+
+
+@pytest.fixture
+def whole_minute():
+    """For a test that counts in a fixed window of a minute on the real clock: it starts at least 5 s before the
+    minute ends, so that its hits and its reads fall in one window (a CLI or a web server started in between takes
+    a second or more under load; seen: a count read back as 0 from the next window)."""
+    left = 60 - time.time() % 60
+    if left < 5:
+        time.sleep(left + 0.05)

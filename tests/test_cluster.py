@@ -89,7 +89,7 @@ def test_limiters_on_the_cluster(h, algo):
         assert h.hit(id_, lim, now_ms=now).allowed
 
 
-def test_several_limits_on_the_cluster(h):
+def test_several_limits_on_the_cluster(h, whole_minute):
     """hit_all: every limit's keys of one id in its slot, one script on its owner; single calls and batches."""
     lims = [hammer.Limit.fixed_window(5, 60000), hammer.Limit.sliding_window(4, 60000),
             hammer.Limit.token_bucket(3, 60000), hammer.Limit.sliding_counter(6, 60000)]
@@ -128,7 +128,7 @@ def test_several_limits_of_one_algorithm_on_the_cluster(cluster, h):
     assert [o.allowed for o in out] == [True] * 40 + [False] * 20, out
 
 
-def test_check_rate_and_inspect(h):
+def test_check_rate_and_inspect(h, whole_minute):
     for i in range(10):
         id_ = f"cr:{i}"
         ds = [h.check_rate(id_, 60000, 2) for _ in range(3)]
@@ -185,7 +185,7 @@ def test_hash_tags_on_a_single_redis(redis_server):
 # ---------------------------------------------------------------------------------------------------------------------
 # Batches
 # ---------------------------------------------------------------------------------------------------------------------
-def test_batches_over_three_masters_keep_request_order(cluster, h):
+def test_batches_over_three_masters_keep_request_order(cluster, h, whole_minute):
     ids = [f"b:{i}" for i in range(200)]
     assert len({slot_owner(cluster.slot_ranges(), key_slot(i.encode())) for i in ids}) == 3
     # Each id gets its own increment, so a reply given to the wrong request would show.

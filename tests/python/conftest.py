@@ -1,6 +1,5 @@
 """Fixtures of the Python tests of the core API (tests/conftest.py gives redis_server, own_redis and uid)."""
 import socket
-import time
 
 import pytest
 
@@ -70,12 +69,3 @@ def h(request, redis_server, open_hammer):
     TLS port, same data)."""
     return open_hammer(redis_server.url() if request.param == "tcp" else redis_server.tls_url())
 
-
-@pytest.fixture
-def whole_minute():
-    """For a test that counts in a fixed window of a minute on the real clock: it starts at least 5 s before the
-    minute ends, so that its hits and its reads fall in one window (a CLI or a web server started in between takes
-    a second or more under load; seen: a count read back as 0 from the next window)."""
-    left = 60 - time.time() % 60
-    if left < 5:
-        time.sleep(left + 0.05)
