@@ -161,7 +161,7 @@ extension Handle {
     /// limit's decision).
     func laneCall(_ op: AsyncOp) -> LaneCall? {
         if memory != nil { return nil }
-        if tags, Keys.tagProblem(id: op.idBuffer) != nil { return nil }
+        if hashTags, Keys.tagProblem(id: op.idBuffer) != nil { return nil }
         switch op.body {
         case let .count(bucket, nowMs, increment): return .countHit(bucket: bucket, nowMs: nowMs, increment: increment)
         case let .decision(lim, mode, cost, _): return .decision(lim: lim, mode: mode, cost: cost)
@@ -199,10 +199,10 @@ extension Handle {
             }
             script(Scripts.countHitMany)
             a.add(Int64(Scripts.countHitManyKeys))
-            Keys.appendIdBase(prefix: config.prefix, id: id, tags: tags, to: &a.bytes)
+            Keys.appendIdBase(prefix: config.prefix, id: id, tags: hashTags, to: &a.bytes)
             Decimal.append(bucket, to: &a.bytes)
             a.end()
-            Keys.appendIdBase(prefix: config.prefix, id: id, tags: tags, to: &a.bytes)
+            Keys.appendIdBase(prefix: config.prefix, id: id, tags: hashTags, to: &a.bytes)
             a.bytes.append(contentsOf: Keys.indexSuffix)
             a.end()
             a.add(config.expiryMs)
@@ -237,7 +237,7 @@ extension Handle {
         case let .getBucket(bucket):
             a.reset()
             a.add("HMGET")
-            Keys.appendIdBase(prefix: config.prefix, id: id, tags: tags, to: &a.bytes)
+            Keys.appendIdBase(prefix: config.prefix, id: id, tags: hashTags, to: &a.bytes)
             Decimal.append(bucket, to: &a.bytes)
             a.end()
             a.add("count")
@@ -275,10 +275,10 @@ extension Handle {
             a.add(Int64(Scripts.countHitManyKeys * es.count))
             for e in es {
                 guard case let .countHit(bucket, _, _) = e.call else { continue }
-                Keys.appendIdBase(prefix: prefix, id: e.op.idBuffer, tags: tags, to: &a.bytes)
+                Keys.appendIdBase(prefix: prefix, id: e.op.idBuffer, tags: hashTags, to: &a.bytes)
                 Decimal.append(bucket, to: &a.bytes)
                 a.end()
-                Keys.appendIdBase(prefix: prefix, id: e.op.idBuffer, tags: tags, to: &a.bytes)
+                Keys.appendIdBase(prefix: prefix, id: e.op.idBuffer, tags: hashTags, to: &a.bytes)
                 a.bytes.append(contentsOf: Keys.indexSuffix)
                 a.end()
             }

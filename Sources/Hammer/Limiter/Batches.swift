@@ -58,10 +58,10 @@ extension Handle {
         batches(todo, chunk: Handle.batchChunk, Scripts.countHitMany, nodeScript: Scripts.countHitManyNode, keyCount: { _ in Scripts.countHitManyKeys },
                 keys: { i, a in
             guard case let .success(r) = reqs[i] else { return }
-            Keys.appendIdBase(prefix: config.prefix, id: r.id, tags: tags, to: &a.bytes)
+            Keys.appendIdBase(prefix: config.prefix, id: r.id, tags: hashTags, to: &a.bytes)
             Decimal.append(r.bucket, to: &a.bytes)
             a.end()
-            Keys.appendIdBase(prefix: config.prefix, id: r.id, tags: tags, to: &a.bytes)
+            Keys.appendIdBase(prefix: config.prefix, id: r.id, tags: hashTags, to: &a.bytes)
             a.bytes.append(contentsOf: Keys.indexSuffix)
             a.end()
         }, header: { _, a in

@@ -33,7 +33,7 @@ final class Handle {
     let denyCache: DenyCache?
     /// memory://: the state in the process, no Redis (the pool then only keeps the statistics).
     let memory: MemoryStore?
-    let tags: Bool
+    let hashTags: Bool
     /// The non-blocking calls' engine (Engine/), made at the first hammer_submit or hammer_fd.
     let completions = EngineSlot()
     /// Blocking calls on the engine's lane now (Engine/Call.swift).
@@ -48,7 +48,7 @@ final class Handle {
         self.local = config.localFallback ? LocalLimiter() : nil
         self.denyCache = config.denyCacheEntries > 0 ? DenyCache(capacity: config.denyCacheEntries) : nil
         self.memory = config.memory ? MemoryStore() : nil
-        self.tags = config.hashTags
+        self.hashTags = config.hashTags
     }
 
     /// Opens the first connection (on a cluster: reads the slot map), so that a wrong address or password shows
@@ -76,10 +76,10 @@ final class Handle {
                       ttlMs: Int64? = nil) {
         let prefix = config.prefix
         a.add("2")
-        Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
+        Keys.appendIdBase(prefix: prefix, id: id, tags: hashTags, to: &a.bytes)
         Decimal.append(bucket, to: &a.bytes)
         a.end()
-        Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
+        Keys.appendIdBase(prefix: prefix, id: id, tags: hashTags, to: &a.bytes)
         a.bytes.append(contentsOf: Keys.indexSuffix)
         a.end()
         a.add(increment)
@@ -99,7 +99,7 @@ final class Handle {
         switch lim.algorithm {
         case .fixedWindow:
             // Its own buckets: fw.<limit>.<period_ms>.<capacity>.<window>.
-            Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
+            Keys.appendIdBase(prefix: prefix, id: id, tags: hashTags, to: &a.bytes)
             if own {
                 a.bytes.append(contentsOf: Keys.ownSuffix(Keys.ownBucketWord, lim))
                 a.bytes.append(46)
@@ -112,7 +112,7 @@ final class Handle {
             if own { suffixes = suffixes.map { Keys.ownSuffix($0, lim) } + [Keys.indexSuffix] }
         }
         for s in suffixes {
-            Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
+            Keys.appendIdBase(prefix: prefix, id: id, tags: hashTags, to: &a.bytes)
             a.bytes.append(contentsOf: s)
             a.end()
         }
@@ -186,7 +186,7 @@ final class Handle {
         return measured(id, Outcome(calls: 1), since: t0) { conn in
             conn.args.reset()
             conn.args.add("HMGET")
-            Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &conn.args.bytes)
+            Keys.appendIdBase(prefix: prefix, id: id, tags: hashTags, to: &conn.args.bytes)
             Decimal.append(bucket, to: &conn.args.bytes)
             conn.args.end()
             conn.args.add("count")
@@ -227,7 +227,7 @@ final class Handle {
             pages += 1
             conn.args.reset()
             conn.args.add("ZRANGE")
-            Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &conn.args.bytes)
+            Keys.appendIdBase(prefix: prefix, id: id, tags: hashTags, to: &conn.args.bytes)
             conn.args.bytes.append(contentsOf: Keys.indexSuffix)
             conn.args.end()
             conn.args.add("0")
@@ -259,11 +259,11 @@ final class Handle {
             let res = Replies.integers(conn.eval(Scripts.deleteBuckets) { a in
                 a.add(Int64(1 + Keys.stateSuffixes.count + members.count))
                 for s in [Keys.indexSuffix] + Keys.stateSuffixes + members {
-                    Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
+                    Keys.appendIdBase(prefix: prefix, id: id, tags: hashTags, to: &a.bytes)
                     a.bytes.append(contentsOf: s)
                     a.end()
                 }
-                Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
+                Keys.appendIdBase(prefix: prefix, id: id, tags: hashTags, to: &a.bytes)
                 a.end()
                 a.add(Int64(2 + Keys.stateSuffixes.count))
                 a.add(Handle.deletePage)
@@ -289,10 +289,10 @@ final class Handle {
     /// escaped for the glob, then only keys that are prefix + id + ":" + an integer.
     private func scanDelete(_ conn: Connection, id: [UInt8]) -> Result<Int64, Failure> {
         var base: [UInt8] = []
-        id.withUnsafeBufferPointer { Keys.appendIdBase(prefix: config.prefix, id: $0, tags: tags, to: &base) }
+        id.withUnsafeBufferPointer { Keys.appendIdBase(prefix: config.prefix, id: $0, tags: hashTags, to: &base) }
         var pattern = Keys.globEscape(base)
-        pattern.append(42)
-        var cursor: [UInt8] = [48]
+        pattern.append(UInt8(ascii: "*"))
+        var cursor: [UInt8] = [UInt8(ascii: "0")]
         var deleted: Int64 = 0
         repeat {
             // SCAN's replies hold up to COUNT keys (a hint Redis may exceed); each round trip gets its own timeout_ms,
@@ -321,7 +321,7 @@ final class Handle {
                 for i in 0..<list.pointee.elements {
                     guard let k = list.pointee.element?[i] else { continue }
                     let key = Array(Connection.bytes(k))
-                    if Keys.isBucketKey(key, prefix: config.prefix, id: id, tags: tags) { keys.append(key) }
+                    if Keys.isBucketKey(key, prefix: config.prefix, id: id, tags: hashTags) { keys.append(key) }
                 }
             }
             if !keys.isEmpty {
@@ -333,7 +333,7 @@ final class Handle {
                 case let .success(n): deleted = deleted.addingClamped(n)
                 }
             }
-        } while cursor != [48]
+        } while cursor != [UInt8(ascii: "0")]
         return .success(deleted)
     }
 
@@ -439,7 +439,7 @@ final class Handle {
                  take: (Int, Result<UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>, Failure>) -> Void,
                  idOf: (Int) -> UnsafeBufferPointer<UInt8>?) {
         var todo = todo
-        if tags {
+        if hashTags {
             todo = todo.filter { i in
                 guard let id = idOf(i), let m = Keys.tagProblem(id: id) else { return true }
                 take(i, .failure(Failure(.invalid, m)))
@@ -451,13 +451,13 @@ final class Handle {
                 withoutActuallyEscaping(header) { header in
                     withoutActuallyEscaping(fill) { fill in
                         withoutActuallyEscaping(idOf) { idOf in
-                            let prefix = config.prefix, tags = tags
+                            let prefix = config.prefix, hashTags = hashTags
                             let p = Pipeline(script: script, nodeScript: topology.isCluster ? nodeScript : nil, width: width,
                                              chunk: chunk, keyCount: keyCount, keys: keys, header: header, fill: fill,
                                              timeoutUs: config.timeoutMs &* 1000,
                                              probe: { i, a in
                                 guard let id = idOf(i) else { return }
-                                Keys.appendIdBase(prefix: prefix, id: id, tags: tags, to: &a.bytes)
+                                Keys.appendIdBase(prefix: prefix, id: id, tags: hashTags, to: &a.bytes)
                                 a.end()
                             })
                             if case let .cluster(router) = topology {
@@ -484,7 +484,8 @@ final class Handle {
     static let batchChunk = 128
 }
 
-/// Decoding of hiredis replies into results. Each frees the reply.
+/// Decoding of hiredis replies into results. The forms that take a `Reply` free it; the `...Value` forms leave it
+/// to their caller.
 enum Replies {
     /// A Redis error reply as a failure, or nil.
     static func error(_ r: UnsafeMutablePointer<redisReply>) -> Failure? {

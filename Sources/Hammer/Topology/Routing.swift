@@ -11,7 +11,7 @@ extension Handle {
     @inline(__always)
     func with<T>(_ id: UnsafeBufferPointer<UInt8>, since t0: Int64, outcome: (Result<T, Failure>) -> Outcome?,
                  _ body: (Connection) -> Result<T, Failure>) -> Result<T, Failure> {
-        guard tags else { return pool.with(since: t0, outcome: outcome, body) }
+        guard hashTags else { return pool.with(since: t0, outcome: outcome, body) }
         var r: Result<T, Failure>
         if let m = Keys.tagProblem(id: id) {
             r = .failure(Failure(.invalid, m))
