@@ -90,6 +90,7 @@ final class MemoryStore {
         return r
     }
 
+    /// with()'s work under the shard's lock (with() ran the fork check).
     private func locked<T>(_ s: Shard, _ id: UnsafeBufferPointer<UInt8>, create: Bool, since t0: Int64,
                            count: ((T) -> Outcome)?, next: inout Int, _ body: (inout MemoryState, Int64) -> T) -> T {
         s.lock.lock()

@@ -139,7 +139,7 @@ final class Pool {
     }
 
     /// A connection for a call that must end by `deadlineUs` (monotonic): the wait for a free one and the connect
-    /// both count.
+    /// both count. Its callers ran the fork check.
     private func acquire(until deadlineUs: Int64) -> Result<Connection, Failure> {
         // A call memory:// does not answer in the process must never reach a Redis at the default address.
         if config.memory { return .failure(Failure(.internal, "memory://: this call has no in-process answer")) }
@@ -307,7 +307,7 @@ final class Pool {
     }
 
     /// `connectFailed`: connecting (or finding the master) failed. `trips`: the failure opens the breaker. `tried`:
-    /// Redis was talked to (a success then closes the breaker).
+    /// Redis was talked to (a success then closes the breaker). Its callers ran the fork check.
     private func release(_ conn: Connection, _ failure: Failure?, connectFailed: Bool = false, trips: Bool,
                          tried: Bool = true, counting: (Outcome, Int64)? = nil) {
         let broken = conn.isBroken
