@@ -70,7 +70,7 @@ class FakeRedis:
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.connections = 0
-        self.closed_by_client = 0   # connections the client closed (EOF while we waited for a command)
+        self.closed_by_client = 0   # connections the client closed (EOF or a reset)
         self.commands = []          # (conn_no, args) of every command but PING
         self.stopping = False
         self.threads = []
@@ -103,8 +103,7 @@ class FakeRedis:
             while not self.stopping:
                 args = read_command(f)
                 if args is None:
-                    with self.lock:
-                        self.closed_by_client += 1
+                    self._closed_by_client()
                     return
                 if args[0].upper() == b"PING":
                     steps = self.ping if self.ping is not None else [b"+PONG\r\n"]
@@ -126,6 +125,8 @@ class FakeRedis:
                         s()
                     else:
                         c.sendall(s)
+        except ConnectionResetError:
+            self._closed_by_client()   # closed with bytes of ours unread: the client's kernel answers with a reset
         except OSError:
             pass
         finally:
@@ -133,6 +134,18 @@ class FakeRedis:
                 c.close()
             except OSError:
                 pass
+
+    def _closed_by_client(self):
+        with self.lock:
+            self.closed_by_client += 1
+
+    def wait_closed_by_client(self, n, within=5.0):
+        """closed_by_client once it reaches n or `within` seconds have passed: the connection's thread sees the
+        client's close when it is next scheduled, which under load can be after the client's next calls."""
+        end = time.monotonic() + within
+        while self.closed_by_client < n and time.monotonic() < end:
+            time.sleep(0.01)
+        return self.closed_by_client
 
     def close(self):
         self.stopping = True

@@ -188,7 +188,7 @@ def test_a_lane_out_of_step_is_dropped_and_no_op_gets_another_ops_reply(case, ca
         run(main(fake.url(pool_size=1)))
         assert fake.connections == 2
         assert [c for c, _ in fake.commands] == [0] + [1] * 5
-        assert fake.closed_by_client >= 1
+        assert fake.wait_closed_by_client(1) >= 1
 
 
 def test_a_stray_reply_that_arrives_just_after_an_op_never_reaches_the_next_op():

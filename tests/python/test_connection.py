@@ -114,7 +114,7 @@ def test_a_connection_out_of_step_is_dropped_and_no_call_gets_another_calls_repl
         # They came on a new connection: the first was closed by the client, never lent again.
         assert fake.connections == 2
         assert [c for c, _ in fake.commands] == [0] + [1] * 5
-        assert fake.closed_by_client >= 1
+        assert fake.wait_closed_by_client(1) >= 1
 
 
 def test_a_reply_nobody_asked_for_that_arrives_while_idle_is_never_read_as_a_reply():
