@@ -68,4 +68,3 @@ def h(request, redis_server, open_hammer):
     """A handle on the shared server, default prefix, expiry_ms 60000: over plain TCP, and over TLS (the server's
     TLS port, same data)."""
     return open_hammer(redis_server.url() if request.param == "tcp" else redis_server.tls_url())
-
