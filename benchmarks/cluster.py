@@ -39,7 +39,10 @@ def main():
         for node in cluster.live_nodes():
             node.cli("ACL", "SETUSER", "slots", "on", ">pw", "~*", "+@all", "-info")
         slot_url = cl_url.replace("redis+cluster://", "redis+cluster://slots:pw@")
-        rows = {"single": [], "distinct": [], "batch64": [], "hit64": [], "batch64_slots": [], "hit64_slots": []}
+        # The first master's first slot range: a new id per call, every one on that master (the lone Redis gets the
+        # same ids), which tells routing's cost from that of waking three servers in turn on a machine's few cores.
+        one = "slots:%d-%d" % min(r for rs in cluster.slot_ranges().values() for r in rs)
+        rows = {"single": [], "distinct": [], "one_master": [], "batch64": [], "hit64": [], "batch64_slots": [], "hit64_slots": []}
         n, nb = 4000, 6400
         for r in range(args.rounds):
             def single(u, mode, side, c):
@@ -50,6 +53,8 @@ def main():
                 ("cluster", lambda c: single(cl_url, "same", "cluster", c)),
                 ("lone_d", lambda c: single(lone_url, "distinct", "lone_d", c)),
                 ("cluster_d", lambda c: single(cl_url, "distinct", "cluster_d", c)),
+                ("lone_1", lambda c: single(lone_url, one, "lone_1", c)),
+                ("cluster_1", lambda c: single(cl_url, one, "cluster_1", c)),
                 ("lone_b", lambda c: c_side([prog("bench_batch"), lone_url, "count", "batch", nb, 64, f"l{r}{c}"])),
                 ("cluster_b", lambda c: c_side([prog("bench_batch"), cl_url, "count", "batch", nb, 64, f"c{r}{c}"])),
                 ("lone_h", lambda c: c_side([prog("bench_batch"), lone_url, "hit", "batch", nb, 64, f"l{r}{c}"])),
@@ -59,6 +64,7 @@ def main():
             ])
             rows["single"].append((rate["cluster"], rate["lone"]))
             rows["distinct"].append((rate["cluster_d"], rate["lone_d"]))
+            rows["one_master"].append((rate["cluster_1"], rate["lone_1"]))
             rows["batch64"].append((rate["cluster_b"], rate["lone_b"]))
             rows["hit64"].append((rate["cluster_h"], rate["lone_h"]))
             rows["batch64_slots"].append((rate["slots_b"], rate["lone_b"]))
@@ -66,6 +72,7 @@ def main():
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1][0]:.0f}/{v[-1][1]:.0f}" for k, v in rows.items()))
         names = {"single": "count_hit, 1 thread, same id: cluster / lone Redis (calls/s)",
                  "distinct": "count_hit, 1 thread, distinct ids: cluster / lone Redis (calls/s)",
+                 "one_master": "count_hit, 1 thread, distinct ids all on one master: cluster / lone Redis (calls/s)",
                  "batch64": "count_hits, batches of 64 ids over 3 masters: cluster / lone Redis (decisions/s)",
                  "hit64": "hit_many (fixed window), batches of 64 ids over 3 masters: cluster / lone Redis (decisions/s)",
                  "batch64_slots": "count_hits, batches of 64, one script per slot (as Redis 6.2): cluster / lone Redis",

@@ -2,6 +2,8 @@
  * bench_core.c — benchmarks of the core API (hammer_count_hit, hammer_delete_buckets). Modes:
  *
  *   bench_core single  URL N same|distinct TAG   N calls from one thread; prints ops_per_sec
+ *   bench_core single  URL N slots:LO-HI TAG     as distinct, with ids whose hash slot is in LO..HI (on a
+ *                                                 cluster: ids of one master, made before the timed calls)
  *   bench_core threads URL THREADS N              N calls split over THREADS threads on ONE handle; ops_per_sec
  *   bench_core delete  URL ROUNDS BUCKETS TAG    per round: BUCKETS count_hit (untimed), then one timed
  *                                                 hammer_delete_buckets; prints median_us and mean_us per delete
@@ -34,10 +36,34 @@ static void hit_or_die(hammer_t *h, const char *id, int64_t bucket, int64_t now)
     if (st != HAMMER_OK || count < 1) DIE("hammer_count_hit: %s: %s", hammer_strerror(st), hammer_last_error());
 }
 
+/* Redis Cluster's hash slot of an id: CRC16-XMODEM of the id (the library braces it: {id}), modulo 16384. */
+static unsigned slot_of(const char *id)
+{
+    unsigned crc = 0;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        crc ^= (unsigned)*p << 8;
+        for (int k = 0; k < 8; k++) crc = (crc & 0x8000) ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+    return crc & 16383;
+}
+
 static int run_single(const char *url, long n, const char *mode, const char *tag)
 {
-    int distinct = strcmp(mode, "distinct") == 0;
-    if (!distinct && strcmp(mode, "same") != 0) DIE("mode must be same or distinct");
+    unsigned lo = 0, hi = 0;
+    int in_slots = sscanf(mode, "slots:%u-%u", &lo, &hi) == 2 && lo <= hi && hi < 16384;
+    int distinct = in_slots || strcmp(mode, "distinct") == 0;
+    if (!distinct && strcmp(mode, "same") != 0) DIE("mode must be same, distinct or slots:LO-HI");
+    char (*ids)[64] = NULL;
+    if (in_slots) {
+        if (n < 1 || n > 10000000) DIE("N must be from 1 to 10000000");
+        ids = malloc((size_t)n * sizeof *ids);
+        if (!ids) DIE("out of memory");
+        for (long i = 0, k = 0; i < n; k++) {
+            snprintf(ids[i], sizeof ids[i], "bench:s:%s:%ld", tag, k);
+            unsigned s = slot_of(ids[i]);
+            if (s >= lo && s <= hi) i++;
+        }
+    }
     hammer_t *h = open_or_die(url);
     char id[128];
     for (int i = 0; i < WARMUP; i++) {     /* the same kind of call as the timed ones */
@@ -48,11 +74,15 @@ static int run_single(const char *url, long n, const char *mode, const char *tag
     double t0 = mono_s(), c0 = cpu_s();
     for (long i = 0; i < n; i++) {
         int64_t now = wall_ms();
-        if (distinct) snprintf(id, sizeof id, "bench:d:%s:%ld", tag, i);
-        hit_or_die(h, id, now / 60000, now);
+        if (in_slots) hit_or_die(h, ids[i], now / 60000, now);
+        else {
+            if (distinct) snprintf(id, sizeof id, "bench:d:%s:%ld", tag, i);
+            hit_or_die(h, id, now / 60000, now);
+        }
     }
     double dt = mono_s() - t0, cpu = cpu_s() - c0;
     hammer_close(h);
+    free(ids);
     printf("ops_per_sec=%.1f calls=%ld seconds=%.4f cpu_us_per_call=%.2f\n", n / dt, n, dt, cpu * 1e6 / n);
     return 0;
 }
